@@ -1,0 +1,1 @@
+//! Shared helpers for the benches (libbpf FFI lives in the bench files).

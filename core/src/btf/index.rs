@@ -1,0 +1,102 @@
+//! Name index: essential name + kind → type ids, built once per BTF.
+//!
+//! The table stores only `TypeId`s (4 bytes each); keys are hashed straight
+//! from the string section, so no name is copied.
+
+use hashbrown::HashTable;
+
+use super::strings::essential_name_len;
+use super::{Btf, Kind, TypeId};
+
+/// Index of a BTF's own named types by essential name (flavor suffix
+/// stripped) and kind.
+pub struct NameIndex {
+    table: HashTable<TypeId>,
+}
+
+impl core::fmt::Debug for NameIndex {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("NameIndex")
+            .field("entries", &self.table.len())
+            .finish()
+    }
+}
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+/// Fx-style hash of the kind and the essential name bytes.
+#[inline]
+fn hash(kind: Kind, name: &[u8]) -> u64 {
+    let mut h = (kind as u64).wrapping_mul(SEED);
+    let mut chunks = name.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(SEED);
+    }
+    let mut w = [0u8; 8];
+    let rest = chunks.remainder();
+    if let Some(dst) = w.get_mut(..rest.len()) {
+        dst.copy_from_slice(rest);
+    }
+    h = (h.rotate_left(5) ^ u64::from_le_bytes(w) ^ (name.len() as u64)).wrapping_mul(SEED);
+    // Spread the entropy into the top bits hashbrown uses for control bytes.
+    h ^ (h >> 29)
+}
+
+fn key<'a>(btf: &Btf<'a>, id: TypeId) -> Option<(Kind, &'a [u8])> {
+    let t = btf.get(id)?;
+    let name = btf.bytes_at(t.name_off())?;
+    Some((t.kind(), name.get(..essential_name_len(name))?))
+}
+
+impl NameIndex {
+    /// Indexes every named type of `btf` (not its base).
+    pub fn build(btf: &Btf<'_>) -> NameIndex {
+        let named = btf.types().filter(|t| t.name_off().0 != 0).count();
+        let mut table = HashTable::new();
+        // A failed reservation only means a slower, growing build.
+        let _ = table.try_reserve(named, |_: &TypeId| 0);
+        for t in btf.types() {
+            if t.name_off().0 == 0 {
+                continue;
+            }
+            let Some((kind, ess)) = key(btf, t.id()) else {
+                continue;
+            };
+            if ess.is_empty() {
+                continue;
+            }
+            table.insert_unique(hash(kind, ess), t.id(), |&id| {
+                key(btf, id).map_or(0, |(k, n)| hash(k, n))
+            });
+        }
+        NameIndex { table }
+    }
+
+    /// Number of indexed types.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether nothing is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Ids of `btf`'s own types of `kind` whose essential name equals
+    /// `essential` (in no particular order). `btf` must be the BTF this
+    /// index was built from.
+    pub fn find<'i, 'a: 'i>(
+        &'i self,
+        btf: &'i Btf<'a>,
+        essential: &'i str,
+        kind: Kind,
+    ) -> impl Iterator<Item = TypeId> + 'i {
+        let e = essential.as_bytes();
+        self.table
+            .iter_hash(hash(kind, e))
+            .copied()
+            .filter(move |&id| key(btf, id) == Some((kind, e)))
+    }
+}

@@ -1,0 +1,883 @@
+//! Zero-copy BTF: open and validate once, then borrow views.
+//!
+//! [`Btf::parse`] checks a blob in one pass (header, sections, every record's
+//! bounds and kind rules, type ids and string offsets in range) and keeps one
+//! `u32` offset per type; nothing else is allocated per type. Split BTF
+//! (module BTF over vmlinux) is opened with [`Btf::parse_split`] and
+//! continues its base's type ids and string offsets.
+
+pub mod dump;
+mod elf;
+mod id;
+mod index;
+pub mod layout;
+pub mod raw;
+mod strings;
+mod types;
+
+use alloc::vec::Vec;
+
+use once_cell::race::OnceBox;
+use scroll::Pread;
+
+pub use self::id::{StrOffset, TypeId};
+pub use self::index::NameIndex;
+use self::raw::*;
+pub use self::strings::{essential_name, essential_name_len};
+pub use self::types::{
+    Array, DatasecEntries, DatasecEntry, Enumerator, Enumerators, Int, Kind, Member, Members,
+    Param, Params, Type,
+};
+use crate::bytes::{Endian, u16_at, u32_at};
+use crate::error::{Error, ErrorKind, Result, Section};
+use crate::limits;
+
+/// A validated BTF blob borrowed from its bytes.
+pub struct Btf<'a> {
+    data: &'a [u8],
+    endian: Endian,
+    hdr_len: u32,
+    /// Absolute offset and length of the type section.
+    types: (usize, usize),
+    /// The string section.
+    strs: &'a [u8],
+    /// The kind-layout section, if any.
+    layout: &'a [u8],
+    /// Absolute offset of each own type's record; entry 0 is `start_id`.
+    offsets: Vec<u32>,
+    start_id: u32,
+    start_str_off: u32,
+    base: Option<&'a Btf<'a>>,
+    ptr_size: u32,
+    index: OnceBox<NameIndex>,
+}
+
+impl core::fmt::Debug for Btf<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Btf")
+            .field("endian", &self.endian)
+            .field("start_id", &self.start_id)
+            .field("types", &self.offsets.len())
+            .field("str_len", &self.strs.len())
+            .field("split", &self.base.is_some())
+            .finish()
+    }
+}
+
+/// Header facts needed by the type walk.
+struct Sections<'a> {
+    endian: Endian,
+    hdr_len: u32,
+    types: (usize, usize),
+    strs: &'a [u8],
+    strs_at: usize,
+    layout: &'a [u8],
+}
+
+fn err<T>(kind: ErrorKind, at: usize) -> Result<T> {
+    Err(Error::new(kind, at))
+}
+
+fn usz(v: u32) -> usize {
+    v as usize
+}
+
+fn sections(data: &[u8]) -> Result<Sections<'_>> {
+    let magic = u16_at(data, 0, Endian::Little).ok_or(Error::new(ErrorKind::Truncated, 0))?;
+    let endian = match magic {
+        BTF_MAGIC => Endian::Little,
+        BTF_MAGIC_SWAPPED => Endian::Big,
+        m => return err(ErrorKind::BadMagic(m), 0),
+    };
+    let hdr: BtfHeader = data
+        .pread_with(0, endian.scroll())
+        .map_err(|_| Error::new(ErrorKind::Truncated, 0))?;
+    if hdr.version != BTF_VERSION {
+        return err(ErrorKind::BadVersion(hdr.version), 2);
+    }
+    if hdr.flags != 0 {
+        return err(ErrorKind::BadFlags(hdr.flags), 3);
+    }
+    if hdr.hdr_len < HEADER_LEN_V1 || usz(hdr.hdr_len) > data.len() {
+        return err(ErrorKind::BadHeaderLen(hdr.hdr_len), 4);
+    }
+    let (mut layout_off, mut layout_len) = (0u32, 0u32);
+    let mut known = HEADER_LEN_V1;
+    if hdr.hdr_len >= HEADER_LEN_LAYOUT {
+        layout_off = u32_at(data, 24, endian).unwrap_or(0);
+        layout_len = u32_at(data, 28, endian).unwrap_or(0);
+        known = HEADER_LEN_LAYOUT;
+    }
+    let tail = data.get(usz(known)..usz(hdr.hdr_len)).unwrap_or(&[]);
+    if tail.iter().any(|&b| b != 0) {
+        return err(ErrorKind::NonZeroHeaderTail, usz(known));
+    }
+    let hdr_len = usz(hdr.hdr_len);
+    let body = data.len().saturating_sub(hdr_len);
+    let end_of = |off: u32, len: u32| usz(off).checked_add(usz(len));
+
+    if hdr.type_off % 4 != 0 {
+        return err(ErrorKind::Misaligned(Section::Types), 8);
+    }
+    let types_end = end_of(hdr.type_off, hdr.type_len)
+        .filter(|&e| e <= body)
+        .ok_or(Error::new(ErrorKind::SectionOutOfBounds(Section::Types), 8))?;
+    let strs_end = end_of(hdr.str_off, hdr.str_len)
+        .filter(|&e| e <= body)
+        .ok_or(Error::new(
+            ErrorKind::SectionOutOfBounds(Section::Strings),
+            16,
+        ))?;
+    if types_end > usz(hdr.str_off) {
+        return err(ErrorKind::SectionsOverlap, 16);
+    }
+    let mut layout: &[u8] = &[];
+    if layout_len != 0 {
+        let lend = end_of(layout_off, layout_len)
+            .filter(|&e| e <= body)
+            .ok_or(Error::new(
+                ErrorKind::SectionOutOfBounds(Section::Layout),
+                24,
+            ))?;
+        if layout_off % 4 != 0 {
+            return err(ErrorKind::Misaligned(Section::Layout), 24);
+        }
+        if layout_len % 4 != 0 {
+            return err(ErrorKind::BadLayout, 28);
+        }
+        if usz(layout_off) < types_end || lend > usz(hdr.str_off) {
+            return err(ErrorKind::SectionsOverlap, 24);
+        }
+        layout = data
+            .get(hdr_len.saturating_add(usz(layout_off))..hdr_len.saturating_add(lend))
+            .unwrap_or(&[]);
+        // Each entry: u8 info_sz, u8 elem_sz, u16 flags; sizes multiples of 4.
+        for (i, e) in layout.chunks_exact(4).enumerate() {
+            if let [info_sz, elem_sz, ..] = *e {
+                if info_sz % 4 != 0 || elem_sz % 4 != 0 {
+                    return err(
+                        ErrorKind::BadLayout,
+                        hdr_len
+                            .saturating_add(usz(layout_off))
+                            .saturating_add(i.saturating_mul(4)),
+                    );
+                }
+            }
+        }
+    }
+    if hdr.str_len > limits::MAX_STR_LEN {
+        return err(ErrorKind::StringsTooLarge(hdr.str_len), 20);
+    }
+    let strs_at = hdr_len.saturating_add(usz(hdr.str_off));
+    let strs = data
+        .get(strs_at..hdr_len.saturating_add(strs_end))
+        .ok_or(Error::new(
+            ErrorKind::SectionOutOfBounds(Section::Strings),
+            16,
+        ))?;
+    let types_at = hdr_len.saturating_add(usz(hdr.type_off));
+    Ok(Sections {
+        endian,
+        hdr_len: hdr.hdr_len,
+        types: (types_at, usz(hdr.type_len)),
+        strs,
+        strs_at,
+        layout,
+    })
+}
+
+/// Accumulates cross-record facts during the walk.
+struct Walk {
+    /// Highest type id referenced by any record.
+    max_ref: u32,
+    /// Id of the record holding `max_ref`, for the error.
+    max_ref_at: usize,
+    /// Records whose referenced kinds could not be checked yet (forward
+    /// references); usually empty.
+    deferred: Vec<u32>,
+}
+
+impl<'a> Btf<'a> {
+    /// Opens a base BTF blob (e.g. `/sys/kernel/btf/vmlinux` or a `.BTF`
+    /// section), validating it completely.
+    ///
+    /// # Errors
+    /// Any malformed header, section, record or reference, with its offset.
+    pub fn parse(data: &'a [u8]) -> Result<Btf<'a>> {
+        Self::open(data, None)
+    }
+
+    /// Opens a split BTF blob (module BTF) on top of `base`.
+    ///
+    /// # Errors
+    /// As [`Btf::parse`]; also when `base` has the other byte order.
+    pub fn parse_split(data: &'a [u8], base: &'a Btf<'a>) -> Result<Btf<'a>> {
+        Self::open(data, Some(base))
+    }
+
+    /// Opens the `.BTF` section of an ELF file (a BPF object, a vmlinux
+    /// image or a kernel module), with an optional base for module BTF.
+    ///
+    /// # Errors
+    /// When the ELF file cannot be read or has no `.BTF`, or as [`Btf::parse`].
+    pub fn parse_elf(data: &'a [u8], base: Option<&'a Btf<'a>>) -> Result<Btf<'a>> {
+        let sec = elf::section_data(data, ".BTF")?;
+        Self::open(sec, base)
+    }
+
+    /// Opens raw BTF or, if `data` starts with the ELF magic, its `.BTF`.
+    ///
+    /// # Errors
+    /// As [`Btf::parse_elf`] or [`Btf::parse`].
+    pub fn parse_any(data: &'a [u8], base: Option<&'a Btf<'a>>) -> Result<Btf<'a>> {
+        if elf::is_elf(data) {
+            Self::parse_elf(data, base)
+        } else {
+            Self::open(data, base)
+        }
+    }
+
+    fn open(data: &'a [u8], base: Option<&'a Btf<'a>>) -> Result<Btf<'a>> {
+        let s = sections(data)?;
+        if let Some(b) = base {
+            if b.endian != s.endian {
+                return err(ErrorKind::BaseEndianMismatch, 0);
+            }
+        } else {
+            // A base string section starts with the empty string.
+            if s.strs.first() != Some(&0) {
+                return err(ErrorKind::StringsNoLeadingNul, s.strs_at);
+            }
+        }
+        if !s.strs.is_empty() && s.strs.last() != Some(&0) {
+            return err(ErrorKind::StringsNotTerminated, s.strs_at);
+        }
+        let (start_id, start_str_off) = match base {
+            Some(b) => (
+                b.type_count(),
+                b.start_str_off
+                    .checked_add(b.strs.len() as u32)
+                    .ok_or(Error::new(ErrorKind::BadSplitBase, 0))?,
+            ),
+            None => (1, 0),
+        };
+        let mut btf = Btf {
+            data,
+            endian: s.endian,
+            hdr_len: s.hdr_len,
+            types: s.types,
+            strs: s.strs,
+            layout: s.layout,
+            offsets: Vec::new(),
+            start_id,
+            start_str_off,
+            base,
+            ptr_size: base.map_or(8, |b| b.ptr_size),
+            index: OnceBox::new(),
+        };
+        btf.walk()?;
+        if base.is_none() {
+            btf.ptr_size = btf.find_ptr_size().unwrap_or(Self::HOST_PTR_SIZE);
+        }
+        Ok(btf)
+    }
+
+    const HOST_PTR_SIZE: u32 = core::mem::size_of::<usize>() as u32;
+
+    /// The single validation pass over the type section.
+    fn walk(&mut self) -> Result<()> {
+        let (types_at, types_len) = self.types;
+        let data = self.data;
+        let endian = self.endian;
+        let types_end = types_at.saturating_add(types_len);
+        // Average record in real BTF is ~40 bytes; grow from there.
+        let guess = types_len / 40 + 16;
+        self.offsets
+            .try_reserve(guess)
+            .map_err(|_| Error::new(ErrorKind::OutOfMemory, types_at))?;
+        let str_end = self.start_str_off.saturating_add(self.strs.len() as u32);
+        let mut w = Walk {
+            max_ref: 0,
+            max_ref_at: 0,
+            deferred: Vec::new(),
+        };
+        let max_own = limits::MAX_TYPES
+            .saturating_sub(self.start_id)
+            .saturating_add(1);
+        let mut off = types_at;
+        while off < types_end {
+            let id = TypeId(self.start_id.saturating_add(self.offsets.len() as u32));
+            if self.offsets.len() as u32 >= max_own {
+                return err(ErrorKind::TooManyTypes, off);
+            }
+            let rec_hdr = data
+                .get(off..off.saturating_add(TYPE_LEN))
+                .filter(|_| off.saturating_add(TYPE_LEN) <= types_end)
+                .ok_or(Error::new(ErrorKind::RecordOutOfBounds(id), off))?;
+            let name_off = u32_at(rec_hdr, 0, endian).unwrap_or(0);
+            let info = u32_at(rec_hdr, 4, endian).unwrap_or(0);
+            let kind = info_kind(info);
+            let vlen = usz(info_vlen(info));
+            let rec_len = self.record_len(kind, vlen, off)?;
+            let rec_end = off
+                .checked_add(rec_len)
+                .filter(|&e| e <= types_end)
+                .ok_or(Error::new(ErrorKind::RecordOutOfBounds(id), off))?;
+            let rec = data
+                .get(off..rec_end)
+                .ok_or(Error::new(ErrorKind::RecordOutOfBounds(id), off))?;
+            if name_off >= str_end && name_off != 0 {
+                return err(ErrorKind::BadStrOffset(name_off), off);
+            }
+            self.check_record(id, kind, info, name_off, rec, off, str_end, &mut w)?;
+            self.offsets
+                .try_reserve(1)
+                .map_err(|_| Error::new(ErrorKind::OutOfMemory, off))?;
+            self.offsets.push(off as u32);
+            off = rec_end;
+        }
+        let count = self.type_count();
+        if w.max_ref >= count {
+            return err(ErrorKind::BadTypeId(TypeId(w.max_ref)), w.max_ref_at);
+        }
+        for &def in &w.deferred {
+            let t = self.type_by_id(TypeId(def))?;
+            self.check_refs(t, true)?;
+        }
+        self.offsets.shrink_to_fit();
+        Ok(())
+    }
+
+    fn record_len(&self, kind: u8, vlen: usize, off: usize) -> Result<usize> {
+        if kind == 0 {
+            return err(ErrorKind::UnknownKind(0), off);
+        }
+        if kind <= BTF_KIND_MAX {
+            let tail = vlen
+                .checked_mul(vlen_elem_size(kind))
+                .ok_or(Error::new(ErrorKind::Truncated, off))?;
+            return Ok(TYPE_LEN
+                .saturating_add(fixed_tail_size(kind))
+                .saturating_add(tail));
+        }
+        // A newer kind: its sizes come from the layout section.
+        let layout = self
+            .layout_for(kind)
+            .ok_or(Error::new(ErrorKind::UnknownKind(kind), off))?;
+        let (info_sz, elem_sz) = layout;
+        vlen.checked_mul(usz(elem_sz))
+            .and_then(|t| t.checked_add(TYPE_LEN + usz(info_sz)))
+            .ok_or(Error::new(ErrorKind::Truncated, off))
+    }
+
+    fn layout_for(&self, kind: u8) -> Option<(u32, u32)> {
+        let own = if self.layout.is_empty() {
+            self.base.map_or(&[][..], |b| b.layout)
+        } else {
+            self.layout
+        };
+        let e = own.get(usz(u32::from(kind)) * 4..usz(u32::from(kind)) * 4 + 4)?;
+        Some((u32::from(*e.first()?), u32::from(*e.get(1)?)))
+    }
+
+    /// Kind-specific rules for one record, in the spirit of the kernel's
+    /// `btf_check_meta` but accepting what clang puts in BPF objects
+    /// (extern linkage, FUNCs in `.ksyms`).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one hot call site, all borrowed state"
+    )]
+    #[inline(always)]
+    fn check_record(
+        &self,
+        id: TypeId,
+        kind: u8,
+        info: u32,
+        name_off: u32,
+        rec: &'a [u8],
+        off: usize,
+        str_end: u32,
+        w: &mut Walk,
+    ) -> Result<()> {
+        let e = self.endian;
+        let k = Kind::from_raw(kind).unwrap_or(Kind::Unknown);
+        let vlen = info_vlen(info);
+        let kflag = info_kflag(info);
+        let size_or_type = u32_at(rec, 8, e).unwrap_or(0);
+        let word = |at: usize| u32_at(rec, at, e).unwrap_or(0);
+        let mut refer = |t: u32| {
+            if t > w.max_ref {
+                w.max_ref = t;
+                w.max_ref_at = off;
+            }
+        };
+        let check_str = |s: u32| {
+            if s >= str_end {
+                err(ErrorKind::BadStrOffset(s), off)
+            } else {
+                Ok(())
+            }
+        };
+        let no_vlen = || {
+            if vlen != 0 {
+                err(ErrorKind::NonZeroVlen(k), off)
+            } else {
+                Ok(())
+            }
+        };
+        let no_kflag = || {
+            if kflag {
+                err(ErrorKind::KindFlagSet(k), off)
+            } else {
+                Ok(())
+            }
+        };
+        let needs_name = || {
+            if name_off == 0 || self.str_is_empty(name_off) {
+                err(ErrorKind::NameRequired(k), off)
+            } else {
+                Ok(())
+            }
+        };
+        match kind {
+            BTF_KIND_INT => {
+                no_vlen()?;
+                no_kflag()?;
+                let v = word(12);
+                let bits = v & 0xff;
+                let boff = (v >> 16) & 0xff;
+                let enc = (v >> 24) & 0x0f;
+                if !matches!(size_or_type, 1 | 2 | 4 | 8 | 16) {
+                    return err(ErrorKind::BadSize(k, size_or_type), off);
+                }
+                if v >> 28 != 0
+                    || bits > 128
+                    || bits.saturating_add(boff) > size_or_type.saturating_mul(8)
+                    || !matches!(enc, 0 | 1 | 2 | 4)
+                {
+                    return err(ErrorKind::BadInt(v), off);
+                }
+            }
+            BTF_KIND_PTR | BTF_KIND_VOLATILE | BTF_KIND_CONST | BTF_KIND_RESTRICT => {
+                no_vlen()?;
+                no_kflag()?;
+                refer(size_or_type);
+            }
+            BTF_KIND_TYPEDEF => {
+                no_vlen()?;
+                no_kflag()?;
+                needs_name()?;
+                refer(size_or_type);
+            }
+            BTF_KIND_TYPE_TAG => {
+                no_vlen()?;
+                needs_name()?;
+                refer(size_or_type);
+            }
+            BTF_KIND_ARRAY => {
+                no_vlen()?;
+                no_kflag()?;
+                let (elem, index) = (word(12), word(16));
+                if elem == 0 || index == 0 {
+                    return err(ErrorKind::BadArray, off);
+                }
+                refer(elem);
+                refer(index);
+                self.check_or_defer(
+                    id,
+                    index,
+                    w,
+                    |t| t.kind() == Kind::Int,
+                    ErrorKind::BadArray,
+                    off,
+                )?;
+            }
+            BTF_KIND_STRUCT | BTF_KIND_UNION => {
+                let size_bits = u64::from(size_or_type) * 8;
+                let mut last = 0u32;
+                let mut at = TYPE_LEN;
+                for i in 0..vlen {
+                    let (mn, mt, mo) = (word(at), word(at + 4), word(at + 8));
+                    at += 12;
+                    check_str(mn)?;
+                    refer(mt);
+                    let (bit_off, bsz) = if kflag {
+                        (mo & 0x00ff_ffff, mo >> 24)
+                    } else {
+                        (mo, 0)
+                    };
+                    if kind == BTF_KIND_UNION && bit_off != 0 {
+                        return err(ErrorKind::UnionMemberOffset, off);
+                    }
+                    if bit_off < last
+                        || u64::from(bit_off) > size_bits
+                        || (kflag && bsz == 0 && bit_off % 8 != 0)
+                    {
+                        return err(ErrorKind::BadMember(i), off);
+                    }
+                    last = bit_off;
+                }
+            }
+            BTF_KIND_ENUM | BTF_KIND_ENUM64 => {
+                if !matches!(size_or_type, 1 | 2 | 4 | 8) {
+                    return err(ErrorKind::BadSize(k, size_or_type), off);
+                }
+                let step = if kind == BTF_KIND_ENUM { 8 } else { 12 };
+                let mut at = TYPE_LEN;
+                for _ in 0..vlen {
+                    check_str(word(at))?;
+                    at += step;
+                }
+            }
+            BTF_KIND_FWD => {
+                no_vlen()?;
+                needs_name()?;
+            }
+            BTF_KIND_FUNC => {
+                needs_name()?;
+                no_kflag()?;
+                if vlen > LINKAGE_EXTERN {
+                    return err(ErrorKind::BadLinkage(vlen), off);
+                }
+                refer(size_or_type);
+                self.check_or_defer(
+                    id,
+                    size_or_type,
+                    w,
+                    |t| t.kind() == Kind::FuncProto,
+                    ErrorKind::FuncNotProto(TypeId(size_or_type)),
+                    off,
+                )?;
+            }
+            BTF_KIND_FUNC_PROTO => {
+                no_kflag()?;
+                refer(size_or_type);
+                let mut at = TYPE_LEN;
+                for i in 0..vlen {
+                    let (pn, pt) = (word(at), word(at + 4));
+                    at += 8;
+                    check_str(pn)?;
+                    refer(pt);
+                    if pt == 0 && (pn != 0 || i + 1 != vlen) {
+                        return err(ErrorKind::BadVarargs, off);
+                    }
+                }
+            }
+            BTF_KIND_VAR => {
+                no_vlen()?;
+                no_kflag()?;
+                needs_name()?;
+                refer(size_or_type);
+                let l = word(12);
+                if l > LINKAGE_EXTERN {
+                    return err(ErrorKind::BadLinkage(l), off);
+                }
+            }
+            BTF_KIND_DATASEC => {
+                no_kflag()?;
+                needs_name()?;
+                let mut at = TYPE_LEN;
+                for _ in 0..vlen {
+                    refer(word(at));
+                    at += 12;
+                }
+                if vlen != 0 {
+                    w.deferred
+                        .try_reserve(1)
+                        .map_err(|_| Error::new(ErrorKind::OutOfMemory, off))?;
+                    w.deferred.push(id.0);
+                }
+            }
+            BTF_KIND_FLOAT => {
+                no_vlen()?;
+                no_kflag()?;
+                if !matches!(size_or_type, 2 | 4 | 8 | 12 | 16) {
+                    return err(ErrorKind::BadSize(k, size_or_type), off);
+                }
+            }
+            BTF_KIND_DECL_TAG => {
+                no_vlen()?;
+                needs_name()?;
+                refer(size_or_type);
+                let c = word(12) as i32;
+                if c < -1 {
+                    return err(ErrorKind::BadComponentIdx(c), off);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Checks a reference's kind now when the target is already known, or
+    /// defers the whole record to after the walk.
+    #[inline(always)]
+    fn check_or_defer(
+        &self,
+        id: TypeId,
+        target: u32,
+        w: &mut Walk,
+        ok: impl Fn(&Type<'a>) -> bool,
+        bad: ErrorKind,
+        off: usize,
+    ) -> Result<()> {
+        if target < id.0 {
+            match self.get(TypeId(target)) {
+                Some(t) if ok(&t) => Ok(()),
+                _ => err(bad, off),
+            }
+        } else {
+            w.deferred
+                .try_reserve(1)
+                .map_err(|_| Error::new(ErrorKind::OutOfMemory, off))?;
+            w.deferred.push(id.0);
+            Ok(())
+        }
+    }
+
+    /// Re-checks the cross-type rules of one record once all types are known.
+    fn check_refs(&self, t: Type<'a>, _deferred: bool) -> Result<()> {
+        let off = self.record_offset(t.id);
+        match t.kind() {
+            Kind::Array => {
+                let a = t.as_array().unwrap_or(Array {
+                    elem_type: TypeId::VOID,
+                    index_type: TypeId::VOID,
+                    nelems: 0,
+                });
+                if self.get(a.index_type).map(|x| x.kind()) != Some(Kind::Int) {
+                    return err(ErrorKind::BadArray, off);
+                }
+            }
+            Kind::Func => {
+                if self.get(t.type_id()).map(|x| x.kind()) != Some(Kind::FuncProto) {
+                    return err(ErrorKind::FuncNotProto(t.type_id()), off);
+                }
+            }
+            Kind::Datasec => {
+                for e in t.datasec_entries() {
+                    if !matches!(
+                        self.get(e.type_id).map(|x| x.kind()),
+                        Some(Kind::Var | Kind::Func)
+                    ) {
+                        return err(ErrorKind::BadDatasecEntry(e.type_id), off);
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn record_offset(&self, id: TypeId) -> usize {
+        id.0.checked_sub(self.start_id)
+            .and_then(|i| self.offsets.get(usz(i)))
+            .map_or(0, |&o| usz(o))
+    }
+
+    fn str_is_empty(&self, off: u32) -> bool {
+        match off.checked_sub(self.start_str_off) {
+            Some(local) => self.strs.get(usz(local)).is_none_or(|&b| b == 0),
+            None => self.base.is_none_or(|b| b.str_is_empty(off)),
+        }
+    }
+
+    fn find_ptr_size(&self) -> Option<u32> {
+        const LONG: [&str; 11] = [
+            "long",
+            "long int",
+            "int long",
+            "unsigned long",
+            "long unsigned",
+            "unsigned long int",
+            "unsigned int long",
+            "long unsigned int",
+            "long int unsigned",
+            "int unsigned long",
+            "int long unsigned",
+        ];
+        self.types().find_map(|t| {
+            let int = t.as_int()?;
+            let name = self.str_at(t.name_off()).ok()?;
+            (LONG.contains(&name) && matches!(int.size, 4 | 8)).then_some(int.size)
+        })
+    }
+
+    /// Byte order of the blob.
+    pub fn endian(&self) -> Endian {
+        self.endian
+    }
+
+    /// The raw bytes this BTF was opened from.
+    pub fn data(&self) -> &'a [u8] {
+        self.data
+    }
+
+    /// Header length (24, or 32 with a layout section).
+    pub fn header_len(&self) -> u32 {
+        self.hdr_len
+    }
+
+    /// The string section.
+    pub fn strings(&self) -> &'a [u8] {
+        self.strs
+    }
+
+    /// The base of a split BTF.
+    pub fn base(&self) -> Option<&'a Btf<'a>> {
+        self.base
+    }
+
+    /// Number of type ids, including void and a split BTF's base types
+    /// (libbpf's `btf__type_cnt`).
+    pub fn type_count(&self) -> u32 {
+        self.start_id.saturating_add(self.offsets.len() as u32)
+    }
+
+    /// First id that belongs to this BTF (1, or the base's type count).
+    pub fn start_id(&self) -> TypeId {
+        TypeId(self.start_id)
+    }
+
+    /// First string offset that belongs to this BTF (0 for a base).
+    pub fn start_str_off(&self) -> StrOffset {
+        StrOffset(self.start_str_off)
+    }
+
+    /// Pointer size: from the `long` INT, inherited by split BTF, else the host's.
+    pub fn pointer_size(&self) -> u32 {
+        self.ptr_size
+    }
+
+    /// The type with `id` (own or, for split BTF, the base's); `None` for
+    /// void and ids past the end.
+    #[inline]
+    pub fn get(&self, id: TypeId) -> Option<Type<'a>> {
+        if id.0 < self.start_id {
+            return self.base?.get(id);
+        }
+        let off = usz(*self.offsets.get(usz(id.0 - self.start_id))?);
+        let info = u32_at(self.data, off.saturating_add(4), self.endian)?;
+        let kind = info_kind(info);
+        let len = if kind <= BTF_KIND_MAX {
+            TYPE_LEN
+                .saturating_add(fixed_tail_size(kind))
+                .saturating_add(usz(info_vlen(info)).saturating_mul(vlen_elem_size(kind)))
+        } else {
+            let (i, e) = self.layout_for(kind)?;
+            TYPE_LEN
+                .saturating_add(usz(i))
+                .saturating_add(usz(info_vlen(info)).saturating_mul(usz(e)))
+        };
+        Some(Type {
+            id,
+            rec: self.data.get(off..off.saturating_add(len))?,
+            endian: self.endian,
+        })
+    }
+
+    /// Like [`Btf::get`], with an error naming the bad id.
+    ///
+    /// # Errors
+    /// [`ErrorKind::BadTypeId`] for void and ids past the end.
+    pub fn type_by_id(&self, id: TypeId) -> Result<Type<'a>> {
+        self.get(id).ok_or(Error::new(ErrorKind::BadTypeId(id), 0))
+    }
+
+    /// This BTF's own types in id order (not the base's).
+    pub fn types(&self) -> impl ExactSizeIterator<Item = Type<'a>> + '_ {
+        (self.start_id..self.type_count()).map(move |i| {
+            // Every own id resolves; the fallback is unreachable.
+            self.get(TypeId(i)).unwrap_or(Type {
+                id: TypeId(i),
+                rec: &[],
+                endian: self.endian,
+            })
+        })
+    }
+
+    /// The string at `off` (own or the base's).
+    ///
+    /// # Errors
+    /// When `off` is out of range or the string is not UTF-8.
+    #[inline]
+    pub fn str_at(&self, off: StrOffset) -> Result<&'a str> {
+        match off.0.checked_sub(self.start_str_off) {
+            Some(local) => strings::str_at(self.strs, usz(local), off.0, 0),
+            None => match self.base {
+                Some(b) => b.str_at(off),
+                None => err(ErrorKind::BadStrOffset(off.0), 0),
+            },
+        }
+    }
+
+    /// The string at `off` as raw bytes (no UTF-8 check).
+    pub fn bytes_at(&self, off: StrOffset) -> Option<&'a [u8]> {
+        match off.0.checked_sub(self.start_str_off) {
+            Some(local) => strings::cstr_at(self.strs, usz(local)),
+            None => self.base?.bytes_at(off),
+        }
+    }
+
+    /// A type's name, `""` when anonymous.
+    ///
+    /// # Errors
+    /// As [`Btf::str_at`].
+    pub fn name(&self, t: &Type<'_>) -> Result<&'a str> {
+        self.str_at(t.name_off())
+    }
+
+    /// Follows CONST, VOLATILE, RESTRICT and TYPE_TAG from `id`.
+    ///
+    /// # Errors
+    /// On a bad id or a chain longer than the resolution limit.
+    pub fn skip_mods(&self, id: TypeId) -> Result<TypeId> {
+        self.skip(id, false)
+    }
+
+    /// Follows modifiers and typedefs from `id`.
+    ///
+    /// # Errors
+    /// On a bad id or a chain longer than the resolution limit.
+    pub fn skip_mods_and_typedefs(&self, id: TypeId) -> Result<TypeId> {
+        self.skip(id, true)
+    }
+
+    fn skip(&self, mut id: TypeId, typedefs: bool) -> Result<TypeId> {
+        let start = id;
+        for _ in 0..limits::MAX_RESOLVE_DEPTH {
+            if id == TypeId::VOID {
+                return Ok(id);
+            }
+            let t = self.type_by_id(id)?;
+            let k = t.kind();
+            if k.is_modifier() || (typedefs && k == Kind::Typedef) {
+                id = t.type_id();
+            } else {
+                return Ok(id);
+            }
+        }
+        err(ErrorKind::TypeChainTooDeep(start), 0)
+    }
+
+    /// The name index over this BTF's own types, built on first use.
+    pub fn index(&self) -> &NameIndex {
+        self.index
+            .get_or_init(|| alloc::boxed::Box::new(NameIndex::build(self)))
+    }
+
+    /// The first type with exactly `name` and `kind`, searching the base
+    /// first (libbpf's `btf__find_by_name_kind`).
+    pub fn find_by_name_kind(&self, name: &str, kind: Kind) -> Option<TypeId> {
+        if let Some(b) = self.base {
+            if let Some(id) = b.find_by_name_kind(name, kind) {
+                return Some(id);
+            }
+        }
+        self.index()
+            .find(self, essential_name(name), kind)
+            .find(|&id| {
+                self.get(id).and_then(|t| self.bytes_at(t.name_off())) == Some(name.as_bytes())
+            })
+    }
+}

@@ -1,0 +1,166 @@
+//! `ember`: inspect BTF (and, as the loader grows, objects and CO-RE).
+
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use ember::ember_core::btf::{Btf, Kind, dump};
+use ember::write::IoFmt;
+use ember::{Error, FileBytes};
+
+/// CO-RE eBPF loading in Rust: BTF tools.
+#[derive(Parser, Debug)]
+#[command(name = "ember", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// BTF files: raw (e.g. /sys/kernel/btf/vmlinux) or ELF with .BTF.
+    #[command(subcommand)]
+    Btf(BtfCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum BtfCmd {
+    /// Print every type, as `bpftool btf dump file` does (raw) or as a
+    /// C header (`vmlinux.h`).
+    Dump {
+        /// BTF file (raw or ELF).
+        file: PathBuf,
+        /// Base BTF when FILE is split BTF (module BTF over vmlinux).
+        #[arg(long, short = 'B')]
+        base: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Raw)]
+        format: Format,
+    },
+    /// Count types per kind, string bytes and parse time.
+    Stats {
+        /// BTF file (raw or ELF).
+        file: PathBuf,
+        /// Base BTF when FILE is split BTF.
+        #[arg(long, short = 'B')]
+        base: Option<PathBuf>,
+        /// Open the file this many times and report the median parse time.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        repeat: u32,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    /// bpftool's raw listing, line for line.
+    Raw,
+    /// A C header.
+    C,
+}
+
+fn read(path: &Path) -> Result<FileBytes, Error> {
+    FileBytes::open(path).map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn parse<'a>(path: &Path, bytes: &'a [u8], base: Option<&'a Btf<'a>>) -> Result<Btf<'a>, Error> {
+    Btf::parse_any(bytes, base).map_err(|source| Error::Btf {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    match cli.cmd {
+        Cmd::Btf(BtfCmd::Dump { file, base, format }) => {
+            let base_bytes = base.as_deref().map(read).transpose()?;
+            let base_btf = match (&base, &base_bytes) {
+                (Some(p), Some(b)) => Some(parse(p, b, None)?),
+                _ => None,
+            };
+            let bytes = read(&file)?;
+            let btf = parse(&file, &bytes, base_btf.as_ref())?;
+            let stdout = io::stdout().lock();
+            let mut out = IoFmt::new(io::BufWriter::with_capacity(1 << 16, stdout));
+            let res = match format {
+                Format::Raw => dump::raw::dump(&btf, &mut out),
+                Format::C => return Err("C format not yet built".into()),
+            };
+            if res.is_err() && out.error.is_none() {
+                return Err("formatting failed".into());
+            }
+            match out.finish() {
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+                Err(e) => Err(e.into()),
+                Ok(_) => Ok(()),
+            }
+        }
+        Cmd::Btf(BtfCmd::Stats { file, base, repeat }) => {
+            let base_bytes = base.as_deref().map(read).transpose()?;
+            let base_btf = match (&base, &base_bytes) {
+                (Some(p), Some(b)) => Some(parse(p, b, None)?),
+                _ => None,
+            };
+            let bytes = read(&file)?;
+            let mut times: Vec<Duration> = Vec::with_capacity(repeat as usize);
+            for _ in 1..repeat {
+                let t0 = Instant::now();
+                let b = parse(&file, &bytes, base_btf.as_ref())?;
+                times.push(t0.elapsed());
+                drop(b);
+            }
+            let t0 = Instant::now();
+            let btf = parse(&file, &bytes, base_btf.as_ref())?;
+            times.push(t0.elapsed());
+            times.sort();
+            let median = times[times.len() / 2];
+            let mut counts = [0u32; Kind::ALL.len() + 1];
+            for t in btf.types() {
+                let i = Kind::ALL
+                    .iter()
+                    .position(|&k| k == t.kind())
+                    .unwrap_or(Kind::ALL.len());
+                counts[i] += 1;
+            }
+            let mut o = io::stdout().lock();
+            writeln!(o, "file: {}", file.display())?;
+            writeln!(
+                o,
+                "types: {} (ids {}..{})",
+                btf.types().len(),
+                btf.start_id(),
+                btf.type_count()
+            )?;
+            for (k, n) in Kind::ALL.iter().zip(counts) {
+                if n != 0 {
+                    writeln!(o, "  {:<10} {n}", k.name())?;
+                }
+            }
+            if counts[Kind::ALL.len()] != 0 {
+                writeln!(o, "  {:<10} {}", "UNKNOWN", counts[Kind::ALL.len()])?;
+            }
+            writeln!(o, "strings: {} bytes", btf.strings().len())?;
+            writeln!(o, "endian: {:?}", btf.endian())?;
+            writeln!(
+                o,
+                "parse: {:.3} ms (median of {repeat})",
+                median.as_secs_f64() * 1e3
+            )?;
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ember: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

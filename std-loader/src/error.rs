@@ -1,0 +1,45 @@
+//! The loader's error: core and I/O errors with the file they came from.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// An ember error.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file could not be read.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// A BTF blob is malformed.
+    Btf {
+        /// The file it came from.
+        path: PathBuf,
+        /// The rule it broke and where.
+        source: ember_core::Error,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::Btf { path, source } => write!(f, "{}: BTF {source}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Btf { source, .. } => Some(source),
+        }
+    }
+}
+
+/// `Result` with ember's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

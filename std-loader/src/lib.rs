@@ -1,0 +1,14 @@
+//! ember: CO-RE eBPF loading in Rust — the std layer over [`ember_core`].
+//!
+//! Today it reads BTF files (mapping `/sys/kernel/btf/*`), and hosts the
+//! `ember` CLI; the loader proper (maps, programs, kernel BTF discovery)
+//! builds on this.
+#![deny(unsafe_code)]
+
+pub mod error;
+pub mod mapped;
+pub mod write;
+
+pub use ember_core;
+pub use error::{Error, Result};
+pub use mapped::FileBytes;

@@ -1,0 +1,1 @@
+//! Shared helpers for ember's integration tests.
