@@ -1,2 +1,93 @@
-//! placeholder
-fn main() {}
+//! Opening vmlinux BTF and looking names up: ember vs libbpf vs a bare walk,
+//! in the same run so only ratios matter.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use ember::FileBytes;
+use ember::ember_core::btf::{Btf, Kind, NameIndex};
+use ember_benches::{BTF_KIND_STRUCT, LibbpfBtf, bare_walk};
+
+const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+
+fn open(c: &mut Criterion) {
+    if !Path::new(VMLINUX).exists() {
+        eprintln!("skipping: {VMLINUX} is absent");
+        return;
+    }
+    let path = Path::new(VMLINUX);
+    let bytes = FileBytes::read(path).expect("read vmlinux BTF");
+    let mut g = c.benchmark_group("open_vmlinux");
+    g.bench_function("ember_parse_bytes", |b| {
+        b.iter(|| Btf::parse(black_box(&bytes)).expect("parse").type_count())
+    });
+    g.bench_function("ember_read_parse", |b| {
+        b.iter(|| {
+            let f = FileBytes::read(path).expect("read");
+            Btf::parse(&f).expect("parse").type_count()
+        })
+    });
+    g.bench_function("ember_mmap_parse", |b| {
+        b.iter(|| {
+            let f = FileBytes::map(path).expect("mmap");
+            Btf::parse(&f).expect("parse").type_count()
+        })
+    });
+    g.bench_function("bare_walk_mmap", |b| {
+        b.iter(|| {
+            let f = FileBytes::map(path).expect("mmap");
+            bare_walk(&f).len()
+        })
+    });
+    g.bench_function("libbpf_btf__parse", |b| {
+        b.iter(|| LibbpfBtf::parse(VMLINUX).expect("libbpf parse").type_cnt())
+    });
+    g.bench_function("libbpf_btf__new_bytes", |b| {
+        b.iter(|| {
+            LibbpfBtf::from_bytes(black_box(&bytes))
+                .expect("libbpf new")
+                .type_cnt()
+        })
+    });
+    g.finish();
+
+    let btf = Btf::parse(&bytes).expect("parse");
+    let mut g = c.benchmark_group("name_index");
+    g.bench_function("ember_build_index", |b| {
+        b.iter(|| NameIndex::build(&btf).len())
+    });
+    g.finish();
+
+    // A late type: the last named struct in the file.
+    let late = btf
+        .types()
+        .filter(|t| t.kind() == Kind::Struct && t.name_off().0 != 0)
+        .last()
+        .map(|t| btf.str_at(t.name_off()).expect("name").to_owned())
+        .expect("a named struct");
+    let late_c = std::ffi::CString::new(late.clone()).expect("cstr");
+    let lb = LibbpfBtf::parse(VMLINUX).expect("libbpf parse");
+    btf.index();
+    let mut g = c.benchmark_group("lookup");
+    g.bench_function("ember_task_struct", |b| {
+        b.iter(|| btf.find_by_name_kind(black_box("task_struct"), Kind::Struct))
+    });
+    g.bench_function("libbpf_task_struct", |b| {
+        b.iter(|| lb.find_by_name_kind(black_box(c"task_struct"), BTF_KIND_STRUCT))
+    });
+    g.bench_function("ember_late_struct", |b| {
+        b.iter(|| btf.find_by_name_kind(black_box(&late), Kind::Struct))
+    });
+    g.bench_function("libbpf_late_struct", |b| {
+        b.iter(|| lb.find_by_name_kind(black_box(&late_c), BTF_KIND_STRUCT))
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(3));
+    targets = open
+}
+criterion_main!(benches);

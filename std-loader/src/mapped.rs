@@ -55,19 +55,20 @@ impl FileBytes {
         Ok(FileBytes::Owned(v))
     }
 
-    /// Maps the whole file read-only.
+    /// Maps the whole file read-only and private (sysfs BTF refuses
+    /// shared mappings).
     ///
     /// # Errors
     /// The I/O error of opening or mapping the file.
     pub fn map(path: &Path) -> std::io::Result<FileBytes> {
         let f = File::open(path)?;
         #[expect(unsafe_code, reason = "memory mapping needs unsafe; see SAFETY")]
-        // SAFETY: `Mmap::map` is unsafe because another process could change
+        // SAFETY: mapping is unsafe because another process could change
         // or truncate the file under the mapping. Callers of `open` only map
         // `/sys/kernel/btf/*`, which the kernel serves read-only from memory
         // that lives as long as the kernel (or the module) does; `map` is
         // public for benchmarks and documented to need an immutable file.
-        let m = unsafe { memmap2::Mmap::map(&f)? };
+        let m = unsafe { memmap2::MmapOptions::new().map_copy_read_only(&f)? };
         Ok(FileBytes::Mapped(m))
     }
 }

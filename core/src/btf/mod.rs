@@ -14,6 +14,7 @@ pub mod layout;
 pub mod raw;
 mod strings;
 mod types;
+mod validate;
 
 use alloc::vec::Vec;
 
@@ -186,17 +187,6 @@ fn sections(data: &[u8]) -> Result<Sections<'_>> {
     })
 }
 
-/// Accumulates cross-record facts during the walk.
-struct Walk {
-    /// Highest type id referenced by any record.
-    max_ref: u32,
-    /// Id of the record holding `max_ref`, for the error.
-    max_ref_at: usize,
-    /// Records whose referenced kinds could not be checked yet (forward
-    /// references); usually empty.
-    deferred: Vec<u32>,
-}
-
 impl<'a> Btf<'a> {
     /// Opens a base BTF blob (e.g. `/sys/kernel/btf/vmlinux` or a `.BTF`
     /// section), validating it completely.
@@ -275,7 +265,10 @@ impl<'a> Btf<'a> {
             ptr_size: base.map_or(8, |b| b.ptr_size),
             index: OnceBox::new(),
         };
-        btf.walk()?;
+        match btf.endian {
+            Endian::Little => btf.walk::<false>()?,
+            Endian::Big => btf.walk::<true>()?,
+        }
         if base.is_none() {
             btf.ptr_size = btf.find_ptr_size().unwrap_or(Self::HOST_PTR_SIZE);
         }
@@ -284,359 +277,23 @@ impl<'a> Btf<'a> {
 
     const HOST_PTR_SIZE: u32 = core::mem::size_of::<usize>() as u32;
 
-    /// The single validation pass over the type section.
-    fn walk(&mut self) -> Result<()> {
-        let (types_at, types_len) = self.types;
-        let data = self.data;
-        let endian = self.endian;
-        let types_end = types_at.saturating_add(types_len);
-        // Average record in real BTF is ~40 bytes; grow from there.
-        let guess = types_len / 40 + 16;
-        self.offsets
-            .try_reserve(guess)
-            .map_err(|_| Error::new(ErrorKind::OutOfMemory, types_at))?;
-        let str_end = self.start_str_off.saturating_add(self.strs.len() as u32);
-        let mut w = Walk {
-            max_ref: 0,
-            max_ref_at: 0,
-            deferred: Vec::new(),
-        };
-        let max_own = limits::MAX_TYPES
-            .saturating_sub(self.start_id)
-            .saturating_add(1);
-        let mut off = types_at;
-        while off < types_end {
-            let id = TypeId(self.start_id.saturating_add(self.offsets.len() as u32));
-            if self.offsets.len() as u32 >= max_own {
-                return err(ErrorKind::TooManyTypes, off);
-            }
-            let rec_hdr = data
-                .get(off..off.saturating_add(TYPE_LEN))
-                .filter(|_| off.saturating_add(TYPE_LEN) <= types_end)
-                .ok_or(Error::new(ErrorKind::RecordOutOfBounds(id), off))?;
-            let name_off = u32_at(rec_hdr, 0, endian).unwrap_or(0);
-            let info = u32_at(rec_hdr, 4, endian).unwrap_or(0);
-            let kind = info_kind(info);
-            let vlen = usz(info_vlen(info));
-            let rec_len = self.record_len(kind, vlen, off)?;
-            let rec_end = off
-                .checked_add(rec_len)
-                .filter(|&e| e <= types_end)
-                .ok_or(Error::new(ErrorKind::RecordOutOfBounds(id), off))?;
-            let rec = data
-                .get(off..rec_end)
-                .ok_or(Error::new(ErrorKind::RecordOutOfBounds(id), off))?;
-            if name_off >= str_end && name_off != 0 {
-                return err(ErrorKind::BadStrOffset(name_off), off);
-            }
-            self.check_record(id, kind, info, name_off, rec, off, str_end, &mut w)?;
-            self.offsets
-                .try_reserve(1)
-                .map_err(|_| Error::new(ErrorKind::OutOfMemory, off))?;
-            self.offsets.push(off as u32);
-            off = rec_end;
-        }
-        let count = self.type_count();
-        if w.max_ref >= count {
-            return err(ErrorKind::BadTypeId(TypeId(w.max_ref)), w.max_ref_at);
-        }
-        for &def in &w.deferred {
-            let t = self.type_by_id(TypeId(def))?;
-            self.check_refs(t, true)?;
-        }
-        self.offsets.shrink_to_fit();
-        Ok(())
-    }
-
-    fn record_len(&self, kind: u8, vlen: usize, off: usize) -> Result<usize> {
-        if kind == 0 {
-            return err(ErrorKind::UnknownKind(0), off);
-        }
-        if kind <= BTF_KIND_MAX {
-            let tail = vlen
-                .checked_mul(vlen_elem_size(kind))
-                .ok_or(Error::new(ErrorKind::Truncated, off))?;
-            return Ok(TYPE_LEN
-                .saturating_add(fixed_tail_size(kind))
-                .saturating_add(tail));
-        }
-        // A newer kind: its sizes come from the layout section.
-        let layout = self
-            .layout_for(kind)
-            .ok_or(Error::new(ErrorKind::UnknownKind(kind), off))?;
-        let (info_sz, elem_sz) = layout;
-        vlen.checked_mul(usz(elem_sz))
-            .and_then(|t| t.checked_add(TYPE_LEN + usz(info_sz)))
-            .ok_or(Error::new(ErrorKind::Truncated, off))
-    }
-
-    fn layout_for(&self, kind: u8) -> Option<(u32, u32)> {
+    /// Record sizes `(info_sz, elem_sz)` for a kind from the layout section
+    /// (a split BTF without one uses its base's).
+    pub(crate) fn layout_for(&self, kind: u8) -> Option<(u32, u32)> {
         let own = if self.layout.is_empty() {
             self.base.map_or(&[][..], |b| b.layout)
         } else {
             self.layout
         };
-        let e = own.get(usz(u32::from(kind)) * 4..usz(u32::from(kind)) * 4 + 4)?;
-        Some((u32::from(*e.first()?), u32::from(*e.get(1)?)))
-    }
-
-    /// Kind-specific rules for one record, in the spirit of the kernel's
-    /// `btf_check_meta` but accepting what clang puts in BPF objects
-    /// (extern linkage, FUNCs in `.ksyms`).
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "one hot call site, all borrowed state"
-    )]
-    #[inline(always)]
-    fn check_record(
-        &self,
-        id: TypeId,
-        kind: u8,
-        info: u32,
-        name_off: u32,
-        rec: &'a [u8],
-        off: usize,
-        str_end: u32,
-        w: &mut Walk,
-    ) -> Result<()> {
-        let e = self.endian;
-        let k = Kind::from_raw(kind).unwrap_or(Kind::Unknown);
-        let vlen = info_vlen(info);
-        let kflag = info_kflag(info);
-        let size_or_type = u32_at(rec, 8, e).unwrap_or(0);
-        let word = |at: usize| u32_at(rec, at, e).unwrap_or(0);
-        let mut refer = |t: u32| {
-            if t > w.max_ref {
-                w.max_ref = t;
-                w.max_ref_at = off;
-            }
-        };
-        let check_str = |s: u32| {
-            if s >= str_end {
-                err(ErrorKind::BadStrOffset(s), off)
-            } else {
-                Ok(())
-            }
-        };
-        let no_vlen = || {
-            if vlen != 0 {
-                err(ErrorKind::NonZeroVlen(k), off)
-            } else {
-                Ok(())
-            }
-        };
-        let no_kflag = || {
-            if kflag {
-                err(ErrorKind::KindFlagSet(k), off)
-            } else {
-                Ok(())
-            }
-        };
-        let needs_name = || {
-            if name_off == 0 || self.str_is_empty(name_off) {
-                err(ErrorKind::NameRequired(k), off)
-            } else {
-                Ok(())
-            }
-        };
-        match kind {
-            BTF_KIND_INT => {
-                no_vlen()?;
-                no_kflag()?;
-                let v = word(12);
-                let bits = v & 0xff;
-                let boff = (v >> 16) & 0xff;
-                let enc = (v >> 24) & 0x0f;
-                if !matches!(size_or_type, 1 | 2 | 4 | 8 | 16) {
-                    return err(ErrorKind::BadSize(k, size_or_type), off);
-                }
-                if v >> 28 != 0
-                    || bits > 128
-                    || bits.saturating_add(boff) > size_or_type.saturating_mul(8)
-                    || !matches!(enc, 0 | 1 | 2 | 4)
-                {
-                    return err(ErrorKind::BadInt(v), off);
-                }
-            }
-            BTF_KIND_PTR | BTF_KIND_VOLATILE | BTF_KIND_CONST | BTF_KIND_RESTRICT => {
-                no_vlen()?;
-                no_kflag()?;
-                refer(size_or_type);
-            }
-            BTF_KIND_TYPEDEF => {
-                no_vlen()?;
-                no_kflag()?;
-                needs_name()?;
-                refer(size_or_type);
-            }
-            BTF_KIND_TYPE_TAG => {
-                no_vlen()?;
-                needs_name()?;
-                refer(size_or_type);
-            }
-            BTF_KIND_ARRAY => {
-                no_vlen()?;
-                no_kflag()?;
-                let (elem, index) = (word(12), word(16));
-                if elem == 0 || index == 0 {
-                    return err(ErrorKind::BadArray, off);
-                }
-                refer(elem);
-                refer(index);
-                self.check_or_defer(
-                    id,
-                    index,
-                    w,
-                    |t| t.kind() == Kind::Int,
-                    ErrorKind::BadArray,
-                    off,
-                )?;
-            }
-            BTF_KIND_STRUCT | BTF_KIND_UNION => {
-                let size_bits = u64::from(size_or_type) * 8;
-                let mut last = 0u32;
-                let mut at = TYPE_LEN;
-                for i in 0..vlen {
-                    let (mn, mt, mo) = (word(at), word(at + 4), word(at + 8));
-                    at += 12;
-                    check_str(mn)?;
-                    refer(mt);
-                    let (bit_off, bsz) = if kflag {
-                        (mo & 0x00ff_ffff, mo >> 24)
-                    } else {
-                        (mo, 0)
-                    };
-                    if kind == BTF_KIND_UNION && bit_off != 0 {
-                        return err(ErrorKind::UnionMemberOffset, off);
-                    }
-                    if bit_off < last
-                        || u64::from(bit_off) > size_bits
-                        || (kflag && bsz == 0 && bit_off % 8 != 0)
-                    {
-                        return err(ErrorKind::BadMember(i), off);
-                    }
-                    last = bit_off;
-                }
-            }
-            BTF_KIND_ENUM | BTF_KIND_ENUM64 => {
-                if !matches!(size_or_type, 1 | 2 | 4 | 8) {
-                    return err(ErrorKind::BadSize(k, size_or_type), off);
-                }
-                let step = if kind == BTF_KIND_ENUM { 8 } else { 12 };
-                let mut at = TYPE_LEN;
-                for _ in 0..vlen {
-                    check_str(word(at))?;
-                    at += step;
-                }
-            }
-            BTF_KIND_FWD => {
-                no_vlen()?;
-                needs_name()?;
-            }
-            BTF_KIND_FUNC => {
-                needs_name()?;
-                no_kflag()?;
-                if vlen > LINKAGE_EXTERN {
-                    return err(ErrorKind::BadLinkage(vlen), off);
-                }
-                refer(size_or_type);
-                self.check_or_defer(
-                    id,
-                    size_or_type,
-                    w,
-                    |t| t.kind() == Kind::FuncProto,
-                    ErrorKind::FuncNotProto(TypeId(size_or_type)),
-                    off,
-                )?;
-            }
-            BTF_KIND_FUNC_PROTO => {
-                no_kflag()?;
-                refer(size_or_type);
-                let mut at = TYPE_LEN;
-                for i in 0..vlen {
-                    let (pn, pt) = (word(at), word(at + 4));
-                    at += 8;
-                    check_str(pn)?;
-                    refer(pt);
-                    if pt == 0 && (pn != 0 || i + 1 != vlen) {
-                        return err(ErrorKind::BadVarargs, off);
-                    }
-                }
-            }
-            BTF_KIND_VAR => {
-                no_vlen()?;
-                no_kflag()?;
-                needs_name()?;
-                refer(size_or_type);
-                let l = word(12);
-                if l > LINKAGE_EXTERN {
-                    return err(ErrorKind::BadLinkage(l), off);
-                }
-            }
-            BTF_KIND_DATASEC => {
-                no_kflag()?;
-                needs_name()?;
-                let mut at = TYPE_LEN;
-                for _ in 0..vlen {
-                    refer(word(at));
-                    at += 12;
-                }
-                if vlen != 0 {
-                    w.deferred
-                        .try_reserve(1)
-                        .map_err(|_| Error::new(ErrorKind::OutOfMemory, off))?;
-                    w.deferred.push(id.0);
-                }
-            }
-            BTF_KIND_FLOAT => {
-                no_vlen()?;
-                no_kflag()?;
-                if !matches!(size_or_type, 2 | 4 | 8 | 12 | 16) {
-                    return err(ErrorKind::BadSize(k, size_or_type), off);
-                }
-            }
-            BTF_KIND_DECL_TAG => {
-                no_vlen()?;
-                needs_name()?;
-                refer(size_or_type);
-                let c = word(12) as i32;
-                if c < -1 {
-                    return err(ErrorKind::BadComponentIdx(c), off);
-                }
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    /// Checks a reference's kind now when the target is already known, or
-    /// defers the whole record to after the walk.
-    #[inline(always)]
-    fn check_or_defer(
-        &self,
-        id: TypeId,
-        target: u32,
-        w: &mut Walk,
-        ok: impl Fn(&Type<'a>) -> bool,
-        bad: ErrorKind,
-        off: usize,
-    ) -> Result<()> {
-        if target < id.0 {
-            match self.get(TypeId(target)) {
-                Some(t) if ok(&t) => Ok(()),
-                _ => err(bad, off),
-            }
-        } else {
-            w.deferred
-                .try_reserve(1)
-                .map_err(|_| Error::new(ErrorKind::OutOfMemory, off))?;
-            w.deferred.push(id.0);
-            Ok(())
+        let at = usz(u32::from(kind)).checked_mul(4)?;
+        match own.get(at..at.checked_add(4)?)? {
+            &[info_sz, elem_sz, _, _] => Some((u32::from(info_sz), u32::from(elem_sz))),
+            _ => None,
         }
     }
 
     /// Re-checks the cross-type rules of one record once all types are known.
-    fn check_refs(&self, t: Type<'a>, _deferred: bool) -> Result<()> {
+    fn check_refs(&self, t: Type<'a>) -> Result<()> {
         let off = self.record_offset(t.id);
         match t.kind() {
             Kind::Array => {
@@ -669,17 +326,10 @@ impl<'a> Btf<'a> {
         Ok(())
     }
 
-    fn record_offset(&self, id: TypeId) -> usize {
+    pub(crate) fn record_offset(&self, id: TypeId) -> usize {
         id.0.checked_sub(self.start_id)
             .and_then(|i| self.offsets.get(usz(i)))
             .map_or(0, |&o| usz(o))
-    }
-
-    fn str_is_empty(&self, off: u32) -> bool {
-        match off.checked_sub(self.start_str_off) {
-            Some(local) => self.strs.get(usz(local)).is_none_or(|&b| b == 0),
-            None => self.base.is_none_or(|b| b.str_is_empty(off)),
-        }
     }
 
     fn find_ptr_size(&self) -> Option<u32> {
