@@ -1,1 +1,89 @@
-//! Shared helpers for ember's integration tests.
+//! Shared helpers for ember's integration tests: where fixtures and oracle
+//! inputs live, and how a test that needs the machine skips or fails.
+//!
+//! A test that needs something the machine may lack (root, a kernel
+//! feature, bpftool, clang, the Debian kernel BTF) calls [`skip`] with the
+//! reason. Normally that prints the reason and the test returns; with
+//! `EMBER_REQUIRE_KERNEL=1` (CI) it fails instead, so CI never passes by
+//! skipping.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Whether CI demands every environment-dependent test actually run.
+pub fn required() -> bool {
+    std::env::var_os("EMBER_REQUIRE_KERNEL").is_some_and(|v| v == "1")
+}
+
+/// Reports a missing prerequisite: panics under `EMBER_REQUIRE_KERNEL=1`,
+/// otherwise prints the reason so the caller can return.
+pub fn skip(reason: &str) {
+    if required() {
+        panic!("EMBER_REQUIRE_KERNEL=1 but this test cannot run: {reason}");
+    }
+    eprintln!("skipped: {reason}");
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// A committed fixture file under `tests/fixtures`.
+pub fn fixture(name: &str) -> PathBuf {
+    root().join("tests/fixtures").join(name)
+}
+
+/// Finds an executable on PATH (or in /usr/sbin, where Debian puts bpftool).
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The directory made by `tests/scripts/kernel-btf.sh` (Debian 6.1 vmlinux
+/// and modules), from `EMBER_KERNEL_BTF_DIR` or `target/kernel-btf`.
+pub fn kernel_btf_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("EMBER_KERNEL_BTF_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/kernel-btf"));
+    dir.join("vmlinux").is_file().then_some(dir)
+}
+
+/// Runs a command and returns its stdout, panicking with its stderr on failure.
+pub fn run_stdout(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The first differing line of two texts, for assertion messages.
+pub fn first_difference(a: &str, b: &str) -> Option<(usize, String, String)> {
+    let mut la = a.lines();
+    let mut lb = b.lines();
+    let mut n = 1;
+    loop {
+        match (la.next(), lb.next()) {
+            (None, None) => return None,
+            (x, y) if x == y => n += 1,
+            (x, y) => {
+                return Some((
+                    n,
+                    x.unwrap_or("<end>").to_owned(),
+                    y.unwrap_or("<end>").to_owned(),
+                ));
+            }
+        }
+    }
+}
