@@ -531,3 +531,8 @@ impl<'a> Btf<'a> {
             })
     }
 }
+
+#[cfg(test)]
+mod test_util;
+#[cfg(test)]
+mod tests;
