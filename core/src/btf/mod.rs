@@ -117,7 +117,7 @@ fn sections(data: &[u8]) -> Result<Sections<'_>> {
     let body = data.len().saturating_sub(hdr_len);
     let end_of = |off: u32, len: u32| usz(off).checked_add(usz(len));
 
-    if hdr.type_off % 4 != 0 {
+    if !hdr.type_off.is_multiple_of(4) {
         return err(ErrorKind::Misaligned(Section::Types), 8);
     }
     let types_end = end_of(hdr.type_off, hdr.type_len)
@@ -140,10 +140,10 @@ fn sections(data: &[u8]) -> Result<Sections<'_>> {
                 ErrorKind::SectionOutOfBounds(Section::Layout),
                 24,
             ))?;
-        if layout_off % 4 != 0 {
+        if !layout_off.is_multiple_of(4) {
             return err(ErrorKind::Misaligned(Section::Layout), 24);
         }
-        if layout_len % 4 != 0 {
+        if !layout_len.is_multiple_of(4) {
             return err(ErrorKind::BadLayout, 28);
         }
         if usz(layout_off) < types_end || lend > usz(hdr.str_off) {
@@ -155,7 +155,7 @@ fn sections(data: &[u8]) -> Result<Sections<'_>> {
         // Each entry: u8 info_sz, u8 elem_sz, u16 flags; sizes multiples of 4.
         for (i, e) in layout.chunks_exact(4).enumerate() {
             if let [info_sz, elem_sz, ..] = *e {
-                if info_sz % 4 != 0 || elem_sz % 4 != 0 {
+                if !info_sz.is_multiple_of(4) || !elem_sz.is_multiple_of(4) {
                     return err(
                         ErrorKind::BadLayout,
                         hdr_len
@@ -306,10 +306,8 @@ impl<'a> Btf<'a> {
                     return err(ErrorKind::BadArray, off);
                 }
             }
-            Kind::Func => {
-                if self.get(t.type_id()).map(|x| x.kind()) != Some(Kind::FuncProto) {
-                    return err(ErrorKind::FuncNotProto(t.type_id()), off);
-                }
+            Kind::Func if self.get(t.type_id()).map(|x| x.kind()) != Some(Kind::FuncProto) => {
+                return err(ErrorKind::FuncNotProto(t.type_id()), off);
             }
             Kind::Datasec => {
                 for e in t.datasec_entries() {

@@ -21,24 +21,13 @@ pub(crate) fn str_at(strs: &[u8], local: usize, abs: u32, at: usize) -> Result<&
 /// Length of the essential part of a CO-RE name: everything before the
 /// last `___flavor` suffix (`x___y` where neither side of `___` is `_`).
 pub fn essential_name_len(name: &[u8]) -> usize {
-    let n = name.len();
-    let mut i = n.saturating_sub(5);
-    if n < 5 {
-        return n;
+    // Most names have no `___`: one fast scan rules the flavor out.
+    if !name.windows(3).any(|w| w == b"___") {
+        return name.len();
     }
-    loop {
-        if let Some(w) = name.get(i..i.saturating_add(5)) {
-            if let [a, b'_', b'_', b'_', e] = *w {
-                if a != b'_' && e != b'_' {
-                    return i.saturating_add(1);
-                }
-            }
-        }
-        if i == 0 {
-            return n;
-        }
-        i = i.saturating_sub(1);
-    }
+    name.windows(5)
+        .rposition(|w| matches!(*w, [a, b'_', b'_', b'_', e] if a != b'_' && e != b'_'))
+        .map_or(name.len(), |i| i.saturating_add(1))
 }
 
 /// The essential part of a CO-RE name (`task_struct___v2` → `task_struct`).

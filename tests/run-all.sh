@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Runs every check and test of ember: the one command README names.
+#
+# On a fresh Debian machine run as root it installs what the tests use
+# (clang/llvm for BPF fixtures and header compiles, bpftool and libbpf-dev as
+# the reference oracle); as another user it says what to install and stops.
+# Set EMBER_REQUIRE_KERNEL=1 to turn every "skipped: ..." into a failure
+# (CI does). Set EMBER_FUZZ_SECONDS=N to fuzz each target N seconds (default
+# 20 when cargo-fuzz and a nightly toolchain are present; 0 disables).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+# 1. Debian packages.
+pkgs=(clang llvm bpftool libbpf-dev pkg-config python3 xz-utils)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    step "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "missing Debian packages: ${missing[*]}" >&2
+    echo "install them with: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+# 2. Reference inputs that are downloaded, never committed.
+step "Debian 6.1 kernel BTF (tests/scripts/kernel-btf.sh)"
+if ! EMBER_KERNEL_BTF_DIR=$(tests/scripts/kernel-btf.sh); then
+  if [ "${EMBER_REQUIRE_KERNEL:-0}" = 1 ]; then exit 1; fi
+  echo "continuing without it: those tests will say 'skipped'"
+  EMBER_KERNEL_BTF_DIR=
+fi
+export EMBER_KERNEL_BTF_DIR
+
+step "format"
+cargo fmt --all --check
+
+step "clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "unsafe audit"
+# Only the audited modules may opt into unsafe code.
+allowed='^(sys/src/raw\.rs|std-loader/src/mapped\.rs)$'
+bad=$(git ls-files '*.rs' | xargs grep -l -E 'allow\(unsafe_code|expect\(unsafe_code' | grep -v -E "$allowed" || true)
+if [ -n "$bad" ]; then echo "unsafe_code allowed outside the audited modules: $bad" >&2; exit 1; fi
+
+step "no_std check"
+cargo check --quiet --manifest-path tests/nostd-check/Cargo.toml
+
+step "fixtures are up to date"
+tests/fixtures/build.sh --check
+
+step "docs"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
+step "tests"
+cargo test --workspace --release
+
+step "fuzz"
+fuzz_all() {
+  for t in $(cargo +nightly fuzz list --fuzz-dir fuzz); do
+    mkdir -p "fuzz/corpus/$t"
+    cargo +nightly fuzz run --fuzz-dir fuzz "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" \
+      -- -max_total_time="$secs" -rss_limit_mb=2048 2>&1 | tail -n 2
+  done
+}
+secs=${EMBER_FUZZ_SECONDS:-20}
+if [ "$secs" != 0 ]; then
+  if ! cargo +nightly fuzz --version >/dev/null 2>&1 && [ "${EMBER_REQUIRE_KERNEL:-0}" = 1 ]; then
+    cargo install cargo-fuzz --locked --quiet
+  fi
+  if cargo +nightly fuzz --version >/dev/null 2>&1; then
+    fuzz_all
+  else
+    echo "fuzz skipped: needs 'cargo install cargo-fuzz' and a nightly toolchain"
+  fi
+fi
+echo
+echo "all checks passed"
