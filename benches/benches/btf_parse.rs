@@ -7,7 +7,7 @@ use std::path::Path;
 use criterion::{Criterion, criterion_group, criterion_main};
 use ember::FileBytes;
 use ember::ember_core::btf::{Btf, Kind, NameIndex};
-use ember_benches::{BTF_KIND_STRUCT, LibbpfBtf, bare_walk};
+use ember_benches::{BTF_KIND_STRUCT, LibbpfBtf, bare_walk, malloc_in_use};
 
 const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
@@ -18,6 +18,7 @@ fn open(c: &mut Criterion) {
     }
     let path = Path::new(VMLINUX);
     let bytes = FileBytes::read(path).expect("read vmlinux BTF");
+    report_memory(&bytes);
     let mut g = c.benchmark_group("open_vmlinux");
     g.bench_function("ember_parse_bytes", |b| {
         b.iter(|| Btf::parse(black_box(&bytes)).expect("parse").type_count())
@@ -83,6 +84,28 @@ fn open(c: &mut Criterion) {
         b.iter(|| lb.find_by_name_kind(black_box(&late_c), BTF_KIND_STRUCT))
     });
     g.finish();
+}
+
+/// Heap held after opening vmlinux BTF, beyond the file's bytes, measured
+/// the same way (malloc in use) for both.
+fn report_memory(bytes: &[u8]) {
+    let before = malloc_in_use();
+    let btf = Btf::parse(bytes).expect("parse");
+    let parsed = malloc_in_use() - before;
+    btf.index();
+    let indexed = malloc_in_use() - before;
+    drop(btf);
+    let before = malloc_in_use();
+    let lb = LibbpfBtf::from_bytes(bytes).expect("libbpf");
+    let libbpf = malloc_in_use() - before;
+    drop(lb);
+    println!(
+        "memory: ember {} KiB after open, {} KiB with name index; libbpf btf__new {} KiB (file {} KiB)",
+        parsed / 1024,
+        indexed / 1024,
+        libbpf / 1024,
+        bytes.len() / 1024
+    );
 }
 
 criterion_group! {

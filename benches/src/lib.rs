@@ -100,3 +100,32 @@ pub fn bare_walk(data: &[u8]) -> Vec<u32> {
 
 /// The ids bench lookups use: libbpf's BTF_KIND_STRUCT.
 pub const BTF_KIND_STRUCT: u32 = 4;
+
+/// glibc's `struct mallinfo2`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+struct Mallinfo2 {
+    arena: usize,
+    ordblks: usize,
+    smblks: usize,
+    hblks: usize,
+    hblkhd: usize,
+    usmblks: usize,
+    fsmblks: usize,
+    uordblks: usize,
+    fordblks: usize,
+    keepcost: usize,
+}
+
+unsafe extern "C" {
+    fn mallinfo2() -> Mallinfo2;
+}
+
+/// Bytes currently allocated through malloc (small chunks plus mmapped
+/// blocks), from glibc's `mallinfo2`: the same measure for Rust's and
+/// libbpf's allocations, since both go through malloc.
+pub fn malloc_in_use() -> usize {
+    // SAFETY: mallinfo2 takes no arguments and returns a plain struct.
+    let m = unsafe { mallinfo2() };
+    m.uordblks + m.hblkhd
+}

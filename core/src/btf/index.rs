@@ -5,8 +5,9 @@
 
 use hashbrown::HashTable;
 
+use super::raw::info_kind;
 use super::strings::essential_name_len;
-use super::{Btf, Kind, TypeId};
+use super::{Btf, Kind, StrOffset, TypeId};
 
 /// Index of a BTF's own named types by essential name (flavor suffix
 /// stripped) and kind.
@@ -34,12 +35,13 @@ fn hash(kind: Kind, name: &[u8]) -> u64 {
         w.copy_from_slice(c);
         h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(SEED);
     }
-    let mut w = [0u8; 8];
-    let rest = chunks.remainder();
-    if let Some(dst) = w.get_mut(..rest.len()) {
-        dst.copy_from_slice(rest);
-    }
-    h = (h.rotate_left(5) ^ u64::from_le_bytes(w) ^ (name.len() as u64)).wrapping_mul(SEED);
+    // A byte loop, not copy_from_slice: a variable-length copy is a memcpy call.
+    let tail = chunks
+        .remainder()
+        .iter()
+        .rev()
+        .fold(0u64, |w, &b| (w << 8) | u64::from(b));
+    h = (h.rotate_left(5) ^ tail ^ (name.len() as u64)).wrapping_mul(SEED);
     // Spread the entropy into the top bits hashbrown uses for control bytes.
     h ^ (h >> 29)
 }
@@ -53,25 +55,34 @@ fn key<'a>(btf: &Btf<'a>, id: TypeId) -> Option<(Kind, &'a [u8])> {
 impl NameIndex {
     /// Indexes every named type of `btf` (not its base).
     pub fn build(btf: &Btf<'_>) -> NameIndex {
-        let named = btf.types().filter(|t| t.name_off().0 != 0).count();
+        let named = btf.own_headers().filter(|&(_, name, _)| name != 0).count();
         let mut table = HashTable::new();
         // A failed reservation only means a slower, growing build.
         let _ = table.try_reserve(named, |_: &TypeId| 0);
-        for t in btf.types() {
-            if t.name_off().0 == 0 {
+        for (id, name_off, info) in btf.own_headers() {
+            if name_off == 0 {
                 continue;
             }
-            let Some((kind, ess)) = key(btf, t.id()) else {
+            let Some(name) = btf.bytes_at(StrOffset(name_off)) else {
+                continue;
+            };
+            let ess = name.get(..essential_name_len(name)).unwrap_or(name);
+            let Some(kind) = Kind::from_raw(info_kind(info)) else {
                 continue;
             };
             if ess.is_empty() {
                 continue;
             }
-            table.insert_unique(hash(kind, ess), t.id(), |&id| {
+            table.insert_unique(hash(kind, ess), id, |&id| {
                 key(btf, id).map_or(0, |(k, n)| hash(k, n))
             });
         }
         NameIndex { table }
+    }
+
+    /// Bytes of heap the table holds.
+    pub fn heap_bytes(&self) -> usize {
+        self.table.allocation_size()
     }
 
     /// Number of indexed types.

@@ -444,6 +444,21 @@ impl<'a> Btf<'a> {
         })
     }
 
+    /// `(id, name_off, info)` of each own type, read straight from the
+    /// records (cheaper than building [`Type`] views).
+    pub(crate) fn own_headers(&self) -> impl Iterator<Item = (TypeId, u32, u32)> + '_ {
+        let e = self.endian;
+        self.offsets
+            .iter()
+            .zip(self.start_id..)
+            .map(move |(&off, id)| {
+                let off = usz(off);
+                let name = u32_at(self.data, off, e).unwrap_or(0);
+                let info = u32_at(self.data, off.saturating_add(4), e).unwrap_or(0);
+                (TypeId(id), name, info)
+            })
+    }
+
     /// The string at `off` (own or the base's).
     ///
     /// # Errors
@@ -460,6 +475,7 @@ impl<'a> Btf<'a> {
     }
 
     /// The string at `off` as raw bytes (no UTF-8 check).
+    #[inline]
     pub fn bytes_at(&self, off: StrOffset) -> Option<&'a [u8]> {
         match off.0.checked_sub(self.start_str_off) {
             Some(local) => strings::cstr_at(self.strs, usz(local)),
@@ -506,6 +522,19 @@ impl<'a> Btf<'a> {
             }
         }
         err(ErrorKind::TypeChainTooDeep(start), 0)
+    }
+
+    /// Heap bytes this BTF holds beyond its input: the offset table, plus
+    /// the name index once built.
+    pub fn heap_bytes(&self) -> usize {
+        let index = self.index.get().map_or(0, |i| {
+            i.heap_bytes()
+                .saturating_add(core::mem::size_of::<NameIndex>())
+        });
+        self.offsets
+            .capacity()
+            .saturating_mul(4)
+            .saturating_add(index)
     }
 
     /// The name index over this BTF's own types, built on first use.

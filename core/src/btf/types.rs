@@ -59,6 +59,7 @@ pub enum Kind {
 impl Kind {
     /// The kind for a raw `BTF_KIND_*` value; kinds past `ENUM64` map to
     /// [`Kind::Unknown`] and 0 to `None`.
+    #[inline]
     pub fn from_raw(k: u8) -> Option<Kind> {
         Some(match k {
             BTF_KIND_INT => Kind::Int,
@@ -187,49 +188,58 @@ impl<'a> Type<'a> {
     }
 
     /// This type's id.
+    #[inline]
     pub fn id(&self) -> TypeId {
         self.id
     }
 
     /// The raw `info` word.
+    #[inline]
     pub fn info(&self) -> u32 {
         self.word(4)
     }
 
     /// The kind.
+    #[inline]
     pub fn kind(&self) -> Kind {
         Kind::from_raw(self.raw_kind()).unwrap_or(Kind::Unknown)
     }
 
     /// The raw `BTF_KIND_*` value.
+    #[inline]
     pub fn raw_kind(&self) -> u8 {
         info_kind(self.info())
     }
 
     /// `name_off`; resolve it with [`Btf::str_at`](super::Btf::str_at).
+    #[inline]
     pub fn name_off(&self) -> StrOffset {
         StrOffset(self.word(0))
     }
 
     /// Number of trailing elements (members, enumerators, params, entries);
     /// for FUNC it is the linkage.
+    #[inline]
     pub fn vlen(&self) -> u32 {
         info_vlen(self.info())
     }
 
     /// The kind flag (bitfield mode, enum signedness, fwd union, raw tag).
+    #[inline]
     pub fn kflag(&self) -> bool {
         info_kflag(self.info())
     }
 
     /// The `size` half of the `size`/`type` union (INT, composites, enums,
     /// DATASEC, FLOAT).
+    #[inline]
     pub fn size(&self) -> u32 {
         self.word(8)
     }
 
     /// The `type` half of the union: pointee, aliased or modified type,
     /// FUNC's prototype, FUNC_PROTO's return type, VAR's type, tag target.
+    #[inline]
     pub fn type_id(&self) -> TypeId {
         TypeId(self.word(8))
     }

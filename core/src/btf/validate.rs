@@ -96,9 +96,9 @@ impl<'a> Btf<'a> {
         let data = self.data;
         let types_end = types_at.saturating_add(types_len);
         let types = data.get(..types_end).unwrap_or(&[]);
-        // Real BTF averages ~40 bytes a record; grow from there.
+        // vmlinux BTF averages ~25 bytes a record; grow from there.
         self.offsets
-            .try_reserve(types_len / 40 + 16)
+            .try_reserve(types_len / 24 + 16)
             .map_err(|_| Error::new(ErrorKind::OutOfMemory, types_at))?;
         let str_end = self.start_str_off.saturating_add(self.strs.len() as u32);
         let max_own = limits::MAX_TYPES
@@ -111,7 +111,7 @@ impl<'a> Btf<'a> {
             kinds: alloc::vec::Vec::new(),
         };
         refs.kinds
-            .try_reserve(types_len / 40 + 16)
+            .try_reserve(types_len / 24 + 16)
             .map_err(|_| Error::new(ErrorKind::OutOfMemory, types_at))?;
         let mut off = types_at;
         while off < types_end {

@@ -144,6 +144,18 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 writeln!(o, "  {:<10} {}", "UNKNOWN", counts[Kind::ALL.len()])?;
             }
             writeln!(o, "strings: {} bytes", btf.strings().len())?;
+            let table = btf.heap_bytes();
+            let t0 = Instant::now();
+            btf.index();
+            let index_time = t0.elapsed();
+            writeln!(
+                o,
+                "heap: {} KiB beyond the input (offset table {} KiB, name index {} KiB)",
+                btf.heap_bytes() / 1024,
+                table / 1024,
+                (btf.heap_bytes() - table) / 1024
+            )?;
+            writeln!(o, "name index: {:.3} ms", index_time.as_secs_f64() * 1e3)?;
             writeln!(o, "endian: {:?}", btf.endian())?;
             writeln!(
                 o,
