@@ -12,3 +12,8 @@ pub mod write;
 pub use ember_core;
 pub use error::{Error, Result};
 pub use mapped::FileBytes;
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

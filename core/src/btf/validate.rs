@@ -193,7 +193,7 @@ impl<'a> Btf<'a> {
     /// Kind-specific rules for one record, in the spirit of the kernel's
     /// `btf_check_meta` but accepting what clang writes into BPF objects
     /// (extern linkage, FUNCs in `.ksyms`).
-    #[allow(
+    #[expect(
         clippy::too_many_arguments,
         reason = "one hot call site; all borrowed state"
     )]
