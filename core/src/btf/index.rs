@@ -42,8 +42,13 @@ fn hash(kind: Kind, name: &[u8]) -> u64 {
         .rev()
         .fold(0u64, |w, &b| (w << 8) | u64::from(b));
     h = (h.rotate_left(5) ^ tail ^ (name.len() as u64)).wrapping_mul(SEED);
-    // Spread the entropy into the top bits hashbrown uses for control bytes.
-    h ^ (h >> 29)
+    // Finalize (murmur3 fmix64): the bucket index uses the low bits, the
+    // control byte the top 7, and a bare multiply mixes neither well.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 fn key<'a>(btf: &Btf<'a>, id: TypeId) -> Option<(Kind, &'a [u8])> {
