@@ -29,7 +29,7 @@ impl Endian {
 /// Reads a `u32` at `off`, or `None` when fewer than 4 bytes remain.
 #[inline(always)]
 pub(crate) fn u32_at(data: &[u8], off: usize, endian: Endian) -> Option<u32> {
-    let b: [u8; 4] = data.get(off..off.checked_add(4)?)?.try_into().ok()?;
+    let b = *data.get(off..)?.first_chunk::<4>()?;
     Some(match endian {
         Endian::Little => u32::from_le_bytes(b),
         Endian::Big => u32::from_be_bytes(b),
@@ -39,7 +39,7 @@ pub(crate) fn u32_at(data: &[u8], off: usize, endian: Endian) -> Option<u32> {
 /// Reads a `u16` at `off`, or `None` when fewer than 2 bytes remain.
 #[inline(always)]
 pub(crate) fn u16_at(data: &[u8], off: usize, endian: Endian) -> Option<u16> {
-    let b: [u8; 2] = data.get(off..off.checked_add(2)?)?.try_into().ok()?;
+    let b = *data.get(off..)?.first_chunk::<2>()?;
     Some(match endian {
         Endian::Little => u16::from_le_bytes(b),
         Endian::Big => u16::from_be_bytes(b),

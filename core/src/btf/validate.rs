@@ -19,36 +19,39 @@ fn word<const BE: bool>(b: [u8; 4]) -> u32 {
     }
 }
 
-/// Splits a 12-byte element into three words.
+/// Splits a 12-byte element into three words (chunk references, not
+/// byte-by-byte array copies, so each word is one load).
 #[inline(always)]
 fn words3<const BE: bool>(c: &[u8]) -> (u32, u32, u32) {
-    match <[u8; 12]>::try_from(c) {
-        Ok(a) => (
-            word::<BE>([a[0], a[1], a[2], a[3]]),
-            word::<BE>([a[4], a[5], a[6], a[7]]),
-            word::<BE>([a[8], a[9], a[10], a[11]]),
-        ),
-        Err(_) => (0, 0, 0),
-    }
+    let Some((a, r)) = c.split_first_chunk::<4>() else {
+        return (0, 0, 0);
+    };
+    let Some((b, r)) = r.split_first_chunk::<4>() else {
+        return (0, 0, 0);
+    };
+    let Some((d, _)) = r.split_first_chunk::<4>() else {
+        return (0, 0, 0);
+    };
+    (word::<BE>(*a), word::<BE>(*b), word::<BE>(*d))
 }
 
 /// Splits an 8-byte element into two words.
 #[inline(always)]
 fn words2<const BE: bool>(c: &[u8]) -> (u32, u32) {
-    match <[u8; 8]>::try_from(c) {
-        Ok(a) => (
-            word::<BE>([a[0], a[1], a[2], a[3]]),
-            word::<BE>([a[4], a[5], a[6], a[7]]),
-        ),
-        Err(_) => (0, 0),
-    }
+    let Some((a, r)) = c.split_first_chunk::<4>() else {
+        return (0, 0);
+    };
+    let Some((b, _)) = r.split_first_chunk::<4>() else {
+        return (0, 0);
+    };
+    (word::<BE>(*a), word::<BE>(*b))
 }
 
 #[inline(always)]
 fn rd<const BE: bool>(d: &[u8], off: usize) -> u32 {
-    match d.get(off..off.saturating_add(4)) {
-        Some(&[a, b, c, e]) => word::<BE>([a, b, c, e]),
-        _ => 0,
+    match d.get(off..).and_then(<[u8]>::first_chunk::<4>) {
+        Some(w) => word::<BE>(*w),
+        None => 0,
     }
 }
 
