@@ -117,6 +117,11 @@ pub enum ErrorKind {
     BadSplitBase,
     /// No memory could be reserved for a table sized from the input.
     OutOfMemory,
+    /// A `.BTF.ext` record size below the minimum, not a multiple of 4, or
+    /// (foreign byte order) not exactly the minimum.
+    BadExtRecordSize(u32),
+    /// A `.BTF.ext` block with zero records.
+    EmptyExtBlock,
 }
 
 /// An error from ember-core: what rule was broken, and at which byte offset
@@ -192,6 +197,8 @@ impl fmt::Display for ErrorKind {
             BaseEndianMismatch => f.write_str("split BTF and its base differ in byte order"),
             BadSplitBase => f.write_str("split BTF string offsets do not continue its base"),
             OutOfMemory => f.write_str("out of memory for a table sized from the input"),
+            BadExtRecordSize(s) => write!(f, ".BTF.ext record size {s} is invalid"),
+            EmptyExtBlock => f.write_str(".BTF.ext block with no records"),
         }
     }
 }

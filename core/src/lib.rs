@@ -45,6 +45,8 @@ extern crate alloc;
 pub mod btf;
 mod bytes;
 pub mod error;
+pub mod ext;
+pub mod insn;
 pub mod limits;
 
 pub use bytes::Endian;
