@@ -122,6 +122,24 @@ pub enum ErrorKind {
     BadExtRecordSize(u32),
     /// A `.BTF.ext` block with zero records.
     EmptyExtBlock,
+    /// An object section's size is not a whole number of instructions, or
+    /// a symbol or relocation points outside its section.
+    BadCodeLayout(u32),
+    /// The object needs `.BTF` (BTF-defined maps, externs) but has none.
+    MissingBtf,
+    /// A BTF-defined map's definition is malformed (the map's `VAR` id).
+    BadMapDef(TypeId),
+    /// A program in a non-`.text` section is static (libbpf refuses it too).
+    StaticProgram(u32),
+    /// A relocation type this loader does not handle (ELF `r_type`).
+    UnsupportedReloc(u32),
+    /// An extern symbol has no BTF in `.ksyms` or `.kconfig`.
+    BadExtern(u32),
+    /// A `.BTF.ext` record points at an instruction offset that is not a
+    /// multiple of 8 or outside its section.
+    BadInsnOffset(u32),
+    /// Too many entries of one kind in the object (sections, symbols, maps).
+    TooMany(&'static str),
 }
 
 /// An error from ember-core: what rule was broken, and at which byte offset
@@ -199,6 +217,22 @@ impl fmt::Display for ErrorKind {
             OutOfMemory => f.write_str("out of memory for a table sized from the input"),
             BadExtRecordSize(s) => write!(f, ".BTF.ext record size {s} is invalid"),
             EmptyExtBlock => f.write_str(".BTF.ext block with no records"),
+            BadCodeLayout(s) => write!(
+                f,
+                "section or symbol #{s} is not laid out in whole instructions"
+            ),
+            MissingBtf => f.write_str(
+                "the object has no .BTF section; rebuild it with 'clang -g -O2 -target bpf'",
+            ),
+            BadMapDef(id) => write!(f, "BTF map definition [{id}] is malformed"),
+            StaticProgram(s) => write!(f, "program symbol #{s} is static; programs must be global"),
+            UnsupportedReloc(t) => write!(f, "unsupported relocation type {t}"),
+            BadExtern(s) => write!(f, "extern symbol #{s} has no .ksyms/.kconfig BTF"),
+            BadInsnOffset(o) => write!(
+                f,
+                "instruction offset {o} is not a whole instruction in its section"
+            ),
+            TooMany(what) => write!(f, "too many {what}"),
         }
     }
 }

@@ -321,7 +321,7 @@ impl<'a, R: ExtRecord> Block<'a, R> {
     }
 
     /// The records, decoded.
-    pub fn records(&self) -> impl ExactSizeIterator<Item = R> + 'a {
+    pub fn records(&self) -> impl ExactSizeIterator<Item = R> + use<'a, R> {
         let e = self.endian;
         self.records
             .chunks_exact(self.rec_size.max(1))

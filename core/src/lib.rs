@@ -48,6 +48,7 @@ pub mod error;
 pub mod ext;
 pub mod insn;
 pub mod limits;
+pub mod object;
 
 pub use bytes::Endian;
 pub use error::{Error, ErrorKind, Result};

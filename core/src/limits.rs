@@ -9,3 +9,6 @@ pub const MAX_RESOLVE_DEPTH: u32 = 32;
 
 /// Largest string section accepted (libbpf's `BTF_MAX_STR_OFFSET`).
 pub const MAX_STR_LEN: u32 = 0x7fff_ffff;
+
+/// Deepest nesting of map-in-map definitions followed in `.maps`.
+pub const MAX_INNER_MAP_DEPTH: u32 = 4;

@@ -21,6 +21,13 @@ pub enum Error {
         /// The rule it broke and where.
         source: ember_core::Error,
     },
+    /// A BPF object is malformed.
+    Object {
+        /// The file.
+        path: PathBuf,
+        /// The rule it broke and where.
+        source: ember_core::Error,
+    },
 }
 
 impl fmt::Display for Error {
@@ -28,6 +35,7 @@ impl fmt::Display for Error {
         match self {
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Btf { path, source } => write!(f, "{}: BTF {source}", path.display()),
+            Error::Object { path, source } => write!(f, "{}: {source}", path.display()),
         }
     }
 }
@@ -36,7 +44,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
-            Error::Btf { source, .. } => Some(source),
+            Error::Btf { source, .. } | Error::Object { source, .. } => Some(source),
         }
     }
 }
