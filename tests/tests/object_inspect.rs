@@ -1,0 +1,225 @@
+//! `ember object inspect` against libbpf: for every fixture, the programs
+//! (name, section, type, expected attach type, instruction count) and maps
+//! (name, type, key/value size, max_entries, flags) must equal what the
+//! system's libbpf reports after an open-only `bpf_object__open_file`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use ember::ember_core::object::{Object, object_name};
+use ember::inspect::{Report, report};
+use ember_tests::{fixture, skip, tool};
+
+/// Builds the C oracle once per test binary.
+fn oracle() -> Option<&'static Path> {
+    static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let Some(cc) = tool("cc").or_else(|| tool("gcc")).or_else(|| tool("clang")) else {
+            skip("no C compiler to build the libbpf oracle");
+            return None;
+        };
+        if !Path::new("/usr/include/bpf/libbpf.h").exists() {
+            skip("libbpf-dev is not installed (apt-get install libbpf-dev)");
+            return None;
+        }
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("libbpf_inspect");
+        let src = ember_tests::root().join("tests/oracle/libbpf_inspect.c");
+        let st = Command::new(cc)
+            .args(["-O1", "-Wall", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .arg("-lbpf")
+            .status()
+            .expect("run the C compiler");
+        assert!(st.success(), "building {} failed", src.display());
+        Some(out)
+    })
+    .as_deref()
+}
+
+struct Oracle {
+    programs: Vec<Vec<String>>,
+    maps: Vec<Vec<String>>,
+}
+
+fn libbpf(bin: &Path, obj: &Path) -> Result<Oracle, String> {
+    let out = Command::new(bin).arg(obj).output().expect("run oracle");
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let mut o = Oracle {
+        programs: Vec::new(),
+        maps: Vec::new(),
+    };
+    for line in text.lines() {
+        let f: Vec<String> = line.split('\t').map(str::to_owned).collect();
+        match f.first().map(String::as_str) {
+            Some("P") => o.programs.push(f[1..].to_vec()),
+            Some("M") => o.maps.push(f[1..].to_vec()),
+            _ => panic!("unexpected oracle line {line:?}"),
+        }
+    }
+    Ok(o)
+}
+
+fn ember(path: &Path) -> Report {
+    let bytes = std::fs::read(path).expect("read fixture");
+    let name = path.file_name().and_then(|n| n.to_str()).expect("name");
+    let obj = Object::parse(&bytes, object_name(name))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    report(&obj, name)
+}
+
+/// libbpf's expected attach type for sections that imply none is 0.
+fn attach_number(name: Option<&str>) -> u32 {
+    use ember::ember_core::object::AttachType;
+    match name {
+        None => 0,
+        Some(n) => (0..64)
+            .map(AttachType)
+            .find(|a| a.name() == Some(n))
+            .map(|a| a.0)
+            .expect("known attach type"),
+    }
+}
+
+fn compare(fixture_name: &str) {
+    let Some(bin) = oracle() else { return };
+    let path = fixture(fixture_name);
+    let want = libbpf(bin, &path).unwrap_or_else(|e| panic!("libbpf: {e}"));
+    let got = ember(&path);
+    let ours: Vec<Vec<String>> = got
+        .programs
+        .iter()
+        .map(|p| {
+            vec![
+                p.name.clone(),
+                p.section.clone(),
+                p.prog_type.unwrap_or("unspec").to_owned(),
+                attach_number(p.attach_type).to_string(),
+                p.insns.to_string(),
+            ]
+        })
+        .collect();
+    assert_eq!(ours, want.programs, "{fixture_name}: programs differ from libbpf");
+    let ours: Vec<Vec<String>> = got
+        .maps
+        .iter()
+        .map(|m| {
+            vec![
+                m.name.clone(),
+                m.map_type.clone(),
+                m.key_size.to_string(),
+                m.value_size.to_string(),
+                m.max_entries.to_string(),
+                m.flags.to_string(),
+            ]
+        })
+        .collect();
+    assert_eq!(ours, want.maps, "{fixture_name}: maps differ from libbpf");
+}
+
+#[test]
+fn maps_match_libbpf() {
+    compare("maps.bpf-el.o");
+}
+
+#[test]
+fn sections_match_libbpf() {
+    compare("sections.bpf-el.o");
+}
+
+#[test]
+fn globals_and_externs_match_libbpf() {
+    compare("globals.bpf-el.o");
+}
+
+#[test]
+fn btf_kinds_match_libbpf() {
+    compare("btf_kinds.bpf-el.o");
+}
+
+#[test]
+fn big_endian_objects_read_the_same() {
+    // libbpf refuses foreign-endian objects; ember reads them, and must
+    // see exactly what it sees in the little-endian build.
+    for f in ["maps", "globals", "sections", "btf_kinds", "legacy_maps", "sections_new"] {
+        let mut el = ember(&fixture(&format!("{f}.bpf-el.o")));
+        let mut eb = ember(&fixture(&format!("{f}.bpf-eb.o")));
+        assert_eq!((el.endian, eb.endian), ("little", "big"));
+        el.endian = "";
+        eb.endian = "";
+        el.object.clear();
+        eb.object.clear();
+        assert_eq!(el.to_json(), eb.to_json(), "{f}");
+    }
+}
+
+#[test]
+fn legacy_maps_libbpf_refuses_ember_reads() {
+    let path = fixture("legacy_maps.bpf-el.o");
+    if let Some(bin) = oracle() {
+        let e = libbpf(bin, &path).err().expect("libbpf 1.x refuses legacy maps");
+        assert!(e.contains("legacy map"), "{e}");
+    }
+    let r = ember(&path);
+    // The values of the two `struct bpf_map_def`s in legacy_maps.bpf.c.
+    let maps: Vec<_> = r
+        .maps
+        .iter()
+        .map(|m| (m.name.as_str(), m.map_type.as_str(), m.key_size, m.value_size, m.max_entries, m.flags, m.origin))
+        .collect();
+    assert_eq!(
+        maps,
+        [
+            ("legacy_hash", "hash", 4, 8, 64, 1, "legacy"),
+            ("legacy_array", "array", 4, 4, 2, 0, "legacy"),
+        ]
+    );
+}
+
+#[test]
+fn sections_newer_than_the_oracle() {
+    // Debian's libbpf 1.1 predates these names; the expected values are
+    // libbpf 1.3+'s section table (tcx, netfilter, uprobe.multi).
+    let r = ember(&fixture("sections_new.bpf-el.o"));
+    let got: Vec<_> = r
+        .programs
+        .iter()
+        .map(|p| (p.section.as_str(), p.prog_type, p.attach_type))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("tcx/ingress", Some("sched_cls"), Some("tcx_ingress")),
+            ("tcx/egress", Some("sched_cls"), Some("tcx_egress")),
+            ("netfilter", Some("netfilter"), Some("netfilter")),
+            ("uprobe.multi//usr/bin/bash:read*", Some("kprobe"), Some("trace_uprobe_multi")),
+            ("tc/ingress", Some("sched_cls"), Some("tcx_ingress")),
+        ]
+    );
+}
+
+#[test]
+fn json_has_the_documented_fields() {
+    let r = ember(&fixture("globals.bpf-el.o"));
+    let v: serde_json::Value = serde_json::from_str(&r.to_json()).expect("valid JSON");
+    let p = &v["programs"][0];
+    for k in ["name", "section", "type", "attach_type", "insns", "core_relos"] {
+        assert!(p.get(k).is_some(), "program lacks {k}");
+    }
+    assert_eq!(p["core_relos"], 3);
+    let m = &v["maps"][0];
+    for k in ["name", "type", "key_size", "value_size", "max_entries", "flags"] {
+        assert!(m.get(k).is_some(), "map lacks {k}");
+    }
+    let ext: Vec<&str> = v["externs"]
+        .as_array()
+        .expect("externs")
+        .iter()
+        .map(|x| x["name"].as_str().expect("name"))
+        .collect();
+    assert!(ext.contains(&"bpf_task_acquire") && ext.contains(&"CONFIG_HZ"));
+}
