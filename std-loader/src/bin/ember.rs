@@ -23,6 +23,21 @@ enum Cmd {
     /// BTF files: raw (e.g. /sys/kernel/btf/vmlinux) or ELF with .BTF.
     #[command(subcommand)]
     Btf(BtfCmd),
+    /// BPF objects built by `clang -g -O2 -target bpf`.
+    #[command(subcommand)]
+    Object(ObjectCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum ObjectCmd {
+    /// Programs, maps, global data, externs and license of an object.
+    Inspect {
+        /// The BPF object file.
+        file: PathBuf,
+        /// One JSON document (schema in README.md) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -99,6 +114,26 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 Ok(_) => Ok(()),
             }
         }
+        Cmd::Object(ObjectCmd::Inspect { file, json }) => {
+            let bytes = read(&file)?;
+            let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let obj = ember::ember_core::object::Object::parse(
+                &bytes,
+                ember::ember_core::object::object_name(name),
+            )
+            .map_err(|source| Error::Object {
+                path: file.clone(),
+                source,
+            })?;
+            let report = ember::inspect::report(&obj, &file.display().to_string());
+            let mut o = io::stdout().lock();
+            if json {
+                writeln!(o, "{}", report.to_json())?;
+            } else {
+                write!(o, "{}", report.to_text())?;
+            }
+            Ok(())
+        }
         Cmd::Btf(BtfCmd::Stats { file, base, repeat }) => {
             let base_bytes = base.as_deref().map(read).transpose()?;
             let base_btf = match (&base, &base_bytes) {
@@ -150,10 +185,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let index_time = t0.elapsed();
             writeln!(
                 o,
-                "heap: {} KiB beyond the input (offset table {} KiB, name index {} KiB)",
-                btf.heap_bytes() / 1024,
-                table / 1024,
-                (btf.heap_bytes() - table) / 1024
+                "heap: {} bytes beyond the input (offset table {table}, name index {})",
+                btf.heap_bytes(),
+                btf.heap_bytes() - table
             )?;
             writeln!(o, "name index: {:.3} ms", index_time.as_secs_f64() * 1e3)?;
             writeln!(o, "endian: {:?}", btf.endian())?;
@@ -170,6 +204,10 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`| head`) is the reader's choice, not a failure.
+        Err(e) if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) => {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("ember: {e}");
             ExitCode::FAILURE
