@@ -103,7 +103,10 @@ fn compare(fixture_name: &str) {
             ]
         })
         .collect();
-    assert_eq!(ours, want.programs, "{fixture_name}: programs differ from libbpf");
+    assert_eq!(
+        ours, want.programs,
+        "{fixture_name}: programs differ from libbpf"
+    );
     let ours: Vec<Vec<String>> = got
         .maps
         .iter()
@@ -145,7 +148,14 @@ fn btf_kinds_match_libbpf() {
 fn big_endian_objects_read_the_same() {
     // libbpf refuses foreign-endian objects; ember reads them, and must
     // see exactly what it sees in the little-endian build.
-    for f in ["maps", "globals", "sections", "btf_kinds", "legacy_maps", "sections_new"] {
+    for f in [
+        "maps",
+        "globals",
+        "sections",
+        "btf_kinds",
+        "legacy_maps",
+        "sections_new",
+    ] {
         let mut el = ember(&fixture(&format!("{f}.bpf-el.o")));
         let mut eb = ember(&fixture(&format!("{f}.bpf-eb.o")));
         assert_eq!((el.endian, eb.endian), ("little", "big"));
@@ -161,7 +171,9 @@ fn big_endian_objects_read_the_same() {
 fn legacy_maps_libbpf_refuses_ember_reads() {
     let path = fixture("legacy_maps.bpf-el.o");
     if let Some(bin) = oracle() {
-        let e = libbpf(bin, &path).err().expect("libbpf 1.x refuses legacy maps");
+        let e = libbpf(bin, &path)
+            .err()
+            .expect("libbpf 1.x refuses legacy maps");
         assert!(e.contains("legacy map"), "{e}");
     }
     let r = ember(&path);
@@ -169,7 +181,17 @@ fn legacy_maps_libbpf_refuses_ember_reads() {
     let maps: Vec<_> = r
         .maps
         .iter()
-        .map(|m| (m.name.as_str(), m.map_type.as_str(), m.key_size, m.value_size, m.max_entries, m.flags, m.origin))
+        .map(|m| {
+            (
+                m.name.as_str(),
+                m.map_type.as_str(),
+                m.key_size,
+                m.value_size,
+                m.max_entries,
+                m.flags,
+                m.origin,
+            )
+        })
         .collect();
     assert_eq!(
         maps,
@@ -196,7 +218,11 @@ fn sections_newer_than_the_oracle() {
             ("tcx/ingress", Some("sched_cls"), Some("tcx_ingress")),
             ("tcx/egress", Some("sched_cls"), Some("tcx_egress")),
             ("netfilter", Some("netfilter"), Some("netfilter")),
-            ("uprobe.multi//usr/bin/bash:read*", Some("kprobe"), Some("trace_uprobe_multi")),
+            (
+                "uprobe.multi//usr/bin/bash:read*",
+                Some("kprobe"),
+                Some("trace_uprobe_multi")
+            ),
             ("tc/ingress", Some("sched_cls"), Some("tcx_ingress")),
         ]
     );
@@ -207,12 +233,26 @@ fn json_has_the_documented_fields() {
     let r = ember(&fixture("globals.bpf-el.o"));
     let v: serde_json::Value = serde_json::from_str(&r.to_json()).expect("valid JSON");
     let p = &v["programs"][0];
-    for k in ["name", "section", "type", "attach_type", "insns", "core_relos"] {
+    for k in [
+        "name",
+        "section",
+        "type",
+        "attach_type",
+        "insns",
+        "core_relos",
+    ] {
         assert!(p.get(k).is_some(), "program lacks {k}");
     }
     assert_eq!(p["core_relos"], 3);
     let m = &v["maps"][0];
-    for k in ["name", "type", "key_size", "value_size", "max_entries", "flags"] {
+    for k in [
+        "name",
+        "type",
+        "key_size",
+        "value_size",
+        "max_entries",
+        "flags",
+    ] {
         assert!(m.get(k).is_some(), "map lacks {k}");
     }
     let ext: Vec<&str> = v["externs"]
@@ -222,4 +262,51 @@ fn json_has_the_documented_fields() {
         .map(|x| x["name"].as_str().expect("name"))
         .collect();
     assert!(ext.contains(&"bpf_task_acquire") && ext.contains(&"CONFIG_HZ"));
+}
+
+#[test]
+fn btf_ext_records_resolve_to_functions() {
+    let bytes = std::fs::read(fixture("globals.bpf-el.o")).expect("read");
+    let obj = Object::parse(&bytes, "globals").expect("parse");
+    let ext = obj.btf_ext.expect(".BTF.ext");
+    let relos = obj.resolve(ext.core_relos()).expect("core relos");
+    let names: Vec<&str> = relos
+        .iter()
+        .map(|(f, _, _)| obj.functions[*f].name)
+        .collect();
+    // Three in the program (pid, exists, type size), two in parent_tgid
+    // (real_parent, tgid), as inspect counts them.
+    assert_eq!(names.iter().filter(|n| **n == "on_newtask").count(), 3);
+    assert_eq!(names.iter().filter(|n| **n == "parent_tgid").count(), 2);
+    for (f, insn, _) in &relos {
+        assert!(*insn < obj.functions[*f].len);
+    }
+    let lines = obj.resolve(ext.line_info()).expect("line info");
+    let btf = obj.btf.as_ref().expect("btf");
+    assert!(lines.iter().any(|(_, _, l)| {
+        btf.str_at(l.line_off)
+            .is_ok_and(|s| s.contains("bpf_task_acquire(t)"))
+    }));
+    let funcs = obj.resolve(ext.func_info()).expect("func info");
+    assert!(
+        funcs.iter().all(|(_, insn, _)| *insn == 0),
+        "func_info marks function starts"
+    );
+    assert_eq!(funcs.len(), obj.functions.len());
+}
+
+#[test]
+fn every_truncation_is_an_error_not_a_panic() {
+    for f in ["maps.bpf-el.o", "globals.bpf-eb.o"] {
+        let bytes = std::fs::read(fixture(f)).expect("read");
+        for n in (0..bytes.len()).step_by(3) {
+            let _ = Object::parse(&bytes[..n], "t");
+        }
+        // Flip bytes across the file: still no panic.
+        for i in (0..bytes.len()).step_by(5) {
+            let mut b = bytes.clone();
+            b[i] ^= 0xff;
+            let _ = Object::parse(&b, "t");
+        }
+    }
 }

@@ -563,6 +563,46 @@ impl<'a> Object<'a> {
         })
     }
 
+    /// Records of one `.BTF.ext` subsection resolved to functions: for each
+    /// record, the index into [`Object::functions`] and the instruction
+    /// index within that function.
+    ///
+    /// # Errors
+    /// [`ErrorKind::BadInsnOffset`] for an offset that is not a multiple of
+    /// 8 or lies in no function of its section.
+    pub fn resolve<R: crate::ext::ExtRecord + InsnOff>(
+        &self,
+        blocks: crate::ext::Blocks<'a, R>,
+    ) -> Result<Vec<(usize, u32, R)>> {
+        let mut out = Vec::new();
+        let Some(btf) = self.btf.as_ref() else {
+            return Ok(out);
+        };
+        for block in blocks {
+            let sec = btf.str_at(block.sec_name_off)?;
+            let Some(ci) = self.code.iter().position(|c| c.name == sec) else {
+                continue;
+            };
+            for r in block.records() {
+                let off = r.insn_off();
+                if off % INSN_SIZE as u32 != 0 {
+                    return Err(e(ErrorKind::BadInsnOffset(off), 0));
+                }
+                let insn = off / INSN_SIZE as u32;
+                let fi = self
+                    .functions
+                    .iter()
+                    .position(|f| {
+                        f.section == ci && insn >= f.start && insn < f.start.saturating_add(f.len)
+                    })
+                    .ok_or(e(ErrorKind::BadInsnOffset(off), 0))?;
+                let start = self.functions.get(fi).map_or(0, |f| f.start);
+                try_push(&mut out, (fi, insn - start, r))?;
+            }
+        }
+        Ok(out)
+    }
+
     /// Number of CO-RE relocations whose instruction lies in `f`.
     pub fn core_relo_count(&self, f: &Function<'a>) -> usize {
         let (Some(ext), Some(btf), Some(code)) =
@@ -578,6 +618,30 @@ impl<'a> Object<'a> {
                 i >= f.start && i < f.start.saturating_add(f.len)
             })
             .count()
+    }
+}
+
+/// `.BTF.ext` records that point at an instruction.
+pub trait InsnOff {
+    /// Byte offset of the instruction in its ELF section.
+    fn insn_off(&self) -> u32;
+}
+
+impl InsnOff for crate::ext::FuncInfo {
+    fn insn_off(&self) -> u32 {
+        self.insn_off
+    }
+}
+
+impl InsnOff for crate::ext::LineInfo {
+    fn insn_off(&self) -> u32 {
+        self.insn_off
+    }
+}
+
+impl InsnOff for crate::ext::CoreRelo {
+    fn insn_off(&self) -> u32 {
+        self.insn_off
     }
 }
 
