@@ -1,7 +1,7 @@
 //! Opening vmlinux BTF and looking names up: ember vs libbpf vs a bare walk,
 //! in the same run so only ratios matter.
 
-use std::hint::black_box;
+use core::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -110,7 +110,7 @@ fn report_memory(bytes: &[u8]) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(3));
+    config = Criterion::default().sample_size(30).measurement_time(core::time::Duration::from_secs(3));
     targets = open
 }
 criterion_main!(benches);

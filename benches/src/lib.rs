@@ -1,7 +1,8 @@
 //! Shared pieces of ember's benches: the libbpf FFI peer and the bare-walk
 //! floor.
 
-use std::ffi::{CString, c_char, c_void};
+use core::ffi::{c_char, c_long, c_void};
+use std::ffi::CString;
 
 #[allow(non_camel_case_types, reason = "mirrors libbpf's C name")]
 /// libbpf's opaque `struct btf`.
@@ -17,7 +18,7 @@ unsafe extern "C" {
     fn btf__free(btf: *mut btf);
     fn btf__find_by_name_kind(btf: *const btf, name: *const c_char, kind: u32) -> i32;
     fn btf__type_cnt(btf: *const btf) -> u32;
-    fn libbpf_get_error(ptr: *const c_void) -> std::ffi::c_long;
+    fn libbpf_get_error(ptr: *const c_void) -> c_long;
 }
 
 /// An owned libbpf `struct btf`.
@@ -30,7 +31,7 @@ impl LibbpfBtf {
         let c = CString::new(path).ok()?;
         // SAFETY: `c` is a valid NUL-terminated string; a NULL btf_ext out
         // pointer is allowed by libbpf.
-        let p = unsafe { btf__parse(c.as_ptr(), std::ptr::null_mut()) };
+        let p = unsafe { btf__parse(c.as_ptr(), core::ptr::null_mut()) };
         Self::checked(p)
     }
 
@@ -50,7 +51,7 @@ impl LibbpfBtf {
     }
 
     /// `btf__find_by_name_kind`: the id, or a negative errno.
-    pub fn find_by_name_kind(&self, name: &std::ffi::CStr, kind: u32) -> i32 {
+    pub fn find_by_name_kind(&self, name: &core::ffi::CStr, kind: u32) -> i32 {
         // SAFETY: self.0 is a live btf from libbpf; name is NUL-terminated.
         unsafe { btf__find_by_name_kind(self.0, name.as_ptr(), kind) }
     }

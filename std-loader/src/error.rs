@@ -1,6 +1,6 @@
 //! The loader's error: core and I/O errors with the file they came from.
 
-use std::fmt;
+use core::fmt;
 use std::path::PathBuf;
 
 /// An ember error.
@@ -40,8 +40,8 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+impl core::error::Error for Error {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
             Error::Btf { source, .. } | Error::Object { source, .. } => Some(source),
@@ -50,4 +50,4 @@ impl std::error::Error for Error {
 }
 
 /// `Result` with ember's [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub type Result<T, E = Error> = core::result::Result<T, E>;

@@ -1,7 +1,7 @@
 //! `ember object inspect`: what a BPF object holds, as one stable JSON
 //! document or as text. The JSON schema is documented in README.md.
 
-use std::fmt::Write as _;
+use core::fmt::Write as _;
 
 use ember_core::object::{ExternKind, Function, Map, MapKind, MapValues, Object, Pinning};
 use serde::Serialize;

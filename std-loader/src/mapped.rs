@@ -4,9 +4,9 @@
 //! This is ember's only unsafe block until the syscall crate (ember-sys)
 //! arrives and takes the mapping over.
 
+use core::ops::Deref;
 use std::fs::File;
 use std::io::Read;
-use std::ops::Deref;
 use std::path::Path;
 
 /// The bytes of a file, owned or mapped.

@@ -1,6 +1,6 @@
 //! Bridging `core::fmt::Write` dumps to `std::io::Write` sinks.
 
-use std::fmt;
+use core::fmt;
 use std::io;
 
 /// A `fmt::Write` over an `io::Write` that keeps the first I/O error.

@@ -109,7 +109,8 @@ fn record_rules_name_the_offset() {
     assert_eq!(e.kind(), ErrorKind::BadStrOffset(999));
     assert_eq!(e.offset(), 24 + 16);
 
-    let cases: [(fn(&mut Builder), ErrorKind); 9] = [
+    type Case = (fn(&mut Builder), ErrorKind);
+    let cases: [Case; 9] = [
         (
             |b| b.rec(0, 2, false, 0, 9, &[]),
             ErrorKind::BadTypeId(TypeId(9)),

@@ -300,7 +300,9 @@ mod tests {
 
     #[test]
     fn targets() {
-        let target = |s: &str| lookup(s).and_then(|d| attach_target(d, s));
+        fn target(s: &str) -> Option<&str> {
+            lookup(s).and_then(|d| attach_target(d, s))
+        }
         assert_eq!(target("kprobe/do_sys_open"), Some("do_sys_open"));
         assert_eq!(
             target("tracepoint/syscalls/sys_enter_openat"),
