@@ -103,7 +103,15 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let mut out = IoFmt::new(io::BufWriter::with_capacity(1 << 16, stdout));
             let res = match format {
                 Format::Raw => dump::raw::dump(&btf, &mut out),
-                Format::C => return Err("C format not yet built".into()),
+                Format::C => match dump::c::dump(&btf, &mut out) {
+                    Ok(()) => Ok(()),
+                    Err(dump::c::DumpError::Fmt) => Err(core::fmt::Error),
+                    Err(e) => {
+                        // Keep what was written, as bpftool does.
+                        out.finish()?;
+                        return Err(format!("{}: {e}", file.display()).into());
+                    }
+                },
             };
             if res.is_err() && out.error.is_none() {
                 return Err("formatting failed".into());

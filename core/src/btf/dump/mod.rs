@@ -1,5 +1,6 @@
 //! Text dumps of BTF: bpftool's raw listing and a C header (`vmlinux.h`).
 
+pub mod c;
 pub mod raw;
 
 /// Writes `bytes` to `out`, replacing invalid UTF-8 with U+FFFD (BTF
