@@ -61,7 +61,11 @@ step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 step "tests"
-cargo test --workspace --release
+results=$(mktemp)
+cargo test --workspace --release 2>&1 | tee "$results"
+passed=$(grep -o '[0-9]* passed' "$results" | awk '{s+=$1} END {print s+0}')
+failed=$(grep -o '[0-9]* failed' "$results" | awk '{s+=$1} END {print s+0}')
+rm -f "$results"
 
 step "fuzz"
 fuzz_all() {
@@ -84,3 +88,4 @@ if [ "$secs" != 0 ]; then
 fi
 echo
 echo "all checks passed"
+echo "tests: $passed passed, $failed failed"
