@@ -140,6 +140,31 @@ pub enum ErrorKind {
     BadInsnOffset(u32),
     /// Too many entries of one kind in the object (sections, symbols, maps).
     TooMany(&'static str),
+    /// A CO-RE access string that does not parse or walks out of its type.
+    CoreBadAccess,
+    /// A CO-RE access spec deeper than 64 steps.
+    CoreSpecTooLong,
+    /// CO-RE candidate search on an anonymous local type.
+    CoreAnonymousType,
+    /// An unknown CO-RE relocation kind.
+    CoreUnknownKind(u32),
+    /// Candidates resolve a field at different bit offsets.
+    CoreOffsetAmbiguity(u32, u32),
+    /// Candidates disagree on the relocated value or on poisoning.
+    CoreDecisionAmbiguity(u64, u64),
+    /// A bitfield that one 64-bit load cannot hold.
+    CoreBitfieldTooBig,
+    /// A relocation kind that cannot apply to an array access.
+    CoreArrayAccess,
+    /// The instruction cannot carry this relocation.
+    CoreBadInsn(u8),
+    /// The instruction does not hold the value the local BTF predicts
+    /// (what it holds, what was expected).
+    CoreValueMismatch(u64, u64),
+    /// A relocated memory offset past 32767.
+    CoreOffsetRange(u64),
+    /// A load/store whose size cannot be changed to the new field size.
+    CoreMemSize(u32),
 }
 
 /// An error from ember-core: what rule was broken, and at which byte offset
@@ -233,6 +258,33 @@ impl fmt::Display for ErrorKind {
                 "instruction offset {o} is not a whole instruction in its section"
             ),
             TooMany(what) => write!(f, "too many {what}"),
+            CoreBadAccess => f.write_str("CO-RE access string does not fit its type"),
+            CoreSpecTooLong => f.write_str("CO-RE access spec is deeper than 64"),
+            CoreAnonymousType => f.write_str("CO-RE relocation on an anonymous type"),
+            CoreUnknownKind(k) => write!(f, "unknown CO-RE relocation kind {k}"),
+            CoreOffsetAmbiguity(a, b) => {
+                write!(
+                    f,
+                    "field offset ambiguity: candidates at bit {a} and bit {b}"
+                )
+            }
+            CoreDecisionAmbiguity(a, b) => {
+                write!(
+                    f,
+                    "relocation decision ambiguity: candidates give {a} and {b}"
+                )
+            }
+            CoreBitfieldTooBig => f.write_str("bitfield cannot be read with one 64-bit load"),
+            CoreArrayAccess => f.write_str("relocation kind cannot apply to an array access"),
+            CoreBadInsn(c) => write!(
+                f,
+                "instruction (opcode {c:#04x}) cannot take this relocation"
+            ),
+            CoreValueMismatch(got, want) => {
+                write!(f, "instruction holds {got}, local BTF predicts {want}")
+            }
+            CoreOffsetRange(v) => write!(f, "relocated offset {v} does not fit 16 bits"),
+            CoreMemSize(s) => write!(f, "cannot turn a load/store into a {s}-byte access"),
         }
     }
 }

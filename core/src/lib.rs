@@ -49,6 +49,7 @@ pub mod ext;
 pub mod insn;
 pub mod limits;
 pub mod object;
+pub mod reloc;
 
 pub use bytes::Endian;
 pub use error::{Error, ErrorKind, Result};
