@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 pub mod error;
+pub mod explain;
 pub mod inspect;
 pub mod mapped;
 pub mod write;

@@ -27,6 +27,35 @@ enum Cmd {
     /// BPF objects built by `clang -g -O2 -target bpf`.
     #[command(subcommand)]
     Object(ObjectCmd),
+    /// CO-RE relocations.
+    #[command(subcommand)]
+    Core(CoreCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum CoreCmd {
+    /// Solve every CO-RE relocation of an object against target BTF and
+    /// say what each reads and what changes.
+    Explain {
+        /// The BPF object file.
+        file: PathBuf,
+        /// Target BTF (raw or ELF) instead of /sys/kernel/btf/vmlinux.
+        #[arg(long)]
+        btf: Option<PathBuf>,
+        /// Base BTF (vmlinux) for --module-btf files, when --btf is not given.
+        #[arg(long)]
+        base: Option<PathBuf>,
+        /// Module BTF (split over the target), searched when the target
+        /// has no candidate; repeatable.
+        #[arg(long = "module-btf")]
+        module_btf: Vec<PathBuf>,
+        /// One JSON object per relocation per line.
+        #[arg(long)]
+        json: bool,
+        /// Also print the relocated instructions of every function.
+        #[arg(long)]
+        insns: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -123,6 +152,14 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
                 Ok(_) => Ok(()),
             }
         }
+        Cmd::Core(CoreCmd::Explain {
+            file,
+            btf,
+            base,
+            module_btf,
+            json,
+            insns,
+        }) => explain(&file, btf, base, &module_btf, json, insns),
         Cmd::Object(ObjectCmd::Inspect { file, json }) => {
             let bytes = read(&file)?;
             let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -208,6 +245,86 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
             Ok(())
         }
     }
+}
+
+fn explain(
+    file: &Path,
+    btf: Option<PathBuf>,
+    base: Option<PathBuf>,
+    module_btf: &[PathBuf],
+    json: bool,
+    insns: bool,
+) -> Result<(), Box<dyn core::error::Error>> {
+    use ember::ember_core::object::{Object, object_name};
+    use ember::ember_core::reloc::{Module, Targets};
+
+    let bytes = read(file)?;
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let obj = Object::parse(&bytes, object_name(name)).map_err(|source| Error::Object {
+        path: file.to_owned(),
+        source,
+    })?;
+    let is_override = btf.is_some() && module_btf.is_empty();
+    let main_path = btf
+        .or(base)
+        .unwrap_or_else(|| PathBuf::from("/sys/kernel/btf/vmlinux"));
+    let main_bytes = read(&main_path)?;
+    let main = parse(&main_path, &main_bytes, None)?;
+    // Module BTF: as given, or every file beside sysfs vmlinux.
+    let mut module_paths: Vec<PathBuf> = module_btf.to_vec();
+    if module_paths.is_empty() && main_path == Path::new("/sys/kernel/btf/vmlinux") {
+        if let Ok(dir) = std::fs::read_dir("/sys/kernel/btf") {
+            module_paths = dir
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.file_name().is_some_and(|n| n != "vmlinux"))
+                .collect();
+            module_paths.sort();
+        }
+    }
+    let module_bytes: Vec<(String, FileBytes)> = module_paths
+        .iter()
+        .map(|p| {
+            let stem = p
+                .file_stem()
+                .and_then(|n| n.to_str())
+                .unwrap_or("?")
+                .to_owned();
+            read(p).map(|b| (stem, b))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut module_btfs = Vec::new();
+    for ((_, b), p) in module_bytes.iter().zip(&module_paths) {
+        module_btfs.push(parse(p, b, Some(&main))?);
+    }
+    let modules: Vec<Module<'_>> = module_bytes
+        .iter()
+        .zip(&module_btfs)
+        .map(|((n, _), b)| Module { name: n, btf: b })
+        .collect();
+    let targets = Targets {
+        main: &main,
+        modules: &modules,
+        is_override,
+    };
+    let ex = ember::explain::explain(&obj, &targets).map_err(|e| {
+        let where_ = e
+            .func
+            .and_then(|f| obj.functions.get(f))
+            .map_or_else(String::new, |f| format!(" in {}", f.name));
+        format!("{}{where_}: {e}", file.display())
+    })?;
+    let mut o = io::stdout().lock();
+    for r in &ex.relocs {
+        if json {
+            writeln!(o, "{}", serde_json::to_string(r)?)?;
+        } else {
+            writeln!(o, "{}", r.to_text())?;
+        }
+    }
+    if insns {
+        write!(o, "{}", ember::explain::insns_text(&obj, &ex.code))?;
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
