@@ -1,0 +1,339 @@
+//! CO-RE relocations: ember's relocated instructions against libbpf's.
+//!
+//! The oracle (tests/oracle/libbpf_core.c) lets Debian's libbpf relocate an
+//! object against a target BTF file (`btf_custom_path`) and prints every
+//! program's instructions after relocation; ember solves and patches the
+//! same object against the same file. Every instruction slot must be equal,
+//! except the ones libbpf rewrites for reasons other than CO-RE (map and
+//! global-data loads, which get fds; calls, whose targets move when
+//! libbpf appends subprograms) — those are compared on opcode only.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use ember::ember_core::btf::Btf;
+use ember::ember_core::insn::{INSN_SIZE, Insn, LD_IMM64, decode_all};
+use ember::ember_core::object::{Object, RelocTarget, object_name};
+use ember::ember_core::reloc::{Targets, apply, solve};
+use ember_tests::{fixture, kernel_btf_dir, skip, tool};
+
+fn oracle() -> Option<&'static Path> {
+    static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // SAFETY-free check for root: the oracle must load programs.
+        let uid = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("Uid:"))
+                    .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+            });
+        if uid.as_deref() != Some("0") {
+            skip("the libbpf CO-RE oracle loads programs and needs root");
+            return None;
+        }
+        let Some(cc) = tool("cc").or_else(|| tool("gcc")) else {
+            skip("no C compiler to build the libbpf oracle");
+            return None;
+        };
+        if !Path::new("/usr/include/bpf/libbpf.h").exists() {
+            skip("libbpf-dev is not installed (apt-get install libbpf-dev)");
+            return None;
+        }
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("libbpf_core");
+        let src = ember_tests::root().join("tests/oracle/libbpf_core.c");
+        let st = Command::new(cc)
+            .args(["-O1", "-Wall", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .arg("-lbpf")
+            .status()
+            .expect("run cc");
+        assert!(st.success(), "building {} failed", src.display());
+        Some(out)
+    })
+    .as_deref()
+}
+
+/// libbpf's view: per program, its instructions after relocation; and
+/// whether the relocation step itself failed.
+struct Libbpf {
+    progs: BTreeMap<String, Vec<Insn>>,
+    relo_failed: bool,
+    stderr: String,
+}
+
+fn libbpf(bin: &Path, obj: &Path, target: &Path) -> Libbpf {
+    let out = Command::new(bin)
+        .arg(obj)
+        .arg(target)
+        .output()
+        .expect("run oracle");
+    assert!(
+        out.status.success(),
+        "oracle: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let mut progs: BTreeMap<String, Vec<Insn>> = BTreeMap::new();
+    for line in String::from_utf8(out.stdout).expect("utf-8").lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f[0] == "I" {
+            let n = |i: usize| f[i].parse::<i64>().expect("number");
+            progs.entry(f[1].to_owned()).or_default().push(Insn {
+                code: n(3) as u8,
+                dst: n(4) as u8,
+                src: n(5) as u8,
+                off: n(6) as i16,
+                imm: n(7) as i32,
+            });
+        }
+    }
+    // libbpf reports CO-RE failures before any program reaches the kernel.
+    let relo_failed =
+        stderr.contains("failed to perform CO-RE") || stderr.contains("failed to relocate");
+    Libbpf {
+        progs,
+        relo_failed,
+        stderr,
+    }
+}
+
+/// ember's result: per program, its instructions with subprograms appended
+/// the way libbpf appends them (in order of first call, scanning the
+/// growing program), or the solver's error.
+fn ember(
+    obj_path: &Path,
+    target_path: &Path,
+) -> Result<BTreeMap<String, Vec<(Insn, bool)>>, String> {
+    let bytes = std::fs::read(obj_path).expect("read object");
+    let name = obj_path.file_name().and_then(|n| n.to_str()).expect("name");
+    let obj = Object::parse(&bytes, object_name(name)).expect("parse object");
+    let tbytes = std::fs::read(target_path).expect("read target");
+    let target = Btf::parse_any(&tbytes, None).expect("parse target");
+    let targets = Targets::single(&target);
+    let plan = solve(&obj, &targets).map_err(|e| e.to_string())?;
+    let mut code: Vec<Vec<u8>> = obj.code.iter().map(|c| c.bytes.to_vec()).collect();
+    apply(&obj, &plan, &mut code).map_err(|e| e.to_string())?;
+    let mut out = BTreeMap::new();
+    for (pi, p) in obj
+        .functions
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.is_program)
+    {
+        // (function index, its instructions, which slots are non-CO-RE relocated)
+        let mut layout: Vec<usize> = vec![pi];
+        let mut insns: Vec<(Insn, bool)> = Vec::new();
+        let mut li = 0;
+        while let Some(&fi) = layout.get(li) {
+            let f = &obj.functions[fi];
+            let sec = &obj.code[f.section];
+            let body = &code[f.section]
+                [f.start as usize * INSN_SIZE..(f.start + f.len) as usize * INSN_SIZE];
+            let masked: Vec<u32> = sec
+                .relocs
+                .iter()
+                .filter(|r| r.insn >= f.start && r.insn < f.start + f.len)
+                .flat_map(|r| [r.insn - f.start, r.insn - f.start + 1])
+                .collect();
+            for (i, insn) in decode_all(body, obj.endian).enumerate() {
+                let i = i as u32;
+                let call_target =
+                    if insn.is_pseudo_call() || (insn.code == LD_IMM64 && insn.src == 4) {
+                        let rel = sec.relocs.iter().find(|r| r.insn == f.start + i);
+                        match rel.map(|r| r.target) {
+                            Some(RelocTarget::Function(t)) => Some(t),
+                            _ => {
+                                let at = f.start as i64 + i as i64 + insn.imm as i64 + 1;
+                                obj.functions
+                                    .iter()
+                                    .position(|g| g.section == f.section && g.start as i64 == at)
+                            }
+                        }
+                    } else {
+                        None
+                    };
+                if let Some(t) = call_target {
+                    if !layout.contains(&t) {
+                        layout.push(t);
+                    }
+                }
+                let mask = masked.contains(&i) || call_target.is_some();
+                insns.push((insn, mask));
+            }
+            li += 1;
+        }
+        out.insert(p.name.to_owned(), insns);
+    }
+    Ok(out)
+}
+
+/// Compares ember with libbpf; returns whether both relocated (rather
+/// than both refusing).
+fn compare(obj: &str, target: &Path) -> bool {
+    let Some(bin) = oracle() else { return false };
+    let obj_path = fixture(obj);
+    let want = libbpf(bin, &obj_path, target);
+    match ember(&obj_path, target) {
+        Err(e) => {
+            assert!(
+                want.relo_failed,
+                "{obj} on {}: ember failed ({e}) but libbpf relocated:\n{}",
+                target.display(),
+                want.stderr
+            );
+            false
+        }
+        Ok(got) => {
+            assert!(
+                !want.relo_failed,
+                "{obj} on {}: libbpf failed to relocate but ember did:\n{}",
+                target.display(),
+                want.stderr
+            );
+            assert_eq!(
+                got.keys().collect::<Vec<_>>(),
+                want.progs.keys().collect::<Vec<_>>(),
+                "{obj}: program sets differ"
+            );
+            for (name, ours) in &got {
+                let theirs = &want.progs[name];
+                assert_eq!(ours.len(), theirs.len(), "{obj}/{name}: length");
+                for (i, ((o, masked), t)) in ours.iter().zip(theirs).enumerate() {
+                    if *masked {
+                        assert_eq!(o.code, t.code, "{obj}/{name} insn {i}: opcode");
+                    } else {
+                        assert_eq!(o, t, "{obj}/{name} insn {i} on {}", target.display());
+                    }
+                }
+            }
+            true
+        }
+    }
+}
+
+#[test]
+fn kernel_types_on_this_kernel() {
+    let v = Path::new("/sys/kernel/btf/vmlinux");
+    if !v.exists() {
+        return skip("/sys/kernel/btf/vmlinux is absent");
+    }
+    assert!(compare("core_kernel.bpf-el.o", v) || oracle().is_none());
+}
+
+#[test]
+fn kernel_types_on_debian_61() {
+    let Some(dir) = kernel_btf_dir() else {
+        return skip("no Debian 6.1 kernel BTF: run tests/scripts/kernel-btf.sh");
+    };
+    assert!(compare("core_kernel.bpf-el.o", &dir.join("vmlinux")) || oracle().is_none());
+}
+
+/// The CO-RE families (tests/fixtures/core): each local program against
+/// each of its target BTFs, compared instruction by instruction with
+/// libbpf. Targets named `___err_*` that libbpf refuses outright must be
+/// refused by ember too, with the same reason.
+#[test]
+fn families_match_libbpf() {
+    let Some(_) = oracle() else { return };
+    let dir = fixture("core");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("core fixtures")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    let programs: Vec<&String> = names.iter().filter(|n| n.ends_with(".bpf-el.o")).collect();
+    let (mut cases, mut relocated) = (0, 0);
+    for p in &programs {
+        let family = p.trim_end_matches(".bpf-el.o");
+        for t in names.iter().filter(|n| {
+            n.ends_with(".t-el.o")
+                && (n.starts_with(&format!("{family}.t")) || n.starts_with(&format!("{family}___")))
+        }) {
+            relocated += usize::from(compare(&format!("core/{p}"), &dir.join(t)));
+            cases += 1;
+        }
+    }
+    assert!(cases >= 40, "only {cases} family cases found");
+    assert!(
+        relocated >= cases - 4,
+        "only {relocated} of {cases} cases relocated"
+    );
+}
+
+/// Hard errors come with the reason libbpf gives.
+#[test]
+fn family_hard_errors_name_their_reason() {
+    let dir = fixture("core");
+    let cases = [
+        (
+            "nesting",
+            "nesting___err_dup_incompat_types",
+            "field offset ambiguity",
+        ),
+        (
+            "size",
+            "size___err_ambiguous",
+            "relocation decision ambiguity",
+        ),
+        (
+            "bitfields",
+            "bitfields___err_too_big_bitfield",
+            "bitfield cannot be read with one 64-bit load",
+        ),
+        ("deep", "deep___err_too_deep", "deeper than 64"),
+    ];
+    for (prog, target, why) in cases {
+        let e = ember(
+            &dir.join(format!("{prog}.bpf-el.o")),
+            &dir.join(format!("{target}.t-el.o")),
+        )
+        .err()
+        .unwrap_or_else(|| panic!("{prog} on {target} must fail"));
+        assert!(e.contains(why), "{prog} on {target}: {e}");
+        if let Some(bin) = oracle() {
+            let l = libbpf(
+                bin,
+                &dir.join(format!("{prog}.bpf-el.o")),
+                &dir.join(format!("{target}.t-el.o")),
+            );
+            assert!(l.relo_failed, "libbpf relocated {prog} on {target}");
+        }
+    }
+}
+
+/// Poisoned instructions: the local field is missing or incompatible in
+/// the target, so the load of it becomes a call to helper 0xbad2310.
+#[test]
+fn family_poisons() {
+    let dir = fixture("core");
+    for (prog, target) in [
+        ("nesting", "nesting___err_missing_field"),
+        ("nesting", "nesting___err_array_field"),
+        ("nesting", "nesting___err_nonstruct_container"),
+        ("nesting", "nesting___err_partial_match_dups"),
+        ("arrays", "arrays___err_too_small"),
+        ("arrays", "arrays___err_non_array"),
+        ("arrays", "arrays___err_wrong_val_type"),
+        ("arrays", "arrays___err_bad_zero_sz_arr"),
+        ("primitives", "primitives___err_non_enum"),
+        ("primitives", "primitives___err_non_int"),
+        ("primitives", "primitives___err_non_ptr"),
+        ("types", "types___err_enum_missing"),
+    ] {
+        let got = ember(
+            &dir.join(format!("{prog}.bpf-el.o")),
+            &dir.join(format!("{target}.t-el.o")),
+        )
+        .unwrap_or_else(|e| panic!("{prog} on {target}: {e}"));
+        let poisoned = got
+            .values()
+            .flatten()
+            .filter(|(i, _)| i.code == 0x85 && i.imm == ember::ember_core::reloc::POISON_IMM)
+            .count();
+        assert!(poisoned > 0, "{prog} on {target}: nothing poisoned");
+    }
+}
