@@ -155,10 +155,11 @@ pub fn find_candidates(
     let lt = local.type_by_id(local_id)?;
     let name = local.name(&lt)?;
     let ess = essential_name(name);
+    let own = [lt.kind()];
     let kinds: &[Kind] = if lt.kind().is_any_enum() {
         &[Kind::Enum, Kind::Enum64]
     } else {
-        core::slice::from_ref(&KINDS[kind_slot(lt.kind())])
+        &own
     };
     let mut out = Vec::new();
     let collect = |out: &mut Vec<Candidate>, target: usize, btf: &Btf<'_>| -> Result<()> {
@@ -184,36 +185,9 @@ pub fn find_candidates(
     Ok(out)
 }
 
-/// All kinds, so `find_candidates` can borrow one as a slice.
-const KINDS: [Kind; 20] = [
-    Kind::Int,
-    Kind::Ptr,
-    Kind::Array,
-    Kind::Struct,
-    Kind::Union,
-    Kind::Enum,
-    Kind::Fwd,
-    Kind::Typedef,
-    Kind::Volatile,
-    Kind::Const,
-    Kind::Restrict,
-    Kind::Func,
-    Kind::FuncProto,
-    Kind::Var,
-    Kind::Datasec,
-    Kind::Float,
-    Kind::DeclTag,
-    Kind::TypeTag,
-    Kind::Enum64,
-    Kind::Unknown,
-];
-
-fn kind_slot(k: Kind) -> usize {
-    KINDS
-        .iter()
-        .position(|&x| x == k)
-        .unwrap_or(KINDS.len() - 1)
-}
+/// One solved relocation: its kind, the local spec, the matching candidate
+/// with its target spec, and the values.
+pub type Solved<'a, 't> = (RelocKind, Spec<'a>, Option<(Candidate, Spec<'t>)>, RelocRes);
 
 /// Solves one relocation given its (cached, prunable) candidates.
 pub fn solve_one<'a, 't>(
@@ -221,7 +195,7 @@ pub fn solve_one<'a, 't>(
     relo: &CoreRelo,
     targets: &Targets<'t>,
     cands: &mut Vec<Candidate>,
-) -> Result<(RelocKind, Spec<'a>, Option<(Candidate, Spec<'t>)>, RelocRes)> {
+) -> Result<Solved<'a, 't>> {
     let kind = RelocKind::from_u32(relo.kind)
         .ok_or(Error::new(ErrorKind::CoreUnknownKind(relo.kind), 0))?;
     let access = local.str_at(relo.access_str_off)?;
