@@ -337,3 +337,77 @@ fn family_poisons() {
         assert!(poisoned > 0, "{prog} on {target}: nothing poisoned");
     }
 }
+
+/// Candidates found by one scan per object and through the name index give
+/// the same plan.
+#[test]
+fn scan_and_index_agree() {
+    use ember::ember_core::reloc::{CandidateSearch, solve_with};
+    let dir = fixture("core");
+    let mut pairs: Vec<(PathBuf, PathBuf)> = vec![];
+    if Path::new("/sys/kernel/btf/vmlinux").exists() {
+        pairs.push((
+            fixture("core_kernel.bpf-el.o"),
+            PathBuf::from("/sys/kernel/btf/vmlinux"),
+        ));
+    }
+    for p in [
+        "flavors",
+        "nesting",
+        "arrays",
+        "primitives",
+        "mods",
+        "misc",
+        "bitfields",
+        "size",
+        "types",
+    ] {
+        for t in std::fs::read_dir(&dir)
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+        {
+            let n = t
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("")
+                .to_owned();
+            if n.ends_with(".t-el.o")
+                && (n.starts_with(&format!("{p}.t")) || n.starts_with(&format!("{p}___")))
+            {
+                pairs.push((dir.join(format!("{p}.bpf-el.o")), t));
+            }
+        }
+    }
+    assert!(pairs.len() > 30);
+    for (o, t) in pairs {
+        let ob = std::fs::read(&o).expect("object");
+        let obj = Object::parse(&ob, "x").expect("parse");
+        let tb = std::fs::read(&t).expect("target");
+        let a = Btf::parse_any(&tb, None).expect("btf");
+        let b = Btf::parse_any(&tb, None).expect("btf");
+        let (ta, tb2) = (Targets::single(&a), Targets::single(&b));
+        let scan = solve_with(&obj, &ta, CandidateSearch::Scan);
+        let index = solve_with(&obj, &tb2, CandidateSearch::Index);
+        let key = |r: &ember::ember_core::reloc::Resolution<'_, '_>| {
+            (r.index, r.kind, r.res, r.target.as_ref().map(|(c, _)| *c))
+        };
+        match (scan, index) {
+            (Ok(s), Ok(i)) => assert_eq!(
+                s.iter().map(key).collect::<Vec<_>>(),
+                i.iter().map(key).collect::<Vec<_>>(),
+                "{} on {}",
+                o.display(),
+                t.display()
+            ),
+            (Err(s), Err(i)) => assert_eq!(s, i),
+            (s, i) => panic!(
+                "{} on {}: scan {:?} vs index {:?}",
+                o.display(),
+                t.display(),
+                s.err(),
+                i.err()
+            ),
+        }
+    }
+}

@@ -446,7 +446,7 @@ impl<'a> Btf<'a> {
 
     /// `(id, name_off, info)` of each own type, read straight from the
     /// records (cheaper than building [`Type`] views).
-    pub(crate) fn own_headers(&self) -> impl Iterator<Item = (TypeId, u32, u32)> + '_ {
+    pub fn own_headers(&self) -> impl Iterator<Item = (TypeId, u32, u32)> + '_ {
         let e = self.endian;
         self.offsets
             .iter()
@@ -535,6 +535,11 @@ impl<'a> Btf<'a> {
             .capacity()
             .saturating_mul(4)
             .saturating_add(index)
+    }
+
+    /// Whether the name index has been built already.
+    pub fn has_index(&self) -> bool {
+        self.index.get().is_some()
     }
 
     /// The name index over this BTF's own types, built on first use.

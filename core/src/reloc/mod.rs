@@ -12,6 +12,7 @@ mod compat;
 mod compute;
 mod kind;
 mod patch;
+mod scan;
 pub mod spec;
 
 use alloc::collections::BTreeMap;
@@ -22,6 +23,7 @@ pub use self::compat::{types_compat, types_match};
 pub use self::compute::RelocRes;
 pub use self::kind::RelocKind;
 pub use self::patch::{POISON_IMM, Patched, patch, poison_insn};
+pub use self::scan::scan_candidates;
 pub use self::spec::{Accessor, Spec, parse_spec};
 use crate::btf::{Btf, Kind, StrOffset, TypeId, essential_name};
 use crate::error::{Error, ErrorKind, Result};
@@ -256,15 +258,74 @@ pub fn solve_one<'a, 't>(
     })
 }
 
-/// Solves every CO-RE relocation of `obj` against `targets`.
+/// How candidates are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CandidateSearch {
+    /// Through each target's name index (built on first use; best when one
+    /// target BTF serves many objects).
+    Index,
+    /// One pass over each target's types for all of the object's root
+    /// types at once (best for one object against a fresh BTF).
+    Scan,
+}
+
+/// Solves every CO-RE relocation of `obj` against `targets`, through the
+/// main target's name index when it is already built, else with one scan.
+///
+/// # Errors
+/// As [`solve_with`].
+pub fn solve<'a, 't>(
+    obj: &Object<'a>,
+    targets: &Targets<'t>,
+) -> core::result::Result<Vec<Resolution<'a, 't>>, CoreError> {
+    let search = if targets.main.has_index() {
+        CandidateSearch::Index
+    } else {
+        CandidateSearch::Scan
+    };
+    solve_with(obj, targets, search)
+}
+
+/// Candidates for every named root in `roots` by scanning: the main target
+/// first, modules for the roots it lacks (unless it is an override).
+fn scan_all(
+    local: &Btf<'_>,
+    roots: &[TypeId],
+    targets: &Targets<'_>,
+) -> Result<BTreeMap<TypeId, Vec<Candidate>>> {
+    let mut found = scan_candidates(local, roots, targets.main, 0)?;
+    if targets.is_override {
+        return Ok(found);
+    }
+    let mut missing: Vec<TypeId> = roots
+        .iter()
+        .copied()
+        .filter(|r| !found.contains_key(r))
+        .collect();
+    for (i, m) in targets.modules.iter().enumerate() {
+        if missing.is_empty() {
+            break;
+        }
+        let more = scan_candidates(local, &missing, m.btf, i.saturating_add(1))?;
+        for (r, c) in more {
+            found.entry(r).or_default().extend(c);
+        }
+    }
+    missing.retain(|r| !found.contains_key(r));
+    Ok(found)
+}
+
+/// Solves every CO-RE relocation of `obj` against `targets`, finding
+/// candidates as `search` says.
 ///
 /// # Errors
 /// The first relocation that cannot be solved (malformed access string,
 /// ambiguity, an unreadable bitfield, an anonymous root type), with where
 /// it is.
-pub fn solve<'a, 't>(
+pub fn solve_with<'a, 't>(
     obj: &Object<'a>,
     targets: &Targets<'t>,
+    search: CandidateSearch,
 ) -> core::result::Result<Vec<Resolution<'a, 't>>, CoreError> {
     let (Some(ext), Some(local)) = (obj.btf_ext, obj.btf.as_ref()) else {
         return Ok(Vec::new());
@@ -294,6 +355,26 @@ pub fn solve<'a, 't>(
         )
     })?;
     let mut cache: BTreeMap<TypeId, Vec<Candidate>> = BTreeMap::new();
+    if search == CandidateSearch::Scan {
+        let mut roots: Vec<TypeId> = relos
+            .iter()
+            .filter(|(_, _, r)| r.kind != RelocKind::TypeIdLocal as u32)
+            .map(|(_, _, r)| r.type_id)
+            .collect();
+        roots.sort_unstable();
+        roots.dedup();
+        let none = CoreRelo {
+            insn_off: 0,
+            type_id: TypeId::VOID,
+            access_str_off: StrOffset(0),
+            kind: 0,
+        };
+        cache = scan_all(local, &roots, targets).map_err(|e| wrap(0, None, 0, &none, e))?;
+        // Roots without candidates still get an (empty) entry.
+        for r in roots {
+            cache.entry(r).or_default();
+        }
+    }
     let mut out = Vec::new();
     out.try_reserve(relos.len()).map_err(|_| {
         wrap(
