@@ -411,3 +411,82 @@ fn scan_and_index_agree() {
         }
     }
 }
+
+/// A type only a module has: candidates come from the module's split BTF
+/// (ids continuing vmlinux's), offsets as bpftool shows them; with the
+/// main BTF marked as an override, modules are not searched (libbpf's
+/// rule) and the loads are poisoned.
+#[test]
+fn module_only_type_uses_module_btf() {
+    use ember::ember_core::reloc::Module;
+    let Some(dir) = kernel_btf_dir() else {
+        return skip("no Debian 6.1 kernel BTF: run tests/scripts/kernel-btf.sh");
+    };
+    let Some(bpftool) = tool("bpftool") else {
+        return skip("bpftool is not installed");
+    };
+    let (vpath, mpath) = (dir.join("vmlinux"), dir.join("modules/nf_conntrack.ko"));
+    // The reference: bpftool's view of the module type.
+    let dump = Command::new(bpftool)
+        .arg("-B")
+        .arg(&vpath)
+        .args(["btf", "dump", "file"])
+        .arg(&mpath)
+        .output()
+        .expect("bpftool");
+    let dump = String::from_utf8(dump.stdout).expect("utf-8");
+    let mut lines = dump
+        .lines()
+        .skip_while(|l| !l.contains("STRUCT 'nf_conn_tstamp'"));
+    let head = lines.next().expect("nf_conn_tstamp in the module");
+    let want_id: u32 = head[1..head.find(']').expect("]")].parse().expect("id");
+    let bit = |field: &str| -> u64 {
+        let l = dump
+            .lines()
+            .skip_while(|l| !l.contains("STRUCT 'nf_conn_tstamp'"))
+            .find(|l| l.contains(&format!("'{field}'")))
+            .expect("member");
+        l.split("bits_offset=")
+            .nth(1)
+            .expect("offset")
+            .trim()
+            .parse()
+            .expect("number")
+    };
+    let (stop, start) = (bit("stop") / 8, bit("start") / 8);
+
+    let vb = std::fs::read(&vpath).expect("vmlinux");
+    let mb = std::fs::read(&mpath).expect("module");
+    let vmlinux = Btf::parse_any(&vb, None).expect("vmlinux BTF");
+    let module = Btf::parse_any(&mb, Some(&vmlinux)).expect("module BTF");
+    let modules = [Module {
+        name: "nf_conntrack",
+        btf: &module,
+    }];
+    let ob = std::fs::read(fixture("core_module.bpf-el.o")).expect("object");
+    let obj = Object::parse(&ob, "core_module").expect("object");
+    let targets = Targets {
+        main: &vmlinux,
+        modules: &modules,
+        is_override: false,
+    };
+    let plan = solve(&obj, &targets).expect("solve");
+    assert_eq!(plan.len(), 2);
+    let got: Vec<(u64, usize, u32)> = plan
+        .iter()
+        .map(|r| {
+            let (c, _) = r.target.as_ref().expect("module candidate");
+            (r.res.new, c.target, c.id.0)
+        })
+        .collect();
+    assert_eq!(got, [(stop, 1, want_id), (start, 1, want_id)]);
+    assert!(want_id >= vmlinux.type_count());
+
+    let only_main = Targets {
+        main: &vmlinux,
+        modules: &modules,
+        is_override: true,
+    };
+    let plan = solve(&obj, &only_main).expect("solve");
+    assert!(plan.iter().all(|r| r.target.is_none() && r.res.poison));
+}
