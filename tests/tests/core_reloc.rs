@@ -490,3 +490,26 @@ fn module_only_type_uses_module_btf() {
     let plan = solve(&obj, &only_main).expect("solve");
     assert!(plan.iter().all(|r| r.target.is_none() && r.res.poison));
 }
+
+/// Fuzzer finds, kept: inputs on which the two candidate strategies once
+/// disagreed (the scan validated roots ahead of the relocations).
+#[test]
+fn fuzz_regressions_relocate() {
+    use ember::ember_core::reloc::{CandidateSearch, solve_with};
+    let dir = ember_tests::root().join("fuzz/regressions/relocate");
+    let target_bytes = std::fs::read(fixture("core/nesting.t-el.o")).expect("target");
+    let target = Btf::parse_any(&target_bytes, None).expect("target BTF");
+    let targets = Targets::single(&target);
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).expect("regressions") {
+        let data = std::fs::read(e.expect("entry").path()).expect("read");
+        let Ok(obj) = Object::parse(&data[1..], "fuzz") else {
+            continue;
+        };
+        let a = solve_with(&obj, &targets, CandidateSearch::Scan).err();
+        let b = solve_with(&obj, &targets, CandidateSearch::Index).err();
+        assert_eq!(a, b);
+        n += 1;
+    }
+    assert!(n > 0);
+}

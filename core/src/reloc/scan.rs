@@ -44,7 +44,8 @@ fn wanted<'l>(local: &Btf<'l>, roots: &[TypeId]) -> Result<Wanted<'l>> {
         kinds: 0,
     };
     for &r in roots {
-        let t = local.type_by_id(r)?;
+        // A bad root is reported by its own relocation, in order.
+        let Ok(t) = local.type_by_id(r) else { continue };
         let name = local.bytes_at(t.name_off()).unwrap_or(&[]);
         let name_str = core::str::from_utf8(name).unwrap_or("");
         let ess = essential(name_str);
