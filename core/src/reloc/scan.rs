@@ -10,7 +10,7 @@ use hashbrown::HashTable;
 use super::Candidate;
 use super::spec::essential;
 use crate::btf::raw::info_kind;
-use crate::btf::{Btf, Kind, StrOffset, TypeId};
+use crate::btf::{Btf, Kind, StrOffset, TypeId, essential_name_len};
 use crate::error::{Error, ErrorKind, Result};
 
 /// ENUM and ENUM64 are one candidate group.
@@ -34,6 +34,24 @@ struct Wanted<'l> {
     roots: Vec<Vec<TypeId>>,
     /// Bit per raw kind present among the roots.
     kinds: u64,
+    /// Bit per (first, second) name byte pair present among the roots: a
+    /// cheap filter before hashing a target name.
+    pairs: Vec<u64>,
+}
+
+fn pair(name: &[u8]) -> usize {
+    let a = usize::from(name.first().copied().unwrap_or(0));
+    let b = usize::from(name.get(1).copied().unwrap_or(0));
+    (a << 8) | b
+}
+
+impl Wanted<'_> {
+    fn may_want(&self, name: &[u8]) -> bool {
+        let p = pair(name);
+        self.pairs
+            .get(p / 64)
+            .is_some_and(|w| w & (1u64 << (p % 64)) != 0)
+    }
 }
 
 fn wanted<'l>(local: &Btf<'l>, roots: &[TypeId]) -> Result<Wanted<'l>> {
@@ -42,7 +60,10 @@ fn wanted<'l>(local: &Btf<'l>, roots: &[TypeId]) -> Result<Wanted<'l>> {
         table: HashTable::new(),
         roots: Vec::new(),
         kinds: 0,
+        pairs: Vec::new(),
     };
+    w.pairs.try_reserve(1024).map_err(|_| oom())?;
+    w.pairs.resize(1024, 0);
     for &r in roots {
         // A bad root is reported by its own relocation, in order.
         let Ok(t) = local.type_by_id(r) else { continue };
@@ -53,6 +74,10 @@ fn wanted<'l>(local: &Btf<'l>, roots: &[TypeId]) -> Result<Wanted<'l>> {
             continue;
         }
         let g = group(t.kind());
+        let p = pair(ess);
+        if let Some(word) = w.pairs.get_mut(p / 64) {
+            *word |= 1u64 << (p % 64);
+        }
         w.kinds |= 1u64 << (t.raw_kind() & 63);
         if g == Kind::Enum {
             w.kinds |=
@@ -94,13 +119,16 @@ pub fn scan_candidates(
         if name_off == 0 || w.kinds & (1u64 << (raw & 63)) == 0 {
             continue;
         }
-        let Some(k) = Kind::from_raw(raw) else {
-            continue;
-        };
         let Some(name) = target.bytes_at(StrOffset(name_off)) else {
             continue;
         };
-        let ess = essential(core::str::from_utf8(name).unwrap_or(""));
+        if !w.may_want(name) {
+            continue;
+        }
+        let Some(k) = Kind::from_raw(raw) else {
+            continue;
+        };
+        let ess = name.get(..essential_name_len(name)).unwrap_or(name);
         if ess.is_empty() {
             continue;
         }
