@@ -225,6 +225,18 @@ fn kernel_types_on_this_kernel() {
 }
 
 #[test]
+fn bench_object_on_both_kernels() {
+    let v = Path::new("/sys/kernel/btf/vmlinux");
+    if !v.exists() {
+        return skip("/sys/kernel/btf/vmlinux is absent");
+    }
+    assert!(compare("core_bench.bpf-el.o", v) || oracle().is_none());
+    if let Some(dir) = kernel_btf_dir() {
+        assert!(compare("core_bench.bpf-el.o", &dir.join("vmlinux")) || oracle().is_none());
+    }
+}
+
+#[test]
 fn kernel_types_on_debian_61() {
     let Some(dir) = kernel_btf_dir() else {
         return skip("no Debian 6.1 kernel BTF: run tests/scripts/kernel-btf.sh");
