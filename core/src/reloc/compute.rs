@@ -58,7 +58,7 @@ fn field(kind: RelocKind, spec: Option<(&Spec<'_>, &Btf<'_>)>, endian: Endian) -
         return Ok(Val::Poison);
     };
     let acc = spec.last().ok_or(Error::new(ErrorKind::CoreBadAccess, 0))?;
-    let Some(name) = acc.name else {
+    if acc.name.is_none() {
         // The last step indexes an array.
         let sz = btf.resolve_size(acc.type_id)?;
         return match kind {
@@ -71,8 +71,7 @@ fn field(kind: RelocKind, spec: Option<(&Spec<'_>, &Btf<'_>)>, endian: Endian) -
             RelocKind::FieldByteSize => Ok(val(u64::from(sz))),
             _ => Err(Error::new(ErrorKind::CoreArrayAccess, 0)),
         };
-    };
-    let _ = name;
+    }
     let t = btf.type_by_id(acc.type_id)?;
     let m = t
         .members()
@@ -80,13 +79,19 @@ fn field(kind: RelocKind, spec: Option<(&Spec<'_>, &Btf<'_>)>, endian: Endian) -
         .ok_or(Error::new(ErrorKind::CoreBadAccess, 0))?;
     let field_ty = btf.skip_mods_and_typedefs(m.type_id)?;
     let mt = btf.type_by_id(field_ty)?;
-    let bit_off = spec.bit_offset;
-    let mut bit_sz = u64::from(m.bitfield_size);
+    // libbpf computes these in 32-bit unsigned arithmetic; wrapping keeps
+    // its results on absurd input instead of panicking.
+    let bit_off = spec.bit_offset as u32;
+    let mut bit_sz = m.bitfield_size;
     let bitfield = bit_sz > 0;
     let (byte_off, byte_sz) = if bitfield {
-        let mut byte_sz = u64::from(mt.size()).max(1);
+        let mut byte_sz = mt.size().max(1);
         let mut byte_off = bit_off / 8 / byte_sz * byte_sz;
-        while bit_off + bit_sz - byte_off * 8 > byte_sz * 8 {
+        while bit_off
+            .wrapping_add(bit_sz)
+            .wrapping_sub(byte_off.wrapping_mul(8))
+            > byte_sz.wrapping_mul(8)
+        {
             if byte_sz >= 8 {
                 return Err(Error::new(ErrorKind::CoreBitfieldTooBig, 0));
             }
@@ -95,8 +100,8 @@ fn field(kind: RelocKind, spec: Option<(&Spec<'_>, &Btf<'_>)>, endian: Endian) -
         }
         (byte_off, byte_sz)
     } else {
-        let sz = u64::from(btf.resolve_size(field_ty)?);
-        bit_sz = sz * 8;
+        let sz = btf.resolve_size(field_ty)?;
+        bit_sz = sz.wrapping_mul(8);
         (bit_off / 8, sz)
     };
     // Bitfield offsets and sizes may legitimately differ from what clang
@@ -110,25 +115,29 @@ fn field(kind: RelocKind, spec: Option<(&Spec<'_>, &Btf<'_>)>, endian: Endian) -
     };
     Ok(match kind {
         RelocKind::FieldByteOffset => Val::Of {
-            val: byte_off,
-            sz: if bitfield { 0 } else { byte_sz as u32 },
+            val: u64::from(byte_off),
+            sz: if bitfield { 0 } else { byte_sz },
             ty: if bitfield { TypeId::VOID } else { field_ty },
             validate,
         },
-        RelocKind::FieldByteSize => out(byte_sz, validate),
+        RelocKind::FieldByteSize => out(u64::from(byte_sz), validate),
         RelocKind::FieldSigned => {
             let signed = (mt.kind().is_any_enum() && mt.kflag())
                 || mt.as_int().is_some_and(|i| i.is_signed());
             out(u64::from(signed), true)
         }
         RelocKind::FieldLShiftU64 => {
+            let in_load = bit_off.wrapping_sub(byte_off.wrapping_mul(8));
             let v = match endian {
-                Endian::Little => 64 - (bit_off + bit_sz - byte_off * 8),
-                Endian::Big => (8 - byte_sz) * 8 + (bit_off - byte_off * 8),
+                Endian::Little => 64u32.wrapping_sub(in_load.wrapping_add(bit_sz)),
+                Endian::Big => 8u32
+                    .wrapping_sub(byte_sz)
+                    .wrapping_mul(8)
+                    .wrapping_add(in_load),
             };
-            out(v, validate)
+            out(u64::from(v), validate)
         }
-        RelocKind::FieldRShiftU64 => out(64 - bit_sz, true),
+        RelocKind::FieldRShiftU64 => out(u64::from(64u32.wrapping_sub(bit_sz)), true),
         _ => return Err(Error::new(ErrorKind::CoreUnknownKind(kind as u32), 0)),
     })
 }
