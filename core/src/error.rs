@@ -184,6 +184,15 @@ impl Error {
         Error { offset, kind }
     }
 
+    /// The same error with its offset moved by `base`: for errors found
+    /// inside a section, the section's offset in the file.
+    pub fn with_base(self, base: usize) -> Error {
+        Error {
+            offset: self.offset.saturating_add(base),
+            kind: self.kind,
+        }
+    }
+
     /// The rule broken.
     pub fn kind(&self) -> ErrorKind {
         self.kind

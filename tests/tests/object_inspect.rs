@@ -310,3 +310,17 @@ fn every_truncation_is_an_error_not_a_panic() {
         }
     }
 }
+
+#[test]
+fn corrupt_btf_in_an_object_is_reported_at_its_file_offset() {
+    let mut bytes = std::fs::read(fixture("maps.bpf-el.o")).expect("read");
+    // Find .BTF's magic and break the version byte after it.
+    let at = bytes
+        .windows(4)
+        .position(|w| w == [0x9f, 0xeb, 1, 0])
+        .expect(".BTF magic");
+    bytes[at + 2] = 9;
+    let e = Object::parse(&bytes, "maps").expect_err("bad version");
+    assert_eq!(e.kind(), ember::ember_core::ErrorKind::BadVersion(9));
+    assert_eq!(e.offset(), at + 2);
+}

@@ -224,7 +224,8 @@ impl<'a> Object<'a> {
                 let d = s
                     .data()
                     .map_err(|_| e(ErrorKind::Elf("bad .BTF"), sec_at(&s)))?;
-                Some(Btf::parse(d)?)
+                // Errors inside the section are reported at file offsets.
+                Some(Btf::parse(d).map_err(|x| x.with_base(sec_at(&s)))?)
             }
             None => None,
         };
@@ -233,7 +234,7 @@ impl<'a> Object<'a> {
                 let d = s
                     .data()
                     .map_err(|_| e(ErrorKind::Elf("bad .BTF.ext"), sec_at(&s)))?;
-                Some(BtfExt::parse(d)?)
+                Some(BtfExt::parse(d).map_err(|x| x.with_base(sec_at(&s)))?)
             }
             None => None,
         };
