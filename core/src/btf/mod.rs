@@ -565,6 +565,6 @@ impl<'a> Btf<'a> {
 }
 
 #[cfg(test)]
-mod test_util;
+pub(crate) mod test_util;
 #[cfg(test)]
 mod tests;

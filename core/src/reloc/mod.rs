@@ -461,3 +461,6 @@ pub fn apply(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests;
