@@ -8,7 +8,6 @@ use super::*;
 use crate::btf::test_util::Builder;
 use crate::bytes::Endian;
 
-const INT: u32 = 1;
 const PTR: u32 = 2;
 const ARRAY: u32 = 3;
 const STRUCT: u32 = 4;
