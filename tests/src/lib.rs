@@ -87,3 +87,27 @@ pub fn first_difference(a: &str, b: &str) -> Option<(usize, String, String)> {
         }
     }
 }
+
+/// Builds a C oracle from `tests/oracle/<name>.c` against the system's
+/// libbpf into `out_dir`, or reports (via [`skip`]) what is missing.
+pub fn build_oracle(name: &str, out_dir: &Path) -> Option<PathBuf> {
+    let Some(cc) = tool("cc").or_else(|| tool("gcc")).or_else(|| tool("clang")) else {
+        skip("no C compiler to build the libbpf oracle");
+        return None;
+    };
+    if !Path::new("/usr/include/bpf/libbpf.h").exists() {
+        skip("libbpf-dev is not installed (apt-get install libbpf-dev)");
+        return None;
+    }
+    let out = out_dir.join(name);
+    let src = root().join("tests/oracle").join(format!("{name}.c"));
+    let st = Command::new(cc)
+        .args(["-O1", "-Wall", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .arg("-lbpf")
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run the C compiler: {e}"));
+    assert!(st.success(), "building {} failed", src.display());
+    Some(out)
+}

@@ -22,7 +22,7 @@ use ember_tests::{fixture, kernel_btf_dir, skip, tool};
 fn oracle() -> Option<&'static Path> {
     static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
     BIN.get_or_init(|| {
-        // SAFETY-free check for root: the oracle must load programs.
+        // The oracle loads programs: it needs root.
         let uid = std::fs::read_to_string("/proc/self/status")
             .ok()
             .and_then(|s| {
@@ -34,25 +34,7 @@ fn oracle() -> Option<&'static Path> {
             skip("the libbpf CO-RE oracle loads programs and needs root");
             return None;
         }
-        let Some(cc) = tool("cc").or_else(|| tool("gcc")) else {
-            skip("no C compiler to build the libbpf oracle");
-            return None;
-        };
-        if !Path::new("/usr/include/bpf/libbpf.h").exists() {
-            skip("libbpf-dev is not installed (apt-get install libbpf-dev)");
-            return None;
-        }
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("libbpf_core");
-        let src = ember_tests::root().join("tests/oracle/libbpf_core.c");
-        let st = Command::new(cc)
-            .args(["-O1", "-Wall", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .arg("-lbpf")
-            .status()
-            .expect("run cc");
-        assert!(st.success(), "building {} failed", src.display());
-        Some(out)
+        ember_tests::build_oracle("libbpf_core", Path::new(env!("CARGO_TARGET_TMPDIR")))
     })
     .as_deref()
 }

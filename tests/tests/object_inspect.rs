@@ -9,31 +9,13 @@ use std::sync::OnceLock;
 
 use ember::ember_core::object::{Object, object_name};
 use ember::inspect::{Report, report};
-use ember_tests::{fixture, skip, tool};
+use ember_tests::fixture;
 
 /// Builds the C oracle once per test binary.
 fn oracle() -> Option<&'static Path> {
     static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
     BIN.get_or_init(|| {
-        let Some(cc) = tool("cc").or_else(|| tool("gcc")).or_else(|| tool("clang")) else {
-            skip("no C compiler to build the libbpf oracle");
-            return None;
-        };
-        if !Path::new("/usr/include/bpf/libbpf.h").exists() {
-            skip("libbpf-dev is not installed (apt-get install libbpf-dev)");
-            return None;
-        }
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("libbpf_inspect");
-        let src = ember_tests::root().join("tests/oracle/libbpf_inspect.c");
-        let st = Command::new(cc)
-            .args(["-O1", "-Wall", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .arg("-lbpf")
-            .status()
-            .expect("run the C compiler");
-        assert!(st.success(), "building {} failed", src.display());
-        Some(out)
+        ember_tests::build_oracle("libbpf_inspect", Path::new(env!("CARGO_TARGET_TMPDIR")))
     })
     .as_deref()
 }

@@ -315,6 +315,14 @@ fn scan_all(
     Ok(found)
 }
 
+/// Stands in for the record in errors that belong to no single relocation.
+const NO_RELO: CoreRelo = CoreRelo {
+    insn_off: 0,
+    type_id: TypeId::VOID,
+    access_str_off: StrOffset(0),
+    kind: 0,
+};
+
 /// Solves every CO-RE relocation of `obj` against `targets`, finding
 /// candidates as `search` says.
 ///
@@ -340,20 +348,9 @@ pub fn solve_with<'a, 't>(
             kind: r.kind,
             error,
         };
-    let relos = obj.resolve(ext.core_relos()).map_err(|e| {
-        wrap(
-            0,
-            None,
-            0,
-            &CoreRelo {
-                insn_off: 0,
-                type_id: TypeId::VOID,
-                access_str_off: StrOffset(0),
-                kind: 0,
-            },
-            e,
-        )
-    })?;
+    let relos = obj
+        .resolve(ext.core_relos())
+        .map_err(|e| wrap(0, None, 0, &NO_RELO, e))?;
     let mut cache: BTreeMap<TypeId, Vec<Candidate>> = BTreeMap::new();
     if search == CandidateSearch::Scan {
         let mut roots: Vec<TypeId> = relos
@@ -363,33 +360,15 @@ pub fn solve_with<'a, 't>(
             .collect();
         roots.sort_unstable();
         roots.dedup();
-        let none = CoreRelo {
-            insn_off: 0,
-            type_id: TypeId::VOID,
-            access_str_off: StrOffset(0),
-            kind: 0,
-        };
-        cache = scan_all(local, &roots, targets).map_err(|e| wrap(0, None, 0, &none, e))?;
+        cache = scan_all(local, &roots, targets).map_err(|e| wrap(0, None, 0, &NO_RELO, e))?;
         // Roots without candidates still get an (empty) entry.
         for r in roots {
             cache.entry(r).or_default();
         }
     }
     let mut out = Vec::new();
-    out.try_reserve(relos.len()).map_err(|_| {
-        wrap(
-            0,
-            None,
-            0,
-            &CoreRelo {
-                insn_off: 0,
-                type_id: TypeId::VOID,
-                access_str_off: StrOffset(0),
-                kind: 0,
-            },
-            Error::new(ErrorKind::OutOfMemory, 0),
-        )
-    })?;
+    out.try_reserve(relos.len())
+        .map_err(|_| wrap(0, None, 0, &NO_RELO, Error::new(ErrorKind::OutOfMemory, 0)))?;
     for (index, (func, insn, relo)) in relos.into_iter().enumerate() {
         let fail = |e: Error| wrap(index, Some(func), insn, &relo, e);
         let needs_cands = relo.kind != RelocKind::TypeIdLocal as u32;
