@@ -23,7 +23,12 @@ need dpkg "Debian's dpkg"
 need python3 "python3"
 
 # The versioned package the linux-image-amd64 metapackage points at.
-pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+find_pkg() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}'; }
+pkg=$(find_pkg)
+if [ -z "$pkg" ] && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq >/dev/null 2>&1 || true
+  pkg=$(find_pkg)
+fi
 if [ -z "$pkg" ]; then
   echo "kernel-btf.sh: apt knows no linux-image-amd64; run 'apt-get update' first" >&2
   exit 1
