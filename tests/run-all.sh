@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 step() { printf '\n== %s\n' "$*"; }
 
 # 1. Debian packages.
-pkgs=(clang llvm bpftool libbpf-dev pkg-config python3 xz-utils)
+pkgs=(clang clang-16 llvm bpftool libbpf-dev pkg-config python3 xz-utils)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -507,3 +507,31 @@ fn fuzz_regressions_relocate() {
     }
     assert!(n > 0);
 }
+
+/// Families that need clang >= 15 (built with Debian's clang-16 into
+/// tests/fixtures/core16): 64-bit enum values, and TYPE_MATCHES against
+/// the type-based targets.
+#[test]
+fn clang16_families_match_libbpf() {
+    let Some(_) = oracle() else { return };
+    let (core, core16) = (fixture("core"), fixture("core16"));
+    let list = |d: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .expect("fixtures")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        v.sort();
+        v
+    };
+    let mut cases = 0;
+    for (prog, dir, family) in [("enum64", &core16, "enum64"), ("typematch", &core, "types")] {
+        for t in list(dir).iter().filter(|n| {
+            n.ends_with(".t-el.o")
+                && (n.starts_with(&format!("{family}.t")) || n.starts_with(&format!("{family}___")))
+        }) {
+            assert!(compare(&format!("core16/{prog}.bpf-el.o"), &dir.join(t)));
+            cases += 1;
+        }
+    }
+    assert!(cases >= 9, "only {cases} cases");
+}
