@@ -204,6 +204,7 @@ fn kernel_types_on_this_kernel() {
         return skip("/sys/kernel/btf/vmlinux is absent");
     }
     assert!(compare("core_kernel.bpf-el.o", v) || oracle().is_none());
+    assert!(compare("core16/kernel_match.bpf-el.o", v) || oracle().is_none());
 }
 
 #[test]
@@ -224,6 +225,7 @@ fn kernel_types_on_debian_61() {
         return skip("no Debian 6.1 kernel BTF: run tests/scripts/kernel-btf.sh");
     };
     assert!(compare("core_kernel.bpf-el.o", &dir.join("vmlinux")) || oracle().is_none());
+    assert!(compare("core16/kernel_match.bpf-el.o", &dir.join("vmlinux")) || oracle().is_none());
 }
 
 /// The CO-RE families (tests/fixtures/core): each local program against
