@@ -537,3 +537,100 @@ fn clang16_families_match_libbpf() {
     }
     assert!(cases >= 9, "only {cases} cases");
 }
+
+/// Raw BTF holding a base and its split BTF as one blob: split ids and
+/// string offsets already continue the base's, so the sections simply
+/// concatenate. libbpf takes this as `btf_custom_path` where it cannot
+/// take split BTF.
+fn merged_btf(base: &Btf<'_>, split: &Btf<'_>) -> Vec<u8> {
+    let section = |b: &Btf<'_>, which: usize| -> Vec<u8> {
+        let d = b.data();
+        let w = |o: usize| u32::from_le_bytes(d[o..o + 4].try_into().expect("u32")) as usize;
+        let hdr = w(4);
+        let (off, len) = (w(8 + which * 8), w(12 + which * 8));
+        d[hdr + off..hdr + off + len].to_vec()
+    };
+    let (bt, mt, bs, ms) = (
+        section(base, 0),
+        section(split, 0),
+        section(base, 1),
+        section(split, 1),
+    );
+    let types = [bt, mt].concat();
+    let strs = [bs, ms].concat();
+    let mut out = vec![0x9f, 0xeb, 1, 0];
+    for v in [
+        24u32,
+        0,
+        types.len() as u32,
+        types.len() as u32,
+        strs.len() as u32,
+    ] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out.extend_from_slice(&types);
+    out.extend_from_slice(&strs);
+    out
+}
+
+/// Module split BTF against libbpf: ember searches the module (vmlinux has
+/// no candidate); libbpf gets vmlinux and the module merged into one file.
+/// Every relocated instruction must be equal.
+#[test]
+fn module_split_btf_matches_libbpf() {
+    use ember::ember_core::reloc::Module;
+    let Some(bin) = oracle() else { return };
+    let Some(dir) = kernel_btf_dir() else {
+        return skip("no Debian 6.1 kernel BTF: run tests/scripts/kernel-btf.sh");
+    };
+    let vb = std::fs::read(dir.join("vmlinux")).expect("vmlinux");
+    let mb = std::fs::read(dir.join("modules/nf_conntrack.ko")).expect("module");
+    let vmlinux = Btf::parse_any(&vb, None).expect("vmlinux BTF");
+    let module = Btf::parse_any(&mb, Some(&vmlinux)).expect("module BTF");
+    let merged = merged_btf(&vmlinux, &module);
+    assert_eq!(
+        Btf::parse(&merged).expect("merged parses").type_count(),
+        module.type_count()
+    );
+    let merged_path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("vmlinux+nf_conntrack.btf");
+    std::fs::write(&merged_path, &merged).expect("write merged");
+
+    let obj_path = fixture("core_module.bpf-el.o");
+    let want = libbpf(bin, &obj_path, &merged_path);
+    assert!(!want.relo_failed, "{}", want.stderr);
+
+    let ob = std::fs::read(&obj_path).expect("object");
+    let obj = Object::parse(&ob, "core_module").expect("object");
+    let modules = [Module {
+        name: "nf_conntrack",
+        btf: &module,
+    }];
+    let targets = Targets {
+        main: &vmlinux,
+        modules: &modules,
+        is_override: false,
+    };
+    let plan = solve(&obj, &targets).expect("solve");
+    assert!(
+        plan.iter()
+            .all(|r| r.target.as_ref().is_some_and(|(c, _)| c.target == 1))
+    );
+    let mut code: Vec<Vec<u8>> = obj.code.iter().map(|c| c.bytes.to_vec()).collect();
+    apply(&obj, &plan, &mut code).expect("apply");
+    let f = obj.programs().next().expect("program");
+    let ours: Vec<Insn> = decode_all(&code[f.section], obj.endian).collect();
+    let theirs = &want.progs[f.name];
+    assert_eq!(ours.len(), theirs.len());
+    let masked: Vec<u32> = obj.code[f.section]
+        .relocs
+        .iter()
+        .flat_map(|r| [r.insn, r.insn + 1])
+        .collect();
+    for (i, (o, t)) in ours.iter().zip(theirs).enumerate() {
+        if masked.contains(&(i as u32)) {
+            assert_eq!(o.code, t.code, "insn {i}");
+        } else {
+            assert_eq!(o, t, "insn {i}");
+        }
+    }
+}
