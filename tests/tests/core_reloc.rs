@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use ember::ember_core::btf::Btf;
-use ember::ember_core::insn::{INSN_SIZE, Insn, LD_IMM64, decode_all};
+use ember::ember_core::insn::{INSN_SIZE, Insn, decode_all};
 use ember::ember_core::object::{Object, RelocTarget, object_name};
 use ember::ember_core::reloc::{Targets, apply, solve};
 use ember_tests::{fixture, kernel_btf_dir, skip, tool};
@@ -107,50 +107,66 @@ fn ember(
         .filter(|(_, f)| f.is_program)
     {
         // (function index, its instructions, which slots are non-CO-RE relocated)
+        // libbpf appends each subprogram when first referenced and walks
+        // into it at once (depth first).
         let mut layout: Vec<usize> = vec![pi];
+        append_subprogs(&obj, pi, &mut layout);
         let mut insns: Vec<(Insn, bool)> = Vec::new();
-        let mut li = 0;
-        while let Some(&fi) = layout.get(li) {
+        for &fi in &layout {
             let f = &obj.functions[fi];
             let sec = &obj.code[f.section];
             let body = &code[f.section]
                 [f.start as usize * INSN_SIZE..(f.start + f.len) as usize * INSN_SIZE];
-            let masked: Vec<u32> = sec
-                .relocs
-                .iter()
-                .filter(|r| r.insn >= f.start && r.insn < f.start + f.len)
-                .flat_map(|r| [r.insn - f.start, r.insn - f.start + 1])
-                .collect();
             for (i, insn) in decode_all(body, obj.endian).enumerate() {
                 let i = i as u32;
-                let call_target =
-                    if insn.is_pseudo_call() || (insn.code == LD_IMM64 && insn.src == 4) {
-                        let rel = sec.relocs.iter().find(|r| r.insn == f.start + i);
-                        match rel.map(|r| r.target) {
-                            Some(RelocTarget::Function(t)) => Some(t),
-                            _ => {
-                                let at = f.start as i64 + i as i64 + insn.imm as i64 + 1;
-                                obj.functions
-                                    .iter()
-                                    .position(|g| g.section == f.section && g.start as i64 == at)
-                            }
-                        }
-                    } else {
-                        None
-                    };
-                if let Some(t) = call_target {
-                    if !layout.contains(&t) {
-                        layout.push(t);
-                    }
-                }
-                let mask = masked.contains(&i) || call_target.is_some();
+                // A relocated slot, or the second slot of a relocated LD_IMM64.
+                let relocated = sec.relocs.iter().any(|r| {
+                    r.insn == f.start + i
+                        || (r.insn + 1 == f.start + i
+                            && sec.bytes.get(r.insn as usize * INSN_SIZE) == Some(&0x18))
+                });
+                let mask = relocated || call_target(&obj, fi, i).is_some();
                 insns.push((insn, mask));
             }
-            li += 1;
         }
         out.insert(p.name.to_owned(), insns);
     }
     Ok(out)
+}
+
+/// The function instruction `i` of function `fi` calls or takes the
+/// address of: relocated references name it; plain calls are pc-relative.
+fn call_target(obj: &Object<'_>, fi: usize, i: u32) -> Option<usize> {
+    let f = &obj.functions[fi];
+    let sec = &obj.code[f.section];
+    let at = (f.start + i) as usize * INSN_SIZE;
+    let insn = Insn::decode(sec.bytes[at..at + 8].try_into().expect("slot"), obj.endian);
+    match sec
+        .relocs
+        .iter()
+        .find(|r| r.insn == f.start + i)
+        .map(|r| r.target)
+    {
+        Some(RelocTarget::Function(t)) => Some(t),
+        _ if insn.is_pseudo_call() => {
+            let to = f.start as i64 + i as i64 + insn.imm as i64 + 1;
+            obj.functions
+                .iter()
+                .position(|g| g.section == f.section && g.start as i64 == to)
+        }
+        _ => None,
+    }
+}
+
+fn append_subprogs(obj: &Object<'_>, fi: usize, layout: &mut Vec<usize>) {
+    for i in 0..obj.functions[fi].len {
+        if let Some(t) = call_target(obj, fi, i) {
+            if !layout.contains(&t) {
+                layout.push(t);
+                append_subprogs(obj, t, layout);
+            }
+        }
+    }
 }
 
 /// Compares ember with libbpf; returns whether both relocated (rather
@@ -205,6 +221,8 @@ fn kernel_types_on_this_kernel() {
     }
     assert!(compare("core_kernel.bpf-el.o", v) || oracle().is_none());
     assert!(compare("core16/kernel_match.bpf-el.o", v) || oracle().is_none());
+    // Subprograms (with CO-RE inside), a callback, kfuncs, ksyms, kconfig.
+    assert!(compare("globals.bpf-el.o", v) || oracle().is_none());
 }
 
 #[test]
