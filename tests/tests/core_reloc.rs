@@ -244,6 +244,7 @@ fn kernel_types_on_debian_61() {
     };
     assert!(compare("core_kernel.bpf-el.o", &dir.join("vmlinux")) || oracle().is_none());
     assert!(compare("core16/kernel_match.bpf-el.o", &dir.join("vmlinux")) || oracle().is_none());
+    assert!(compare("globals.bpf-el.o", &dir.join("vmlinux")) || oracle().is_none());
 }
 
 /// The CO-RE families (tests/fixtures/core): each local program against
