@@ -3,6 +3,7 @@
 #![no_std]
 
 use ember_core as _;
+use ember_sys as _;
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {

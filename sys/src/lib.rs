@@ -1,0 +1,28 @@
+//! ember-sys: ember's safe syscall layer for `bpf(2)`, built on rustix.
+//! (Despite the `-sys` name it is not a native-bindings crate: no `links`,
+//! no C.)
+//!
+//! Every raw system call lives in one small module, `raw`, behind a
+//! `// SAFETY:` argument; everything here is safe. Attributes are encoded
+//! per command from layouts checked against `uapi/linux/bpf.h` at compile
+//! time; fds come out as `OwnedFd` (moved above 2) and go in as
+//! `BorrowedFd`; buffers the kernel writes are Rust slices whose lengths
+//! bound what the kernel may write; errors carry the command name.
+//!
+//! `#![no_std]` (with `alloc` for rustix): usable in static initramfs
+//! binaries.
+#![no_std]
+#![deny(unsafe_code)]
+
+pub mod attr;
+pub mod cmd;
+pub mod error;
+mod raw;
+
+pub use cmd::{
+    MapCreate, MapFd, ProgBtf, ProgLoad, ProgLoadError, btf_load, map_create, obj_get, obj_pin,
+    prog_load,
+};
+pub use error::{Result, SysError};
+pub use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+pub use rustix::io::Errno;
