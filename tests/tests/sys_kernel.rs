@@ -11,6 +11,13 @@ use ember_sys::{
 };
 use ember_tests::skip;
 
+/// Tests here count the process's open fds, so they run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn root() -> bool {
     let uid = std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -53,6 +60,7 @@ const EXIT: Insn = Insn {
 
 #[test]
 fn array_and_hash_maps() {
+    let _serial = serial();
     if !root() {
         return;
     }
@@ -127,6 +135,7 @@ fn array_and_hash_maps() {
 
 #[test]
 fn btf_load_good_and_rejected() {
+    let _serial = serial();
     if !root() {
         return;
     }
@@ -152,6 +161,7 @@ fn btf_load_good_and_rejected() {
 
 #[test]
 fn prog_load_accepted_and_rejected_with_log() {
+    let _serial = serial();
     if !root() {
         return;
     }
@@ -192,6 +202,7 @@ fn prog_load_accepted_and_rejected_with_log() {
 
 #[test]
 fn pin_and_reopen() {
+    let _serial = serial();
     if !root() {
         return;
     }
