@@ -5,6 +5,7 @@
 //! builds on this.
 #![deny(unsafe_code)]
 
+pub mod btf_source;
 pub mod error;
 pub mod explain;
 pub mod inspect;

@@ -45,6 +45,10 @@ enum CoreCmd {
         /// Base BTF (vmlinux) for --module-btf files, when --btf is not given.
         #[arg(long)]
         base: Option<PathBuf>,
+        /// A btfhub-style directory (ID/VERSION_ID/ARCH/RELEASE.btf or
+        /// .btf.tar.xz) searched when the kernel has no BTF of its own.
+        #[arg(long = "btf-dir")]
+        btf_dir: Option<PathBuf>,
         /// Module BTF (split over the target), searched when the target
         /// has no candidate; repeatable.
         #[arg(long = "module-btf")]
@@ -156,10 +160,11 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
             file,
             btf,
             base,
+            btf_dir,
             module_btf,
             json,
             insns,
-        }) => explain(&file, btf, base, &module_btf, json, insns),
+        }) => explain(&file, btf, base, btf_dir, &module_btf, json, insns),
         Cmd::Object(ObjectCmd::Inspect { file, json }) => {
             let bytes = read(&file)?;
             let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -247,10 +252,15 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
     }
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site mirroring the CLI flags"
+)]
 fn explain(
     file: &Path,
     btf: Option<PathBuf>,
     base: Option<PathBuf>,
+    btf_dir: Option<PathBuf>,
     module_btf: &[PathBuf],
     json: bool,
     insns: bool,
@@ -264,12 +274,35 @@ fn explain(
         path: file.to_owned(),
         source,
     })?;
+    let relos: usize = obj
+        .btf_ext
+        .map_or(0, |e| e.core_relos().map(|b| b.len()).sum());
+    if relos == 0 {
+        // Nothing to relocate: no kernel BTF needed.
+        return Ok(());
+    }
     let is_override = btf.is_some() && module_btf.is_empty();
-    let main_path = btf
-        .or(base)
-        .unwrap_or_else(|| PathBuf::from("/sys/kernel/btf/vmlinux"));
-    let main_bytes = read(&main_path)?;
-    let main = parse(&main_path, &main_bytes, None)?;
+    let found = match btf.or(base) {
+        Some(p) => ember::btf_source::find_kernel_btf(&ember::btf_source::BtfSearch {
+            file: Some(p),
+            ..Default::default()
+        }),
+        None => ember::btf_source::find_kernel_btf(&ember::btf_source::BtfSearch {
+            hub_dir: btf_dir,
+            ..Default::default()
+        }),
+    }
+    .map_err(|e| {
+        format!(
+            "{}: {relos} CO-RE relocations need kernel BTF, but {e}",
+            file.display()
+        )
+    })?;
+    let main_path = found.path.clone();
+    let main = found.btf().map_err(|source| Error::Btf {
+        path: main_path.clone(),
+        source,
+    })?;
     // Module BTF: as given, or every file beside sysfs vmlinux.
     let mut module_paths: Vec<PathBuf> = module_btf.to_vec();
     if module_paths.is_empty() && main_path == Path::new("/sys/kernel/btf/vmlinux") {

@@ -1,0 +1,243 @@
+//! Finding the running kernel's BTF: sysfs, libbpf's fallback paths, an
+//! explicit file, or a btfhub-style directory (plain or `.btf.tar.xz`).
+//!
+//! When nothing is found the error lists every place searched and why
+//! each failed, so "no BTF" is never the whole story.
+
+use std::fmt;
+use std::io::{self, Read as _};
+use std::path::{Path, PathBuf};
+
+use ember_core::btf::Btf;
+
+use crate::FileBytes;
+
+/// Why one candidate location did not give BTF.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Why {
+    /// The file does not exist.
+    Absent,
+    /// The file exists but cannot be read.
+    PermissionDenied,
+    /// Another I/O error.
+    Io(io::Error),
+    /// The file is not BTF, or an ELF file without `.BTF`, or malformed.
+    NotBtf(ember_core::Error),
+    /// A btfhub archive that does not hold `<release>.btf`.
+    NotInArchive,
+}
+
+impl fmt::Display for Why {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Why::Absent => f.write_str("absent"),
+            Why::PermissionDenied => f.write_str("permission denied"),
+            Why::Io(e) => write!(f, "{e}"),
+            Why::NotBtf(e) => write!(f, "not usable BTF ({e})"),
+            Why::NotInArchive => f.write_str("archive has no <release>.btf"),
+        }
+    }
+}
+
+/// Every location searched, in order, with why it failed.
+#[derive(Debug)]
+pub struct NoKernelBtf {
+    /// Kernel release searched for.
+    pub release: String,
+    /// (location, reason) in search order.
+    pub searched: Vec<(PathBuf, Why)>,
+}
+
+impl fmt::Display for NoKernelBtf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "no BTF for kernel {} was found; searched:", self.release)?;
+        for (p, why) in &self.searched {
+            writeln!(f, "  {}: {why}", p.display())?;
+        }
+        write!(
+            f,
+            "supply one with --btf FILE (raw BTF or an ELF with .BTF, e.g. from btfhub) \
+             or --btf-dir DIR (btfhub layout: ID/VERSION_ID/ARCH/RELEASE.btf[.tar.xz])"
+        )
+    }
+}
+
+impl core::error::Error for NoKernelBtf {}
+
+/// Found kernel BTF: its bytes and where they came from.
+#[derive(Debug)]
+pub struct KernelBtf {
+    /// Where it was found (for archives, the archive).
+    pub path: PathBuf,
+    bytes: KernelBytes,
+}
+
+#[derive(Debug)]
+enum KernelBytes {
+    File(FileBytes),
+    Extracted(Vec<u8>),
+}
+
+impl KernelBtf {
+    /// The BTF bytes (raw, or an ELF file with `.BTF`).
+    pub fn bytes(&self) -> &[u8] {
+        match &self.bytes {
+            KernelBytes::File(f) => f,
+            KernelBytes::Extracted(v) => v,
+        }
+    }
+
+    /// Parses the BTF.
+    ///
+    /// # Errors
+    /// When it is malformed (already checked once when it was found).
+    pub fn btf(&self) -> ember_core::Result<Btf<'_>> {
+        Btf::parse_any(self.bytes(), None)
+    }
+}
+
+/// Where to look, in addition to the standard places.
+#[derive(Debug, Default, Clone)]
+pub struct BtfSearch {
+    /// An explicit file: used alone when given.
+    pub file: Option<PathBuf>,
+    /// A btfhub-style directory, searched after the standard places.
+    pub hub_dir: Option<PathBuf>,
+    /// Override of the kernel release (default: `/proc/sys/kernel/osrelease`).
+    pub release: Option<String>,
+    /// Override of the sysfs path (tests).
+    pub sysfs: Option<PathBuf>,
+}
+
+fn why(e: io::Error) -> Why {
+    match e.kind() {
+        io::ErrorKind::NotFound => Why::Absent,
+        io::ErrorKind::PermissionDenied => Why::PermissionDenied,
+        _ => Why::Io(e),
+    }
+}
+
+fn try_file(p: &Path) -> Result<KernelBtf, Why> {
+    let bytes = FileBytes::open(p).map_err(why)?;
+    Btf::parse_any(&bytes, None).map_err(Why::NotBtf)?;
+    Ok(KernelBtf {
+        path: p.to_owned(),
+        bytes: KernelBytes::File(bytes),
+    })
+}
+
+/// `<release>.btf` out of a btfhub `.btf.tar.xz`.
+fn try_archive(p: &Path, release: &str) -> Result<KernelBtf, Why> {
+    let packed = std::fs::read(p).map_err(why)?;
+    let mut tar = Vec::new();
+    lzma_rs::xz_decompress(&mut &packed[..], &mut tar)
+        .map_err(|e| Why::Io(io::Error::other(e.to_string())))?;
+    let mut archive = tar::Archive::new(&tar[..]);
+    let want = format!("{release}.btf");
+    for entry in archive.entries().map_err(Why::Io)? {
+        let mut entry = entry.map_err(Why::Io)?;
+        let name = entry
+            .path()
+            .map_err(Why::Io)?
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        if name.as_deref() == Some(want.as_str()) {
+            let mut out = Vec::new();
+            entry.read_to_end(&mut out).map_err(Why::Io)?;
+            Btf::parse_any(&out, None).map_err(Why::NotBtf)?;
+            return Ok(KernelBtf {
+                path: p.to_owned(),
+                bytes: KernelBytes::Extracted(out),
+            });
+        }
+    }
+    Err(Why::NotInArchive)
+}
+
+/// `ID` and `VERSION_ID` from os-release.
+fn os_release() -> (String, String) {
+    let text = std::fs::read_to_string("/etc/os-release")
+        .or_else(|_| std::fs::read_to_string("/usr/lib/os-release"))
+        .unwrap_or_default();
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
+            .map(|v| v.trim_matches('"').to_owned())
+            .unwrap_or_default()
+    };
+    (get("ID"), get("VERSION_ID"))
+}
+
+/// btfhub's name for this machine's architecture.
+fn hub_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        a => a,
+    }
+}
+
+/// Finds kernel BTF: `search.file` alone when given; otherwise sysfs, then
+/// libbpf's fallback paths for the release, then `search.hub_dir`.
+///
+/// # Errors
+/// [`NoKernelBtf`], listing every location and why it failed.
+pub fn find_kernel_btf(search: &BtfSearch) -> Result<KernelBtf, NoKernelBtf> {
+    let release = search.release.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    });
+    let mut searched = Vec::new();
+    if let Some(f) = &search.file {
+        return try_file(f).map_err(|w| NoKernelBtf {
+            release,
+            searched: vec![(f.clone(), w)],
+        });
+    }
+    let r = &release;
+    let mut paths = vec![
+        search
+            .sysfs
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/sys/kernel/btf/vmlinux")),
+    ];
+    paths.extend(
+        [
+            format!("/boot/vmlinux-{r}"),
+            format!("/lib/modules/{r}/vmlinux-{r}"),
+            format!("/lib/modules/{r}/build/vmlinux"),
+            format!("/usr/lib/modules/{r}/kernel/vmlinux"),
+            format!("/usr/lib/debug/boot/vmlinux-{r}"),
+            format!("/usr/lib/debug/boot/vmlinux-{r}.debug"),
+            format!("/usr/lib/debug/lib/modules/{r}/vmlinux"),
+        ]
+        .map(PathBuf::from),
+    );
+    for (i, p) in paths.into_iter().enumerate() {
+        match try_file(&p) {
+            Ok(k) => return Ok(k),
+            // sysfs present but unusable is an error, not a reason to guess.
+            Err(w @ Why::NotBtf(_)) if i == 0 => {
+                searched.push((p, w));
+                return Err(NoKernelBtf { release, searched });
+            }
+            Err(w) => searched.push((p, w)),
+        }
+    }
+    if let Some(dir) = &search.hub_dir {
+        let (id, ver) = os_release();
+        let base = dir.join(&id).join(&ver).join(hub_arch());
+        let plain = base.join(format!("{r}.btf"));
+        match try_file(&plain) {
+            Ok(k) => return Ok(k),
+            Err(w) => searched.push((plain, w)),
+        }
+        let packed = base.join(format!("{r}.btf.tar.xz"));
+        match try_archive(&packed, r) {
+            Ok(k) => return Ok(k),
+            Err(w) => searched.push((packed, w)),
+        }
+    }
+    Err(NoKernelBtf { release, searched })
+}
