@@ -146,9 +146,7 @@ fn no_kernel_btf_in_a_namespace() {
     let me = std::env::current_exe().expect("test binary");
     let out = Command::new(unshare)
         .args(["-m", "sh", "-c"])
-        .arg(format!(
-            "mount --make-rprivate / && mount -t tmpfs none /sys/kernel/btf && exec \"$0\" --exact inner_no_sysfs --nocapture"
-        ))
+        .arg("mount --make-rprivate / && mount -t tmpfs none /sys/kernel/btf && exec \"$0\" --exact inner_no_sysfs --nocapture")
         .arg(&me)
         .env(INNER, &copy)
         .output()
