@@ -252,10 +252,6 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
     }
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site mirroring the CLI flags"
-)]
 fn explain(
     file: &Path,
     btf: Option<PathBuf>,
