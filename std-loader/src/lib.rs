@@ -9,6 +9,7 @@ pub mod btf_source;
 pub mod error;
 pub mod explain;
 pub mod inspect;
+pub mod kallsyms;
 pub mod mapped;
 pub mod write;
 

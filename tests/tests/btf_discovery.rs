@@ -162,3 +162,22 @@ fn no_kernel_btf_in_a_namespace() {
     assert!(text.contains("1 passed"), "inner test did not run:\n{text}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// kallsyms on this kernel: a text symbol and the untyped ksym the globals
+/// fixture uses resolve to real addresses (as root); a missing name does not.
+#[test]
+fn kallsyms_resolves_real_symbols() {
+    use ember::kallsyms::Kallsyms;
+    let text = std::fs::read_to_string("/proc/kallsyms").expect("/proc/kallsyms");
+    let k = match Kallsyms::parse(&text, &["_stext", "__start_rodata", "no_such_symbol_xyz"]) {
+        Ok(k) => k,
+        Err(e) => return skip(&format!("kallsyms unusable here: {e}")),
+    };
+    let stext = k.get("_stext").expect("_stext");
+    assert!(stext.addr != 0 && stext.module.is_none());
+    // Cross-check with the file itself.
+    let line = text.lines().find(|l| l.ends_with(" _stext")).expect("line");
+    assert_eq!(format!("{:016x}", stext.addr), line[..16]);
+    assert!(k.get("__start_rodata").is_some());
+    assert!(k.get("no_such_symbol_xyz").is_none());
+}
