@@ -165,6 +165,10 @@ pub enum ErrorKind {
     CoreOffsetRange(u64),
     /// A load/store whose size cannot be changed to the new field size.
     CoreMemSize(u32),
+    /// A strong extern (index into the object's externs) the kernel lacks.
+    ExternUnresolved(u32),
+    /// An extern whose local type does not match the kernel's.
+    ExternTypeMismatch(u32),
 }
 
 /// An error from ember-core: what rule was broken, and at which byte offset
@@ -294,6 +298,10 @@ impl fmt::Display for ErrorKind {
             }
             CoreOffsetRange(v) => write!(f, "relocated offset {v} does not fit 16 bits"),
             CoreMemSize(s) => write!(f, "cannot turn a load/store into a {s}-byte access"),
+            ExternUnresolved(i) => write!(f, "extern #{i} is not in the kernel and is not __weak"),
+            ExternTypeMismatch(i) => {
+                write!(f, "extern #{i}: local type does not match the kernel's")
+            }
         }
     }
 }

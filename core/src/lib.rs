@@ -47,6 +47,7 @@ mod bytes;
 pub mod error;
 pub mod ext;
 pub mod insn;
+pub mod ksym;
 pub mod limits;
 pub mod object;
 pub mod reloc;

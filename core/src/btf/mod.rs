@@ -556,11 +556,13 @@ impl<'a> Btf<'a> {
                 return Some(id);
             }
         }
+        // The lowest id, as libbpf's linear search finds it.
         self.index()
             .find(self, essential_name(name), kind)
-            .find(|&id| {
+            .filter(|&id| {
                 self.get(id).and_then(|t| self.bytes_at(t.name_off())) == Some(name.as_bytes())
             })
+            .min()
     }
 }
 
