@@ -241,3 +241,55 @@ pub fn find_kernel_btf(search: &BtfSearch) -> Result<KernelBtf, NoKernelBtf> {
     }
     Err(NoKernelBtf { release, searched })
 }
+
+/// One module's BTF file, read but not yet parsed (parse it as split BTF
+/// over vmlinux with [`ModuleBtf::btf`]).
+#[derive(Debug)]
+pub struct ModuleBtf {
+    /// Module name (the file name under `/sys/kernel/btf`).
+    pub name: String,
+    /// Where it was read from.
+    pub path: PathBuf,
+    bytes: FileBytes,
+}
+
+impl ModuleBtf {
+    /// Parses the module's split BTF over `vmlinux`.
+    ///
+    /// # Errors
+    /// When the module BTF is malformed or does not continue `vmlinux`.
+    pub fn btf<'a>(&'a self, vmlinux: &'a Btf<'a>) -> ember_core::Result<Btf<'a>> {
+        Btf::parse_any(&self.bytes, Some(vmlinux))
+    }
+}
+
+/// Reads every module BTF in `dir` (default `/sys/kernel/btf`) except
+/// vmlinux, in name order. A directory without modules is not an error
+/// (kernels before 5.11 or without `CONFIG_DEBUG_INFO_BTF_MODULES`); a
+/// module whose file cannot be read is reported in the second list and
+/// does not stop the others.
+pub fn module_btfs(dir: Option<&Path>) -> (Vec<ModuleBtf>, Vec<(PathBuf, Why)>) {
+    let dir = dir.unwrap_or(Path::new("/sys/kernel/btf"));
+    let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        log::info!("no module BTF: {} is not readable", dir.display());
+        return (ok, failed);
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n != "vmlinux"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match FileBytes::open(&path) {
+            Ok(bytes) => ok.push(ModuleBtf { name, path, bytes }),
+            Err(e) => failed.push((path, why(e))),
+        }
+    }
+    (ok, failed)
+}

@@ -181,3 +181,40 @@ fn kallsyms_resolves_real_symbols() {
     assert!(k.get("__start_rodata").is_some());
     assert!(k.get("no_such_symbol_xyz").is_none());
 }
+
+/// Module BTF from a sysfs-like directory: good modules parse as split BTF
+/// over vmlinux; a corrupt one fails on its own without stopping the rest.
+#[test]
+fn module_btf_directory_with_a_corrupt_module() {
+    use ember::btf_source::module_btfs;
+    let Some(dir) = ember_tests::kernel_btf_dir() else {
+        return skip("no Debian 6.1 kernel BTF: run tests/scripts/kernel-btf.sh");
+    };
+    let vb = std::fs::read(dir.join("vmlinux")).expect("vmlinux");
+    let vmlinux = Btf::parse_any(&vb, None).expect("vmlinux BTF");
+    let mb = std::fs::read(dir.join("modules/nf_conntrack.ko")).expect("module");
+    let raw = Btf::parse_any(&mb, Some(&vmlinux))
+        .expect("module BTF")
+        .data()
+        .to_vec();
+    let sys = scratch("sysbtf");
+    std::fs::write(sys.join("vmlinux"), b"not read by module_btfs").expect("write");
+    std::fs::write(sys.join("nf_conntrack"), &raw).expect("write");
+    std::fs::write(sys.join("broken"), &raw[..raw.len() / 2]).expect("write");
+    let (mods, failed) = module_btfs(Some(&sys));
+    assert!(failed.is_empty());
+    let names: Vec<&str> = mods.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["broken", "nf_conntrack"]);
+    assert!(
+        mods[0].btf(&vmlinux).is_err(),
+        "a truncated module BTF is an error for that module"
+    );
+    let good = mods[1].btf(&vmlinux).expect("nf_conntrack parses");
+    assert_eq!(good.start_id().0, vmlinux.type_count());
+    let (none, failed) = module_btfs(Some(&sys.join("absent")));
+    assert!(
+        none.is_empty() && failed.is_empty(),
+        "no modules is not an error"
+    );
+    let _ = std::fs::remove_dir_all(&sys);
+}

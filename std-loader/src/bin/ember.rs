@@ -299,18 +299,10 @@ fn explain(
         path: main_path.clone(),
         source,
     })?;
-    // Module BTF: as given, or every file beside sysfs vmlinux.
-    let mut module_paths: Vec<PathBuf> = module_btf.to_vec();
-    if module_paths.is_empty() && main_path == Path::new("/sys/kernel/btf/vmlinux") {
-        if let Ok(dir) = std::fs::read_dir("/sys/kernel/btf") {
-            module_paths = dir
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.file_name().is_some_and(|n| n != "vmlinux"))
-                .collect();
-            module_paths.sort();
-        }
-    }
-    let module_bytes: Vec<(String, FileBytes)> = module_paths
+    // Module BTF: as given (errors are fatal: the user asked for them), or
+    // every module beside sysfs vmlinux (a bad one is skipped and logged,
+    // since most objects never need it).
+    let given: Vec<(String, FileBytes)> = module_btf
         .iter()
         .map(|p| {
             let stem = p
@@ -321,14 +313,30 @@ fn explain(
             read(p).map(|b| (stem, b))
         })
         .collect::<Result<_, _>>()?;
+    let sysfs_mods = if given.is_empty() && main_path == Path::new("/sys/kernel/btf/vmlinux") {
+        ember::btf_source::module_btfs(None).0
+    } else {
+        Vec::new()
+    };
     let mut module_btfs = Vec::new();
-    for ((_, b), p) in module_bytes.iter().zip(&module_paths) {
+    let mut module_names = Vec::new();
+    for ((name, b), p) in given.iter().zip(module_btf) {
         module_btfs.push(parse(p, b, Some(&main))?);
+        module_names.push(name.as_str());
     }
-    let modules: Vec<Module<'_>> = module_bytes
+    for m in &sysfs_mods {
+        match m.btf(&main) {
+            Ok(b) => {
+                module_btfs.push(b);
+                module_names.push(m.name.as_str());
+            }
+            Err(e) => log::info!("skipping module BTF {}: {e}", m.path.display()),
+        }
+    }
+    let modules: Vec<Module<'_>> = module_names
         .iter()
         .zip(&module_btfs)
-        .map(|((n, _), b)| Module { name: n, btf: b })
+        .map(|(n, b)| Module { name: n, btf: b })
         .collect();
     let targets = Targets {
         main: &main,
