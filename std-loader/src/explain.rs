@@ -7,7 +7,7 @@ use ember_core::btf::{Btf, Kind, TypeId};
 use ember_core::ext::LineInfo;
 use ember_core::insn::{Disasm, INSN_SIZE, Insn, decode_all};
 use ember_core::object::Object;
-use ember_core::reloc::{CoreError, Patched, RelocKind, Resolution, Spec, Targets, apply, solve};
+use ember_core::reloc::{CoreError, Patched, Resolution, Spec, Targets, apply, solve};
 use serde::Serialize;
 
 /// One relocation as `--json` prints it (one object per line).
@@ -21,6 +21,9 @@ pub struct Explained {
     pub insn: u32,
     /// snake_case of libbpf's kind name.
     pub kind: &'static str,
+    /// The kind as a phrase, for the text form.
+    #[serde(skip)]
+    pub phrase: &'static str,
     /// The local root type (`struct task_struct`).
     pub local_type: String,
     /// The raw access string (`0:1:2`).
@@ -170,6 +173,7 @@ pub fn explain(obj: &Object<'_>, targets: &Targets<'_>) -> Result<Explanation, C
                     .map_or_else(String::new, |c| c.name.to_owned()),
                 insn: r.insn,
                 kind: r.kind.name(),
+                phrase: r.kind.phrase(),
                 local_type: type_name(local, r.relo.type_id),
                 access: local.str_at(r.relo.access_str_off).unwrap_or("").to_owned(),
                 path: spec_path(local, &r.local),
@@ -199,10 +203,7 @@ impl Explained {
     pub fn to_text(&self) -> String {
         let mut s = format!(
             "{}: insn {}: {} of {}: ",
-            self.program,
-            self.insn,
-            RelocKind::from_u32(kind_number(self.kind)).map_or(self.kind, RelocKind::phrase),
-            self.path
+            self.program, self.insn, self.phrase, self.path
         );
         match (self.old, self.new) {
             (Some(o), Some(n)) => {
@@ -222,12 +223,6 @@ impl Explained {
         }
         s
     }
-}
-
-fn kind_number(name: &str) -> u32 {
-    (0..13)
-        .find(|&k| RelocKind::from_u32(k).is_some_and(|r| r.name() == name))
-        .unwrap_or(u32::MAX)
 }
 
 /// The relocated instructions of every program and subprogram, as text.

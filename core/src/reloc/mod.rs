@@ -297,21 +297,21 @@ fn scan_all(
     if targets.is_override {
         return Ok(found);
     }
-    let mut missing: Vec<TypeId> = roots
+    // Like libbpf, every module is searched for the roots vmlinux lacks.
+    let missing: Vec<TypeId> = roots
         .iter()
         .copied()
         .filter(|r| !found.contains_key(r))
         .collect();
+    if missing.is_empty() {
+        return Ok(found);
+    }
     for (i, m) in targets.modules.iter().enumerate() {
-        if missing.is_empty() {
-            break;
-        }
         let more = scan_candidates(local, &missing, m.btf, i.saturating_add(1))?;
         for (r, c) in more {
             found.entry(r).or_default().extend(c);
         }
     }
-    missing.retain(|r| !found.contains_key(r));
     Ok(found)
 }
 
