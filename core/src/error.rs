@@ -169,6 +169,13 @@ pub enum ErrorKind {
     ExternUnresolved(u32),
     /// An extern whose local type does not match the kernel's.
     ExternTypeMismatch(u32),
+    /// The object's byte order is not this machine's: it cannot be loaded
+    /// here.
+    ForeignEndian,
+    /// A BTF kind (raw value) the kernel BTF rewriter does not know.
+    UnsanitizableKind(u8),
+    /// A BPF-to-BPF call at this instruction lands on no function.
+    BadCallTarget(u32),
 }
 
 /// An error from ember-core: what rule was broken, and at which byte offset
@@ -302,6 +309,9 @@ impl fmt::Display for ErrorKind {
             ExternTypeMismatch(i) => {
                 write!(f, "extern #{i}: local type does not match the kernel's")
             }
+            ForeignEndian => f.write_str("object byte order differs from this machine's"),
+            UnsanitizableKind(k) => write!(f, "BTF kind {k} cannot be rewritten for the kernel"),
+            BadCallTarget(i) => write!(f, "call at instruction {i} lands on no function"),
         }
     }
 }

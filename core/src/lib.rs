@@ -49,6 +49,7 @@ pub mod ext;
 pub mod insn;
 pub mod ksym;
 pub mod limits;
+pub mod load;
 pub mod object;
 pub mod reloc;
 

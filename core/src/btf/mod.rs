@@ -424,6 +424,11 @@ impl<'a> Btf<'a> {
         })
     }
 
+    /// The type section: absolute (offset, length) in [`Btf::data`].
+    pub fn type_section(&self) -> (usize, usize) {
+        self.types
+    }
+
     /// Like [`Btf::get`], with an error naming the bad id.
     ///
     /// # Errors

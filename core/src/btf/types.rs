@@ -193,6 +193,12 @@ impl<'a> Type<'a> {
         self.id
     }
 
+    /// Length of the whole record (`btf_type` plus its tail) in bytes.
+    #[inline]
+    pub fn record_len(&self) -> usize {
+        self.rec.len()
+    }
+
     /// The raw `info` word.
     #[inline]
     pub fn info(&self) -> u32 {

@@ -186,6 +186,23 @@ pub struct Object<'a> {
     pub data: Vec<DataSection<'a>>,
     /// Externs, in libbpf's order (kconfig by alignment, then ksyms by name).
     pub externs: Vec<Extern<'a>>,
+    /// Allocated non-code sections (name, size): what DATASEC sizes are
+    /// fixed up from before the BTF goes to the kernel.
+    pub sections: Vec<(&'a str, u32)>,
+    /// Defined data symbols (section name, symbol name, offset): what
+    /// DATASEC variable offsets are fixed up from.
+    pub data_symbols: Vec<DataSymbol<'a>>,
+}
+
+/// A defined variable symbol in a data section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataSymbol<'a> {
+    /// The section holding it.
+    pub section: &'a str,
+    /// Its name.
+    pub name: &'a str,
+    /// Its offset in the section.
+    pub offset: u32,
 }
 
 fn e(kind: ErrorKind, at: usize) -> Error {
@@ -249,6 +266,8 @@ impl<'a> Object<'a> {
             maps: Vec::new(),
             data: Vec::new(),
             externs: Vec::new(),
+            sections: Vec::new(),
+            data_symbols: Vec::new(),
         };
 
         // Sections: code, data, license/version.
@@ -260,6 +279,10 @@ impl<'a> Object<'a> {
             let at = sec_at(&s);
             let idx = s.index().0;
             let is_exec = matches!(s.flags(), object::SectionFlags::Elf { sh_flags } if sh_flags & u64::from(object::elf::SHF_EXECINSTR) != 0);
+            let is_alloc = matches!(s.flags(), object::SectionFlags::Elf { sh_flags } if sh_flags & u64::from(object::elf::SHF_ALLOC) != 0);
+            if !is_exec && (is_alloc || sname == "license" || sname == "version") {
+                try_push(&mut obj.sections, (sname, s.size() as u32))?;
+            }
             if is_exec && s.size() > 0 {
                 let bytes = s
                     .data()
@@ -317,8 +340,23 @@ impl<'a> Object<'a> {
         }
         let _ = kconfig_sec;
 
-        // Functions from symbols.
+        // Functions from symbols; data symbols for DATASEC offsets.
         for sym in elf.symbols() {
+            if sym.kind() == SymbolKind::Data {
+                if let SymbolSection::Section(si) = sym.section() {
+                    if let Ok(sec) = elf.section_by_index(si) {
+                        try_push(
+                            &mut obj.data_symbols,
+                            DataSymbol {
+                                section: sec.name().unwrap_or(""),
+                                name: sym.name().unwrap_or(""),
+                                offset: sym.address() as u32,
+                            },
+                        )?;
+                    }
+                }
+                continue;
+            }
             if sym.kind() != SymbolKind::Text {
                 continue;
             }

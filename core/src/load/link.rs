@@ -1,0 +1,269 @@
+//! Turning one program of an object into the instruction stream the kernel
+//! loads: its own instructions, then every subprogram it reaches (each
+//! once, in the order first called), with calls, function addresses, map
+//! and global-data references resolved, and `.BTF.ext` func/line records
+//! moved to where their instructions ended up.
+
+use alloc::vec::Vec;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::insn::{
+    CALL, INSN_SIZE, Insn, LD_IMM64, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
+};
+use crate::object::{ExternKind, MapKind, Object, RelocTarget};
+
+/// One function's copy inside a linked program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Piece {
+    /// Index into [`Object::functions`].
+    pub func: usize,
+    /// Its first instruction in the linked program.
+    pub start: u32,
+}
+
+/// A program ready for `BPF_PROG_LOAD`.
+#[derive(Debug, Clone, Default)]
+pub struct Linked {
+    /// Instructions, in the object's (= this machine's) byte order.
+    pub insns: Vec<u8>,
+    /// `struct bpf_func_info` records (8 bytes; offsets in instructions).
+    pub func_info: Vec<u8>,
+    /// `struct bpf_line_info` records (16 bytes; offsets in instructions).
+    pub line_info: Vec<u8>,
+    /// Where each function landed; the program itself is first.
+    pub pieces: Vec<Piece>,
+}
+
+/// Size of a kernel `bpf_func_info` record.
+pub const FUNC_INFO_SIZE: u32 = 8;
+/// Size of a kernel `bpf_line_info` record.
+pub const LINE_INFO_SIZE: u32 = 16;
+
+impl Linked {
+    /// The function and its instruction index for linked instruction `pc`.
+    pub fn origin(&self, pc: u32) -> Option<(usize, u32)> {
+        self.pieces
+            .iter()
+            .filter(|p| p.start <= pc)
+            .max_by_key(|p| p.start)
+            .map(|p| (p.func, pc - p.start))
+    }
+
+    /// The line_info record (file, line text, line:col) covering `pc`.
+    pub fn line_at(&self, pc: u32) -> Option<(u32, u32, u32)> {
+        self.line_info
+            .chunks_exact(LINE_INFO_SIZE as usize)
+            .map(|r| (ne(r, 0), ne(r, 4), ne(r, 8), ne(r, 12)))
+            .rfind(|&(off, ..)| off <= pc)
+            .map(|(_, f, l, c)| (f, l, c))
+    }
+}
+
+fn ne(b: &[u8], off: usize) -> u32 {
+    b.get(off..)
+        .and_then(<[u8]>::first_chunk::<4>)
+        .map_or(0, |w| u32::from_ne_bytes(*w))
+}
+
+fn oom() -> Error {
+    Error::new(ErrorKind::OutOfMemory, 0)
+}
+
+fn read(b: &[u8], i: usize, obj: &Object<'_>) -> Option<Insn> {
+    let w = b.get(i.checked_mul(INSN_SIZE)?..)?.first_chunk::<8>()?;
+    Some(Insn::decode(*w, obj.endian))
+}
+
+fn write(b: &mut [u8], i: usize, obj: &Object<'_>, insn: &Insn) {
+    if let Some(d) = i
+        .checked_mul(INSN_SIZE)
+        .and_then(|a| b.get_mut(a..a.saturating_add(INSN_SIZE)))
+    {
+        d.copy_from_slice(&insn.encode(obj.endian));
+    }
+}
+
+/// Links program `prog` (index into [`Object::functions`]) from `code`,
+/// the object's code sections after CO-RE and ksym patching. `map_fd`
+/// gives the fd of each map of [`Object::maps`] that was created.
+///
+/// # Errors
+/// [`ErrorKind::BadCallTarget`] for a call that lands on no function;
+/// [`ErrorKind::CoreBadInsn`] where a map reference is not an LD_IMM64;
+/// [`ErrorKind::BadMapDef`]-style lookups failing show as
+/// [`ErrorKind::OutOfMemory`] only when allocation fails.
+pub fn link_program(
+    obj: &Object<'_>,
+    code: &[Vec<u8>],
+    prog: usize,
+    map_fd: &dyn Fn(usize) -> Option<i32>,
+) -> Result<Linked> {
+    let mut out = Linked::default();
+    let kconfig_map = obj.maps.iter().position(|m| m.kind == MapKind::Kconfig);
+    append(obj, code, prog, &mut out)?;
+    let mut next = 0;
+    while let Some(&piece) = out.pieces.get(next) {
+        next = next.saturating_add(1);
+        let Some(f) = obj.functions.get(piece.func) else {
+            continue;
+        };
+        let Some(sec) = obj.code.get(f.section) else {
+            continue;
+        };
+        let src = code.get(f.section).map_or(&[][..], Vec::as_slice);
+        let end = f.start.saturating_add(f.len);
+        for r in sec
+            .relocs
+            .iter()
+            .filter(|r| r.insn >= f.start && r.insn < end)
+        {
+            let pc = piece.start.saturating_add(r.insn - f.start) as usize;
+            let at = pc.saturating_mul(INSN_SIZE);
+            let mut insn = read(&out.insns, pc, obj)
+                .ok_or(Error::new(ErrorKind::BadInsnOffset(r.insn), at))?;
+            let ld = |insn: &Insn| {
+                if insn.code == LD_IMM64 {
+                    Ok(())
+                } else {
+                    Err(Error::new(ErrorKind::CoreBadInsn(insn.code), at))
+                }
+            };
+            let (src_reg, imm, hi) = match r.target {
+                RelocTarget::Function(g) => {
+                    let start = callee(obj, code, g, &mut out)?;
+                    let rel = i64::from(start) - pc as i64 - 1;
+                    if insn.code == CALL {
+                        insn.src = PSEUDO_CALL;
+                        insn.imm = rel as i32;
+                        write(&mut out.insns, pc, obj, &insn);
+                        continue;
+                    }
+                    ld(&insn)?;
+                    (PSEUDO_FUNC, rel as i32, 0)
+                }
+                RelocTarget::Map(m) => {
+                    ld(&insn)?;
+                    (PSEUDO_MAP_FD, map_fd(m).unwrap_or(-1), 0)
+                }
+                RelocTarget::Data { map, offset } => {
+                    ld(&insn)?;
+                    (PSEUDO_MAP_VALUE, map_fd(map).unwrap_or(-1), offset as i32)
+                }
+                RelocTarget::Extern(x) => match obj.externs.get(x).map(|x| x.kind) {
+                    Some(ExternKind::Kconfig { offset, .. }) => {
+                        ld(&insn)?;
+                        let fd = kconfig_map.and_then(map_fd).unwrap_or(-1);
+                        (PSEUDO_MAP_VALUE, fd, offset as i32)
+                    }
+                    // ksyms were patched before linking.
+                    _ => continue,
+                },
+            };
+            insn.src = src_reg;
+            insn.imm = imm;
+            write(&mut out.insns, pc, obj, &insn);
+            let mut second = read(&out.insns, pc.saturating_add(1), obj)
+                .ok_or(Error::new(ErrorKind::CoreBadInsn(insn.code), at))?;
+            second.imm = hi;
+            write(&mut out.insns, pc.saturating_add(1), obj, &second);
+        }
+        // Calls inside one section that clang resolved without a relocation.
+        for k in 0..f.len {
+            let si = f.start.saturating_add(k);
+            if sec.relocs.iter().any(|r| r.insn == si) {
+                continue;
+            }
+            let Some(insn) = read(src, si as usize, obj) else {
+                continue;
+            };
+            if insn.code != CALL || insn.src != PSEUDO_CALL {
+                continue;
+            }
+            let target = i64::from(si) + i64::from(insn.imm) + 1;
+            let g = obj
+                .functions
+                .iter()
+                .position(|g| g.section == f.section && i64::from(g.start) == target)
+                .ok_or(Error::new(ErrorKind::BadCallTarget(si), 0))?;
+            let start = callee(obj, code, g, &mut out)?;
+            let pc = piece.start.saturating_add(k);
+            let mut patched = insn;
+            patched.imm = (i64::from(start) - i64::from(pc) - 1) as i32;
+            write(&mut out.insns, pc as usize, obj, &patched);
+        }
+    }
+    ext_records(obj, &mut out)?;
+    Ok(out)
+}
+
+/// Where function `g` starts in `out`, appending it on first use.
+fn callee(obj: &Object<'_>, code: &[Vec<u8>], g: usize, out: &mut Linked) -> Result<u32> {
+    if let Some(p) = out.pieces.iter().find(|p| p.func == g) {
+        return Ok(p.start);
+    }
+    append(obj, code, g, out)
+}
+
+fn append(obj: &Object<'_>, code: &[Vec<u8>], g: usize, out: &mut Linked) -> Result<u32> {
+    let f = obj
+        .functions
+        .get(g)
+        .ok_or(Error::new(ErrorKind::BadCallTarget(0), 0))?;
+    let start = (out.insns.len() / INSN_SIZE) as u32;
+    let from = (f.start as usize).saturating_mul(INSN_SIZE);
+    let bytes = code
+        .get(f.section)
+        .and_then(|c| c.get(from..from.saturating_add((f.len as usize).saturating_mul(INSN_SIZE))))
+        .ok_or(Error::new(ErrorKind::BadCodeLayout(f.section as u32), 0))?;
+    out.insns.try_reserve(bytes.len()).map_err(|_| oom())?;
+    out.insns.extend_from_slice(bytes);
+    out.pieces.try_reserve(1).map_err(|_| oom())?;
+    out.pieces.push(Piece { func: g, start });
+    Ok(start)
+}
+
+/// Copies each piece's func_info and line_info records, rebased.
+fn ext_records(obj: &Object<'_>, out: &mut Linked) -> Result<()> {
+    let (Some(ext), Some(btf)) = (obj.btf_ext, obj.btf.as_ref()) else {
+        return Ok(());
+    };
+    for p in &out.pieces {
+        let Some(f) = obj.functions.get(p.func) else {
+            continue;
+        };
+        let Some(sec) = obj.code.get(f.section) else {
+            continue;
+        };
+        let end = f.start.saturating_add(f.len);
+        let here = |off: u32| {
+            let i = off / INSN_SIZE as u32;
+            (i >= f.start && i < end).then(|| p.start.saturating_add(i - f.start))
+        };
+        for b in ext.func_info() {
+            if btf.str_at(b.sec_name_off).ok() != Some(sec.name) {
+                continue;
+            }
+            for r in b.records() {
+                if let Some(pc) = here(r.insn_off) {
+                    out.func_info.try_reserve(8).map_err(|_| oom())?;
+                    out.func_info.extend_from_slice(&pc.to_ne_bytes());
+                    out.func_info.extend_from_slice(&r.type_id.0.to_ne_bytes());
+                }
+            }
+        }
+        for b in ext.line_info() {
+            if btf.str_at(b.sec_name_off).ok() != Some(sec.name) {
+                continue;
+            }
+            for r in b.records() {
+                if let Some(pc) = here(r.insn_off) {
+                    out.line_info.try_reserve(16).map_err(|_| oom())?;
+                    for w in [pc, r.file_name_off.0, r.line_off.0, r.line_col] {
+                        out.line_info.extend_from_slice(&w.to_ne_bytes());
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! Linking and BTF rewriting on the committed fixtures.
