@@ -1,21 +1,28 @@
 //! ember: CO-RE eBPF loading in Rust — the std layer over [`ember_core`].
 //!
-//! Today it reads BTF files (mapping `/sys/kernel/btf/*`), and hosts the
-//! `ember` CLI; the loader proper (maps, programs, kernel BTF discovery)
-//! builds on this.
+//! [`EbpfLoader`] loads an object into the running kernel (kernel BTF
+//! discovery, CO-RE, ksyms, maps, programs) and returns an [`Ebpf`] that
+//! owns what was created; [`maps`] gives typed access to its maps. The
+//! crate also hosts the `ember` CLI.
 #![deny(unsafe_code)]
 
 pub mod btf_source;
 pub mod error;
 pub mod explain;
+pub mod features;
 pub mod inspect;
 pub mod kallsyms;
+pub mod load;
 pub mod mapped;
+pub mod maps;
 pub mod write;
 
 pub use ember_core;
+pub use ember_sys;
 pub use error::{Error, Result};
+pub use load::{Ebpf, EbpfLoader, LoadError, Program};
 pub use mapped::FileBytes;
+pub use maps::Map;
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]

@@ -30,6 +30,25 @@ enum Cmd {
     /// CO-RE relocations.
     #[command(subcommand)]
     Core(CoreCmd),
+    /// Load an object into the running kernel (root): create its maps,
+    /// relocate and load its programs, pin, and print what was created.
+    Load {
+        /// The BPF object file.
+        file: PathBuf,
+        /// Kernel BTF (raw or ELF) instead of searching for it.
+        #[arg(long)]
+        btf: Option<PathBuf>,
+        /// A btfhub-style directory searched when the kernel has no BTF.
+        #[arg(long = "btf-dir")]
+        btf_dir: Option<PathBuf>,
+        /// Pin every map and program under this bpffs directory (created
+        /// if absent); by-name pinned maps there are reused.
+        #[arg(long)]
+        pin: Option<PathBuf>,
+        /// Show relocations, fallbacks and the verifier's log.
+        #[arg(long, short)]
+        verbose: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -123,6 +142,84 @@ fn parse<'a>(path: &Path, bytes: &'a [u8], base: Option<&'a Btf<'a>>) -> Result<
     })
 }
 
+fn load(
+    file: &Path,
+    btf: Option<PathBuf>,
+    btf_dir: Option<PathBuf>,
+    pin: Option<PathBuf>,
+    verbose: bool,
+) -> Result<(), Box<dyn core::error::Error>> {
+    let mut loader = ember::EbpfLoader::new();
+    if let Some(b) = btf {
+        loader = loader.btf_file(b);
+    }
+    if let Some(d) = btf_dir {
+        loader = loader.btf_dir(d);
+    }
+    if let Some(p) = &pin {
+        std::fs::create_dir_all(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        loader = loader.pin_dir(p);
+    }
+    if verbose {
+        loader = loader.verifier_log_level(1);
+    }
+    let ebpf = loader
+        .load_file(file)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut o = io::stdout().lock();
+    if verbose {
+        for n in &ebpf.notes {
+            writeln!(o, "note: {n}")?;
+        }
+    }
+    for m in ebpf.maps() {
+        let mut line = format!(
+            "map {} type {} key {} value {} max_entries {}",
+            m.name(),
+            m.map_type(),
+            m.key_size(),
+            m.value_size(),
+            m.max_entries()
+        );
+        if m.reused() {
+            line.push_str(" (reused pin)");
+        }
+        writeln!(o, "{line}")?;
+    }
+    for p in ebpf.programs() {
+        writeln!(
+            o,
+            "prog {} type {} section {} insns {}",
+            p.name, p.prog_type, p.section, p.insn_count
+        )?;
+        if verbose && !p.log.is_empty() {
+            writeln!(o, "{}", p.log.trim_end())?;
+        }
+    }
+    if let Some(dir) = &pin {
+        for m in ebpf.maps() {
+            if m.reused()
+                || ebpf
+                    .pinned
+                    .iter()
+                    .any(|p| p.file_name() == Some(m.name().as_ref()))
+            {
+                continue;
+            }
+            let path = dir.join(m.name());
+            m.pin(&path)
+                .map_err(|e| format!("pin {}: {e}", path.display()))?;
+        }
+        for p in ebpf.programs() {
+            let path = dir.join(&p.name);
+            p.pin(&path)
+                .map_err(|e| format!("pin {}: {e}", path.display()))?;
+        }
+        writeln!(o, "pinned under {}", dir.display())?;
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
     match cli.cmd {
         Cmd::Btf(BtfCmd::Dump { file, base, format }) => {
@@ -165,6 +262,13 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
             json,
             insns,
         }) => explain(&file, btf, base, btf_dir, &module_btf, json, insns),
+        Cmd::Load {
+            file,
+            btf,
+            btf_dir,
+            pin,
+            verbose,
+        } => load(&file, btf, btf_dir, pin, verbose),
         Cmd::Object(ObjectCmd::Inspect { file, json }) => {
             let bytes = read(&file)?;
             let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
