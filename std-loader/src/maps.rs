@@ -141,6 +141,12 @@ impl Map {
         &self.name
     }
 
+    /// The file name it gets when pinned: its name with `.` as `_`
+    /// (bpffs refuses dots, e.g. in `obj.rodata`), as libbpf does.
+    pub fn pin_name(&self) -> String {
+        self.name.replace('.', "_")
+    }
+
     /// Its type.
     pub fn map_type(&self) -> MapType {
         self.map_type
@@ -174,6 +180,11 @@ impl Map {
     /// The map fd.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.fd()
+    }
+
+    /// The sized fd ember-sys readers take (ring and perf buffers).
+    pub fn map_fd(&self) -> &MapFd {
+        &self.fd
     }
 
     pub(crate) fn fd_raw(&self) -> &MapFd {

@@ -111,3 +111,20 @@ pub fn build_oracle(name: &str, out_dir: &Path) -> Option<PathBuf> {
     assert!(st.success(), "building {} failed", src.display());
     Some(out)
 }
+
+/// The `ember` CLI built beside this test binary (`cargo test --workspace`
+/// builds it): `target/<profile>/ember`.
+pub fn ember_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let bin = dir.join("ember");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}

@@ -78,6 +78,8 @@ struct Edit<'b> {
     strs: Vec<u8>,
     /// Records appended after the object's own types.
     extra: Vec<u8>,
+    /// The appended `dummy_ksym` VAR and its name offset.
+    dummy: Option<(TypeId, u32)>,
     next_id: u32,
 }
 
@@ -154,6 +156,7 @@ pub fn kernel_btf(obj: &Object<'_>, feat: &BtfFeatures) -> Result<Vec<u8>> {
         base,
         strs: Vec::new(),
         extra: Vec::new(),
+        dummy: None,
         next_id: btf.type_count(),
     };
     ed.types.try_reserve(len).map_err(|_| bad_layout(0))?;
@@ -163,7 +166,7 @@ pub fn kernel_btf(obj: &Object<'_>, feat: &BtfFeatures) -> Result<Vec<u8>> {
         .map_err(|_| bad_layout(0))?;
     ed.strs.extend_from_slice(btf.strings());
 
-    fix_datasecs(&mut ed, obj)?;
+    fix_datasecs(&mut ed, obj, feat.datasec)?;
     sanitize(&mut ed, feat)?;
 
     let type_len = ed.types.len().saturating_add(ed.extra.len()) as u32;
@@ -228,7 +231,7 @@ fn name_params(ed: &mut Edit<'_>, proto: TypeId, name: &mut Option<u32>) -> Resu
 }
 
 /// Fills DATASEC sizes and offsets; makes extern sections loadable.
-fn fix_datasecs(ed: &mut Edit<'_>, obj: &Object<'_>) -> Result<()> {
+fn fix_datasecs(ed: &mut Edit<'_>, obj: &Object<'_>, datasec: bool) -> Result<()> {
     let btf = ed.btf;
     let mut int_id = None;
     let mut dummy_var = None;
@@ -269,12 +272,15 @@ fn fix_datasecs(ed: &mut Edit<'_>, obj: &Object<'_>) -> Result<()> {
                         Some(d) => d,
                         None => {
                             let n = ed.add_str("dummy_ksym")?;
-                            let d = ed.add_type(&[
-                                n,
-                                info(BTF_KIND_VAR, false, 0),
-                                int.0,
-                                LINKAGE_GLOBAL,
-                            ])?;
+                            // Without DATASEC support it is born as the
+                            // 1-byte INT every VAR becomes.
+                            let rec = if datasec {
+                                [n, info(BTF_KIND_VAR, false, 0), int.0, LINKAGE_GLOBAL]
+                            } else {
+                                [n, info(BTF_KIND_INT, false, 0), 1, 8]
+                            };
+                            let d = ed.add_type(&rec)?;
+                            ed.dummy = Some((d, n));
                             *dummy_var.insert(d)
                         }
                     }
@@ -343,6 +349,7 @@ fn sanitize(ed: &mut Edit<'_>, feat: &BtfFeatures) -> Result<()> {
     }
     let btf = ed.btf;
     let mut placeholder = None;
+    let mut arg_name = None;
     for t in btf.types() {
         let Some(at) = ed.at(t.id()) else { continue };
         let vlen = t.vlen();
@@ -369,7 +376,10 @@ fn sanitize(ed: &mut Edit<'_>, feat: &BtfFeatures) -> Result<()> {
                     let e = at.saturating_add(12).saturating_add(i.saturating_mul(12));
                     let ty = get(&ed.types, e);
                     let off = get(&ed.types, e.saturating_add(4));
-                    let var_name = btf.get(TypeId(ty)).map_or(0, |v| v.name_off().0);
+                    let var_name = match ed.dummy {
+                        Some((d, n)) if d.0 == ty => n,
+                        _ => btf.get(TypeId(ty)).map_or(0, |v| v.name_off().0),
+                    };
                     set(&mut ed.types, e, var_name);
                     set(&mut ed.types, e.saturating_add(4), ty);
                     set(&mut ed.types, e.saturating_add(8), off.saturating_mul(8));
@@ -388,6 +398,8 @@ fn sanitize(ed: &mut Edit<'_>, feat: &BtfFeatures) -> Result<()> {
                 set(&mut ed.types, at.saturating_add(12), 8);
             }
             Kind::FuncProto if !feat.func => {
+                // Enumerators need names where parameters may have none.
+                name_params(ed, t.id(), &mut arg_name)?;
                 set(
                     &mut ed.types,
                     at.saturating_add(4),

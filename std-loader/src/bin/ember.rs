@@ -198,15 +198,10 @@ fn load(
     }
     if let Some(dir) = &pin {
         for m in ebpf.maps() {
-            if m.reused()
-                || ebpf
-                    .pinned
-                    .iter()
-                    .any(|p| p.file_name() == Some(m.name().as_ref()))
-            {
+            let path = dir.join(m.pin_name());
+            if m.reused() || ebpf.pinned.contains(&path) {
                 continue;
             }
-            let path = dir.join(m.name());
             m.pin(&path)
                 .map_err(|e| format!("pin {}: {e}", path.display()))?;
         }

@@ -664,7 +664,7 @@ impl<'l, 'o> Loading<'l, 'o> {
             };
             // Reuse a pinned map.
             if let (Pinning::ByName, Some(dir)) = (m.pinning, &self.cfg.pin_dir) {
-                let path = dir.join(&name);
+                let path = dir.join(name.replace('.', "_"));
                 if path.exists() {
                     let fd = obj_get(&cpath(&path)).map_err(|source| LoadError::Map {
                         map: name.clone(),
@@ -974,7 +974,7 @@ impl<'l, 'o> Loading<'l, 'o> {
             if def.pinning != Pinning::ByName || m.reused() {
                 continue;
             }
-            let path = dir.join(m.name());
+            let path = dir.join(m.pin_name());
             if let Err(source) = obj_pin(m.fd(), &cpath(&path)) {
                 for p in &pinned {
                     let _ = std::fs::remove_file(p);

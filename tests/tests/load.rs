@@ -1,0 +1,765 @@
+//! The loader on this kernel, as root: every fixture against libbpf, a
+//! full round trip through load.bpf.c (kfuncs, ksyms, kconfig, globals,
+//! ring and perf buffers, maps), every map type of maps.bpf.c, pinning,
+//! verifier rejections with their logs and poisoned relocations, the
+//! "no kernel BTF" case in a private mount namespace, sanitized BTF, and
+//! no fd left open after success or failure.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ember::ember_core::btf::{Btf, Kind};
+use ember::ember_core::load::{BtfFeatures, kernel_btf};
+use ember::ember_core::object::{MapType, Object};
+use ember::ember_sys::{
+    self, Errno, ObjKind, PerfBuffer, RingBuf, TestRun, get_next_id, prog_info, prog_test_run,
+};
+use ember::maps::{
+    Array, BloomFilter, HashMap, LpmKey, LpmTrie, MapOfMaps, PerCpuArray, PerCpuHashMap, ProgArray,
+    Queue, Stack,
+};
+use ember::{EbpfLoader, LoadError};
+use ember_tests::{build_oracle, ember_bin, fixture, root, skip, tool};
+
+/// Tests here count the process's fds, so they run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn is_root() -> bool {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_owned())
+        });
+    if uid.as_deref() != Some("0") {
+        skip("loading programs needs root");
+        return false;
+    }
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        skip("this kernel has no /sys/kernel/btf/vmlinux");
+        return false;
+    }
+    true
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .count()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ember-load-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("tmp dir");
+    d
+}
+
+/// A fresh directory in a bpffs.
+fn bpffs_dir(name: &str) -> Option<PathBuf> {
+    let st = Command::new("stat")
+        .args(["-f", "-c", "%T", "/sys/fs/bpf"])
+        .output()
+        .ok()?;
+    if String::from_utf8_lossy(&st.stdout).trim() != "bpf_fs" {
+        skip("no bpffs at /sys/fs/bpf (mount -t bpf bpf /sys/fs/bpf)");
+        return None;
+    }
+    let d = PathBuf::from(format!(
+        "/sys/fs/bpf/ember-test-{}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("bpffs dir");
+    Some(d)
+}
+
+fn objects() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("tests/fixtures"))
+        .expect("fixtures")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".bpf-el.o"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// (programs name→insn count, maps name→(type, key, value, max_entries))
+type Created = (Vec<(String, usize)>, Vec<(String, String, u32, u32, u32)>);
+
+fn parse_oracle(out: &str) -> Created {
+    let mut progs = vec![];
+    let mut maps = vec![];
+    for l in out.lines() {
+        let f: Vec<&str> = l.split('\t').collect();
+        match f.as_slice() {
+            ["P", name, _, n] => progs.push((name.to_string(), n.parse().unwrap())),
+            ["M", name, t, k, v, m] => maps.push((
+                name.to_string(),
+                t.to_string(),
+                k.parse().unwrap(),
+                v.parse().unwrap(),
+                m.parse().unwrap(),
+            )),
+            _ => {}
+        }
+    }
+    (progs, maps)
+}
+
+#[test]
+fn every_fixture_loads_or_fails_as_with_libbpf() {
+    let _s = serial();
+    if !is_root() {
+        return;
+    }
+    let dir = tmp("oracle");
+    let Some(oracle) = build_oracle("libbpf_load", &dir) else {
+        return;
+    };
+    let mut both_loaded = 0;
+    for obj in objects() {
+        let out = Command::new(&oracle).arg(&obj).output().expect("oracle");
+        let libbpf = out.status.code();
+        let before = open_fds();
+        let ember = EbpfLoader::new().load_file(&obj);
+        let name = obj.file_name().unwrap().to_string_lossy().into_owned();
+        match (libbpf, &ember) {
+            (Some(0), Ok(e)) => {
+                let (progs, maps) = parse_oracle(&String::from_utf8_lossy(&out.stdout));
+                let ours: Vec<(String, usize)> = e
+                    .programs()
+                    .iter()
+                    .map(|p| (p.name.clone(), p.insn_count))
+                    .collect();
+                assert_eq!(ours, progs, "{name}: programs or instruction counts differ");
+                let ours: Vec<_> = e
+                    .maps()
+                    .iter()
+                    .map(|m| {
+                        (
+                            m.name().to_owned(),
+                            m.map_type().to_string(),
+                            m.key_size(),
+                            m.value_size(),
+                            m.max_entries(),
+                        )
+                    })
+                    .collect();
+                assert_eq!(ours, maps, "{name}: maps differ");
+                both_loaded += 1;
+            }
+            (Some(3), Err(e)) => {
+                let msg = e.to_string();
+                assert!(msg.len() > 20, "{name}: unclear error: {msg}");
+                eprintln!(
+                    "{name}: both reject; ember: {}",
+                    msg.lines().next().unwrap_or("")
+                );
+            }
+            // libbpf >= 1.0 refuses legacy `maps` by design; ember loads them.
+            (Some(2), Ok(_)) if name.starts_with("legacy_maps") => {}
+            (code, r) => panic!(
+                "{name}: libbpf exit {code:?} ({}) but ember {:?}",
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or(""),
+                r.as_ref().map(|_| "loaded").map_err(ToString::to_string)
+            ),
+        }
+        drop(ember);
+        assert_eq!(open_fds(), before, "{name}: fds leaked");
+    }
+    assert!(both_loaded >= 2, "too few fixtures load on this kernel");
+}
+
+/// The bytes of global `name` of load.bpf-el.o, read from its map.
+fn global(e: &ember::Ebpf, name: &str, len: usize) -> Vec<u8> {
+    let data = std::fs::read(fixture("load.bpf-el.o")).unwrap();
+    let obj = Object::parse(&data, "load").unwrap();
+    let sym = obj.data_symbols.iter().find(|s| s.name == name).unwrap();
+    let map = format!("load{}", sym.section);
+    let v = e
+        .map(&map)
+        .unwrap()
+        .lookup(&0u32.to_ne_bytes())
+        .unwrap()
+        .unwrap();
+    v[sym.offset as usize..sym.offset as usize + len].to_vec()
+}
+
+fn global_u64(e: &ember::Ebpf, name: &str) -> u64 {
+    u64::from_ne_bytes(global(e, name, 8).try_into().unwrap())
+}
+
+fn global_u32(e: &ember::Ebpf, name: &str) -> u32 {
+    u32::from_ne_bytes(global(e, name, 4).try_into().unwrap())
+}
+
+fn kallsyms_addr(name: &str) -> u64 {
+    let text = std::fs::read_to_string("/proc/kallsyms").unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.split_whitespace().nth(2) == Some(name))
+        .unwrap_or_else(|| panic!("{name} not in kallsyms"));
+    u64::from_str_radix(line.split_whitespace().next().unwrap(), 16).unwrap()
+}
+
+fn kernel_config(name: &str) -> Option<String> {
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            "zcat /proc/config.gz 2>/dev/null || cat /boot/config-$(uname -r)",
+        ])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")).map(str::to_owned))
+}
+
+#[test]
+fn load_fixture_round_trip() {
+    let _s = serial();
+    if !is_root() {
+        return;
+    }
+    let before = open_fds();
+    {
+        let e = EbpfLoader::new()
+            .set_global("record_count", &5u32.to_ne_bytes())
+            .load_file(fixture("load.bpf-el.o"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        // The kfunc program loaded: bpf_task_acquire resolved from BTF.
+        let tp = e.program("on_newtask").expect("tp_btf program");
+        assert_ne!(tp.attach_btf_id, 0);
+        let emit = e.program("emit").expect("socket program");
+
+        let records = e.map("records").unwrap();
+        let mut ring = RingBuf::new(records.fd(), records.max_entries()).expect("ring");
+        let cpus = ember_sys::perf::online_cpus().unwrap();
+        let mut perf = PerfBuffer::new(e.map("perf").unwrap().map_fd(), &cpus, 2).expect("perf");
+
+        let pkt = [0u8; 64];
+        let r = prog_test_run(
+            emit.fd(),
+            &mut TestRun {
+                data_in: &pkt,
+                data_out: None,
+                ctx_in: None,
+                ctx_out: None,
+                repeat: 1,
+                flags: 0,
+                cpu: 0,
+                batch_size: 0,
+            },
+        )
+        .expect("test run");
+        assert_eq!(r.retval, 0);
+
+        // .rodata knob set before load: 5 records, in order, then the
+        // discarded one skipped.
+        let mut got = vec![];
+        ring.consume(|d| {
+            got.push((
+                u32::from_ne_bytes(d[0..4].try_into().unwrap()),
+                u32::from_ne_bytes(d[4..8].try_into().unwrap()),
+            ))
+        })
+        .expect("consume");
+        assert_eq!(got, (0..5).map(|i| (i, 0xe111b0)).collect::<Vec<_>>());
+
+        let mut samples = vec![];
+        perf.consume(|rec| {
+            if let ember_sys::PerfRecord::Sample { data, .. } = rec {
+                samples.push(data[..8].to_vec());
+            }
+        })
+        .expect("perf consume");
+        let want: Vec<u8> = [7u32.to_ne_bytes(), 0xfe7fu32.to_ne_bytes()].concat();
+        assert_eq!(samples, vec![want]);
+
+        // Globals written by the program.
+        assert_eq!(
+            global_u64(&e, "ksym_addr"),
+            kallsyms_addr("bpf_prog_put"),
+            "untyped ksym"
+        );
+        assert_eq!(global_u64(&e, "weak_addr"), 0, "weak ksym not 0");
+        assert_eq!(global_u32(&e, "weak_kfunc_present"), 0, "weak kfunc seen");
+        let hz = global_u32(&e, "kconfig_hz");
+        let want = kernel_config("CONFIG_HZ").expect("CONFIG_HZ in the kernel config");
+        assert_eq!(hz.to_string(), want);
+        let kv = global_u32(&e, "kernel_version");
+        let rel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        let mut nums = rel
+            .trim()
+            .split(|c: char| !c.is_ascii_digit())
+            .map(|s| s.parse::<u32>().unwrap_or(0));
+        let (a, b, c) = (
+            nums.next().unwrap(),
+            nums.next().unwrap(),
+            nums.next().unwrap(),
+        );
+        assert_eq!(kv, (a << 16) | (b << 8) | c.min(255));
+
+        let runs = HashMap::<u32, u64>::new(e.map("runs").unwrap()).unwrap();
+        assert_eq!(runs.get(&1).unwrap(), Some(1));
+
+        // .rodata is frozen: user space cannot change it after load.
+        let ro = e.map("load.rodata").unwrap();
+        assert_eq!(
+            ro.lookup(&0u32.to_ne_bytes()).unwrap().unwrap(),
+            5u32.to_ne_bytes()
+        );
+        let err = ro
+            .update(&0u32.to_ne_bytes(), &1u32.to_ne_bytes(), 0)
+            .unwrap_err();
+        assert_eq!(err.errno, Errno::PERM);
+    }
+    assert_eq!(open_fds(), before, "fds leaked");
+}
+
+#[test]
+fn set_global_of_the_wrong_size_is_an_error() {
+    let _s = serial();
+    if !is_root() {
+        return;
+    }
+    let before = open_fds();
+    let e = EbpfLoader::new()
+        .set_global("record_count", &5u64.to_ne_bytes())
+        .load_file(fixture("load.bpf-el.o"))
+        .unwrap_err();
+    assert!(matches!(e, LoadError::Global { .. }), "{e}");
+    assert!(e.to_string().contains("is 4 bytes, value is 8"), "{e}");
+    assert_eq!(open_fds(), before, "fds leaked after a failed load");
+}
+
+#[test]
+fn every_map_type() {
+    let _s = serial();
+    if !is_root() {
+        return;
+    }
+    let before = open_fds();
+    {
+        let e = EbpfLoader::new()
+            .autoload("use_maps", false)
+            .load_file(fixture("maps.bpf-el.o"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+        #[repr(C)]
+        struct Val16 {
+            x: u64,
+            y: u64,
+        }
+        let h = HashMap::<u32, Val16>::new(e.map("hash_map").unwrap()).unwrap();
+        h.insert(&1, &Val16 { x: 2, y: 3 }, 0).unwrap();
+        h.insert(&4, &Val16 { x: 5, y: 6 }, 0).unwrap();
+        let mut all: Vec<_> = h.iter().map(Result::unwrap).collect();
+        all.sort_by_key(|(k, _)| *k);
+        assert_eq!(all, [(1, Val16 { x: 2, y: 3 }), (4, Val16 { x: 5, y: 6 })]);
+        assert!(h.remove(&1).unwrap());
+        assert!(!h.remove(&1).unwrap());
+        assert_eq!(h.get(&1).unwrap(), None);
+        // A view of the wrong shape is refused before any syscall.
+        assert!(HashMap::<u64, u64>::new(e.map("hash_map").unwrap()).is_err());
+
+        let a = Array::<u64>::new(e.map("array_map").unwrap()).unwrap();
+        a.set(3, &77).unwrap();
+        assert_eq!(a.get(3).unwrap(), 77);
+        assert_eq!(a.set(4, &1).unwrap_err().errno, Errno::TOOBIG);
+
+        let ncpu = ember::load::possible_cpus();
+        let pa = PerCpuArray::<Val16>::new(e.map("percpu_array").unwrap()).unwrap();
+        let vals: Vec<Val16> = (0..ncpu as u64)
+            .map(|i| Val16 { x: i, y: i * 10 })
+            .collect();
+        pa.set(0, &vals).unwrap();
+        assert_eq!(pa.get(0).unwrap(), vals);
+        assert_eq!(pa.set(0, &vals[..0]).unwrap_err().errno, Errno::INVAL);
+
+        let ph = PerCpuHashMap::<u64, u64>::new(e.map("percpu_hash").unwrap()).unwrap();
+        let v: Vec<u64> = (0..ncpu as u64).map(|i| i + 100).collect();
+        ph.insert(&9, &v, 0).unwrap();
+        assert_eq!(ph.get(&9).unwrap(), Some(v.clone()));
+        let lp = PerCpuHashMap::<u64, u32>::new(e.map("lru_percpu").unwrap()).unwrap();
+        let v32: Vec<u32> = (0..ncpu as u32).collect();
+        lp.insert(&1, &v32, 0).unwrap();
+        assert_eq!(lp.get(&1).unwrap(), Some(v32));
+
+        let lru = HashMap::<u64, u32>::new(e.map("lru_hash").unwrap()).unwrap();
+        for k in 0..200u64 {
+            lru.insert(&k, &(k as u32), 0).unwrap();
+        }
+        // An LRU map evicts instead of failing when full.
+        let n = lru.iter().count();
+        assert!(n > 0 && n <= 200, "{n}");
+        assert_eq!(lru.get(&199).unwrap(), Some(199));
+
+        let lpm = LpmTrie::<[u8; 4], u32>::new(e.map("lpm").unwrap()).unwrap();
+        lpm.insert(
+            &LpmKey {
+                prefix_len: 8,
+                data: [10, 0, 0, 0],
+            },
+            &1,
+        )
+        .unwrap();
+        lpm.insert(
+            &LpmKey {
+                prefix_len: 24,
+                data: [10, 1, 2, 0],
+            },
+            &2,
+        )
+        .unwrap();
+        let look = |a: [u8; 4]| {
+            lpm.get(&LpmKey {
+                prefix_len: 32,
+                data: a,
+            })
+            .unwrap()
+        };
+        assert_eq!(look([10, 1, 2, 3]), Some(2));
+        assert_eq!(look([10, 9, 9, 9]), Some(1));
+        assert_eq!(look([11, 0, 0, 0]), None);
+
+        let q = Queue::<u32>::new(e.map("queue").unwrap()).unwrap();
+        for i in 1..=3 {
+            q.push(&i, 0).unwrap();
+        }
+        assert_eq!(q.peek().unwrap(), Some(1));
+        assert_eq!(
+            (
+                q.pop().unwrap(),
+                q.pop().unwrap(),
+                q.pop().unwrap(),
+                q.pop().unwrap()
+            ),
+            (Some(1), Some(2), Some(3), None)
+        );
+        let s = Stack::<u64>::new(e.map("stack").unwrap()).unwrap();
+        for i in 1..=3 {
+            s.push(&i, 0).unwrap();
+        }
+        assert_eq!((s.pop().unwrap(), s.pop().unwrap()), (Some(3), Some(2)));
+
+        let bloom = BloomFilter::<u32>::new(e.map("bloom").unwrap()).unwrap();
+        bloom.insert(&42).unwrap();
+        assert!(bloom.contains(&42).unwrap());
+
+        // Map-in-map slots were filled from the object's initializers.
+        let outer = MapOfMaps::new(e.map("outer_array").unwrap()).unwrap();
+        let inner_ids: Vec<u32> = (0..3)
+            .filter_map(|i| outer.get_id(&(i as u32).to_ne_bytes()).unwrap())
+            .collect();
+        assert_eq!(inner_ids.len(), 2, "outer_array slots");
+        let inner_b = e.map("inner_b").unwrap();
+        let ib = ember_sys::map_info(inner_b.fd()).unwrap().id;
+        assert!(inner_ids.contains(&ib));
+        let oh = MapOfMaps::new(e.map("outer_hash").unwrap()).unwrap();
+        // Its template is a u32 -> u64 hash: an array does not fit.
+        assert_eq!(
+            oh.set(&7u32.to_ne_bytes(), inner_b.fd()).unwrap_err().errno,
+            Errno::INVAL
+        );
+        let fit = ember_sys::map_create(&ember_sys::MapCreate {
+            map_type: 1,
+            key_size: 4,
+            value_size: 8,
+            max_entries: 2,
+            name: "ember_inner",
+            ..Default::default()
+        })
+        .unwrap();
+        let fit_id = ember_sys::map_info(ember_sys::AsFd::as_fd(&fit))
+            .unwrap()
+            .id;
+        oh.set(&7u32.to_ne_bytes(), ember_sys::AsFd::as_fd(&fit))
+            .unwrap();
+        assert_eq!(oh.get_id(&7u32.to_ne_bytes()).unwrap(), Some(fit_id));
+
+        // The prog array slot holds the loaded tail_target.
+        let jt = ProgArray::new(e.map("jump_table").unwrap()).unwrap();
+        let tid = prog_info(e.program("tail_target").unwrap().fd())
+            .unwrap()
+            .id;
+        assert_eq!(jt.get_id(1).unwrap(), Some(tid));
+        assert!(jt.clear(1).unwrap());
+        assert_eq!(jt.get_id(1).unwrap(), None);
+
+        // Ring buffer and perf array exist with the kernel's shapes.
+        assert_eq!(e.map("events").unwrap().map_type(), MapType(27));
+        assert_eq!(e.map("perf_events").unwrap().max_entries() as usize, ncpu);
+        // The kernel knows each map under its name.
+        let mut names = vec![];
+        let mut id = 0;
+        while let Ok(Some(next)) = get_next_id(ObjKind::Map, id) {
+            id = next;
+            if let Ok(fd) = ember_sys::get_fd_by_id(ObjKind::Map, id, 0) {
+                if let Ok(i) = ember_sys::map_info(ember_sys::AsFd::as_fd(&fd)) {
+                    names.push(i.name().to_owned());
+                }
+            }
+        }
+        for m in e.maps() {
+            assert!(
+                names.iter().any(|n| n == m.name()),
+                "{} not in the kernel",
+                m.name()
+            );
+        }
+    }
+    assert_eq!(open_fds(), before, "fds leaked");
+}
+
+#[test]
+fn pinned_maps_are_reused() {
+    let _s = serial();
+    if !is_root() {
+        return;
+    }
+    let Some(dir) = bpffs_dir("pin") else { return };
+    let before = open_fds();
+    {
+        let first = EbpfLoader::new()
+            .pin_dir(&dir)
+            .load_file(fixture("load.bpf-el.o"))
+            .unwrap();
+        assert_eq!(first.pinned, vec![dir.join("runs")]);
+        let runs = HashMap::<u32, u64>::new(first.map("runs").unwrap()).unwrap();
+        runs.insert(&5, &55, 0).unwrap();
+        drop(first);
+        let second = EbpfLoader::new()
+            .pin_dir(&dir)
+            .load_file(fixture("load.bpf-el.o"))
+            .unwrap();
+        let m = second.map("runs").unwrap();
+        assert!(m.reused());
+        assert!(second.pinned.is_empty());
+        assert_eq!(
+            HashMap::<u32, u64>::new(m).unwrap().get(&5).unwrap(),
+            Some(55)
+        );
+        let opened = ember::Map::from_pin(dir.join("runs"), MapType(1), 4, 8).unwrap();
+        assert_eq!(
+            opened.lookup(&5u32.to_ne_bytes()).unwrap(),
+            Some(55u64.to_ne_bytes().to_vec())
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(open_fds(), before, "fds leaked");
+}
+
+#[test]
+fn verifier_rejection_carries_the_log() {
+    let _s = serial();
+    if !is_root() {
+        return;
+    }
+    let before = open_fds();
+    let e = EbpfLoader::new()
+        .autoload("poisoned", false)
+        .load_file(fixture("reject.bpf-el.o"))
+        .unwrap_err();
+    let LoadError::ProgLoad {
+        program,
+        source,
+        log,
+        cause,
+    } = &e
+    else {
+        panic!("{e}");
+    };
+    assert_eq!(program, "oob");
+    assert!(
+        matches!(source.errno, Errno::ACCESS | Errno::INVAL),
+        "{source}"
+    );
+    assert!(
+        log.contains("invalid") && log.contains("processed"),
+        "log: {log}"
+    );
+    assert!(
+        log.contains("reject.bpf.c"),
+        "the log shows source lines: {log}"
+    );
+    assert!(cause.is_none());
+    assert_eq!(open_fds(), before, "fds leaked after a rejected program");
+}
+
+#[test]
+fn poisoned_relocation_is_traced_to_its_source() {
+    let _s = serial();
+    if !is_root() {
+        return;
+    }
+    let e = EbpfLoader::new()
+        .autoload("oob", false)
+        .load_file(fixture("reject.bpf-el.o"))
+        .unwrap_err();
+    let LoadError::ProgLoad {
+        program,
+        cause,
+        log,
+        ..
+    } = &e
+    else {
+        panic!("{e}");
+    };
+    assert_eq!(program, "poisoned");
+    assert!(log.contains("195896080"), "{log}");
+    let cause = cause.as_deref().expect("a cause");
+    assert!(cause.contains("ember_field_that_does_not_exist"), "{cause}");
+    assert!(cause.contains("POISONED"), "{cause}");
+    assert!(cause.contains("reject.bpf.c:"), "{cause}");
+}
+
+#[test]
+fn no_kernel_btf_in_a_private_mount_namespace() {
+    let _s = serial();
+    if !is_root() {
+        return;
+    }
+    let Some(unshare) = tool("unshare") else {
+        skip("no unshare(1)");
+        return;
+    };
+    let dir = tmp("nobtf");
+    let copy = dir.join("vmlinux.btf");
+    std::fs::copy("/sys/kernel/btf/vmlinux", &copy).unwrap();
+    let obj = fixture("load.bpf-el.o");
+    let run = |extra: &str| {
+        let script = format!(
+            "mount -t tmpfs none /sys/kernel/btf && {} load {} {extra}",
+            ember_bin().display(),
+            obj.display()
+        );
+        Command::new(&unshare)
+            .args(["-m", "sh", "-c", &script])
+            .output()
+            .unwrap()
+    };
+    let out = run("");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "loaded without kernel BTF?");
+    for want in [
+        "load.bpf-el.o needs kernel BTF for kfunc 'bpf_task_acquire'",
+        "program 'on_newtask' (tp_btf/task_newtask)",
+        "/sys/kernel/btf/vmlinux: absent",
+        "/boot/vmlinux-",
+        "--btf FILE",
+    ] {
+        assert!(err.contains(want), "missing '{want}' in:\n{err}");
+    }
+    let out = run(&format!("--btf {}", copy.display()));
+    assert!(
+        out.status.success(),
+        "with --btf: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("prog on_newtask type tracing"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn cli_load_prints_and_pins() {
+    let _s = serial();
+    if !is_root() {
+        return;
+    }
+    let Some(dir) = bpffs_dir("cli") else { return };
+    let out = Command::new(ember_bin())
+        .args(["load", "--verbose", "--pin"])
+        .arg(&dir)
+        .arg(fixture("load.bpf-el.o"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "map records type ringbuf key 0 value 0 max_entries 4096",
+        "map load.rodata type array key 4 value 4 max_entries 1",
+        "prog emit type socket_filter section socket insns 102",
+        "note: weak extern 'ember_no_such_kfunc' is absent",
+        "processed ",
+    ] {
+        assert!(text.contains(want), "missing '{want}' in:\n{text}");
+    }
+    for pinned in ["runs", "records", "emit", "on_newtask"] {
+        assert!(dir.join(pinned).exists(), "{pinned} not pinned");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn sanitized_btf_loads_into_this_kernel() {
+    let _s = serial();
+    if !is_root() {
+        return;
+    }
+    let cases: [(&str, fn(&mut BtfFeatures), &[Kind]); 7] = [
+        (
+            "datasec",
+            |f| f.datasec = false,
+            &[Kind::Var, Kind::Datasec],
+        ),
+        ("func", |f| f.func = false, &[Kind::Func, Kind::FuncProto]),
+        ("float", |f| f.float = false, &[Kind::Float]),
+        ("decl_tag", |f| f.decl_tag = false, &[Kind::DeclTag]),
+        ("type_tag", |f| f.type_tag = false, &[Kind::TypeTag]),
+        ("enum64", |f| f.enum64 = false, &[Kind::Enum64]),
+        ("global_func", |f| f.global_func = false, &[]),
+    ];
+    let objs = [
+        "btf_kinds.bpf-el.o",
+        "globals.bpf-el.o",
+        "load.bpf-el.o",
+        "core16/enum64.bpf-el.o",
+    ];
+    for o in objs {
+        let data = std::fs::read(fixture(o)).unwrap();
+        let obj = Object::parse(&data, "x").unwrap();
+        let full = kernel_btf(&obj, &BtfFeatures::default()).unwrap();
+        ember_sys::btf_load(&full, None).unwrap_or_else(|e| panic!("{o}: fixed-up BTF: {e}"));
+        for (name, off, gone) in &cases {
+            let mut f = BtfFeatures::default();
+            off(&mut f);
+            let b = kernel_btf(&obj, &f).unwrap();
+            let mut log = vec![0u8; 1 << 16];
+            if let Err(e) = ember_sys::btf_load(&b, Some(&mut log)) {
+                let end = log.iter().position(|&c| c == 0).unwrap_or(0);
+                panic!(
+                    "{o} without {name}: {e}\n{}",
+                    String::from_utf8_lossy(&log[..end])
+                );
+            }
+            let parsed = Btf::parse(&b).unwrap();
+            assert_eq!(
+                parsed.type_count() >= obj.btf.as_ref().unwrap().type_count(),
+                true
+            );
+            for t in parsed.types() {
+                assert!(
+                    !gone.contains(&t.kind()),
+                    "{o} without {name}: {:?} left",
+                    t.kind()
+                );
+                if *name == "global_func" && t.kind() == Kind::Func {
+                    assert_eq!(t.func_linkage(), Some(0), "{o}: global FUNC left");
+                }
+            }
+        }
+    }
+}
