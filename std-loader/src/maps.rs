@@ -68,15 +68,14 @@ impl Map {
         }
     }
 
-    /// Opens a map pinned at `path`, given its shape (the kernel checks
-    /// every access against the real map).
+    /// Opens a map pinned at `path`. Key size and lookup length come from
+    /// the kernel; `map_type` and `value_size` describe it to views.
     ///
     /// # Errors
     /// The kernel's error opening the pin.
     pub fn from_pin(
         path: impl AsRef<Path>,
         map_type: MapType,
-        key_size: u32,
         value_size: u32,
     ) -> Result<Map, SysError> {
         let p =
@@ -87,14 +86,16 @@ impl Map {
                 }
             })?;
         let fd = ember_sys::obj_get(&p)?;
-        let value_len = value_len(map_type, value_size);
+        // The kernel's sizes win; a caller's mistake cannot overrun.
+        let fd = MapFd::from_fd(fd)?;
+        let key_size = fd.key_size() as u32;
         Ok(Map {
             name: path
                 .as_ref()
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            fd: MapFd::new(fd, key_size, value_len),
+            fd,
             map_type,
             key_size,
             value_size,
@@ -283,14 +284,6 @@ impl Map {
             )));
         }
         Ok(())
-    }
-}
-
-fn value_len(t: MapType, value_size: u32) -> usize {
-    if matches!(t.0, 5 | 6 | 10 | 21) {
-        (value_size as usize).next_multiple_of(8) * possible_cpus()
-    } else {
-        value_size as usize
     }
 }
 

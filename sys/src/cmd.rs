@@ -119,15 +119,21 @@ pub struct MapFd {
 }
 
 impl MapFd {
-    /// Wraps a map fd whose key size is `key_size` and whose lookups write
-    /// `value_len` bytes (value size, or for per-CPU maps the value size
-    /// rounded up to 8 times the number of possible CPUs).
-    pub fn new(fd: OwnedFd, key_size: u32, value_len: usize) -> MapFd {
-        MapFd {
-            fd,
-            key_size: key_size as usize,
-            value_len,
+    /// Wraps a map fd the caller believes has keys of `key_size` bytes and
+    /// lookups of `value_len` bytes. Both are checked against the kernel's
+    /// own description of the map, so a wrong belief is an error here and
+    /// never a kernel write past a Rust slice later.
+    ///
+    /// # Errors
+    /// `EINVAL` when `key_size` differs from the map's or `value_len` is
+    /// shorter than what a lookup writes; the kernel's errno for
+    /// `BPF_OBJ_GET_INFO_BY_FD`.
+    pub fn new(fd: OwnedFd, key_size: u32, value_len: usize) -> Result<MapFd> {
+        let m = MapFd::from_fd(fd)?;
+        if m.key_size != key_size as usize || value_len < m.value_len {
+            return Err(inval(INFO));
         }
+        Ok(m)
     }
 
     /// The fd.
@@ -170,10 +176,11 @@ impl MapFd {
     pub fn lookup(&self, key: &[u8], value: &mut [u8], flags: u64) -> Result<()> {
         const N: &str = "BPF_MAP_LOOKUP_ELEM";
         self.check(N, Some(key), Some(value.len()))?;
+        // Keyless maps (queue/stack peek, bloom filter) need a NULL key.
         self.elem(
             MAP_LOOKUP_ELEM,
             N,
-            ptr(key.as_ptr()),
+            ptr_or_null(key),
             ptr(value.as_mut_ptr()),
             flags,
         )
@@ -579,33 +586,56 @@ impl core::error::Error for BatchError {}
 /// `BPF_MAP_TYPE_{PERCPU_HASH,PERCPU_ARRAY,LRU_PERCPU_HASH,PERCPU_CGROUP_STORAGE}`.
 const PERCPU_MAP_TYPES: [u32; 4] = [5, 6, 10, 21];
 
+/// The number of possible CPUs (`/sys/devices/system/cpu/possible`): how
+/// many slots a per-CPU map value has.
+///
+/// # Errors
+/// Reading or parsing the file.
+pub fn possible_cpus() -> Result<u32> {
+    const N: &str = "possible cpus";
+    let fd = rustix::fs::open(
+        "/sys/devices/system/cpu/possible",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(fail(N))?;
+    let mut buf = [0u8; 256];
+    let n = rustix::io::read(&fd, &mut buf).map_err(fail(N))?;
+    let text = buf
+        .get(..n)
+        .and_then(|b| core::str::from_utf8(b).ok())
+        .ok_or(inval(N))?;
+    let cpus = crate::perf::parse_cpu_list(text.trim())?;
+    u32::try_from(cpus.len()).map_err(|_| inval(N))
+}
+
 impl MapFd {
     /// Wraps a map fd, taking the key and value sizes from the kernel
     /// ([`map_info`]) rather than from the caller. For per-CPU maps a lookup
-    /// writes the value size rounded up to 8, times `possible_cpus`, which
-    /// must be the kernel's count of possible CPUs (the CPUs listed in
-    /// `/sys/devices/system/cpu/possible`, not just the online ones); other
-    /// maps ignore it.
+    /// writes the value size rounded up to 8 times the number of possible
+    /// CPUs, read from `/sys/devices/system/cpu/possible`.
     ///
     /// # Errors
-    /// The kernel's errno for `BPF_OBJ_GET_INFO_BY_FD`; `EINVAL` for a
-    /// per-CPU map with `possible_cpus == 0` or a value length that
+    /// The kernel's errno for `BPF_OBJ_GET_INFO_BY_FD`; the error reading
+    /// the possible CPUs of a per-CPU map; `EINVAL` for a value length that
     /// overflows.
-    pub fn from_fd(fd: OwnedFd, possible_cpus: u32) -> Result<MapFd> {
+    pub fn from_fd(fd: OwnedFd) -> Result<MapFd> {
         let info = map_info(fd.as_fd())?;
         let value = usize::try_from(info.value_size).map_err(|_| inval(INFO))?;
         let value_len = if PERCPU_MAP_TYPES.contains(&info.map_type) {
-            if possible_cpus == 0 {
-                return Err(inval(INFO));
-            }
+            let cpus = possible_cpus()?;
             value
                 .checked_next_multiple_of(8)
-                .and_then(|v| v.checked_mul(usize::try_from(possible_cpus).ok()?))
+                .and_then(|v| v.checked_mul(usize::try_from(cpus).ok()?))
                 .ok_or(inval(INFO))?
         } else {
             value
         };
-        Ok(MapFd::new(fd, info.key_size, value_len))
+        Ok(MapFd {
+            fd,
+            key_size: info.key_size as usize,
+            value_len,
+        })
     }
 
     /// Key size.

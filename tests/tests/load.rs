@@ -548,7 +548,7 @@ fn pinned_maps_are_reused() {
             HashMap::<u32, u64>::new(m).unwrap().get(&5).unwrap(),
             Some(55)
         );
-        let opened = ember::Map::from_pin(dir.join("runs"), MapType(1), 4, 8).unwrap();
+        let opened = ember::Map::from_pin(dir.join("runs"), MapType(1), 8).unwrap();
         assert_eq!(
             opened.lookup(&5u32.to_ne_bytes()).unwrap(),
             Some(55u64.to_ne_bytes().to_vec())

@@ -75,7 +75,7 @@ fn array_and_hash_maps() {
             ..Default::default()
         })
         .expect("array map");
-        let m = MapFd::new(fd, 4, 8);
+        let m = MapFd::new(fd, 4, 8).expect("map fd");
         m.update(&1u32.to_ne_bytes(), &42u64.to_ne_bytes(), 0)
             .expect("update");
         let mut v = [0u8; 8];
@@ -107,7 +107,7 @@ fn array_and_hash_maps() {
             ..Default::default()
         })
         .expect("hash map");
-        let h = MapFd::new(fd, 8, 4);
+        let h = MapFd::new(fd, 8, 4).expect("map fd");
         h.update(&7u64.to_ne_bytes(), &9u32.to_ne_bytes(), 1)
             .expect("insert");
         assert_eq!(
@@ -221,13 +221,13 @@ fn pin_and_reopen() {
         ..Default::default()
     })
     .expect("map");
-    let m = MapFd::new(fd, 4, 4);
+    let m = MapFd::new(fd, 4, 4).expect("map fd");
     m.update(&0u32.to_ne_bytes(), &77u32.to_ne_bytes(), 0)
         .expect("update");
     let path = format!("/sys/fs/bpf/ember-test-{}", std::process::id());
     let cpath = CString::new(path.clone()).expect("path");
     obj_pin(m.fd(), &cpath).expect("pin");
-    let again = MapFd::new(obj_get(&cpath).expect("get"), 4, 4);
+    let again = MapFd::new(obj_get(&cpath).expect("get"), 4, 4).expect("map fd");
     std::fs::remove_file(&path).expect("unpin");
     let mut v = [0u8; 4];
     again

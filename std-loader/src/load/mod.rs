@@ -671,7 +671,17 @@ impl<'l, 'o> Loading<'l, 'o> {
                         action: "open pinned map",
                         source,
                     })?;
-                    let map = Map::new(name, m, MapFd::new(fd, m.key_size, value_len), true);
+                    let fd = MapFd::new(fd, m.key_size, value_len).map_err(|_| {
+                        LoadError::PinMismatch {
+                            map: name.clone(),
+                            path: path.clone(),
+                            detail: format!(
+                                "the object wants {}-byte keys and {}-byte values",
+                                m.key_size, m.value_size
+                            ),
+                        }
+                    })?;
+                    let map = Map::new(name, m, fd, true);
                     map.check_compatible(m, &path)?;
                     self.notes
                         .push(format!("map '{}': reused {}", map.name(), path.display()));
@@ -681,8 +691,12 @@ impl<'l, 'o> Loading<'l, 'o> {
             }
             let fd = self.create_one(m, btf)?;
             let max = self.map_create_attr(m, None, None).max_entries;
-            let map = Map::new(name, m, MapFd::new(fd, m.key_size, value_len), false)
-                .with_max_entries(max);
+            let fd = MapFd::new(fd, m.key_size, value_len).map_err(|source| LoadError::Map {
+                map: name.clone(),
+                action: "describe created map",
+                source,
+            })?;
+            let map = Map::new(name, m, fd, false).with_max_entries(max);
             self.init_internal(m, &map)?;
             out.push(Some(map));
         }
