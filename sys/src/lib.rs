@@ -14,10 +14,15 @@
 #![no_std]
 #![deny(unsafe_code)]
 
+extern crate alloc;
+
 pub mod attr;
 pub mod cmd;
 pub mod error;
+pub mod mmap;
+pub mod perf;
 mod raw;
+pub mod ringbuf;
 
 pub use cmd::{
     Batch, BatchError, BtfInfo, LinkCreate, LinkExtra, LinkInfo, LinkTarget, MapInfo, ObjIds,
@@ -30,5 +35,8 @@ pub use cmd::{
     prog_load,
 };
 pub use error::{Result, SysError};
+pub use mmap::{Access, AccessError, Mmap};
+pub use perf::{PerfBuffer, PerfEvent, PerfEventAttr, PerfRecord, perf_event_open};
+pub use ringbuf::{RingBuf, RingBufPoller};
 pub use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 pub use rustix::io::Errno;

@@ -1,4 +1,6 @@
-//! The only kernel entry point of ember: `bpf(2)`.
+//! The only kernel entry points of ember, and the only code that touches
+//! memory the kernel shares with us: `bpf(2)`, `perf_event_open(2)`, the
+//! `PERF_EVENT_IOC_*` ioctls, and `mmap(2)`ed regions.
 //!
 //! # Safety
 //! `bpf(cmd, attr, size)` reads and writes at most `size` bytes of `attr`
@@ -7,8 +9,31 @@
 //! from a typed `#[repr(C)]` struct in `attr.rs` whose pointer fields were
 //! taken from live Rust slices that outlive the call, with their lengths
 //! stored beside them; this module only forwards the bytes.
-#![allow(unsafe_code, reason = "the one place ember enters the kernel")]
+//!
+//! `perf_event_open(attr, ..)` reads `attr.size` bytes of `attr` and, on
+//! `E2BIG`, writes the `u32` size field back; this module sets that field
+//! to the buffer's length itself, so the kernel stays inside the buffer.
+//! The `PERF_EVENT_IOC_*` ioctls are only issued on a [`PerfEventFd`],
+//! which can only be made from what `perf_event_open` returned, so the
+//! opcode always reaches the perf driver, never some other driver that
+//! could read the integer argument as a pointer.
+//!
+//! A [`Region`] owns one `mmap` and hands out no references to its bytes
+//! except `&[AtomicU8]` of writable regions: the kernel (and BPF programs)
+//! write that memory concurrently, so every access is atomic. Atomic
+//! accesses to read-only pages are undefined behaviour in Rust except
+//! register-sized `Relaxed` loads on the architectures `core::sync::atomic`
+//! lists, so stores to read-only regions are refused and every load is a
+//! relaxed load (followed by an acquire fence where acquire is wanted).
+#![allow(
+    unsafe_code,
+    reason = "the one place ember enters the kernel or touches shared memory"
+)]
 
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
+
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 
 /// One system call.
@@ -21,6 +46,90 @@ pub(crate) enum Syscall<'a> {
         /// The command's attribute struct, as bytes.
         attr: &'a mut [u8],
     },
+    /// `perf_event_open(attr, pid, cpu, group_fd, PERF_FLAG_FD_CLOEXEC)`;
+    /// the `size` field of `attr` is set to `attr.len()` here.
+    PerfEventOpen {
+        /// `struct perf_event_attr`, as bytes (at least 64).
+        attr: &'a mut [u8],
+        /// Process (-1: every process; 0: the calling thread).
+        pid: i32,
+        /// CPU (-1: any).
+        cpu: i32,
+        /// Group leader.
+        group: Option<&'a PerfEventFd>,
+    },
+    /// A `PERF_EVENT_IOC_*` ioctl.
+    PerfIoctl {
+        /// The event.
+        fd: &'a PerfEventFd,
+        /// The request.
+        op: PerfIoctl<'a>,
+    },
+}
+
+/// The perf ioctls ember issues.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum PerfIoctl<'a> {
+    /// `PERF_EVENT_IOC_ENABLE`.
+    Enable,
+    /// `PERF_EVENT_IOC_DISABLE`.
+    Disable,
+    /// `PERF_EVENT_IOC_SET_BPF` with a program fd.
+    SetBpf(BorrowedFd<'a>),
+}
+
+/// `_IO('$', 0)`.
+const PERF_EVENT_IOC_ENABLE: rustix::ioctl::Opcode = rustix::ioctl::opcode::none(b'$', 0);
+/// `_IO('$', 1)`.
+const PERF_EVENT_IOC_DISABLE: rustix::ioctl::Opcode = rustix::ioctl::opcode::none(b'$', 1);
+/// `_IOW('$', 8, __u32)`.
+const PERF_EVENT_IOC_SET_BPF: rustix::ioctl::Opcode = rustix::ioctl::opcode::write::<u32>(b'$', 8);
+const _: () = assert!(PERF_EVENT_IOC_ENABLE == 0x2400);
+const _: () = assert!(PERF_EVENT_IOC_DISABLE == 0x2401);
+const _: () = assert!(PERF_EVENT_IOC_SET_BPF == 0x4004_2408);
+
+/// `PERF_FLAG_FD_CLOEXEC`.
+const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
+/// `PERF_ATTR_SIZE_VER0`, the smallest attr the kernel accepts.
+const PERF_ATTR_MIN: usize = 64;
+
+/// An fd returned by `perf_event_open` (or a dup of one): the only fds the
+/// perf ioctls are issued on.
+#[derive(Debug)]
+pub(crate) struct PerfEventFd(OwnedFd);
+
+impl PerfEventFd {
+    /// The fd.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+
+    /// Gives up the perf-event guarantee and returns the plain fd.
+    pub(crate) fn into_owned(self) -> OwnedFd {
+        self.0
+    }
+}
+
+/// `perf_event_open(attr, pid, cpu, group, PERF_FLAG_FD_CLOEXEC)`, with the
+/// new fd moved above 2.
+pub(crate) fn perf_event_open(
+    attr: &mut [u8],
+    pid: i32,
+    cpu: i32,
+    group: Option<&PerfEventFd>,
+) -> Result<PerfEventFd, Errno> {
+    let raw = syscall(Syscall::PerfEventOpen {
+        attr,
+        pid,
+        cpu,
+        group,
+    })?;
+    let fd = owned_fd(raw)?;
+    if fd.as_raw_fd() > 2 {
+        return Ok(PerfEventFd(fd));
+    }
+    // A dup refers to the same perf event.
+    rustix::io::fcntl_dupfd_cloexec(&fd, 3).map(PerfEventFd)
 }
 
 /// Performs `call`, returning the kernel's non-negative result or errno.
@@ -35,19 +144,94 @@ pub(crate) fn syscall(call: Syscall<'_>) -> Result<i64, Errno> {
             // caller keeps borrowed for the duration of this call (see the
             // module docs).
             let ret = unsafe { libc::syscall(libc::SYS_bpf, cmd as libc::c_long, ptr, size) };
-            if ret < 0 {
-                // SAFETY: __errno_location has no preconditions; it returns
-                // this thread's errno slot, valid for the thread's lifetime.
-                let slot = unsafe { libc::__errno_location() };
-                // SAFETY: `slot` is valid and aligned (see above); we read it
-                // right after the failing call, before anything can change it.
-                let e = unsafe { *slot };
-                Err(Errno::from_raw_os_error(e))
-            } else {
-                Ok(ret)
+            if ret < 0 { Err(errno()) } else { Ok(ret) }
+        }
+        Syscall::PerfEventOpen {
+            attr,
+            pid,
+            cpu,
+            group,
+        } => {
+            if attr.len() < PERF_ATTR_MIN {
+                return Err(Errno::INVAL);
             }
+            let size = u32::try_from(attr.len()).map_err(|_| Errno::TOOBIG)?;
+            attr.get_mut(4..8)
+                .ok_or(Errno::INVAL)?
+                .copy_from_slice(&size.to_ne_bytes());
+            let group = group.map_or(-1, |g| g.fd().as_raw_fd());
+            let ptr = attr.as_mut_ptr();
+            // SAFETY: `ptr` points to `attr`, a live, exclusively borrowed
+            // buffer of at least 64 bytes whose `size` field (bytes 4..8)
+            // was just set to its length: the kernel reads at most `size`
+            // bytes and writes back only that `u32` field (on E2BIG). No
+            // field of a perf_event_attr makes the kernel write to user
+            // memory (kprobe/uprobe PMUs may *read* a string through
+            // config1, which perf.rs never sets; a bad address is EFAULT).
+            // `group` is -1 or an fd borrowed for this call. The returned
+            // fd is new and owned by nobody else.
+            let ret = unsafe {
+                libc::syscall(
+                    libc::SYS_perf_event_open,
+                    ptr,
+                    pid as libc::c_long,
+                    cpu as libc::c_long,
+                    group as libc::c_long,
+                    PERF_FLAG_FD_CLOEXEC,
+                )
+            };
+            if ret < 0 { Err(errno()) } else { Ok(ret) }
+        }
+        Syscall::PerfIoctl { fd, op } => {
+            let r = match op {
+                PerfIoctl::Enable => {
+                    // SAFETY: PERF_EVENT_IOC_ENABLE is `_IO('$', 0)`, a
+                    // valid opcode taking no argument (kernel `_perf_ioctl`).
+                    let ioctl = unsafe { rustix::ioctl::NoArg::<PERF_EVENT_IOC_ENABLE>::new() };
+                    // SAFETY: `fd` is a perf event fd (`PerfEventFd` is only
+                    // made from perf_event_open's result), so the request
+                    // reaches the perf driver, which reads no user memory
+                    // for it.
+                    unsafe { rustix::ioctl::ioctl(fd.fd(), ioctl) }
+                }
+                PerfIoctl::Disable => {
+                    // SAFETY: PERF_EVENT_IOC_DISABLE is `_IO('$', 1)`, a
+                    // valid opcode taking no argument.
+                    let ioctl = unsafe { rustix::ioctl::NoArg::<PERF_EVENT_IOC_DISABLE>::new() };
+                    // SAFETY: as for Enable.
+                    unsafe { rustix::ioctl::ioctl(fd.fd(), ioctl) }
+                }
+                PerfIoctl::SetBpf(prog) => {
+                    let n = usize::try_from(prog.as_raw_fd()).map_err(|_| Errno::BADF)?;
+                    // SAFETY: PERF_EVENT_IOC_SET_BPF is `_IOW('$', 8, u32)`
+                    // and takes the program fd as the integer argument
+                    // itself (kernel `_perf_ioctl` hands `arg` to
+                    // `perf_event_set_bpf_prog` as an fd), never as a
+                    // pointer; any fd number is in range (a non-program
+                    // gives EBADF/EINVAL).
+                    let ioctl = unsafe {
+                        rustix::ioctl::IntegerSetter::<PERF_EVENT_IOC_SET_BPF>::new_usize(n)
+                    };
+                    // SAFETY: `fd` is a perf event fd (see Enable), so the
+                    // integer reaches the perf driver, which uses it as an
+                    // fd only.
+                    unsafe { rustix::ioctl::ioctl(fd.fd(), ioctl) }
+                }
+            };
+            r.map(|()| 0)
         }
     }
+}
+
+/// This thread's errno, read right after a failing call.
+fn errno() -> Errno {
+    // SAFETY: __errno_location has no preconditions; it returns this
+    // thread's errno slot, valid for the thread's lifetime.
+    let slot = unsafe { libc::__errno_location() };
+    // SAFETY: `slot` is valid and aligned (see above); the caller reads it
+    // right after the failing call, before anything can change it.
+    let e = unsafe { *slot };
+    Errno::from_raw_os_error(e)
 }
 
 /// Turns a returned fd number into an owned fd.
@@ -56,4 +240,304 @@ pub(crate) fn owned_fd(raw: i64) -> Result<rustix::fd::OwnedFd, Errno> {
     // SAFETY: the kernel just returned `fd` as a new file descriptor that
     // nothing else owns; wrapping it transfers ownership exactly once.
     Ok(unsafe { <rustix::fd::OwnedFd as rustix::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// One owned `mmap(2)` of shared memory, unmapped on drop.
+///
+/// The kernel, BPF programs and other mappings of the same object may
+/// write these bytes at any time, so Rust never holds a plain `&[u8]` or
+/// `&mut [u8]` to them: every access below is an atomic load or store of
+/// an in-bounds, aligned location, and stores are refused unless the
+/// region was mapped writable.
+#[derive(Debug)]
+pub(crate) struct Region {
+    ptr: NonNull<u8>,
+    len: usize,
+    writable: bool,
+}
+
+// SAFETY: a Region owns its mapping outright (nothing else in this process
+// holds its address) and every access to it is atomic, so moving it to, or
+// sharing it with, another thread cannot create a data race.
+unsafe impl Send for Region {}
+// SAFETY: see `Send`: all access through `&Region` is atomic.
+unsafe impl Sync for Region {}
+
+impl Region {
+    /// `mmap(NULL, len, PROT_READ[|PROT_WRITE], MAP_SHARED, fd, offset)`.
+    pub(crate) fn map(
+        fd: BorrowedFd<'_>,
+        offset: u64,
+        len: usize,
+        writable: bool,
+    ) -> Result<Region, Errno> {
+        use rustix::mm::{MapFlags, ProtFlags};
+        if len == 0 || isize::try_from(len).is_err() {
+            return Err(Errno::INVAL);
+        }
+        let prot = if writable {
+            ProtFlags::READ | ProtFlags::WRITE
+        } else {
+            ProtFlags::READ
+        };
+        // SAFETY: with a null address and no MAP_FIXED the kernel picks a
+        // fresh range, so no memory Rust already uses is replaced; the
+        // result is owned by the Region built from it.
+        let p = unsafe {
+            rustix::mm::mmap(
+                core::ptr::null_mut(),
+                len,
+                prot,
+                MapFlags::SHARED,
+                fd,
+                offset,
+            )
+        }?;
+        Region::own(p, len, writable)
+    }
+
+    /// A private anonymous read-write region (zeroed), for unit tests that
+    /// lay out a ring by hand.
+    #[cfg(test)]
+    pub(crate) fn anonymous(len: usize) -> Result<Region, Errno> {
+        use rustix::mm::{MapFlags, ProtFlags};
+        if len == 0 || isize::try_from(len).is_err() {
+            return Err(Errno::INVAL);
+        }
+        // SAFETY: as in `map`: a fresh, kernel-chosen range.
+        let p = unsafe {
+            rustix::mm::mmap_anonymous(
+                core::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::PRIVATE,
+            )
+        }?;
+        Region::own(p, len, true)
+    }
+
+    fn own(p: *mut core::ffi::c_void, len: usize, writable: bool) -> Result<Region, Errno> {
+        match NonNull::new(p.cast::<u8>()) {
+            Some(ptr) => Ok(Region { ptr, len, writable }),
+            None => {
+                // SAFETY: the kernel mapped `len` bytes at address 0 for us
+                // (possible only with mmap_min_addr = 0); nothing refers to
+                // them yet, so unmapping them is sound.
+                let _ = unsafe { rustix::mm::munmap(p, len) };
+                Err(Errno::NOMEM)
+            }
+        }
+    }
+
+    /// Length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether stores are allowed.
+    pub(crate) fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// The start address, for diagnostics (e.g. finding it in
+    /// `/proc/self/maps`).
+    pub(crate) fn addr(&self) -> usize {
+        self.ptr.as_ptr().addr()
+    }
+
+    /// Every byte, as atomics. Private: handing this out for a read-only
+    /// region would let safe code store into read-only memory.
+    fn cells(&self) -> &[AtomicU8] {
+        // SAFETY: `ptr..ptr+len` is a live mapping owned by `self` and
+        // unmapped only in `Drop`, so it outlives the borrow; `len` fits in
+        // isize (checked when mapping); `AtomicU8` has the size and
+        // alignment of `u8` (its documented layout), and mapped bytes are
+        // always initialized (the kernel backs every page it let us map).
+        // `AtomicU8` is an `UnsafeCell`, so concurrent writes by the kernel
+        // or BPF programs behind this shared reference are permitted; this
+        // module only loads through it unless the region is writable.
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr().cast::<AtomicU8>(), self.len) }
+    }
+
+    /// The region as pointer-sized atomics (the trailing partial word, if
+    /// any, left out). Loads only.
+    fn words(&self) -> &[AtomicUsize] {
+        let n = self.len / size_of::<usize>();
+        // SAFETY: as in `cells`; in addition the start is page-aligned (so
+        // aligned for `AtomicUsize`, whose alignment equals its size) and
+        // `n` whole words fit inside `len` bytes.
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr().cast::<AtomicUsize>(), n) }
+    }
+
+    /// The aligned, in-bounds location of a `T` at `off`, if there is one.
+    fn at<T>(&self, off: usize) -> Option<NonNull<T>> {
+        let end = off.checked_add(size_of::<T>())?;
+        if end > self.len || !off.is_multiple_of(align_of::<T>()) {
+            return None;
+        }
+        // The base is page-aligned, so `off` aligned means the address is.
+        NonNull::new(self.ptr.as_ptr().wrapping_add(off).cast::<T>())
+    }
+
+    fn u32_cell(&self, off: usize) -> Option<&AtomicU32> {
+        let p = self.at::<AtomicU32>(off)?;
+        // SAFETY: `at` checked that `off..off+4` lies inside the live
+        // mapping and is 4-aligned; `AtomicU32` has the size and alignment
+        // of `u32`; the borrow is tied to `&self` (see `cells`).
+        Some(unsafe { p.as_ref() })
+    }
+
+    fn u64_cell(&self, off: usize) -> Option<&AtomicU64> {
+        let p = self.at::<AtomicU64>(off)?;
+        // SAFETY: as in `u32_cell`, with 8 bytes and 8-alignment.
+        Some(unsafe { p.as_ref() })
+    }
+
+    fn usize_cell(&self, off: usize) -> Option<&AtomicUsize> {
+        let p = self.at::<AtomicUsize>(off)?;
+        // SAFETY: as in `u32_cell`, for a pointer-sized word.
+        Some(unsafe { p.as_ref() })
+    }
+
+    /// Whether a load of `size` bytes may touch this region: Rust defines
+    /// atomic loads of read-only memory only for `Relaxed` loads no wider
+    /// than a register on the architectures `core::sync::atomic` lists
+    /// ("Atomic accesses to read-only memory"); elsewhere only writable
+    /// regions are loaded from.
+    pub(crate) fn loadable(&self, size: usize) -> bool {
+        const RO_LOADS: bool = cfg!(any(
+            target_arch = "x86",
+            target_arch = "arm",
+            target_arch = "mips",
+            target_arch = "mips32r6",
+            target_arch = "powerpc",
+            target_arch = "riscv32",
+            target_arch = "sparc",
+            target_arch = "hexagon",
+            target_arch = "x86_64",
+            target_arch = "aarch64",
+            target_arch = "loongarch64",
+            target_arch = "mips64",
+            target_arch = "mips64r6",
+            target_arch = "powerpc64",
+            target_arch = "riscv64",
+            target_arch = "sparc64",
+            target_arch = "s390x",
+        ));
+        self.writable || (RO_LOADS && size <= size_of::<usize>())
+    }
+
+    /// Acquire load of the `u32` at `off` (aligned, in bounds): a relaxed
+    /// load and an acquire fence, the form that is also defined on
+    /// read-only memory.
+    pub(crate) fn load_u32(&self, off: usize) -> Option<u32> {
+        if !self.loadable(4) {
+            return None;
+        }
+        let v = self.u32_cell(off)?.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        Some(v)
+    }
+
+    /// Acquire load of the `u64` at `off` (as `load_u32`; on 32-bit
+    /// targets only from writable regions).
+    pub(crate) fn load_u64(&self, off: usize) -> Option<u64> {
+        if !self.loadable(8) {
+            return None;
+        }
+        let v = self.u64_cell(off)?.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        Some(v)
+    }
+
+    /// Acquire load of the `usize` (`unsigned long`) at `off` (as
+    /// `load_u32`).
+    pub(crate) fn load_usize(&self, off: usize) -> Option<usize> {
+        if !self.loadable(size_of::<usize>()) {
+            return None;
+        }
+        let v = self.usize_cell(off)?.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        Some(v)
+    }
+
+    /// Release store of a `u32` at `off`; `None` when read-only, out of
+    /// bounds or misaligned.
+    pub(crate) fn store_u32(&self, off: usize, v: u32) -> Option<()> {
+        if !self.writable {
+            return None;
+        }
+        self.u32_cell(off).map(|c| c.store(v, Ordering::Release))
+    }
+
+    /// Release store of a `u64` at `off` (see `store_u32`).
+    pub(crate) fn store_u64(&self, off: usize, v: u64) -> Option<()> {
+        if !self.writable {
+            return None;
+        }
+        self.u64_cell(off).map(|c| c.store(v, Ordering::Release))
+    }
+
+    /// Release store of a `usize` at `off` (see `store_u32`).
+    pub(crate) fn store_usize(&self, off: usize, v: usize) -> Option<()> {
+        if !self.writable {
+            return None;
+        }
+        self.usize_cell(off).map(|c| c.store(v, Ordering::Release))
+    }
+
+    /// Copies `out.len()` bytes from `off` into `out` (relaxed loads, a
+    /// word at a time where aligned); `None` when out of bounds.
+    pub(crate) fn read(&self, off: usize, out: &mut [u8]) -> Option<()> {
+        if !self.loadable(size_of::<usize>()) {
+            return None;
+        }
+        let end = off.checked_add(out.len())?;
+        let src = self.cells().get(off..end)?;
+        const W: usize = size_of::<usize>();
+        let mut i = 0;
+        let words = self.words();
+        while i < out.len() {
+            let at = off.wrapping_add(i);
+            let rest = out.len().wrapping_sub(i);
+            if at.is_multiple_of(W) && rest >= W {
+                let w = words.get(at / W)?.load(Ordering::Relaxed);
+                out.get_mut(i..i.wrapping_add(W))?
+                    .copy_from_slice(&w.to_ne_bytes());
+                i = i.wrapping_add(W);
+            } else {
+                *out.get_mut(i)? = src.get(i)?.load(Ordering::Relaxed);
+                i = i.wrapping_add(1);
+            }
+        }
+        Some(())
+    }
+
+    /// Copies `data` to `off` (relaxed byte stores); `None` when read-only
+    /// or out of bounds.
+    pub(crate) fn write(&self, off: usize, data: &[u8]) -> Option<()> {
+        if !self.writable {
+            return None;
+        }
+        let end = off.checked_add(data.len())?;
+        let dst = self.cells().get(off..end)?;
+        for (d, s) in dst.iter().zip(data) {
+            d.store(*s, Ordering::Relaxed);
+        }
+        Some(())
+    }
+
+    /// Every byte as atomics, for writable regions only.
+    pub(crate) fn atomic_bytes(&self) -> Option<&[AtomicU8]> {
+        self.writable.then(|| self.cells())
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` describe the mapping this Region created and
+        // still owns; every reference into it borrows `self`, so none can
+        // outlive this call.
+        let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
 }

@@ -1,0 +1,386 @@
+//! A `BPF_MAP_TYPE_RINGBUF` consumer, like libbpf's `ring_buffer`.
+//!
+//! The map is shared as three areas: the consumer page (mapped read-write;
+//! we publish `consumer_pos` there), the producer page (read-only;
+//! `producer_pos`), and the data area, which the kernel maps twice in a row
+//! so that a record never wraps. Each record starts on an 8-byte boundary
+//! with an 8-byte header whose first `u32` is the length plus two flags:
+//! `BUSY` (still being written: stop here) and `DISCARD` (skip it).
+//!
+//! [`RingBuf::next`] copies the next committed record into a buffer owned
+//! by the [`RingBuf`] and then advances `consumer_pos` with a release
+//! store, so the producer may reuse that space at once; records are
+//! therefore never lent out of shared memory. [`RingBufPoller`] waits on
+//! several rings with one epoll instance.
+//!
+//! # References
+//! `Documentation/bpf/ringbuf.rst`; libbpf `src/ringbuf.c`;
+//! `kernel/bpf/ringbuf.c`.
+
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use rustix::event::epoll;
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::io::Errno;
+
+use crate::error::{Result, SysError};
+use crate::mmap::{Access, Mmap, page_size};
+
+/// `BPF_RINGBUF_BUSY_BIT`.
+pub const BPF_RINGBUF_BUSY_BIT: u32 = 1 << 31;
+/// `BPF_RINGBUF_DISCARD_BIT`.
+pub const BPF_RINGBUF_DISCARD_BIT: u32 = 1 << 30;
+/// `BPF_RINGBUF_HDR_SZ`.
+pub const BPF_RINGBUF_HDR_SZ: usize = 8;
+
+/// The command name in errors about the ring's contents.
+const RECORD: &str = "BPF_MAP_TYPE_RINGBUF record";
+
+fn err(cmd: &'static str) -> impl Fn(Errno) -> SysError {
+    move |errno| SysError { cmd, errno }
+}
+
+fn corrupt() -> SysError {
+    SysError {
+        cmd: RECORD,
+        errno: Errno::BADMSG,
+    }
+}
+
+/// One consumer of one `BPF_MAP_TYPE_RINGBUF` map.
+#[derive(Debug)]
+pub struct RingBuf {
+    /// A dup of the map fd, for epoll; the mappings keep the map alive
+    /// anyway.
+    fd: OwnedFd,
+    /// Consumer page, read-write.
+    consumer: Mmap,
+    /// Producer page followed by the data area twice, read-only.
+    producer: Mmap,
+    /// Offset of the data area in `producer` (one page).
+    data_off: usize,
+    /// Data size (`max_entries`), a power of two.
+    size: usize,
+    /// The last record read.
+    scratch: Vec<u8>,
+}
+
+impl RingBuf {
+    /// Maps the ring buffer map `map_fd`, created with `max_entries` (its
+    /// data size in bytes: a power of two and a multiple of the page size).
+    ///
+    /// # Errors
+    /// `EINVAL` for a `max_entries` the kernel could not have accepted;
+    /// the kernel's errno from `fcntl` or `mmap` (`EINVAL` when `map_fd` is
+    /// not a ring buffer or is smaller than `max_entries`).
+    pub fn new(map_fd: BorrowedFd<'_>, max_entries: u32) -> Result<RingBuf> {
+        const N: &str = "BPF_MAP_TYPE_RINGBUF mmap";
+        let page = page_size();
+        let size = usize::try_from(max_entries).map_err(|_| err(N)(Errno::INVAL))?;
+        if !size.is_power_of_two() || !size.is_multiple_of(page) {
+            return Err(err(N)(Errno::INVAL));
+        }
+        let fd = rustix::io::fcntl_dupfd_cloexec(map_fd, 3).map_err(err("fcntl"))?;
+        let consumer = Mmap::map(fd.as_fd(), 0, page, Access::ReadWrite)?;
+        let len = size
+            .checked_mul(2)
+            .and_then(|d| d.checked_add(page))
+            .ok_or(err(N)(Errno::INVAL))?;
+        let page64 = u64::try_from(page).map_err(|_| err(N)(Errno::INVAL))?;
+        let producer = Mmap::map(fd.as_fd(), page64, len, Access::ReadOnly)?;
+        Ok(RingBuf {
+            fd,
+            consumer,
+            producer,
+            data_off: page,
+            size,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// The data size in bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The (duplicated) map fd, for callers with their own event loop: it
+    /// polls readable when records are waiting.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Bytes between the consumer and producer positions (committed,
+    /// busy and discarded records alike).
+    pub fn pending(&self) -> usize {
+        let cons = self.consumer.load_usize(0).unwrap_or(0);
+        let prod = self.producer.load_usize(0).unwrap_or(0);
+        prod.wrapping_sub(cons)
+    }
+
+    /// The next committed record, copied out of the ring; `None` when the
+    /// ring is empty or the next record is still being written. Discarded
+    /// records are skipped. The consumer position is advanced (with
+    /// release ordering) before this returns, as libbpf does after each
+    /// callback.
+    ///
+    /// # Errors
+    /// `EBADMSG` (`cmd` = `"BPF_MAP_TYPE_RINGBUF record"`) for a record
+    /// whose length does not fit the ring or runs past the producer
+    /// position; the ring is left where it was, so every later call fails
+    /// the same way.
+    #[expect(
+        clippy::should_implement_trait,
+        reason = "fallible and lending: not an Iterator"
+    )]
+    pub fn next(&mut self) -> Result<Option<&[u8]>> {
+        let mask = self.size.wrapping_sub(1);
+        loop {
+            let cons = self.consumer.load_usize(0).ok_or_else(corrupt)?;
+            let prod = self.producer.load_usize(0).ok_or_else(corrupt)?;
+            let avail = prod.wrapping_sub(cons);
+            if avail == 0 {
+                return Ok(None);
+            }
+            if avail > self.size {
+                return Err(corrupt());
+            }
+            let at = self.data_off.wrapping_add(cons & mask);
+            let hdr = self.producer.load_u32(at).map_err(|_| corrupt())?;
+            if hdr & BPF_RINGBUF_BUSY_BIT != 0 {
+                return Ok(None);
+            }
+            let len = usize::try_from(hdr & !(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT))
+                .map_err(|_| corrupt())?;
+            let total = len
+                .checked_add(BPF_RINGBUF_HDR_SZ)
+                .and_then(|t| t.checked_next_multiple_of(8))
+                .ok_or_else(corrupt)?;
+            if total > self.size || total > avail {
+                return Err(corrupt());
+            }
+            let next = cons.wrapping_add(total);
+            if hdr & BPF_RINGBUF_DISCARD_BIT != 0 {
+                self.consumer.store_usize(0, next).ok_or_else(corrupt)?;
+                continue;
+            }
+            self.scratch.clear();
+            self.scratch.resize(len, 0);
+            self.producer
+                .read(at.wrapping_add(BPF_RINGBUF_HDR_SZ), &mut self.scratch)
+                .map_err(|_| corrupt())?;
+            self.consumer.store_usize(0, next).ok_or_else(corrupt)?;
+            return Ok(Some(&self.scratch));
+        }
+    }
+
+    /// Hands every committed record to `f`, in order, and returns how many
+    /// there were (discarded ones not counted). Never blocks.
+    ///
+    /// # Errors
+    /// As [`RingBuf::next`]; records before the bad one were consumed.
+    pub fn consume(&mut self, mut f: impl FnMut(&[u8])) -> Result<usize> {
+        let mut n = 0usize;
+        while let Some(r) = self.next()? {
+            f(r);
+            n = n.saturating_add(1);
+        }
+        Ok(n)
+    }
+}
+
+/// Several ring buffers behind one epoll instance, like libbpf's
+/// `ring_buffer` manager.
+#[derive(Debug)]
+pub struct RingBufPoller {
+    epoll: OwnedFd,
+    rings: Vec<RingBuf>,
+    events: Events,
+}
+
+/// Converts a timeout for epoll: `None` blocks.
+fn timespec(timeout: Option<Duration>) -> Option<rustix::event::Timespec> {
+    timeout.map(|d| rustix::event::Timespec {
+        // Clamped to what epoll_wait takes in milliseconds (~24 days).
+        tv_sec: i64::try_from(d.as_secs())
+            .unwrap_or(i64::MAX)
+            .min(2_000_000),
+        tv_nsec: i64::from(d.subsec_nanos()),
+    })
+}
+
+/// An empty epoll event slot.
+const NO_EVENT: epoll::Event = epoll::Event {
+    flags: epoll::EventFlags::empty(),
+    data: epoll::EventData::new_u64(0),
+};
+
+/// Room for one epoll event per registered fd (`epoll::Event` has no
+/// `Debug`).
+#[derive(Default)]
+pub(crate) struct Events(Vec<epoll::Event>);
+
+impl core::fmt::Debug for Events {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Events({})", self.0.len())
+    }
+}
+
+impl Events {
+    /// One more slot.
+    pub(crate) fn grow(&mut self) {
+        self.0.push(NO_EVENT);
+    }
+
+    /// Waits up to `timeout` (`None`: for ever) and returns the `u64`
+    /// tokens of the ready fds.
+    pub(crate) fn wait(
+        &mut self,
+        epoll: &OwnedFd,
+        timeout: Option<Duration>,
+    ) -> Result<impl Iterator<Item = u64> + '_> {
+        let ts = timespec(timeout);
+        let n =
+            epoll::wait(epoll, self.0.as_mut_slice(), ts.as_ref()).map_err(err("epoll_wait"))?;
+        Ok(self.0.iter().take(n).map(|e| e.data.u64()))
+    }
+}
+
+impl RingBufPoller {
+    /// An empty poller.
+    ///
+    /// # Errors
+    /// The kernel's errno from `epoll_create1`.
+    pub fn new() -> Result<RingBufPoller> {
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(err("epoll_create1"))?;
+        Ok(RingBufPoller {
+            epoll,
+            rings: Vec::new(),
+            events: Events::default(),
+        })
+    }
+
+    /// Adds a ring; its index is the first argument of the callbacks.
+    ///
+    /// # Errors
+    /// The kernel's errno from `epoll_ctl`.
+    pub fn add(&mut self, ring: RingBuf) -> Result<usize> {
+        let idx = self.rings.len();
+        let token = u64::try_from(idx).map_err(|_| err("epoll_ctl")(Errno::NOSPC))?;
+        epoll::add(
+            &self.epoll,
+            ring.as_fd(),
+            epoll::EventData::new_u64(token),
+            epoll::EventFlags::IN,
+        )
+        .map_err(err("epoll_ctl"))?;
+        self.rings.push(ring);
+        self.events.grow();
+        Ok(idx)
+    }
+
+    /// The ring at `idx`.
+    pub fn ring_mut(&mut self, idx: usize) -> Option<&mut RingBuf> {
+        self.rings.get_mut(idx)
+    }
+
+    /// Waits up to `timeout` (`None`: for ever) until a ring has records,
+    /// then consumes the ready rings, calling `f(ring index, record)`.
+    /// Returns the number of records consumed: 0 when the timeout passed.
+    ///
+    /// # Errors
+    /// The kernel's errno from `epoll_wait` (`EINTR` when a signal
+    /// arrived), or a corrupt record as in [`RingBuf::next`].
+    pub fn poll(
+        &mut self,
+        timeout: Option<Duration>,
+        mut f: impl FnMut(usize, &[u8]),
+    ) -> Result<usize> {
+        if self.rings.is_empty() {
+            return Ok(0);
+        }
+        let mut n = 0usize;
+        for token in self.events.wait(&self.epoll, timeout)? {
+            let idx = usize::try_from(token).unwrap_or(usize::MAX);
+            if let Some(ring) = self.rings.get_mut(idx) {
+                n = n.saturating_add(ring.consume(|r| f(idx, r))?);
+            }
+        }
+        Ok(n)
+    }
+
+    /// Consumes every ring without waiting, calling `f(ring index,
+    /// record)`; returns the number of records.
+    ///
+    /// # Errors
+    /// A corrupt record as in [`RingBuf::next`].
+    pub fn consume(&mut self, mut f: impl FnMut(usize, &[u8])) -> Result<usize> {
+        let mut n = 0usize;
+        for (idx, ring) in self.rings.iter_mut().enumerate() {
+            n = n.saturating_add(ring.consume(|r| f(idx, r))?);
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ring laid out by hand in anonymous memory: consumer page, then
+    /// producer page and data (mapped once here; records below do not
+    /// wrap).
+    fn ring(size: usize) -> RingBuf {
+        let page = page_size();
+        // Any fd will do: this ring is never polled.
+        let fd = epoll::create(epoll::CreateFlags::CLOEXEC).unwrap();
+        RingBuf {
+            fd,
+            consumer: Mmap::anonymous(page),
+            producer: Mmap::anonymous(page + 2 * size),
+            data_off: page,
+            size,
+            scratch: Vec::new(),
+        }
+    }
+
+    fn put(r: &RingBuf, pos: usize, hdr: u32, data: &[u8]) -> usize {
+        let at = r.data_off + pos;
+        r.producer.store_u32(at, hdr).unwrap();
+        r.producer.write(at + 8, data).unwrap();
+        pos + (8 + data.len()).next_multiple_of(8)
+    }
+
+    #[test]
+    fn records_discard_busy_and_corrupt() {
+        let mut r = ring(page_size());
+        let mut p = put(&r, 0, 3, b"abc");
+        p = put(&r, p, 5 | BPF_RINGBUF_DISCARD_BIT, b"zzzzz");
+        p = put(&r, p, 9, b"123456789");
+        let busy_at = p;
+        p = put(&r, p, 4 | BPF_RINGBUF_BUSY_BIT, b"wxyz");
+        r.producer.store_usize(0, p).unwrap();
+        let mut got = Vec::new();
+        assert_eq!(r.consume(|d| got.push(d.to_vec())).unwrap(), 2);
+        assert_eq!(got, [b"abc".to_vec(), b"123456789".to_vec()]);
+        // Stopped at the busy record.
+        assert_eq!(r.consumer.load_usize(0), Some(busy_at));
+        assert_eq!(r.pending(), p - busy_at);
+        // Committed now.
+        r.producer.store_u32(r.data_off + busy_at, 4).unwrap();
+        assert_eq!(r.next().unwrap(), Some(&b"wxyz"[..]));
+        assert_eq!(r.next().unwrap(), None);
+        // A length larger than the data area is an error, not a panic,
+        // and the consumer position stays put.
+        let big = u32::try_from(r.size()).unwrap();
+        let q = put(&r, p, big, b"");
+        r.producer.store_usize(0, q + r.size()).unwrap();
+        let e = r.next().unwrap_err();
+        assert_eq!((e.cmd, e.errno), (RECORD, Errno::BADMSG));
+        assert_eq!(r.consumer.load_usize(0), Some(p));
+        // So is a record running past the producer position.
+        r.producer.store_u32(r.data_off + p, 64).unwrap();
+        r.producer.store_usize(0, p + 16).unwrap();
+        assert_eq!(r.next().unwrap_err().errno, Errno::BADMSG);
+    }
+}
