@@ -254,6 +254,11 @@ pub struct ModuleBtf {
 }
 
 impl ModuleBtf {
+    /// A module BTF from bytes obtained elsewhere (e.g. `bpf(2)`).
+    pub fn from_bytes(name: String, path: PathBuf, bytes: FileBytes) -> ModuleBtf {
+        ModuleBtf { name, path, bytes }
+    }
+
     /// Parses the module's split BTF over `vmlinux`.
     ///
     /// # Errors

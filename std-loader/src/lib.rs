@@ -12,6 +12,7 @@ pub mod explain;
 pub mod features;
 pub mod inspect;
 pub mod kallsyms;
+pub mod kernel_btf_objects;
 pub mod load;
 pub mod mapped;
 pub mod maps;

@@ -270,6 +270,10 @@ pub struct ProgLoad<'a> {
     pub attach_btf_id: u32,
     /// BTF object fd of the attach target, for module targets.
     pub attach_btf_obj_fd: Option<BorrowedFd<'a>>,
+    /// fds that instructions refer to by index: module BTF objects of
+    /// kfunc calls (`insn.off` = index; 0 means vmlinux, so slot 0 is
+    /// unused).
+    pub fd_array: &'a [BorrowedFd<'a>],
 }
 
 /// A program's BTF and its `.BTF.ext` records, in the kernel's layout.
@@ -347,6 +351,16 @@ pub fn prog_load(p: &mut ProgLoad<'_>) -> core::result::Result<OwnedFd, ProgLoad
         offset_of!(ProgLoadAttr, attach_btf_id),
         p.attach_btf_id,
     );
+    // The kernel reads the fds as an array of s32; keep it alive across
+    // the call. Slots are raw fd numbers of fds the caller keeps open.
+    let fds: Vec<i32> = p.fd_array.iter().map(|f| f.as_raw_fd()).collect();
+    if !fds.is_empty() {
+        put64(
+            &mut a,
+            offset_of!(ProgLoadAttr, fd_array),
+            ptr(fds.as_ptr()),
+        );
+    }
     if let Some(fd) = p.attach_btf_obj_fd {
         put32(&mut a, offset_of!(ProgLoadAttr, attach_fd), raw(fd));
     }

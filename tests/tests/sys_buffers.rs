@@ -166,6 +166,7 @@ fn load(prog_type: u32, name: &str, list: &[Insn]) -> OwnedFd {
         btf: None,
         attach_btf_id: 0,
         attach_btf_obj_fd: None,
+        fd_array: &[],
     };
     match prog_load(&mut p) {
         Ok(fd) => fd,

@@ -119,6 +119,7 @@ fn try_load(
         btf: None,
         attach_btf_id,
         attach_btf_obj_fd: None,
+        fd_array: &[],
     };
     prog_load(&mut p).map_err(|e| {
         let text = String::from_utf8_lossy(&log);

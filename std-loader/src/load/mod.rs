@@ -375,7 +375,27 @@ impl<'l, 'o> Loading<'l, 'o> {
                 let from_sysfs = self.cfg.search.file.is_none()
                     && k.path == Path::new("/sys/kernel/btf/vmlinux");
                 let mods = if from_sysfs {
-                    module_btfs(None).0
+                    let (found, failed) = module_btfs(None);
+                    let hidden = std::fs::read_dir("/sys/kernel/btf").is_err();
+                    if hidden || !failed.is_empty() {
+                        // sysfs hides (some) module BTF: ask the kernel.
+                        match crate::kernel_btf_objects::module_btfs_from_kernel() {
+                            Ok(m) => {
+                                self.notes.push(format!(
+                                    "module BTF read through bpf(2): {} modules",
+                                    m.len()
+                                ));
+                                m
+                            }
+                            Err(e) => {
+                                self.notes
+                                    .push(format!("module BTF via bpf(2) failed: {e}"));
+                                found
+                            }
+                        }
+                    } else {
+                        found
+                    }
                 } else {
                     Vec::new()
                 };
@@ -430,7 +450,45 @@ impl<'l, 'o> Loading<'l, 'o> {
         }
         // ksyms.
         let resolved = self.resolve_externs(targets.map(|(t, _)| t))?;
-        ksym::patch(obj, &resolved, &mut code, &|_| 0, &|_| 0).map_err(LoadError::Object)?;
+        // Module BTF objects the instructions must name: typed ksyms carry
+        // the fd, kfunc calls an index into the program's fd_array.
+        let mut module_fds: Vec<(usize, OwnedFd)> = Vec::new();
+        for (x, r) in obj.externs.iter().zip(&resolved) {
+            let (Resolved::Kfunc { target, .. } | Resolved::Var { target, .. }) = *r else {
+                continue;
+            };
+            if target == 0 || module_fds.iter().any(|(t, _)| *t == target) {
+                continue;
+            }
+            let m = targets.map_or("?", |(t, _)| t.name(target));
+            let fd = crate::kernel_btf_objects::module_btf_fd(m).map_err(|e| LoadError::Ksym {
+                name: x.name.to_owned(),
+                reason: format!("lives in module '{m}', whose BTF object cannot be opened: {e}"),
+            })?;
+            self.notes
+                .push(format!("extern '{}' resolved in module '{m}'", x.name));
+            module_fds.push((target, fd));
+        }
+        let raw_of = |t: usize| {
+            module_fds
+                .iter()
+                .find(|(m, _)| *m == t)
+                .map_or(0, |(_, fd)| std::os::fd::AsRawFd::as_raw_fd(fd))
+        };
+        let slot_of = |t: usize| {
+            module_fds
+                .iter()
+                .position(|(m, _)| *m == t)
+                .map_or(0, |i| (i + 1) as i16)
+        };
+        ksym::patch(obj, &resolved, &mut code, &raw_of, &slot_of).map_err(LoadError::Object)?;
+        // Slot 0 stands for vmlinux and is never read; fill it anyway.
+        let fd_array: Vec<BorrowedFd<'_>> = module_fds
+            .first()
+            .into_iter()
+            .chain(&module_fds)
+            .map(|(_, fd)| fd.as_fd())
+            .collect();
 
         // Object BTF.
         let btf_fd = self.load_object_btf()?;
@@ -454,6 +512,7 @@ impl<'l, 'o> Loading<'l, 'o> {
                 targets.map(|(t, _)| t.main),
                 &relocations,
                 &resolved,
+                &fd_array,
             )?;
             prog_of_func.insert(fi, programs.len());
             programs.push(p);
@@ -537,20 +596,9 @@ impl<'l, 'o> Loading<'l, 'o> {
             LoadError::Ksym { name, reason }
         })?;
         for (x, r) in obj.externs.iter().zip(&res) {
-            match r {
-                Resolved::Absent => self
-                    .notes
-                    .push(format!("weak extern '{}' is absent: 0", x.name)),
-                Resolved::Kfunc { target, .. } | Resolved::Var { target, .. } if *target != 0 => {
-                    let m = targets.map_or("?", |t| t.name(*target));
-                    return Err(LoadError::Ksym {
-                        name: x.name.to_owned(),
-                        reason: format!(
-                            "lives in module '{m}'; module ksyms and kfuncs need the module's BTF object fd, which this loader does not pass yet"
-                        ),
-                    });
-                }
-                _ => {}
+            if *r == Resolved::Absent {
+                self.notes
+                    .push(format!("weak extern '{}' is absent: 0", x.name));
             }
         }
         Ok(res)
@@ -795,6 +843,7 @@ impl<'l, 'o> Loading<'l, 'o> {
         kernel: Option<&Btf<'_>>,
         relocations: &[Explained],
         resolved: &[Resolved],
+        fd_array: &[BorrowedFd<'_>],
     ) -> Result<Program, LoadError> {
         let obj = self.obj;
         let f = obj
@@ -850,6 +899,7 @@ impl<'l, 'o> Loading<'l, 'o> {
                 btf: prog_btf,
                 attach_btf_id,
                 attach_btf_obj_fd: None,
+                fd_array,
             })
         };
         let program = |fd, log| Program {
