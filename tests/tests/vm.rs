@@ -1,0 +1,53 @@
+//! What this kernel cannot run, in a qemu guest with Debian's 6.1 kernel
+//! (tests/vm/run.sh): a typed `__ksym` (needs CONFIG_KALLSYMS_ALL) and
+//! kfuncs that live in a module (nf_conntrack), which need the module's
+//! BTF object in the program's fd_array.
+
+use std::process::Command;
+
+use ember_tests::{root, skip, tool};
+
+#[test]
+fn guest_loads_typed_ksyms_and_module_kfuncs() {
+    for (t, pkg) in [
+        ("qemu-system-x86_64", "qemu-system-x86"),
+        ("busybox", "busybox-static"),
+        ("cpio", "cpio"),
+        ("depmod", "kmod"),
+        ("apt-get", "apt"),
+    ] {
+        if tool(t).is_none() {
+            skip(&format!("the VM test needs {t} (apt-get install {pkg})"));
+            return;
+        }
+    }
+    let log = root().join("target/vm/console.log");
+    let out = Command::new(root().join("tests/vm/run.sh"))
+        .arg(&log)
+        .output()
+        .expect("run tests/vm/run.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let console = std::fs::read(&log).unwrap_or_default();
+    let console = String::from_utf8_lossy(&console);
+    let context = format!(
+        "run.sh stdout:\n{stdout}\nstderr:\n{}\nconsole tail:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        console
+            .lines()
+            .rev()
+            .take(60)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    for check in ["typed_ksym", "module_kfunc", "module_kfunc_loaded"] {
+        assert!(
+            console.contains(&format!("VMTEST {check} OK")),
+            "guest check {check} did not pass\n{context}"
+        );
+    }
+    assert!(console.contains("VMDONE rc=0"), "{context}");
+    assert!(out.status.success(), "{context}");
+}
