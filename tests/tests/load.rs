@@ -762,3 +762,28 @@ fn sanitized_btf_loads_into_this_kernel() {
         }
     }
 }
+
+#[test]
+fn typed_ksym_reaches_the_kernel_here() {
+    // Resolution and patching are checked against bpftool in ksym.rs; the
+    // load itself succeeds in the VM (vm.rs). This kernel lacks
+    // CONFIG_KALLSYMS_ALL, so its verifier refuses the address lookup,
+    // and the error must say exactly that.
+    let _s = serial();
+    if !is_root() {
+        return;
+    }
+    let before = open_fds();
+    let e = EbpfLoader::new()
+        .load_file(fixture("vm/ksyms.bpf-el.o"))
+        .expect_err("typed ksyms cannot load without CONFIG_KALLSYMS_ALL");
+    let LoadError::ProgLoad { program, log, .. } = &e else {
+        panic!("{e}");
+    };
+    assert_eq!(program, "typed");
+    assert!(
+        log.contains("failed to find the address for kernel symbol 'bpf_prog_active'"),
+        "{log}"
+    );
+    assert_eq!(open_fds(), before, "fds leaked");
+}
