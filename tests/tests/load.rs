@@ -238,6 +238,16 @@ fn load_fixture_round_trip() {
         // The kfunc program loaded: bpf_task_acquire resolved from BTF.
         let tp = e.program("on_newtask").expect("tp_btf program");
         assert_ne!(tp.attach_btf_id, 0);
+        // Attached, it runs on every new task: the kfuncs really execute.
+        let link = ember_sys::raw_tracepoint_open(tp.fd(), None).expect("attach tp_btf");
+        for _ in 0..3 {
+            Command::new("true").status().expect("spawn");
+        }
+        drop(link);
+        assert!(
+            global_u32(&e, "acquired") >= 3,
+            "bpf_task_acquire did not run"
+        );
         let emit = e.program("emit").expect("socket program");
 
         let records = e.map("records").unwrap();
