@@ -112,19 +112,32 @@ pub fn build_oracle(name: &str, out_dir: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
-/// The `ember` CLI built beside this test binary (`cargo test --workspace`
-/// builds it): `target/<profile>/ember`.
+/// The `ember` CLI of this checkout, built for the profile the tests run
+/// under (`cargo test` does not build other packages' binaries, and a
+/// stale one must never be tested): `target/<profile>/ember`.
 pub fn ember_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let bin = dir.join("ember");
-    assert!(
-        bin.exists(),
-        "{} is missing: run the tests with `cargo test --workspace`",
-        bin.display()
-    );
-    bin
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("test binary path");
+            let dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("target/<profile>")
+                .to_owned();
+            let profile = match dir.file_name().and_then(|n| n.to_str()) {
+                Some("debug") => "dev".to_owned(),
+                Some(p) => p.to_owned(),
+                None => "release".to_owned(),
+            };
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let st = Command::new(cargo)
+                .current_dir(root())
+                .args(["build", "--quiet", "--bin", "ember", "--profile", &profile])
+                .status()
+                .expect("run cargo build");
+            assert!(st.success(), "building the ember CLI failed");
+            dir.join("ember")
+        })
+        .clone()
 }
