@@ -797,3 +797,49 @@ fn typed_ksym_reaches_the_kernel_here() {
     );
     assert_eq!(open_fds(), before, "fds leaked");
 }
+
+#[test]
+fn objects_without_btf() {
+    let _s = serial();
+    if !is_root() {
+        return;
+    }
+    let before = open_fds();
+    {
+        // Legacy maps and global data need no BTF: it loads, and works.
+        let e = EbpfLoader::new()
+            .load_file(fixture("nobtf/legacy.bpf-el.o"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(e.btf_fd().is_none());
+        let prog = e.program("count").unwrap();
+        let pkt = [0u8; 64];
+        prog_test_run(
+            prog.fd(),
+            &mut TestRun {
+                data_in: &pkt,
+                data_out: None,
+                ctx_in: None,
+                ctx_out: None,
+                repeat: 2,
+                flags: 0,
+                cpu: 0,
+                batch_size: 0,
+            },
+        )
+        .expect("test run");
+        let hits = HashMap::<u32, u64>::new(e.map("hits").unwrap()).unwrap();
+        assert_eq!(hits.get(&0).unwrap(), Some(1));
+        let bss = e.map("legacy.bss").unwrap();
+        assert_eq!(
+            bss.lookup(&0u32.to_ne_bytes()).unwrap().unwrap(),
+            2u64.to_ne_bytes()
+        );
+    }
+    // A BTF-defined map without .BTF: the error says how to rebuild.
+    let e = EbpfLoader::new()
+        .load_file(fixture("nobtf/btf_maps.bpf-el.o"))
+        .unwrap_err();
+    assert!(matches!(e, LoadError::NoObjectBtf { .. }), "{e}");
+    assert!(e.to_string().contains("clang -g -O2 -target bpf"), "{e}");
+    assert_eq!(open_fds(), before, "fds leaked");
+}
