@@ -374,7 +374,7 @@ impl<'l, 'o> Loading<'l, 'o> {
                 })?;
                 let from_sysfs = self.cfg.search.file.is_none()
                     && k.path == Path::new("/sys/kernel/btf/vmlinux");
-                let mods = if from_sysfs {
+                let mods = if from_sysfs && self.needs_modules(&main) {
                     let (found, failed) = module_btfs(None);
                     let hidden = std::fs::read_dir("/sys/kernel/btf").is_err();
                     if hidden || !failed.is_empty() {
@@ -421,6 +421,41 @@ impl<'l, 'o> Loading<'l, 'o> {
             }
             None => self.with_targets(None),
         }
+    }
+
+    /// Whether module BTF must be read at all: only when vmlinux lacks a
+    /// CO-RE root type or a kfunc/typed ksym (module BTF is then parsed,
+    /// as libbpf searches it, only for what vmlinux does not have).
+    fn needs_modules(&mut self, main: &Btf<'_>) -> bool {
+        let obj = self.obj;
+        let Some(local) = obj.btf.as_ref() else {
+            return false;
+        };
+        let externs = obj.externs.iter().any(|x| {
+            let kind = match x.kind {
+                ExternKind::Kfunc => Kind::Func,
+                ExternKind::TypedVar => Kind::Var,
+                _ => return false,
+            };
+            main.find_by_name_kind(ember_core::btf::essential_name(x.name), kind)
+                .is_none()
+        });
+        let alone = Targets::single(main);
+        let core = match ember_core::reloc::solve(obj, &alone) {
+            Ok(plan) => plan.iter().any(|r| {
+                r.target.is_none()
+                    && r.kind != ember_core::reloc::RelocKind::TypeIdLocal
+                    && ember_core::reloc::find_candidates(local, r.relo.type_id, &alone)
+                        .is_ok_and(|c| c.is_empty())
+            }),
+            // Let the full solve report it, with modules in view.
+            Err(_) => true,
+        };
+        if externs || core {
+            self.notes
+                .push("vmlinux lacks a type or kfunc the object needs: reading module BTF".into());
+        }
+        externs || core
     }
 
     fn with_targets(
