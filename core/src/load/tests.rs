@@ -132,10 +132,8 @@ fn linking_appends_each_subprogram_once_and_resolves_references() {
             obj.externs
                 .iter()
                 .flat_map(|x| &x.refs)
-                .filter_map(move |&(ci, i)| {
-                    (ci == f.section && i >= f.start && i < f.start + f.len)
-                        .then(|| p.start + (i - f.start))
-                })
+                .filter(move |&&(ci, i)| ci == f.section && i >= f.start && i < f.start + f.len)
+                .map(move |&(_, i)| p.start + (i - f.start))
         })
         .collect();
     let mut calls = 0;
