@@ -141,3 +141,32 @@ pub fn ember_bin() -> PathBuf {
         })
         .clone()
 }
+
+/// Serializes the tests of one binary that count the process's fds.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether this process runs as root; skips (with a reason) otherwise.
+pub fn is_root() -> bool {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_owned())
+        });
+    if uid.as_deref() != Some("0") {
+        skip("bpf(2) tests need root");
+        return false;
+    }
+    true
+}
+
+/// Number of open fds of this process.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .count()
+}

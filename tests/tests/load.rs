@@ -19,25 +19,11 @@ use ember::maps::{
     Queue, Stack,
 };
 use ember::{EbpfLoader, LoadError};
-use ember_tests::{build_oracle, ember_bin, fixture, root, skip, tool};
+use ember_tests::{build_oracle, ember_bin, fixture, open_fds, root, serial, skip, tool};
 
-/// Tests here count the process's fds, so they run one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn is_root() -> bool {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_owned())
-        });
-    if uid.as_deref() != Some("0") {
-        skip("loading programs needs root");
+/// Root, and a kernel with BTF.
+fn kernel_ready() -> bool {
+    if !ember_tests::is_root() {
         return false;
     }
     if !Path::new("/sys/kernel/btf/vmlinux").exists() {
@@ -45,12 +31,6 @@ fn is_root() -> bool {
         return false;
     }
     true
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .count()
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -114,7 +94,7 @@ fn parse_oracle(out: &str) -> Created {
 #[test]
 fn every_fixture_loads_or_fails_as_with_libbpf() {
     let _s = serial();
-    if !is_root() {
+    if !kernel_ready() {
         return;
     }
     let dir = tmp("oracle");
@@ -226,7 +206,7 @@ fn kernel_config(name: &str) -> Option<String> {
 #[test]
 fn load_fixture_round_trip() {
     let _s = serial();
-    if !is_root() {
+    if !kernel_ready() {
         return;
     }
     let before = open_fds();
@@ -338,7 +318,7 @@ fn load_fixture_round_trip() {
 #[test]
 fn set_global_of_the_wrong_size_is_an_error() {
     let _s = serial();
-    if !is_root() {
+    if !kernel_ready() {
         return;
     }
     let before = open_fds();
@@ -354,7 +334,7 @@ fn set_global_of_the_wrong_size_is_an_error() {
 #[test]
 fn every_map_type() {
     let _s = serial();
-    if !is_root() {
+    if !kernel_ready() {
         return;
     }
     let before = open_fds();
@@ -533,7 +513,7 @@ fn every_map_type() {
 #[test]
 fn pinned_maps_are_reused() {
     let _s = serial();
-    if !is_root() {
+    if !kernel_ready() {
         return;
     }
     let Some(dir) = bpffs_dir("pin") else { return };
@@ -571,7 +551,7 @@ fn pinned_maps_are_reused() {
 #[test]
 fn verifier_rejection_carries_the_log() {
     let _s = serial();
-    if !is_root() {
+    if !kernel_ready() {
         return;
     }
     let before = open_fds();
@@ -608,7 +588,7 @@ fn verifier_rejection_carries_the_log() {
 #[test]
 fn poisoned_relocation_is_traced_to_its_source() {
     let _s = serial();
-    if !is_root() {
+    if !kernel_ready() {
         return;
     }
     let e = EbpfLoader::new()
@@ -635,7 +615,7 @@ fn poisoned_relocation_is_traced_to_its_source() {
 #[test]
 fn no_kernel_btf_in_a_private_mount_namespace() {
     let _s = serial();
-    if !is_root() {
+    if !kernel_ready() {
         return;
     }
     let Some(unshare) = tool("unshare") else {
@@ -682,7 +662,7 @@ fn no_kernel_btf_in_a_private_mount_namespace() {
 #[test]
 fn cli_load_prints_and_pins() {
     let _s = serial();
-    if !is_root() {
+    if !kernel_ready() {
         return;
     }
     let Some(dir) = bpffs_dir("cli") else { return };
@@ -716,7 +696,7 @@ fn cli_load_prints_and_pins() {
 #[test]
 fn sanitized_btf_loads_into_this_kernel() {
     let _s = serial();
-    if !is_root() {
+    if !kernel_ready() {
         return;
     }
     /// (feature, switch it off, kinds that must be gone)
@@ -780,7 +760,7 @@ fn typed_ksym_reaches_the_kernel_here() {
     // CONFIG_KALLSYMS_ALL, so its verifier refuses the address lookup,
     // and the error must say exactly that.
     let _s = serial();
-    if !is_root() {
+    if !kernel_ready() {
         return;
     }
     let before = open_fds();
@@ -801,7 +781,7 @@ fn typed_ksym_reaches_the_kernel_here() {
 #[test]
 fn objects_without_btf() {
     let _s = serial();
-    if !is_root() {
+    if !kernel_ready() {
         return;
     }
     let before = open_fds();

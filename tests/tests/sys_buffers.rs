@@ -25,36 +25,7 @@ use ember_sys::{
     PerfRecord, ProgLoad, RingBuf, RingBufPoller, TestRun, map_create, perf_event_open, prog_load,
     prog_test_run,
 };
-use ember_tests::skip;
-
-/// Tests here count the process's fds and mappings, so they run one at a
-/// time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn root() -> bool {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_owned())
-        });
-    if uid.as_deref() != Some("0") {
-        skip("bpf(2) tests need root");
-        return false;
-    }
-    true
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .count()
-}
+use ember_tests::{is_root, open_fds, serial, skip};
 
 /// Mappings of BPF maps and perf events in this process.
 fn shared_maps() -> usize {
@@ -303,7 +274,7 @@ fn payload(i: u8, len: usize) -> Vec<u8> {
 #[test]
 fn ringbuf_records_in_order_with_discard_and_poll() {
     let _serial = serial();
-    if !root() {
+    if !is_root() {
         return;
     }
     let before = resources();
@@ -407,7 +378,7 @@ fn ringbuf_records_in_order_with_discard_and_poll() {
 #[test]
 fn ringbuf_rejects_bad_sizes() {
     let _serial = serial();
-    if !root() {
+    if !is_root() {
         return;
     }
     let before = resources();
@@ -455,7 +426,7 @@ fn perf_array(cpus: &[u32]) -> MapFd {
 #[test]
 fn perf_buffer_sample_on_the_cpu_it_ran_on() {
     let _serial = serial();
-    if !root() {
+    if !is_root() {
         return;
     }
     let before = resources();
@@ -526,7 +497,7 @@ fn perf_buffer_sample_on_the_cpu_it_ran_on() {
 #[test]
 fn perf_buffer_errors_leave_nothing_behind() {
     let _serial = serial();
-    if !root() {
+    if !is_root() {
         return;
     }
     let before = resources();
@@ -562,7 +533,7 @@ fn perf_buffer_errors_leave_nothing_behind() {
 #[test]
 fn perf_event_cpu_clock_and_tracepoint_with_bpf() {
     let _serial = serial();
-    if !root() {
+    if !is_root() {
         return;
     }
     let id_path = "/sys/kernel/tracing/events/syscalls/sys_enter_getppid/id";
@@ -640,7 +611,7 @@ fn perf_event_cpu_clock_and_tracepoint_with_bpf() {
 #[test]
 fn mmapable_array_values_and_drop_unmaps() {
     let _serial = serial();
-    if !root() {
+    if !is_root() {
         return;
     }
     let before = resources();

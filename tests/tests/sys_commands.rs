@@ -19,35 +19,7 @@ use ember_sys::{
     link_detach, link_info, link_update, map_create, map_info, obj_ids, prog_attach, prog_detach,
     prog_info, prog_load, prog_query, prog_test_run, raw_tracepoint_open,
 };
-use ember_tests::skip;
-
-/// Tests here count the process's open fds, so they run one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn root() -> bool {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_owned())
-        });
-    if uid.as_deref() != Some("0") {
-        skip("bpf(2) tests need root");
-        return false;
-    }
-    true
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .count()
-}
+use ember_tests::{is_root, open_fds, serial, skip};
 
 /// Runs `f` and checks it closed every fd it opened.
 fn no_leak(f: impl FnOnce()) {
@@ -200,7 +172,7 @@ fn read_all(m: &MapFd, per_call: usize) -> (BTreeMap<u32, u64>, usize) {
 #[test]
 fn batch_update_lookup_delete_on_a_hash_map() {
     let _serial = serial();
-    if !root() {
+    if !is_root() {
         return;
     }
     no_leak(|| {
@@ -284,7 +256,7 @@ fn batch_update_lookup_delete_on_a_hash_map() {
 #[test]
 fn batch_on_an_array_and_per_cpu_value_lengths() {
     let _serial = serial();
-    if !root() {
+    if !is_root() {
         return;
     }
     no_leak(|| {
@@ -339,7 +311,7 @@ fn possible_cpus() -> u32 {
 #[test]
 fn lookup_and_delete_pops_a_queue_and_a_hash() {
     let _serial = serial();
-    if !root() {
+    if !is_root() {
         return;
     }
     no_leak(|| {
@@ -408,7 +380,7 @@ fn tiny_btf() -> Vec<u8> {
 #[test]
 fn ids_reopen_by_id_and_info_match() {
     let _serial = serial();
-    if !root() {
+    if !is_root() {
         return;
     }
     no_leak(|| {
@@ -500,7 +472,7 @@ fn ids_reopen_by_id_and_info_match() {
 #[test]
 fn vmlinux_btf_by_id_matches_sysfs() {
     let _serial = serial();
-    if !root() {
+    if !is_root() {
         return;
     }
     let Ok(sysfs) = std::fs::read("/sys/kernel/btf/vmlinux") else {
@@ -539,7 +511,7 @@ fn vmlinux_btf_by_id_matches_sysfs() {
 #[test]
 fn test_run_returns_r0_and_stats_count_runs() {
     let _serial = serial();
-    if !root() {
+    if !is_root() {
         return;
     }
     no_leak(|| {
@@ -615,7 +587,7 @@ fn test_run_returns_r0_and_stats_count_runs() {
 #[test]
 fn raw_tracepoint_links() {
     let _serial = serial();
-    if !root() {
+    if !is_root() {
         return;
     }
     no_leak(|| {
@@ -723,7 +695,7 @@ impl Drop for Cgroup {
 #[test]
 fn cgroup_links_and_legacy_attach_with_queries() {
     let _serial = serial();
-    if !root() {
+    if !is_root() {
         return;
     }
     let before = open_fds();
@@ -836,7 +808,7 @@ fn cgroup_links_and_legacy_attach_with_queries() {
 #[test]
 fn errors_name_the_command_and_the_errno() {
     let _serial = serial();
-    if !root() {
+    if !is_root() {
         return;
     }
     no_leak(|| {

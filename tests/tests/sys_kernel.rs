@@ -9,35 +9,7 @@ use ember::ember_core::insn::Insn;
 use ember_sys::{
     Errno, MapCreate, MapFd, ProgLoad, btf_load, map_create, obj_get, obj_pin, prog_load,
 };
-use ember_tests::skip;
-
-/// Tests here count the process's open fds, so they run one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn root() -> bool {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_owned())
-        });
-    if uid.as_deref() != Some("0") {
-        skip("bpf(2) tests need root");
-        return false;
-    }
-    true
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .count()
-}
+use ember_tests::{is_root, open_fds, serial, skip};
 
 fn insns(list: &[Insn]) -> Vec<u8> {
     list.iter().flat_map(|i| i.encode(Endian::NATIVE)).collect()
@@ -61,7 +33,7 @@ const EXIT: Insn = Insn {
 #[test]
 fn array_and_hash_maps() {
     let _serial = serial();
-    if !root() {
+    if !is_root() {
         return;
     }
     let before = open_fds();
@@ -136,7 +108,7 @@ fn array_and_hash_maps() {
 #[test]
 fn btf_load_good_and_rejected() {
     let _serial = serial();
-    if !root() {
+    if !is_root() {
         return;
     }
     // One `int`, as in ember-core's crate docs.
@@ -162,7 +134,7 @@ fn btf_load_good_and_rejected() {
 #[test]
 fn prog_load_accepted_and_rejected_with_log() {
     let _serial = serial();
-    if !root() {
+    if !is_root() {
         return;
     }
     let before = open_fds();
@@ -204,7 +176,7 @@ fn prog_load_accepted_and_rejected_with_log() {
 #[test]
 fn pin_and_reopen() {
     let _serial = serial();
-    if !root() {
+    if !is_root() {
         return;
     }
     if !std::path::Path::new("/sys/fs/bpf").exists()
