@@ -252,6 +252,22 @@ impl fmt::Display for Disasm {
     }
 }
 
+/// The instruction in slot `i` of `code`, `None` past the end.
+pub fn read_at(code: &[u8], i: usize, e: Endian) -> Option<Insn> {
+    let b = code.get(i.checked_mul(INSN_SIZE)?..)?.first_chunk::<8>()?;
+    Some(Insn::decode(*b, e))
+}
+
+/// Writes `insn` into slot `i` of `code` (nothing past the end).
+pub fn write_at(code: &mut [u8], i: usize, e: Endian, insn: &Insn) {
+    if let Some(d) = i
+        .checked_mul(INSN_SIZE)
+        .and_then(|a| code.get_mut(a..a.saturating_add(INSN_SIZE)))
+    {
+        d.copy_from_slice(&insn.encode(e));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 
 use crate::btf::{Btf, Kind, TypeId, essential_name};
 use crate::error::{Error, ErrorKind, Result};
-use crate::insn::{CALL, INSN_SIZE, Insn, LD_IMM64, PSEUDO_BTF_ID, PSEUDO_KFUNC_CALL};
+use crate::insn::{CALL, INSN_SIZE, LD_IMM64, PSEUDO_BTF_ID, PSEUDO_KFUNC_CALL, read_at, write_at};
 use crate::object::{ExternKind, Object};
 use crate::reloc::{Targets, types_compat};
 
@@ -116,20 +116,6 @@ pub fn resolve(
     Ok(out)
 }
 
-fn read(code: &[u8], i: usize, obj: &Object<'_>) -> Option<Insn> {
-    let b = code.get(i.checked_mul(INSN_SIZE)?..)?.first_chunk::<8>()?;
-    Some(Insn::decode(*b, obj.endian))
-}
-
-fn write(code: &mut [u8], i: usize, obj: &Object<'_>, insn: &Insn) {
-    if let Some(d) = i
-        .checked_mul(INSN_SIZE)
-        .and_then(|a| code.get_mut(a..a.saturating_add(INSN_SIZE)))
-    {
-        d.copy_from_slice(&insn.encode(obj.endian));
-    }
-}
-
 /// Patches every instruction that refers to an extern. `btf_fd(target)`
 /// gives the module BTF fd to embed in typed-variable loads (0 for
 /// vmlinux); `fd_slot(target)` the fd_array index for kfunc calls (0 for
@@ -149,7 +135,7 @@ pub fn patch(
         for &(ci, i) in &x.refs {
             let Some(c) = code.get_mut(ci) else { continue };
             let i = i as usize;
-            let Some(mut insn) = read(c, i, obj) else {
+            let Some(mut insn) = read_at(c, i, obj.endian) else {
                 continue;
             };
             let bad = || {
@@ -159,7 +145,7 @@ pub fn patch(
                 )
             };
             if insn.code == LD_IMM64 {
-                let mut hi = read(c, i.saturating_add(1), obj).ok_or_else(bad)?;
+                let mut hi = read_at(c, i.saturating_add(1), obj.endian).ok_or_else(bad)?;
                 let (src, lo_v, hi_v) = match *r {
                     Resolved::Address(a) => (0, a as u32 as i32, (a >> 32) as u32 as i32),
                     Resolved::Var { target, id } | Resolved::Kfunc { target, id } => {
@@ -172,8 +158,8 @@ pub fn patch(
                 insn.src = src;
                 insn.imm = lo_v;
                 hi.imm = hi_v;
-                write(c, i, obj, &insn);
-                write(c, i.saturating_add(1), obj, &hi);
+                write_at(c, i, obj.endian, &insn);
+                write_at(c, i.saturating_add(1), obj.endian, &hi);
             } else if insn.code == CALL {
                 match *r {
                     Resolved::Kfunc { target, id } => {
@@ -188,7 +174,7 @@ pub fn patch(
                     }
                     _ => return Err(bad()),
                 }
-                write(c, i, obj, &insn);
+                write_at(c, i, obj.endian, &insn);
             } else {
                 return Err(bad());
             }

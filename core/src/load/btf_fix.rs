@@ -69,6 +69,18 @@ fn info(kind: u8, kflag: bool, vlen: u32) -> u32 {
     (u32::from(kind) << 24) | (u32::from(kflag) << 31) | (vlen & 0xffff)
 }
 
+/// Gives the record at `at` a new kind and vlen (kflag cleared).
+fn retype(b: &mut [u8], at: usize, kind: u8, vlen: u32) {
+    set(b, at.saturating_add(4), info(kind, false, vlen));
+}
+
+/// Turns a 16-byte record (VAR, DECL_TAG) into a 1-byte, 8-bit INT.
+fn byte_int(b: &mut [u8], at: usize) {
+    retype(b, at, BTF_KIND_INT, 0);
+    set(b, at.saturating_add(8), 1);
+    set(b, at.saturating_add(12), 8);
+}
+
 /// Types and strings being rewritten, in native byte order.
 struct Edit<'b> {
     btf: &'b Btf<'b>,
@@ -356,22 +368,12 @@ fn sanitize(ed: &mut Edit<'_>, feat: &BtfFeatures) -> Result<()> {
         let name_off = t.name_off().0;
         match t.kind() {
             Kind::Var if !feat.datasec => {
-                set(
-                    &mut ed.types,
-                    at.saturating_add(4),
-                    info(BTF_KIND_INT, false, 0),
-                );
-                set(&mut ed.types, at.saturating_add(8), 1);
-                set(&mut ed.types, at.saturating_add(12), 8);
+                byte_int(&mut ed.types, at);
             }
             Kind::Datasec if !feat.datasec => {
                 // Members: the VAR's name and id (now a 1-byte INT), at the
                 // entry's offset in bits.
-                set(
-                    &mut ed.types,
-                    at.saturating_add(4),
-                    info(BTF_KIND_STRUCT, false, vlen),
-                );
+                retype(&mut ed.types, at, BTF_KIND_STRUCT, vlen);
                 for i in 0..vlen as usize {
                     let e = at.saturating_add(12).saturating_add(i.saturating_mul(12));
                     let ty = get(&ed.types, e);
@@ -389,60 +391,30 @@ fn sanitize(ed: &mut Edit<'_>, feat: &BtfFeatures) -> Result<()> {
             Kind::Datasec if !feat.qmark_datasec => ed.sanitize_name(name_off, false),
             Kind::DeclTag if !feat.decl_tag => {
                 set(&mut ed.types, at, 0);
-                set(
-                    &mut ed.types,
-                    at.saturating_add(4),
-                    info(BTF_KIND_INT, false, 0),
-                );
-                set(&mut ed.types, at.saturating_add(8), 1);
-                set(&mut ed.types, at.saturating_add(12), 8);
+                byte_int(&mut ed.types, at);
             }
             Kind::FuncProto if !feat.func => {
                 // Enumerators need names where parameters may have none.
                 name_params(ed, t.id(), &mut arg_name)?;
-                set(
-                    &mut ed.types,
-                    at.saturating_add(4),
-                    info(BTF_KIND_ENUM, false, vlen),
-                );
+                retype(&mut ed.types, at, BTF_KIND_ENUM, vlen);
                 set(&mut ed.types, at.saturating_add(8), 4);
             }
             Kind::Func if !feat.func => {
-                set(
-                    &mut ed.types,
-                    at.saturating_add(4),
-                    info(BTF_KIND_TYPEDEF, false, 0),
-                );
+                retype(&mut ed.types, at, BTF_KIND_TYPEDEF, 0);
             }
             Kind::Func if !feat.global_func => {
-                set(
-                    &mut ed.types,
-                    at.saturating_add(4),
-                    info(BTF_KIND_FUNC, false, LINKAGE_STATIC),
-                );
+                retype(&mut ed.types, at, BTF_KIND_FUNC, LINKAGE_STATIC);
             }
             Kind::Float if !feat.float => {
                 set(&mut ed.types, at, 0);
-                set(
-                    &mut ed.types,
-                    at.saturating_add(4),
-                    info(BTF_KIND_STRUCT, false, 0),
-                );
+                retype(&mut ed.types, at, BTF_KIND_STRUCT, 0);
             }
             Kind::TypeTag if !feat.type_tag => {
                 set(&mut ed.types, at, 0);
-                set(
-                    &mut ed.types,
-                    at.saturating_add(4),
-                    info(BTF_KIND_CONST, false, 0),
-                );
+                retype(&mut ed.types, at, BTF_KIND_CONST, 0);
             }
             Kind::Enum if !feat.enum64 => {
-                set(
-                    &mut ed.types,
-                    at.saturating_add(4),
-                    info(BTF_KIND_ENUM, false, vlen),
-                );
+                retype(&mut ed.types, at, BTF_KIND_ENUM, vlen);
             }
             Kind::Enum64 if !feat.enum64 => {
                 let ph = match placeholder {
@@ -453,11 +425,7 @@ fn sanitize(ed: &mut Edit<'_>, feat: &BtfFeatures) -> Result<()> {
                         *placeholder.insert(p)
                     }
                 };
-                set(
-                    &mut ed.types,
-                    at.saturating_add(4),
-                    info(BTF_KIND_UNION, false, vlen),
-                );
+                retype(&mut ed.types, at, BTF_KIND_UNION, vlen);
                 for i in 0..vlen as usize {
                     let e = at.saturating_add(12).saturating_add(i.saturating_mul(12));
                     set(&mut ed.types, e.saturating_add(4), ph.0);

@@ -9,6 +9,7 @@ use alloc::vec::Vec;
 use crate::error::{Error, ErrorKind, Result};
 use crate::insn::{
     CALL, INSN_SIZE, Insn, LD_IMM64, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
+    read_at, write_at,
 };
 use crate::object::{ExternKind, MapKind, Object, RelocTarget};
 
@@ -69,20 +70,6 @@ fn oom() -> Error {
     Error::new(ErrorKind::OutOfMemory, 0)
 }
 
-fn read(b: &[u8], i: usize, obj: &Object<'_>) -> Option<Insn> {
-    let w = b.get(i.checked_mul(INSN_SIZE)?..)?.first_chunk::<8>()?;
-    Some(Insn::decode(*w, obj.endian))
-}
-
-fn write(b: &mut [u8], i: usize, obj: &Object<'_>, insn: &Insn) {
-    if let Some(d) = i
-        .checked_mul(INSN_SIZE)
-        .and_then(|a| b.get_mut(a..a.saturating_add(INSN_SIZE)))
-    {
-        d.copy_from_slice(&insn.encode(obj.endian));
-    }
-}
-
 /// Links program `prog` (index into [`Object::functions`]) from `code`,
 /// the object's code sections after CO-RE and ksym patching. `map_fd`
 /// gives the fd of each map of [`Object::maps`] that was created.
@@ -119,7 +106,7 @@ pub fn link_program(
         {
             let pc = piece.start.saturating_add(r.insn - f.start) as usize;
             let at = pc.saturating_mul(INSN_SIZE);
-            let mut insn = read(&out.insns, pc, obj)
+            let mut insn = read_at(&out.insns, pc, obj.endian)
                 .ok_or(Error::new(ErrorKind::BadInsnOffset(r.insn), at))?;
             let ld = |insn: &Insn| {
                 if insn.code == LD_IMM64 {
@@ -135,7 +122,7 @@ pub fn link_program(
                     if insn.code == CALL {
                         insn.src = PSEUDO_CALL;
                         insn.imm = rel as i32;
-                        write(&mut out.insns, pc, obj, &insn);
+                        write_at(&mut out.insns, pc, obj.endian, &insn);
                         continue;
                     }
                     ld(&insn)?;
@@ -161,11 +148,11 @@ pub fn link_program(
             };
             insn.src = src_reg;
             insn.imm = imm;
-            write(&mut out.insns, pc, obj, &insn);
-            let mut second = read(&out.insns, pc.saturating_add(1), obj)
+            write_at(&mut out.insns, pc, obj.endian, &insn);
+            let mut second = read_at(&out.insns, pc.saturating_add(1), obj.endian)
                 .ok_or(Error::new(ErrorKind::CoreBadInsn(insn.code), at))?;
             second.imm = hi;
-            write(&mut out.insns, pc.saturating_add(1), obj, &second);
+            write_at(&mut out.insns, pc.saturating_add(1), obj.endian, &second);
         }
         // Calls inside one section that clang resolved without a relocation.
         for k in 0..f.len {
@@ -173,7 +160,7 @@ pub fn link_program(
             if sec.relocs.iter().any(|r| r.insn == si) {
                 continue;
             }
-            let Some(insn) = read(src, si as usize, obj) else {
+            let Some(insn) = read_at(src, si as usize, obj.endian) else {
                 continue;
             };
             if insn.code != CALL || insn.src != PSEUDO_CALL {
@@ -189,7 +176,7 @@ pub fn link_program(
             let pc = piece.start.saturating_add(k);
             let mut patched = insn;
             patched.imm = (i64::from(start) - i64::from(pc) - 1) as i32;
-            write(&mut out.insns, pc as usize, obj, &patched);
+            write_at(&mut out.insns, pc as usize, obj.endian, &patched);
         }
     }
     ext_records(obj, &mut out)?;
