@@ -1,7 +1,8 @@
 //! What this kernel cannot run, in a qemu guest with Debian's 6.1 kernel
 //! (tests/vm/run.sh): a typed `__ksym` (needs CONFIG_KALLSYMS_ALL) and
 //! kfuncs that live in a module (nf_conntrack), which need the module's
-//! BTF object in the program's fd_array.
+//! BTF object in the program's fd_array, and a module function as an
+//! fentry target (attach BTF id with the module's BTF object fd).
 
 use std::process::Command;
 
@@ -42,7 +43,12 @@ fn guest_loads_typed_ksyms_and_module_kfuncs() {
             .collect::<Vec<_>>()
             .join("\n")
     );
-    for check in ["typed_ksym", "module_kfunc", "module_kfunc_loaded"] {
+    for check in [
+        "typed_ksym",
+        "module_kfunc",
+        "module_kfunc_loaded",
+        "module_attach",
+    ] {
         assert!(
             console.contains(&format!("VMTEST {check} OK")),
             "guest check {check} did not pass\n{context}"

@@ -99,6 +99,8 @@ check typed_ksym "prog typed type raw_tracepoint" load -v /fix/ksyms.bpf-el.o
 # kfuncs in a module: found in nf_conntrack's BTF, passed through fd_array.
 check module_kfunc "resolved in module 'nf_conntrack'" load -v /fix/module_kfunc.bpf-el.o
 check module_kfunc_loaded "prog ct_lookup type sched_cls" load /fix/module_kfunc.bpf-el.o
+# A module function as fentry target: attach_btf_obj_fd = the module's BTF.
+check module_attach "prog on_get_id type tracing" load /fix/module_fentry.bpf-el.o
 echo "VMDONE rc=$rc"
 # qemu's isa-debug-exit (port 0xf4) exits with (rc << 1) | 1.
 printf "\\$(printf %03o $rc)" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null

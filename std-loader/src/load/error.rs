@@ -77,6 +77,16 @@ pub enum LoadError {
         /// The type or function looked for.
         target: String,
     },
+    /// A module's BTF object (for a kfunc, typed ksym or attach target
+    /// in it) cannot be opened.
+    ModuleBtf {
+        /// The module.
+        module: String,
+        /// Who needs it (`program 'x'`, `extern 'y'`).
+        needed_by: String,
+        /// The bpf(2) error.
+        source: ember_sys::SysError,
+    },
     /// A program's section name does not say what it is.
     UnknownSection {
         /// The program.
@@ -158,6 +168,14 @@ impl fmt::Display for LoadError {
                 f,
                 "program '{program}': attach target '{target}' is not in the kernel BTF"
             ),
+            LoadError::ModuleBtf {
+                module,
+                needed_by,
+                source,
+            } => write!(
+                f,
+                "{needed_by} needs module '{module}', whose BTF object cannot be opened: {source}"
+            ),
             LoadError::UnknownSection { program, section } => write!(
                 f,
                 "program '{program}': section '{section}' does not name a program type"
@@ -204,6 +222,7 @@ impl core::error::Error for LoadError {
             LoadError::MapCreate { source, .. }
             | LoadError::Map { source, .. }
             | LoadError::BtfLoad { source, .. }
+            | LoadError::ModuleBtf { source, .. }
             | LoadError::ProgLoad { source, .. } => Some(source),
             _ => None,
         }

@@ -440,6 +440,17 @@ impl<'l, 'o> Loading<'l, 'o> {
             main.find_by_name_kind(ember_core::btf::essential_name(x.name), kind)
                 .is_none()
         });
+        let attach = obj.programs().any(|f| {
+            f.sec_def.is_some_and(|d| {
+                needs_attach_btf(d.prog_type, d.attach_type) && {
+                    let (name, kind) = attach_name(
+                        d.attach_type.unwrap_or(AttachType(0)),
+                        f.attach_target.unwrap_or(""),
+                    );
+                    main.find_by_name_kind(&name, kind).is_none()
+                }
+            })
+        });
         let alone = Targets::single(main);
         let core = match ember_core::reloc::solve(obj, &alone) {
             Ok(plan) => plan.iter().any(|r| {
@@ -451,11 +462,13 @@ impl<'l, 'o> Loading<'l, 'o> {
             // Let the full solve report it, with modules in view.
             Err(_) => true,
         };
-        if externs || core {
-            self.notes
-                .push("vmlinux lacks a type or kfunc the object needs: reading module BTF".into());
+        if externs || core || attach {
+            self.notes.push(
+                "vmlinux lacks a type, kfunc or attach target the object needs: reading module BTF"
+                    .into(),
+            );
         }
-        externs || core
+        externs || core || attach
     }
 
     fn with_targets(
@@ -496,9 +509,12 @@ impl<'l, 'o> Loading<'l, 'o> {
                 continue;
             }
             let m = targets.map_or("?", |(t, _)| t.name(target));
-            let fd = crate::kernel_btf_objects::module_btf_fd(m).map_err(|e| LoadError::Ksym {
-                name: x.name.to_owned(),
-                reason: format!("lives in module '{m}', whose BTF object cannot be opened: {e}"),
+            let fd = crate::kernel_btf_objects::module_btf_fd(m).map_err(|source| {
+                LoadError::ModuleBtf {
+                    module: m.to_owned(),
+                    needed_by: format!("extern '{}'", x.name),
+                    source,
+                }
             })?;
             self.notes
                 .push(format!("extern '{}' resolved in module '{m}'", x.name));
@@ -544,7 +560,7 @@ impl<'l, 'o> Loading<'l, 'o> {
                 &code,
                 &map_fd,
                 btf_fd.as_ref(),
-                targets.map(|(t, _)| t.main),
+                targets.map(|(t, _)| t),
                 &relocations,
                 &resolved,
                 &fd_array,
@@ -875,7 +891,7 @@ impl<'l, 'o> Loading<'l, 'o> {
         code: &[Vec<u8>],
         map_fd: &dyn Fn(usize) -> Option<i32>,
         btf_fd: Option<&OwnedFd>,
-        kernel: Option<&Btf<'_>>,
+        kernel: Option<&Targets<'_>>,
         relocations: &[Explained],
         resolved: &[Resolved],
         fd_array: &[BorrowedFd<'_>],
@@ -895,16 +911,34 @@ impl<'l, 'o> Loading<'l, 'o> {
         })?;
         let linked = prep::link_program(obj, code, fi, map_fd).map_err(LoadError::Object)?;
         let mut attach_btf_id = 0;
+        let mut attach_module: Option<OwnedFd> = None;
         if needs_attach_btf(def.prog_type, def.attach_type) {
             let target = f.attach_target.unwrap_or("");
             let (name, kind) = attach_name(def.attach_type.unwrap_or(AttachType(0)), target);
-            attach_btf_id = kernel
-                .and_then(|k| k.find_by_name_kind(&name, kind))
-                .ok_or_else(|| LoadError::AttachTarget {
-                    program: f.name.to_owned(),
-                    target: name.clone(),
-                })?
-                .0;
+            // vmlinux first, then modules (a module function's BTF id is
+            // only meaningful with that module's BTF object fd).
+            let found = kernel.and_then(|t| {
+                (0..=t.modules.len()).find_map(|i| {
+                    let id = t.btf(i)?.find_by_name_kind(&name, kind)?;
+                    // Split BTF finds base ids too: take the module's own.
+                    (i == 0 || id >= t.btf(i)?.start_id()).then(|| (i, t.name(i), id))
+                })
+            });
+            let (target, module, id) = found.ok_or_else(|| LoadError::AttachTarget {
+                program: f.name.to_owned(),
+                target: name.clone(),
+            })?;
+            attach_btf_id = id.0;
+            if target != 0 {
+                let fd = crate::kernel_btf_objects::module_btf_fd(module).map_err(|source| {
+                    LoadError::ModuleBtf {
+                        module: module.to_owned(),
+                        needed_by: format!("program '{}'", f.name),
+                        source,
+                    }
+                })?;
+                attach_module = Some(fd);
+            }
         }
         let license = CString::new(obj.license.unwrap_or("")).unwrap_or_default();
         let mut flags = 0;
@@ -933,7 +967,7 @@ impl<'l, 'o> Loading<'l, 'o> {
                 prog_flags: flags,
                 btf: prog_btf,
                 attach_btf_id,
-                attach_btf_obj_fd: None,
+                attach_btf_obj_fd: attach_module.as_ref().map(AsFd::as_fd),
                 fd_array,
             })
         };
