@@ -1,0 +1,295 @@
+//! The kernel objects a load creates besides programs: the object's BTF,
+//! maps (filled, frozen, slots set) and pins.
+
+use super::program::log_text;
+use super::*;
+
+impl Loading<'_, '_> {
+    pub(super) fn load_object_btf(&mut self) -> Result<Option<OwnedFd>, LoadError> {
+        let obj = self.obj;
+        if obj.btf.is_none() {
+            return Ok(None);
+        }
+        if !self.feat.btf {
+            self.notes
+                .push("kernel has no BTF support: loading without object BTF".into());
+            return Ok(None);
+        }
+        let blob = prep::kernel_btf(obj, &self.feat.btf_kinds).map_err(LoadError::Object)?;
+        let mut log = vec![0u8; 64 * 1024];
+        match btf_load(&blob, Some(&mut log)) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(e) => {
+                let text = log_text(&log);
+                // Nothing this loader loads requires BTF (struct_ops would):
+                // go on without it, as libbpf does, and say so.
+                log::warn!("kernel rejected object BTF ({e}); loading without it");
+                self.notes.push(format!(
+                    "kernel rejected object BTF ({e}); loading without it:\n{text}"
+                ));
+                Ok(None)
+            }
+        }
+    }
+
+    pub(super) fn map_create_attr<'a>(
+        &self,
+        m: &'a MapDef<'_>,
+        btf: Option<BorrowedFd<'a>>,
+        inner: Option<BorrowedFd<'a>>,
+    ) -> MapCreate<'a> {
+        let mut flags = m.map_flags;
+        if m.kind.is_internal() && !self.feat.mmapable_arrays {
+            flags &= !ember_core::object::maps::BPF_F_MMAPABLE;
+        }
+        let mut max_entries = m.max_entries;
+        if m.map_type == MapType::PERF_EVENT_ARRAY && max_entries == 0 {
+            max_entries = possible_cpus() as u32;
+        }
+        let btf_ids = btf.and_then(|fd| match m.kind {
+            MapKind::Btf => match (m.key_type, m.value_type) {
+                (Some(k), Some(v)) => Some((fd, k.0, v.0)),
+                (None, Some(v)) => Some((fd, 0, v.0)),
+                _ => None,
+            },
+            MapKind::Data(_) | MapKind::Kconfig => m.btf_id.map(|d| (fd, 0, d.0)),
+            MapKind::Legacy => None,
+        });
+        MapCreate {
+            map_type: m.map_type.0,
+            key_size: m.key_size,
+            value_size: m.value_size,
+            max_entries,
+            map_flags: flags,
+            name: &m.name,
+            inner_map_fd: inner,
+            btf: btf_ids,
+            map_extra: m.map_extra,
+            numa_node: m.numa_node,
+        }
+    }
+
+    /// Creates one map, retrying without BTF when the kernel refuses the
+    /// BTF description (as libbpf does).
+    pub(super) fn create_one(
+        &mut self,
+        m: &MapDef<'_>,
+        btf: Option<BorrowedFd<'_>>,
+    ) -> Result<OwnedFd, LoadError> {
+        let inner = match &m.inner {
+            Some(i) => Some(self.create_one(i, btf)?),
+            None => None,
+        };
+        let attr = self.map_create_attr(m, btf, inner.as_ref().map(AsFd::as_fd));
+        match map_create(&attr) {
+            Ok(fd) => Ok(fd),
+            Err(e) if attr.btf.is_some() => {
+                let plain = MapCreate { btf: None, ..attr };
+                let fd = map_create(&plain).map_err(|_| LoadError::MapCreate {
+                    map: m.name.to_string(),
+                    source: e,
+                })?;
+                self.notes
+                    .push(format!("map '{}': created without BTF ({e})", m.name));
+                Ok(fd)
+            }
+            Err(source) => Err(LoadError::MapCreate {
+                map: m.name.to_string(),
+                source,
+            }),
+        }
+    }
+
+    pub(super) fn create_maps(
+        &mut self,
+        btf: Option<&OwnedFd>,
+    ) -> Result<Vec<Option<Map>>, LoadError> {
+        let obj = self.obj;
+        let btf = btf.map(AsFd::as_fd);
+        let mut out = Vec::with_capacity(obj.maps.len());
+        for m in &obj.maps {
+            let name = m.name.to_string();
+            let value_len = if per_cpu(m.map_type) {
+                (m.value_size as usize).next_multiple_of(8) * possible_cpus()
+            } else {
+                m.value_size as usize
+            };
+            // Reuse a pinned map.
+            if let (Pinning::ByName, Some(dir)) = (m.pinning, &self.cfg.pin_dir) {
+                let path = dir.join(name.replace('.', "_"));
+                if path.exists() {
+                    let fd = obj_get(&cpath(&path)).map_err(|source| LoadError::Map {
+                        map: name.clone(),
+                        action: "open pinned map",
+                        source,
+                    })?;
+                    let fd = MapFd::new(fd, m.key_size, value_len).map_err(|_| {
+                        LoadError::PinMismatch {
+                            map: name.clone(),
+                            path: path.clone(),
+                            detail: format!(
+                                "the object wants {}-byte keys and {}-byte values",
+                                m.key_size, m.value_size
+                            ),
+                        }
+                    })?;
+                    let map = Map::new(name, m, fd, true);
+                    map.check_compatible(m, &path)?;
+                    self.notes
+                        .push(format!("map '{}': reused {}", map.name(), path.display()));
+                    out.push(Some(map));
+                    continue;
+                }
+            }
+            let fd = self.create_one(m, btf)?;
+            let max = self.map_create_attr(m, None, None).max_entries;
+            let fd = MapFd::new(fd, m.key_size, value_len).map_err(|source| LoadError::Map {
+                map: name.clone(),
+                action: "describe created map",
+                source,
+            })?;
+            let map = Map::new(name, m, fd, false).with_max_entries(max);
+            self.init_internal(m, &map)?;
+            out.push(Some(map));
+        }
+        Ok(out)
+    }
+
+    /// Fills a global-data or `.kconfig` map and freezes read-only ones.
+    pub(super) fn init_internal(&self, m: &MapDef<'_>, map: &Map) -> Result<(), LoadError> {
+        let obj = self.obj;
+        let mut value = match m.kind {
+            MapKind::Data(i) => {
+                let Some(d) = obj.data.get(i) else {
+                    return Ok(());
+                };
+                let mut v = vec![0u8; d.size as usize];
+                if let Some(init) = d.init {
+                    let n = init.len().min(v.len());
+                    v[..n].copy_from_slice(&init[..n]);
+                }
+                self.apply_globals(d.name, d.datasec, &mut v)?;
+                v
+            }
+            MapKind::Kconfig => kconfig::fill(obj, m.value_size)?,
+            _ => return Ok(()),
+        };
+        value.resize(m.value_size as usize, 0);
+        let fail = |action, source| LoadError::Map {
+            map: map.name().to_owned(),
+            action,
+            source,
+        };
+        map.fd_raw()
+            .update(&0u32.to_ne_bytes(), &value, 0)
+            .map_err(|e| fail("write initial value", e))?;
+        if m.map_flags & ember_core::object::maps::BPF_F_RDONLY_PROG != 0 {
+            map.fd_raw().freeze().map_err(|e| fail("freeze", e))?;
+        }
+        Ok(())
+    }
+
+    /// Writes values given with `set_global` into section `sec`'s image.
+    pub(super) fn apply_globals(
+        &self,
+        sec: &str,
+        datasec: Option<TypeId>,
+        image: &mut [u8],
+    ) -> Result<(), LoadError> {
+        let obj = self.obj;
+        for (name, value) in &self.cfg.globals {
+            let Some(sym) = obj
+                .data_symbols
+                .iter()
+                .find(|s| s.section == sec && s.name == *name)
+            else {
+                continue;
+            };
+            let size = datasec
+                .and_then(|d| {
+                    let btf = obj.btf.as_ref()?;
+                    btf.get(d)?.datasec_entries().find_map(|e| {
+                        let v = btf.get(e.type_id)?;
+                        (btf.name(&v).ok()? == name).then(|| btf.resolve_size(v.type_id()).ok())?
+                    })
+                })
+                .map(|s| s as usize);
+            if let Some(s) = size {
+                if s != value.len() {
+                    return Err(LoadError::Global {
+                        name: name.clone(),
+                        reason: format!("is {s} bytes, value is {}", value.len()),
+                    });
+                }
+            }
+            let start = sym.offset as usize;
+            let dst = image
+                .get_mut(start..start.saturating_add(value.len()))
+                .ok_or_else(|| LoadError::Global {
+                    name: name.clone(),
+                    reason: format!("value of {} bytes overruns section {sec}", value.len()),
+                })?;
+            dst.copy_from_slice(value);
+        }
+        Ok(())
+    }
+
+    pub(super) fn fill_slots(
+        &self,
+        maps: &mut [Map],
+        programs: &[Program],
+        prog_of_func: &HashMap<usize, usize>,
+    ) -> Result<(), LoadError> {
+        let obj = self.obj;
+        for (mi, m) in obj.maps.iter().enumerate() {
+            for &(slot, v) in &m.init {
+                let fd = match v {
+                    MapValues::Map(t) => maps.get(t).map(Map::raw_fd),
+                    MapValues::Program(f) => prog_of_func
+                        .get(&f)
+                        .and_then(|&p| programs.get(p))
+                        .map(|p| std::os::fd::AsRawFd::as_raw_fd(&p.fd)),
+                };
+                let (Some(fd), Some(target)) = (fd, maps.get(mi)) else {
+                    continue;
+                };
+                target
+                    .fd_raw()
+                    .update(&slot.to_ne_bytes(), &(fd as u32).to_ne_bytes(), 0)
+                    .map_err(|source| LoadError::Map {
+                        map: target.name().to_owned(),
+                        action: "fill slot",
+                        source,
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pins by-name maps; on failure unpins what this load pinned.
+    pub(super) fn pin(&mut self, maps: &[Map]) -> Result<Vec<PathBuf>, LoadError> {
+        let obj = self.obj;
+        let Some(dir) = &self.cfg.pin_dir else {
+            return Ok(Vec::new());
+        };
+        let mut pinned = Vec::new();
+        for (m, def) in maps.iter().zip(&obj.maps) {
+            if def.pinning != Pinning::ByName || m.reused() {
+                continue;
+            }
+            let path = dir.join(m.pin_name());
+            if let Err(source) = obj_pin(m.fd(), &cpath(&path)) {
+                for p in &pinned {
+                    let _ = std::fs::remove_file(p);
+                }
+                return Err(LoadError::Map {
+                    map: m.name().to_owned(),
+                    action: "pin",
+                    source,
+                });
+            }
+            pinned.push(path);
+        }
+        Ok(pinned)
+    }
+}

@@ -1,0 +1,98 @@
+//! What a load needs from the kernel: its BTF at all, module BTF, and
+//! where tracing programs attach.
+
+use super::*;
+
+/// What needs kernel BTF, for the error when there is none.
+pub(super) fn kernel_btf_needs(obj: &Object<'_>) -> Option<String> {
+    let mut why = Vec::new();
+    let relos = obj
+        .btf_ext
+        .map_or(0, |e| e.core_relos().map(|b| b.len()).sum::<usize>());
+    if relos > 0 {
+        why.push(format!(
+            "{relos} CO-RE relocation{}",
+            if relos == 1 { "" } else { "s" }
+        ));
+    }
+    for x in &obj.externs {
+        match x.kind {
+            ExternKind::Kfunc => why.push(format!("kfunc '{}'", x.name)),
+            ExternKind::TypedVar => why.push(format!("typed ksym '{}'", x.name)),
+            _ => {}
+        }
+    }
+    for f in obj.programs() {
+        if f.sec_def
+            .is_some_and(|d| needs_attach_btf(d.prog_type, d.attach_type))
+        {
+            let sec = obj.code.get(f.section).map_or("", |c| c.name);
+            why.push(format!("program '{}' ({sec})", f.name));
+        }
+    }
+    (!why.is_empty()).then(|| why.join(", "))
+}
+
+pub(super) fn needs_attach_btf(p: ProgType, a: Option<AttachType>) -> bool {
+    (p == ProgType::TRACING || p == ProgType::LSM) && a.is_some()
+}
+
+/// The kernel BTF name and kind a tracing program attaches to.
+pub(super) fn attach_name(a: AttachType, target: &str) -> (String, Kind) {
+    match a {
+        AttachType::TRACE_RAW_TP => (format!("btf_trace_{target}"), Kind::Typedef),
+        AttachType::LSM_MAC | AttachType::LSM_CGROUP => (format!("bpf_lsm_{target}"), Kind::Func),
+        AttachType::TRACE_ITER => (format!("bpf_iter_{target}"), Kind::Func),
+        _ => (target.to_owned(), Kind::Func),
+    }
+}
+
+impl Loading<'_, '_> {
+    /// Whether module BTF must be read at all: only when vmlinux lacks a
+    /// CO-RE root type or a kfunc/typed ksym (module BTF is then parsed,
+    /// as libbpf searches it, only for what vmlinux does not have).
+    pub(super) fn needs_modules(&mut self, main: &Btf<'_>) -> bool {
+        let obj = self.obj;
+        let Some(local) = obj.btf.as_ref() else {
+            return false;
+        };
+        let externs = obj.externs.iter().any(|x| {
+            let kind = match x.kind {
+                ExternKind::Kfunc => Kind::Func,
+                ExternKind::TypedVar => Kind::Var,
+                _ => return false,
+            };
+            main.find_by_name_kind(ember_core::btf::essential_name(x.name), kind)
+                .is_none()
+        });
+        let attach = obj.programs().any(|f| {
+            f.sec_def.is_some_and(|d| {
+                needs_attach_btf(d.prog_type, d.attach_type) && {
+                    let (name, kind) = attach_name(
+                        d.attach_type.unwrap_or(AttachType(0)),
+                        f.attach_target.unwrap_or(""),
+                    );
+                    main.find_by_name_kind(&name, kind).is_none()
+                }
+            })
+        });
+        let alone = Targets::single(main);
+        let core = match ember_core::reloc::solve(obj, &alone) {
+            Ok(plan) => plan.iter().any(|r| {
+                r.target.is_none()
+                    && r.kind != ember_core::reloc::RelocKind::TypeIdLocal
+                    && ember_core::reloc::find_candidates(local, r.relo.type_id, &alone)
+                        .is_ok_and(|c| c.is_empty())
+            }),
+            // Let the full solve report it, with modules in view.
+            Err(_) => true,
+        };
+        if externs || core || attach {
+            self.notes.push(
+                "vmlinux lacks a type, kfunc or attach target the object needs: reading module BTF"
+                    .into(),
+            );
+        }
+        externs || core || attach
+    }
+}

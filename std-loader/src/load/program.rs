@@ -1,0 +1,199 @@
+//! Loading one program: link, attach target, verifier log that grows until
+//! it fits, and poisoned instructions traced back to their origin.
+
+use super::needs::{attach_name, needs_attach_btf};
+use super::*;
+
+/// The poison CO-RE writes into instructions it cannot relocate
+/// (`call 0xbad2310`).
+const POISON_CALL: i64 = 0x0bad_2310;
+
+impl Loading<'_, '_> {
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site; the pieces of a load"
+    )]
+    pub(super) fn load_program(
+        &self,
+        fi: usize,
+        code: &[Vec<u8>],
+        map_fd: &dyn Fn(usize) -> Option<i32>,
+        btf_fd: Option<&OwnedFd>,
+        kernel: Option<&Targets<'_>>,
+        relocations: &[Explained],
+        resolved: &[Resolved],
+        fd_array: &[BorrowedFd<'_>],
+    ) -> Result<Program, LoadError> {
+        let obj = self.obj;
+        let f = obj
+            .functions
+            .get(fi)
+            .ok_or(LoadError::Object(ember_core::Error::new(
+                ember_core::ErrorKind::BadCallTarget(0),
+                0,
+            )))?;
+        let section = obj.code.get(f.section).map_or("", |c| c.name).to_owned();
+        let def = f.sec_def.ok_or_else(|| LoadError::UnknownSection {
+            program: f.name.to_owned(),
+            section: section.clone(),
+        })?;
+        let linked = prep::link_program(obj, code, fi, map_fd).map_err(LoadError::Object)?;
+        let mut attach_btf_id = 0;
+        let mut attach_module: Option<OwnedFd> = None;
+        if needs_attach_btf(def.prog_type, def.attach_type) {
+            let target = f.attach_target.unwrap_or("");
+            let (name, kind) = attach_name(def.attach_type.unwrap_or(AttachType(0)), target);
+            // vmlinux first, then modules (a module function's BTF id is
+            // only meaningful with that module's BTF object fd).
+            let found = kernel.and_then(|t| {
+                (0..=t.modules.len()).find_map(|i| {
+                    let id = t.btf(i)?.find_by_name_kind(&name, kind)?;
+                    // Split BTF finds base ids too: take the module's own.
+                    (i == 0 || id >= t.btf(i)?.start_id()).then(|| (i, t.name(i), id))
+                })
+            });
+            let (target, module, id) = found.ok_or_else(|| LoadError::AttachTarget {
+                program: f.name.to_owned(),
+                target: name.clone(),
+            })?;
+            attach_btf_id = id.0;
+            if target != 0 {
+                let fd = crate::kernel_btf_objects::module_btf_fd(module).map_err(|source| {
+                    LoadError::ModuleBtf {
+                        module: module.to_owned(),
+                        needed_by: format!("program '{}'", f.name),
+                        source,
+                    }
+                })?;
+                attach_module = Some(fd);
+            }
+        }
+        let license = CString::new(obj.license.unwrap_or("")).unwrap_or_default();
+        let mut flags = 0;
+        if def.sleepable {
+            flags |= 1 << 4; // BPF_F_SLEEPABLE
+        }
+        if def.xdp_frags {
+            flags |= 1 << 5; // BPF_F_XDP_HAS_FRAGS
+        }
+        let prog_btf = btf_fd.map(|fd| ProgBtf {
+            fd: fd.as_fd(),
+            func_info: &linked.func_info,
+            func_info_rec_size: FUNC_INFO_SIZE,
+            line_info: &linked.line_info,
+            line_info_rec_size: LINE_INFO_SIZE,
+        });
+        let attempt = |log: Option<&mut [u8]>, level: u32| {
+            prog_load(&mut ProgLoad {
+                prog_type: def.prog_type.0,
+                expected_attach_type: def.attach_type.map_or(0, |a| a.0),
+                insns: &linked.insns,
+                license: &license,
+                name: f.name,
+                log,
+                log_level: level,
+                prog_flags: flags,
+                btf: prog_btf,
+                attach_btf_id,
+                attach_btf_obj_fd: attach_module.as_ref().map(AsFd::as_fd),
+                fd_array,
+            })
+        };
+        let program = |fd, log| Program {
+            name: f.name.to_owned(),
+            section: section.clone(),
+            prog_type: def.prog_type,
+            attach_type: def.attach_type,
+            attach_btf_id,
+            insn_count: linked.insns.len() / INSN_SIZE,
+            fd,
+            log,
+        };
+        // Fast path: no log unless asked for.
+        let mut size = self.cfg.log_size.max(64 * 1024);
+        let level = self.cfg.log_level;
+        if level == 0 {
+            if let Ok(fd) = attempt(None, 0) {
+                return Ok(program(fd, String::new()));
+            }
+        }
+        // With a log, growing the buffer until the whole log fits.
+        loop {
+            let mut buf = vec![0u8; size];
+            match attempt(Some(&mut buf), level.max(1)) {
+                Ok(fd) => return Ok(program(fd, log_text(&buf))),
+                Err(e) => {
+                    let want = e.log_true_size as usize;
+                    let truncated = e.error.errno == Errno::NOSPC || want > size;
+                    if truncated && size < (1 << 30) {
+                        size = if want > size { want } else { size * 4 };
+                        continue;
+                    }
+                    let log = log_text(&buf);
+                    let cause = self.poison_cause(&log, &linked, fi, relocations, resolved);
+                    return Err(LoadError::ProgLoad {
+                        program: f.name.to_owned(),
+                        source: e.error,
+                        log,
+                        cause,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Maps `call unknown#195896080` (a poisoned CO-RE relocation) or a
+    /// poisoned weak kfunc in the verifier log back to its origin.
+    pub(super) fn poison_cause(
+        &self,
+        log: &str,
+        linked: &prep::Linked,
+        _prog: usize,
+        relocations: &[Explained],
+        resolved: &[Resolved],
+    ) -> Option<String> {
+        let obj = self.obj;
+        for line in log.lines() {
+            let Some((pc, rest)) = line.split_once(": ") else {
+                continue;
+            };
+            let Ok(pc) = pc.trim().parse::<u32>() else {
+                continue;
+            };
+            let Some(num) = rest
+                .split("unknown#")
+                .nth(1)
+                .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|s| s.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            let (func, insn) = linked.origin(pc)?;
+            let fname = obj.functions.get(func).map_or("", |f| f.name);
+            if num == POISON_CALL {
+                let r = relocations
+                    .iter()
+                    .find(|r| r.program == fname && r.insn == insn && r.outcome == "poisoned");
+                return Some(match r {
+                    Some(r) => r.to_text(),
+                    None => format!("{fname}: insn {insn}: poisoned CO-RE relocation"),
+                });
+            }
+            let xi = num - i64::from(POISON_KFUNC_BASE);
+            if let Some(x) = usize::try_from(xi).ok().and_then(|i| obj.externs.get(i)) {
+                if resolved.get(xi as usize) == Some(&Resolved::Absent) {
+                    return Some(format!(
+                        "{fname}: insn {insn}: call to weak kfunc '{}', which this kernel lacks; guard it with bpf_ksym_exists()",
+                        x.name
+                    ));
+                }
+            }
+        }
+        None
+    }
+}
+
+pub(super) fn log_text(buf: &[u8]) -> String {
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
