@@ -13,9 +13,9 @@ use std::path::Path;
 
 use bytemuck::Pod;
 use ember_core::object::{Map as MapDef, MapType};
-use ember_sys::{BorrowedFd, Errno, MapFd, SysError};
+use ember_sys::{AsFd, BorrowedFd, Errno, MapFd, OwnedFd, SysError};
 
-use crate::load::{LoadError, possible_cpus};
+use crate::load::possible_cpus;
 
 /// `BPF_ANY`.
 pub const ANY: u64 = 0;
@@ -34,6 +34,7 @@ pub struct Map {
     value_size: u32,
     max_entries: u32,
     flags: u32,
+    map_extra: u64,
     reused: bool,
 }
 
@@ -55,86 +56,72 @@ impl fmt::Display for MapMismatch {
 impl core::error::Error for MapMismatch {}
 
 impl Map {
-    pub(crate) fn new(name: String, def: &MapDef<'_>, fd: MapFd, reused: bool) -> Map {
-        Map {
-            name,
-            fd,
-            map_type: def.map_type,
-            key_size: def.key_size,
-            value_size: def.value_size,
-            max_entries: def.max_entries,
-            flags: def.map_flags,
-            reused,
-        }
-    }
-
-    /// Opens a map pinned at `path`. Key size and lookup length come from
-    /// the kernel; `map_type` and `value_size` describe it to views.
+    /// Wraps a map fd, describing the map as the kernel reports it (so a
+    /// view's size checks hold for the real map, whatever was expected).
     ///
     /// # Errors
-    /// The kernel's error opening the pin.
-    pub fn from_pin(
-        path: impl AsRef<Path>,
-        map_type: MapType,
-        value_size: u32,
-    ) -> Result<Map, SysError> {
-        let p =
-            std::ffi::CString::new(path.as_ref().as_os_str().as_encoded_bytes()).map_err(|_| {
-                SysError {
-                    cmd: "BPF_OBJ_GET",
-                    errno: Errno::INVAL,
-                }
-            })?;
-        let fd = ember_sys::obj_get(&p)?;
-        // The kernel's sizes win; a caller's mistake cannot overrun.
+    /// The kernel's error for `BPF_OBJ_GET_INFO_BY_FD`.
+    pub fn from_fd(name: String, fd: OwnedFd, reused: bool) -> Result<Map, SysError> {
+        let info = ember_sys::map_info(fd.as_fd())?;
         let fd = MapFd::from_fd(fd)?;
-        let key_size = fd.key_size() as u32;
         Ok(Map {
-            name: path
-                .as_ref()
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            name,
             fd,
-            map_type,
-            key_size,
-            value_size,
-            max_entries: 0,
-            flags: 0,
-            reused: true,
+            map_type: MapType(info.map_type),
+            key_size: info.key_size,
+            value_size: info.value_size,
+            max_entries: info.max_entries,
+            flags: info.map_flags,
+            map_extra: info.map_extra,
+            reused,
         })
     }
 
-    /// The same map with the entry count the kernel was given.
-    pub(crate) fn with_max_entries(mut self, n: u32) -> Map {
-        self.max_entries = n;
-        self
+    /// Opens the map pinned at `path` (its name is the file name).
+    ///
+    /// # Errors
+    /// The kernel's error opening the pin or describing the map.
+    pub fn from_pin(path: impl AsRef<Path>) -> Result<Map, SysError> {
+        let path = path.as_ref();
+        let p =
+            std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| SysError {
+                cmd: "BPF_OBJ_GET",
+                errno: Errno::INVAL,
+            })?;
+        let fd = ember_sys::obj_get(&p)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Map::from_fd(name, fd, true)
     }
 
-    /// Checks a reused pinned map against the object's definition.
-    pub(crate) fn check_compatible(&self, def: &MapDef<'_>, path: &Path) -> Result<(), LoadError> {
-        // Lookups through a map fd whose sizes differ fail with EINVAL, so
-        // probe with the object's sizes: a key-sized lookup either finds
-        // nothing or something, but never EINVAL on a compatible map.
-        let mut key = vec![0u8; def.key_size as usize];
-        let mut val = vec![0u8; self.fd.value_len()];
-        if def.key_size == 0 {
-            key.clear();
+    /// What differs between this (pinned) map and the object's definition
+    /// `def` created with `max_entries`, as libbpf's reuse check sees it.
+    pub(crate) fn differs_from(&self, def: &MapDef<'_>, max_entries: u32) -> Option<String> {
+        let mut d = Vec::new();
+        if self.map_type != def.map_type {
+            d.push(format!("type {} vs {}", self.map_type, def.map_type));
         }
-        match self.fd.lookup(&key, &mut val, 0) {
-            Err(SysError {
-                errno: Errno::INVAL,
-                ..
-            }) if def.key_size != 0 => Err(LoadError::PinMismatch {
-                map: self.name.clone(),
-                path: path.to_owned(),
-                detail: format!(
-                    "the kernel refused a {}-byte key / {}-byte value lookup",
-                    def.key_size, def.value_size
-                ),
-            }),
-            _ => Ok(()),
+        if self.key_size != def.key_size {
+            d.push(format!("key size {} vs {}", self.key_size, def.key_size));
         }
+        if self.value_size != def.value_size {
+            d.push(format!(
+                "value size {} vs {}",
+                self.value_size, def.value_size
+            ));
+        }
+        if self.max_entries != max_entries {
+            d.push(format!("max_entries {} vs {max_entries}", self.max_entries));
+        }
+        if self.flags != def.map_flags {
+            d.push(format!("flags {:#x} vs {:#x}", self.flags, def.map_flags));
+        }
+        if self.map_extra != def.map_extra {
+            d.push(format!("map_extra {} vs {}", self.map_extra, def.map_extra));
+        }
+        (!d.is_empty()).then(|| format!("pinned vs object: {}", d.join(", ")))
     }
 
     /// Its name.
@@ -323,8 +310,14 @@ impl Iterator for Keys<'_> {
     }
 }
 
+/// `V` from the front of `b`; zeroes where `b` is short (views check sizes
+/// against the kernel's when made, so this only guards, never panics).
 fn pod<V: Pod>(b: &[u8]) -> V {
-    bytemuck::pod_read_unaligned(b.get(..size_of::<V>()).unwrap_or(&[]))
+    let mut v = V::zeroed();
+    let dst = bytemuck::bytes_of_mut(&mut v);
+    let n = dst.len().min(b.len());
+    dst[..n].copy_from_slice(&b[..n]);
+    v
 }
 
 /// A hash or LRU hash map with keys `K` and values `V`.

@@ -613,8 +613,20 @@ pub fn possible_cpus() -> Result<u32> {
         rustix::fs::Mode::empty(),
     )
     .map_err(fail(N))?;
-    let mut buf = [0u8; 256];
-    let n = rustix::io::read(&fd, &mut buf).map_err(fail(N))?;
+    // Read to the end: a short read must not undercount CPUs, or per-CPU
+    // lookups would get buffers the kernel overruns.
+    let mut buf = [0u8; 4096];
+    let mut n = 0;
+    loop {
+        let rest = buf.get_mut(n..).ok_or(inval(N))?;
+        if rest.is_empty() {
+            return Err(inval(N));
+        }
+        match rustix::io::read(&fd, rest).map_err(fail(N))? {
+            0 => break,
+            k => n = n.saturating_add(k),
+        }
+    }
     let text = buf
         .get(..n)
         .and_then(|b| core::str::from_utf8(b).ok())

@@ -131,6 +131,12 @@ fn every_fixture_loads_or_fails_as_with_libbpf() {
                     })
                     .collect();
                 assert_eq!(ours, maps, "{name}: maps differ");
+                // The kernel took the object's BTF (no silent fallback).
+                assert!(
+                    e.btf_fd().is_some(),
+                    "{name}: object BTF dropped: {:?}",
+                    e.notes
+                );
                 both_loaded += 1;
             }
             (Some(3), Err(e)) => {
@@ -538,7 +544,7 @@ fn pinned_maps_are_reused() {
             HashMap::<u32, u64>::new(m).unwrap().get(&5).unwrap(),
             Some(55)
         );
-        let opened = ember::Map::from_pin(dir.join("runs"), MapType(1), 8).unwrap();
+        let opened = ember::Map::from_pin(dir.join("runs")).unwrap();
         assert_eq!(
             opened.lookup(&5u32.to_ne_bytes()).unwrap(),
             Some(55u64.to_ne_bytes().to_vec())
@@ -821,5 +827,44 @@ fn objects_without_btf() {
         .unwrap_err();
     assert!(matches!(e, LoadError::NoObjectBtf { .. }), "{e}");
     assert!(e.to_string().contains("clang -g -O2 -target bpf"), "{e}");
+    assert_eq!(open_fds(), before, "fds leaked");
+}
+
+#[test]
+fn a_different_pinned_map_is_not_reused() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let Some(dir) = bpffs_dir("mismatch") else {
+        return;
+    };
+    let before = open_fds();
+    {
+        // "runs" is a u32 -> u64 hash of 16; pin a u32 -> u32 one there.
+        let other = ember_sys::map_create(&ember_sys::MapCreate {
+            map_type: 1,
+            key_size: 4,
+            value_size: 4,
+            max_entries: 16,
+            name: "runs",
+            ..Default::default()
+        })
+        .unwrap();
+        let p = std::ffi::CString::new(dir.join("runs").to_str().unwrap()).unwrap();
+        ember_sys::obj_pin(ember_sys::AsFd::as_fd(&other), &p).unwrap();
+        let e = EbpfLoader::new()
+            .pin_dir(&dir)
+            .load_file(fixture("load.bpf-el.o"))
+            .unwrap_err();
+        assert!(matches!(e, LoadError::PinMismatch { .. }), "{e}");
+        assert!(e.to_string().contains("value size 4 vs 8"), "{e}");
+        // Views over the pinned map see the kernel's shape, not a guess.
+        let m = ember::Map::from_pin(dir.join("runs")).unwrap();
+        assert_eq!((m.key_size(), m.value_size(), m.max_entries()), (4, 4, 16));
+        assert!(HashMap::<u32, u64>::new(&m).is_err());
+        assert!(HashMap::<u32, u32>::new(&m).is_ok());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(open_fds(), before, "fds leaked");
 }

@@ -16,20 +16,34 @@ impl Loading<'_, '_> {
             return Ok(None);
         }
         let blob = prep::kernel_btf(obj, &self.feat.btf_kinds).map_err(LoadError::Object)?;
-        let mut log = vec![0u8; 64 * 1024];
-        match btf_load(&blob, Some(&mut log)) {
-            Ok(fd) => Ok(Some(fd)),
-            Err(e) => {
-                let text = log_text(&log);
-                // Nothing this loader loads requires BTF (struct_ops would):
-                // go on without it, as libbpf does, and say so.
-                log::warn!("kernel rejected object BTF ({e}); loading without it");
-                self.notes.push(format!(
-                    "kernel rejected object BTF ({e}); loading without it:\n{text}"
-                ));
-                Ok(None)
+        // No log on the first try: at level 1 the kernel logs every type
+        // and fails a valid blob whose log does not fit (as libbpf, ask for
+        // the log only to explain a failure).
+        let e = match btf_load(&blob, None) {
+            Ok(fd) => return Ok(Some(fd)),
+            Err(e) => e,
+        };
+        let mut text = String::new();
+        let mut size = 1 << 16;
+        while size <= MAX_LOG {
+            let mut log = vec![0u8; size];
+            match btf_load(&blob, Some(&mut log)) {
+                // Loaded with a log after failing without one: keep it.
+                Ok(fd) => return Ok(Some(fd)),
+                Err(le) if le.errno == Errno::NOSPC => size *= 4,
+                Err(_) => {
+                    text = log_text(&log);
+                    break;
+                }
             }
         }
+        // Nothing this loader loads requires BTF (struct_ops would): go on
+        // without it, as libbpf does, and say so.
+        log::warn!("kernel rejected object BTF ({e}); loading without it");
+        self.notes.push(format!(
+            "kernel rejected object BTF ({e}); loading without it:\n{text}"
+        ));
+        Ok(None)
     }
 
     pub(super) fn map_create_attr<'a>(
@@ -46,7 +60,12 @@ impl Loading<'_, '_> {
         if m.map_type == MapType::PERF_EVENT_ARRAY && max_entries == 0 {
             max_entries = possible_cpus() as u32;
         }
-        let btf_ids = btf.and_then(|fd| match m.kind {
+        // libbpf gives these no key/value BTF: the kernel refuses it.
+        let no_btf = matches!(
+            m.map_type.0,
+            4 | 7 | 8 | 12 | 13 | 14 | 15 | 16 | 17 | 18 | 22 | 23 | 25 | 33
+        );
+        let btf_ids = btf.filter(|_| !no_btf).and_then(|fd| match m.kind {
             MapKind::Btf => match (m.key_type, m.value_type) {
                 (Some(k), Some(v)) => Some((fd, k.0, v.0)),
                 (None, Some(v)) => Some((fd, 0, v.0)),
@@ -109,12 +128,15 @@ impl Loading<'_, '_> {
         let mut out = Vec::with_capacity(obj.maps.len());
         for m in &obj.maps {
             let name = m.name.to_string();
-            let value_len = if per_cpu(m.map_type) {
-                (m.value_size as usize).next_multiple_of(8) * possible_cpus()
-            } else {
-                m.value_size as usize
+            let max = self.map_create_attr(m, None, None).max_entries;
+            let describe = |fd, reused| {
+                Map::from_fd(name.clone(), fd, reused).map_err(|source| LoadError::Map {
+                    map: name.clone(),
+                    action: "describe",
+                    source,
+                })
             };
-            // Reuse a pinned map.
+            // Reuse a pinned map, if it is the same map.
             if let (Pinning::ByName, Some(dir)) = (m.pinning, &self.cfg.pin_dir) {
                 let path = dir.join(name.replace('.', "_"));
                 if path.exists() {
@@ -123,18 +145,14 @@ impl Loading<'_, '_> {
                         action: "open pinned map",
                         source,
                     })?;
-                    let fd = MapFd::new(fd, m.key_size, value_len).map_err(|_| {
-                        LoadError::PinMismatch {
-                            map: name.clone(),
-                            path: path.clone(),
-                            detail: format!(
-                                "the object wants {}-byte keys and {}-byte values",
-                                m.key_size, m.value_size
-                            ),
-                        }
-                    })?;
-                    let map = Map::new(name, m, fd, true);
-                    map.check_compatible(m, &path)?;
+                    let map = describe(fd, true)?;
+                    if let Some(detail) = map.differs_from(m, max) {
+                        return Err(LoadError::PinMismatch {
+                            map: name,
+                            path,
+                            detail,
+                        });
+                    }
                     self.notes
                         .push(format!("map '{}': reused {}", map.name(), path.display()));
                     out.push(Some(map));
@@ -142,13 +160,7 @@ impl Loading<'_, '_> {
                 }
             }
             let fd = self.create_one(m, btf)?;
-            let max = self.map_create_attr(m, None, None).max_entries;
-            let fd = MapFd::new(fd, m.key_size, value_len).map_err(|source| LoadError::Map {
-                map: name.clone(),
-                action: "describe created map",
-                source,
-            })?;
-            let map = Map::new(name, m, fd, false).with_max_entries(max);
+            let map = describe(fd, false)?;
             self.init_internal(m, &map)?;
             out.push(Some(map));
         }

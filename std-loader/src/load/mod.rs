@@ -31,8 +31,8 @@ use ember_core::object::{
 };
 use ember_core::reloc::{Module, Targets};
 use ember_sys::{
-    AsFd, BorrowedFd, Errno, MapCreate, MapFd, OwnedFd, ProgBtf, ProgLoad, btf_load, map_create,
-    obj_get, obj_pin, prog_load,
+    AsFd, BorrowedFd, Errno, MapCreate, OwnedFd, ProgBtf, ProgLoad, btf_load, map_create, obj_get,
+    obj_pin, prog_load,
 };
 
 pub use self::error::LoadError;
@@ -154,25 +154,13 @@ fn cpath(p: &Path) -> CString {
     CString::new(p.as_os_str().as_encoded_bytes()).unwrap_or_default()
 }
 
-/// Number of possible CPUs (per-CPU map values hold one slot per CPU).
-pub fn possible_cpus() -> usize {
-    std::fs::read_to_string("/sys/devices/system/cpu/possible")
-        .ok()
-        .and_then(|s| {
-            s.trim()
-                .split(',')
-                .map(|r| match r.split_once('-') {
-                    Some((a, b)) => Some(b.parse::<usize>().ok()? + 1 - a.parse::<usize>().ok()?),
-                    None => r.parse::<usize>().ok().map(|_| 1),
-                })
-                .sum::<Option<usize>>()
-        })
-        .unwrap_or(1)
-        .max(1)
-}
+/// The largest verifier or BTF log the kernel accepts (`UINT_MAX >> 2`).
+const MAX_LOG: usize = (u32::MAX >> 2) as usize;
 
-fn per_cpu(t: MapType) -> bool {
-    matches!(t.0, 5 | 6 | 10 | 21)
+/// Number of possible CPUs (per-CPU map values hold one slot per CPU);
+/// 1 when `/sys/devices/system/cpu/possible` cannot be read.
+pub fn possible_cpus() -> usize {
+    ember_sys::cmd::possible_cpus().map_or(1, |n| n.max(1) as usize)
 }
 
 impl EbpfLoader {

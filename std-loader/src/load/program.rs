@@ -76,13 +76,17 @@ impl Loading<'_, '_> {
         if def.xdp_frags {
             flags |= 1 << 5; // BPF_F_XDP_HAS_FRAGS
         }
-        let prog_btf = btf_fd.map(|fd| ProgBtf {
-            fd: fd.as_fd(),
-            func_info: &linked.func_info,
-            func_info_rec_size: FUNC_INFO_SIZE,
-            line_info: &linked.line_info,
-            line_info_rec_size: LINE_INFO_SIZE,
-        });
+        // func/line info name BTF FUNCs: without kernel FUNC support they
+        // were rewritten away, and the kernel would refuse the records.
+        let prog_btf = btf_fd
+            .filter(|_| self.feat.btf_kinds.func)
+            .map(|fd| ProgBtf {
+                fd: fd.as_fd(),
+                func_info: &linked.func_info,
+                func_info_rec_size: FUNC_INFO_SIZE,
+                line_info: &linked.line_info,
+                line_info_rec_size: LINE_INFO_SIZE,
+            });
         let attempt = |log: Option<&mut [u8]>, level: u32| {
             prog_load(&mut ProgLoad {
                 prog_type: def.prog_type.0,
@@ -125,8 +129,8 @@ impl Loading<'_, '_> {
                 Err(e) => {
                     let want = e.log_true_size as usize;
                     let truncated = e.error.errno == Errno::NOSPC || want > size;
-                    if truncated && size < (1 << 30) {
-                        size = if want > size { want } else { size * 4 };
+                    if truncated && size < MAX_LOG {
+                        size = want.max(size * 4).min(MAX_LOG);
                         continue;
                     }
                     let log = log_text(&buf);
