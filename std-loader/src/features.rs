@@ -16,6 +16,8 @@ pub struct Features {
     pub btf_kinds: BtfFeatures,
     /// Whether array maps take `BPF_F_MMAPABLE` (5.5+).
     pub mmapable_arrays: bool,
+    /// Whether programs may call `bpf_get_attach_cookie` (5.15+).
+    pub bpf_cookie: bool,
 }
 
 const KIND_INT: u32 = 1;
@@ -148,7 +150,38 @@ fn probe_now() -> Features {
         btf,
         btf_kinds,
         mmapable_arrays,
+        bpf_cookie: probe_cookie(),
     }
+}
+
+/// A tracepoint program calling `bpf_get_attach_cookie` (helper 174):
+/// `call 174; r0 = 0; exit`.
+fn probe_cookie() -> bool {
+    let insns: [[u8; 8]; 3] = [
+        {
+            let mut i = [0x85, 0, 0, 0, 0, 0, 0, 0];
+            i[4..].copy_from_slice(&174i32.to_ne_bytes());
+            i
+        },
+        [0xb7, 0, 0, 0, 0, 0, 0, 0],
+        [0x95, 0, 0, 0, 0, 0, 0, 0],
+    ];
+    let bytes: Vec<u8> = insns.concat();
+    ember_sys::prog_load(&mut ember_sys::ProgLoad {
+        prog_type: 5,
+        expected_attach_type: 0,
+        insns: &bytes,
+        license: c"GPL",
+        name: "ember_probe",
+        log: None,
+        log_level: 0,
+        prog_flags: 0,
+        btf: None,
+        attach_btf_id: 0,
+        attach_btf_obj_fd: None,
+        fd_array: &[],
+    })
+    .is_ok()
 }
 
 #[cfg(test)]

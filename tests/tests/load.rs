@@ -164,12 +164,13 @@ fn every_fixture_loads_or_fails_as_with_libbpf() {
     assert!(both_loaded >= 2, "too few fixtures load on this kernel");
 }
 
-/// The bytes of global `name` of load.bpf-el.o, read from its map.
-fn global(e: &ember::Ebpf, name: &str, len: usize) -> Vec<u8> {
-    let data = std::fs::read(fixture("load.bpf-el.o")).unwrap();
-    let obj = Object::parse(&data, "load").unwrap();
+/// The bytes of global `name` of fixture `file`, read from its map.
+fn global_of(e: &ember::Ebpf, file: &str, name: &str, len: usize) -> Vec<u8> {
+    let data = std::fs::read(fixture(file)).unwrap();
+    let obj = Object::parse(&data, "x").unwrap();
     let sym = obj.data_symbols.iter().find(|s| s.name == name).unwrap();
-    let map = format!("load{}", sym.section);
+    let prefix = file.split('.').next().unwrap();
+    let map = format!("{prefix}{}", sym.section);
     let v = e
         .map(&map)
         .unwrap()
@@ -180,11 +181,11 @@ fn global(e: &ember::Ebpf, name: &str, len: usize) -> Vec<u8> {
 }
 
 fn global_u64(e: &ember::Ebpf, name: &str) -> u64 {
-    u64::from_ne_bytes(global(e, name, 8).try_into().unwrap())
+    u64::from_ne_bytes(global_of(e, "load.bpf-el.o", name, 8).try_into().unwrap())
 }
 
 fn global_u32(e: &ember::Ebpf, name: &str) -> u32 {
-    u32::from_ne_bytes(global(e, name, 4).try_into().unwrap())
+    u32::from_ne_bytes(global_of(e, "load.bpf-el.o", name, 4).try_into().unwrap())
 }
 
 fn kallsyms_addr(name: &str) -> u64 {
@@ -867,4 +868,70 @@ fn a_different_pinned_map_is_not_reused() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(open_fds(), before, "fds leaked");
+}
+
+fn run_once(prog: &ember::Program) {
+    let pkt = [0u8; 64];
+    prog_test_run(
+        prog.fd(),
+        &mut TestRun {
+            data_in: &pkt,
+            data_out: None,
+            ctx_in: None,
+            ctx_out: None,
+            repeat: 1,
+            flags: 0,
+            cpu: 0,
+            batch_size: 0,
+        },
+    )
+    .expect("test run");
+}
+
+#[test]
+fn kconfig_values_match_the_running_kernel() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let e = EbpfLoader::new()
+        .load_file(fixture("kconfig.bpf-el.o"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    run_once(e.program("read_kconfig").unwrap());
+    let u =
+        |n: &str| u32::from_ne_bytes(global_of(&e, "kconfig.bpf-el.o", n, 4).try_into().unwrap());
+    let cfg = |n: &str| kernel_config(n).unwrap_or_else(|| panic!("{n} not in the kernel config"));
+    let yn = |v: String| match v.as_str() {
+        "y" => 1,
+        "m" => 2,
+        _ => 0,
+    };
+    let wrapper = std::fs::read_to_string("/proc/kallsyms")
+        .unwrap()
+        .lines()
+        .any(|l| l.split_whitespace().nth(2) == Some("__x64_sys_bpf"));
+    assert_eq!(u("syscall_wrapper"), u32::from(wrapper));
+    assert_eq!(u("bpf_cookie"), 1, "6.x kernels have bpf_get_attach_cookie");
+    assert_eq!(u("bpf_syscall"), yn(cfg("CONFIG_BPF_SYSCALL")));
+    assert_eq!(u("hz").to_string(), cfg("CONFIG_HZ"));
+    assert_eq!(u("jit"), yn(cfg("CONFIG_BPF_JIT")));
+    assert_eq!(u("missing"), 0);
+    let host = global_of(&e, "kconfig.bpf-el.o", "hostname", 16);
+    let host =
+        String::from_utf8_lossy(&host[..host.iter().position(|&c| c == 0).unwrap()]).into_owned();
+    assert_eq!(format!("\"{host}\""), cfg("CONFIG_DEFAULT_HOSTNAME"));
+}
+
+#[test]
+fn set_global_of_an_unknown_name_is_an_error() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let e = EbpfLoader::new()
+        .set_global("record_cuont", &5u32.to_ne_bytes())
+        .load_file(fixture("load.bpf-el.o"))
+        .unwrap_err();
+    assert!(matches!(e, LoadError::Global { .. }), "{e}");
+    assert!(e.to_string().contains("record_cuont"), "{e}");
 }

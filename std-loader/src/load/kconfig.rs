@@ -1,5 +1,6 @@
 //! Values for `.kconfig` externs: `LINUX_KERNEL_VERSION` from the running
-//! kernel's release, `CONFIG_*` from `/proc/config.gz` or
+//! kernel's release, `LINUX_HAS_SYSCALL_WRAPPER` from kallsyms,
+//! `LINUX_HAS_BPF_COOKIE` from a probe, options from `/proc/config.gz` or
 //! `/boot/config-<release>`.
 
 use std::collections::HashMap;
@@ -121,8 +122,48 @@ fn encode(btf: &Btf<'_>, ty: TypeId, v: &str, out: &mut [u8]) -> Result<(), Stri
     Ok(())
 }
 
+/// The prefix of syscall wrappers on this architecture (`__x64_sys_bpf`),
+/// as libbpf names them.
+fn syscall_prefix() -> Option<&'static str> {
+    Some(match std::env::consts::ARCH {
+        "x86_64" => "x64",
+        "x86" => "ia32",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        "s390x" => "s390x",
+        "riscv64" => "riscv",
+        "powerpc64" => "powerpc64",
+        "powerpc" => "powerpc",
+        "mips" | "mips64" => "mips",
+        "loongarch64" => "loongarch",
+        _ => return None,
+    })
+}
+
+/// `LINUX_*` values, as config-style text (`y`/`n`, numbers).
+fn virtual_value(name: &str, release: &str, f: &crate::features::Features) -> Option<String> {
+    let yn = |b: bool| if b { "y" } else { "n" }.to_owned();
+    match name {
+        "LINUX_KERNEL_VERSION" => Some(kernel_version(release).to_string()),
+        "LINUX_HAS_BPF_COOKIE" => Some(yn(f.bpf_cookie)),
+        "LINUX_HAS_SYSCALL_WRAPPER" => {
+            // The wrapper exists when the kernel lists __<arch>_sys_bpf.
+            let wrapper = syscall_prefix().map(|p| format!("__{p}_sys_bpf"));
+            let found = wrapper.is_some_and(|w| {
+                matches!(crate::kallsyms::Kallsyms::read(&[w.as_str()]), Ok(Ok(k)) if k.get(&w).is_some())
+            });
+            Some(yn(found))
+        }
+        _ => None,
+    }
+}
+
 /// The initial `.kconfig` map value.
-pub(crate) fn fill(obj: &Object<'_>, size: u32) -> Result<Vec<u8>, LoadError> {
+pub(crate) fn fill(
+    obj: &Object<'_>,
+    size: u32,
+    features: &crate::features::Features,
+) -> Result<Vec<u8>, LoadError> {
     let mut data = vec![0u8; size as usize];
     let Some(btf) = obj.btf.as_ref() else {
         return Ok(data);
@@ -145,16 +186,16 @@ pub(crate) fn fill(obj: &Object<'_>, size: u32) -> Result<Vec<u8>, LoadError> {
             name: x.name.to_owned(),
             reason,
         };
-        if x.name == "LINUX_KERNEL_VERSION" {
-            encode(btf, ty, &kernel_version(&release).to_string(), out).map_err(fail)?;
+        // Virtual values, as libbpf defines them; an unknown LINUX_* is an
+        // error even when weak (libbpf's rule), anything else is a config
+        // option.
+        if let Some(v) = virtual_value(x.name, &release, features) {
+            encode(btf, ty, &v, out).map_err(fail)?;
             continue;
         }
-        if !x.name.starts_with("CONFIG_") {
-            if x.weak {
-                continue;
-            }
+        if x.name.starts_with("LINUX_") {
             return Err(fail(
-                "unknown kconfig extern (not CONFIG_* or LINUX_KERNEL_VERSION)".into(),
+                "unknown virtual extern (LINUX_KERNEL_VERSION, LINUX_HAS_SYSCALL_WRAPPER and LINUX_HAS_BPF_COOKIE are known)".into(),
             ));
         }
         let cfg = config.get_or_insert_with(|| read_config(&release).map(|t| parse_config(&t)));

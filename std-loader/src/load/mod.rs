@@ -301,6 +301,19 @@ impl<'l, 'o> Loading<'l, 'o> {
                 0,
             )));
         }
+        // A mistyped set_global would silently keep the default.
+        for (name, _) in &self.cfg.globals {
+            let known = obj
+                .data_symbols
+                .iter()
+                .any(|d| d.name == name && ember_core::object::is_data_section(d.section));
+            if !known {
+                return Err(LoadError::Global {
+                    name: name.clone(),
+                    reason: "no such variable in .data, .rodata or .bss".into(),
+                });
+            }
+        }
         let kernel = match kernel_btf_needs(obj) {
             Some(needs) => Some(find_kernel_btf(&self.cfg.search).map_err(|source| {
                 LoadError::NoKernelBtf {
