@@ -179,6 +179,12 @@ pub fn kernel_btf(obj: &Object<'_>, feat: &BtfFeatures) -> Result<Vec<u8>> {
     ed.strs.extend_from_slice(btf.strings());
 
     fix_datasecs(&mut ed, obj, feat.datasec)?;
+    // `__hidden` functions are verified with their callers, as statics.
+    for f in obj.functions.iter().filter(|f| f.hidden) {
+        if let Some(at) = f.btf_func.and_then(|id| ed.at(id)) {
+            retype(&mut ed.types, at, BTF_KIND_FUNC, LINKAGE_STATIC);
+        }
+    }
     sanitize(&mut ed, feat)?;
 
     let type_len = ed.types.len().saturating_add(ed.extra.len()) as u32;
@@ -333,11 +339,14 @@ fn fix_datasecs(ed: &mut Edit<'_>, obj: &Object<'_>, datasec: bool) -> Result<()
             for e in t.datasec_entries() {
                 let v = btf.type_by_id(e.type_id)?;
                 let vname = btf.name(&v)?;
-                let off = obj
+                let sym = obj
                     .data_symbols
                     .iter()
-                    .find(|s| s.section == name && s.name == vname)
-                    .map_or(e.offset, |s| s.offset);
+                    .find(|s| s.section == name && s.name == vname);
+                if let (Some(va), Some(true)) = (ed.at(v.id()), sym.map(|s| s.hidden)) {
+                    set(&mut ed.types, va.saturating_add(12), LINKAGE_STATIC);
+                }
+                let off = sym.map_or(e.offset, |s| s.offset);
                 entries.push((e.type_id.0, off, e.size));
             }
         }

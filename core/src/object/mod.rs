@@ -12,7 +12,7 @@ pub mod section;
 
 use alloc::vec::Vec;
 
-use object::read::elf::ElfFile64;
+use object::read::elf::{ElfFile64, Sym as _};
 use object::{
     Endianness, Object as _, ObjectSection as _, ObjectSymbol as _, RelocationFlags,
     RelocationTarget, SectionIndex, SectionKind, SymbolIndex, SymbolKind, SymbolSection,
@@ -101,6 +101,9 @@ pub struct Function<'a> {
     pub global: bool,
     /// Weak binding.
     pub weak: bool,
+    /// Hidden or internal visibility (`__hidden`): global to the linker,
+    /// but verified as a static function, as libbpf does.
+    pub hidden: bool,
     /// Whether this is a program (a function outside `.text`).
     pub is_program: bool,
     /// For programs: what the section name means, `None` when libbpf's
@@ -194,6 +197,11 @@ pub struct Object<'a> {
     pub data_symbols: Vec<DataSymbol<'a>>,
 }
 
+/// `STV_HIDDEN` or `STV_INTERNAL` in a symbol's `st_other`.
+fn hidden(st_other: u8) -> bool {
+    matches!(st_other & 3, 1 | 2)
+}
+
 /// A defined variable symbol in a data section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DataSymbol<'a> {
@@ -203,6 +211,8 @@ pub struct DataSymbol<'a> {
     pub name: &'a str,
     /// Its offset in the section.
     pub offset: u32,
+    /// Hidden or internal visibility: its VAR is given static linkage.
+    pub hidden: bool,
 }
 
 fn e(kind: ErrorKind, at: usize) -> Error {
@@ -351,6 +361,7 @@ impl<'a> Object<'a> {
                                 section: sec.name().unwrap_or(""),
                                 name: sym.name().unwrap_or(""),
                                 offset: sym.address() as u32,
+                                hidden: hidden(sym.elf_symbol().st_other()),
                             },
                         )?;
                     }
@@ -398,6 +409,7 @@ impl<'a> Object<'a> {
                     len: (size / INSN_SIZE as u64) as u32,
                     global,
                     weak: sym.is_weak(),
+                    hidden: hidden(sym.elf_symbol().st_other()),
                     is_program: !is_text,
                     sec_def,
                     attach_target: sec_def.and_then(|d| section::attach_target(d, code.name)),
