@@ -99,11 +99,12 @@ pub fn link_program(
         };
         let src = code.get(f.section).map_or(&[][..], Vec::as_slice);
         let end = f.start.saturating_add(f.len);
-        for r in sec
-            .relocs
-            .iter()
-            .filter(|r| r.insn >= f.start && r.insn < end)
-        {
+        // Relocations are sorted by instruction (Object::parse): this
+        // function's are one run of them.
+        let lo = sec.relocs.partition_point(|r| r.insn < f.start);
+        let hi = sec.relocs.partition_point(|r| r.insn < end);
+        let relocs = sec.relocs.get(lo..hi).unwrap_or(&[]);
+        for r in relocs {
             let pc = piece.start.saturating_add(r.insn - f.start) as usize;
             let at = pc.saturating_mul(INSN_SIZE);
             let mut insn = read_at(&out.insns, pc, obj.endian)
@@ -146,6 +147,10 @@ pub fn link_program(
                     _ => continue,
                 },
             };
+            // Both halves of the LD_IMM64 must be this function's.
+            if r.insn.saturating_add(1) >= end {
+                return Err(Error::new(ErrorKind::CoreBadInsn(insn.code), at));
+            }
             insn.src = src_reg;
             insn.imm = imm;
             write_at(&mut out.insns, pc, obj.endian, &insn);
@@ -157,7 +162,7 @@ pub fn link_program(
         // Calls inside one section that clang resolved without a relocation.
         for k in 0..f.len {
             let si = f.start.saturating_add(k);
-            if sec.relocs.iter().any(|r| r.insn == si) {
+            if relocs.binary_search_by_key(&si, |r| r.insn).is_ok() {
                 continue;
             }
             let Some(insn) = read_at(src, si as usize, obj.endian) else {

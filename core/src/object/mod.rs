@@ -480,6 +480,8 @@ impl<'a> Object<'a> {
                     },
                 )?;
             }
+            // Sorted by instruction, so a function's relocations are one run.
+            relocs.sort_by_key(|r| r.insn);
             for rl in &relocs {
                 if let RelocTarget::Extern(x) = rl.target {
                     if let Some(ext) = self.externs.get_mut(x) {
