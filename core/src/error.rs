@@ -176,6 +176,9 @@ pub enum ErrorKind {
     UnsanitizableKind(u8),
     /// A BPF-to-BPF call at this instruction lands on no function.
     BadCallTarget(u32),
+    /// A DATASEC variable with no ELF symbol (or `.kconfig` extern) to
+    /// place it.
+    VarWithoutSymbol(TypeId),
 }
 
 /// An error from ember-core: what rule was broken, and at which byte offset
@@ -312,6 +315,9 @@ impl fmt::Display for ErrorKind {
             ForeignEndian => f.write_str("object byte order differs from this machine's"),
             UnsanitizableKind(k) => write!(f, "BTF kind {k} cannot be rewritten for the kernel"),
             BadCallTarget(i) => write!(f, "call at instruction {i} lands on no function"),
+            VarWithoutSymbol(id) => {
+                write!(f, "DATASEC variable (type {id}) has no symbol to place it")
+            }
         }
     }
 }

@@ -322,7 +322,7 @@ fn fix_datasecs(ed: &mut Edit<'_>, obj: &Object<'_>, datasec: bool) -> Result<()
                     ExternKind::Kconfig { offset, size } if x.name == vname => Some((offset, size)),
                     _ => None,
                 });
-                let (off, sz) = place.unwrap_or((end, e.size));
+                let (off, sz) = place.ok_or(Error::new(ErrorKind::VarWithoutSymbol(v.id()), at))?;
                 if let Some(va) = ed.at(v.id()) {
                     set(&mut ed.types, va.saturating_add(12), LINKAGE_GLOBAL);
                 }
@@ -346,7 +346,9 @@ fn fix_datasecs(ed: &mut Edit<'_>, obj: &Object<'_>, datasec: bool) -> Result<()
                 if let (Some(va), Some(true)) = (ed.at(v.id()), sym.map(|s| s.hidden)) {
                     set(&mut ed.types, va.saturating_add(12), LINKAGE_STATIC);
                 }
-                let off = sym.map_or(e.offset, |s| s.offset);
+                let off = sym
+                    .ok_or(Error::new(ErrorKind::VarWithoutSymbol(v.id()), at))?
+                    .offset;
                 entries.push((e.type_id.0, off, e.size));
             }
         }
