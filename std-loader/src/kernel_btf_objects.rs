@@ -34,11 +34,12 @@ pub fn kernel_btf_objects(with_bytes: bool) -> Result<Vec<(KernelBtfObject, Vec<
             Err(e) if e.errno == ember_sys::Errno::NOENT => continue,
             Err(e) => return Err(e),
         };
-        let mut bytes = Vec::new();
-        let info = btf_info_full(fd.as_fd(), with_bytes.then_some(&mut bytes))?;
-        if !info.kernel_btf {
+        // Skip program BTF before fetching names and bytes.
+        if !ember_sys::btf_info(fd.as_fd())?.kernel_btf {
             continue;
         }
+        let mut bytes = Vec::new();
+        let info = btf_info_full(fd.as_fd(), with_bytes.then_some(&mut bytes))?;
         let name = info.name().to_owned();
         out.push((KernelBtfObject { name, id, fd }, bytes));
     }

@@ -60,6 +60,16 @@ impl Loading<'_, '_> {
         if m.map_type == MapType::PERF_EVENT_ARRAY && max_entries == 0 {
             max_entries = possible_cpus() as u32;
         }
+        // A ring buffer must be a power-of-two number of pages: round up,
+        // as libbpf does, so `100 * 1024` or 4 KiB on 64 KiB pages work.
+        if m.map_type.0 == 27 || m.map_type.0 == 31 {
+            let page = ember_sys::mmap::page_size() as u32;
+            max_entries = max_entries
+                .max(page)
+                .checked_next_power_of_two()
+                .unwrap_or(max_entries);
+            max_entries = max_entries.next_multiple_of(page);
+        }
         // libbpf gives these no key/value BTF: the kernel refuses it.
         let no_btf = matches!(
             m.map_type.0,

@@ -144,6 +144,10 @@ impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LoadError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            LoadError::Object(e) if e.kind() == ember_core::ErrorKind::ForeignEndian => write!(
+                f,
+                "the object's byte order is not this machine's; build it with -target bpf (host order) or -target bpfel/bpfeb to match"
+            ),
             LoadError::Object(e) => write!(f, "malformed object: {e}"),
             LoadError::NoObjectBtf { object } => write!(
                 f,
