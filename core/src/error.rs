@@ -179,6 +179,10 @@ pub enum ErrorKind {
     /// A DATASEC variable with no ELF symbol (or `.kconfig` extern) to
     /// place it.
     VarWithoutSymbol(TypeId),
+    /// A DATASEC variable placed past the end of its section.
+    VarOutOfSection(TypeId),
+    /// Two DATASEC variables overlap (this one starts inside another).
+    VarsOverlap(TypeId),
 }
 
 /// An error from ember-core: what rule was broken, and at which byte offset
@@ -315,6 +319,10 @@ impl fmt::Display for ErrorKind {
             ForeignEndian => f.write_str("object byte order differs from this machine's"),
             UnsanitizableKind(k) => write!(f, "BTF kind {k} cannot be rewritten for the kernel"),
             BadCallTarget(i) => write!(f, "call at instruction {i} lands on no function"),
+            VarsOverlap(id) => write!(f, "variable (type {id}) overlaps another in its section"),
+            VarOutOfSection(id) => {
+                write!(f, "variable (type {id}) lies past the end of its section")
+            }
             VarWithoutSymbol(id) => {
                 write!(f, "DATASEC variable (type {id}) has no symbol to place it")
             }

@@ -352,8 +352,22 @@ fn fix_datasecs(ed: &mut Edit<'_>, obj: &Object<'_>, datasec: bool) -> Result<()
                 entries.push((e.type_id.0, off, e.size));
             }
         }
-        // The kernel wants entries in increasing, non-overlapping order.
+        // The kernel wants entries inside the section, in increasing,
+        // non-overlapping order.
+        if let Some(&(ty, ..)) = entries
+            .iter()
+            .find(|&&(_, off, sz)| off.checked_add(sz).is_none_or(|e| e > size))
+        {
+            return Err(Error::new(ErrorKind::VarOutOfSection(TypeId(ty)), at));
+        }
         entries.sort_by_key(|&(_, off, _)| off);
+        if let Some(w) = entries
+            .windows(2)
+            .find(|w| matches!(w, [a, b] if b.1 < a.1.saturating_add(a.2)))
+        {
+            let ty = w.get(1).map_or(0, |b| b.0);
+            return Err(Error::new(ErrorKind::VarsOverlap(TypeId(ty)), at));
+        }
         set(&mut ed.types, at.saturating_add(8), size);
         for (i, (ty, off, sz)) in entries.into_iter().enumerate() {
             let e = at.saturating_add(12).saturating_add(i.saturating_mul(12));
