@@ -179,6 +179,7 @@ fn probe_cookie() -> bool {
         btf: None,
         attach_btf_id: 0,
         attach_btf_obj_fd: None,
+        kern_version: 0,
         fd_array: &[],
     })
     .is_ok()

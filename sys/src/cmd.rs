@@ -270,6 +270,9 @@ pub struct ProgLoad<'a> {
     pub attach_btf_id: u32,
     /// BTF object fd of the attach target, for module targets.
     pub attach_btf_obj_fd: Option<BorrowedFd<'a>>,
+    /// `kern_version`: kprobe programs on kernels before 5.0 must carry
+    /// the running kernel's `LINUX_VERSION_CODE`; 0 elsewhere.
+    pub kern_version: u32,
     /// fds that instructions refer to by index: module BTF objects of
     /// kfunc calls (`insn.off` = index; 0 means vmlinux, so slot 0 is
     /// unused).
@@ -340,6 +343,11 @@ pub fn prog_load(p: &mut ProgLoad<'_>) -> core::result::Result<OwnedFd, ProgLoad
         ptr(p.license.as_ptr()),
     );
     put32(&mut a, offset_of!(ProgLoadAttr, prog_flags), p.prog_flags);
+    put32(
+        &mut a,
+        offset_of!(ProgLoadAttr, kern_version),
+        p.kern_version,
+    );
     put_name(&mut a, offset_of!(ProgLoadAttr, prog_name), p.name);
     put32(
         &mut a,

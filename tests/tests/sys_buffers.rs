@@ -137,6 +137,7 @@ fn load(prog_type: u32, name: &str, list: &[Insn]) -> OwnedFd {
         btf: None,
         attach_btf_id: 0,
         attach_btf_obj_fd: None,
+        kern_version: 0,
         fd_array: &[],
     };
     match prog_load(&mut p) {

@@ -91,6 +91,7 @@ fn try_load(
         btf: None,
         attach_btf_id,
         attach_btf_obj_fd: None,
+        kern_version: 0,
         fd_array: &[],
     };
     prog_load(&mut p).map_err(|e| {

@@ -153,6 +153,7 @@ fn prog_load_accepted_and_rejected_with_log() {
             btf: None,
             attach_btf_id: 0,
             attach_btf_obj_fd: None,
+            kern_version: 0,
             fd_array: &[],
         };
         prog_load(&mut p).expect("accepted");

@@ -69,6 +69,16 @@ impl Loading<'_, '_> {
             }
         }
         let license = CString::new(obj.license.unwrap_or("")).unwrap_or_default();
+        // Kernels before 5.0 check a kprobe's version against their own:
+        // SEC("version") when given, else the running kernel's (libbpf).
+        let kern_version = if def.prog_type == ProgType::KPROBE {
+            obj.kern_version.unwrap_or_else(|| {
+                let rel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+                super::kconfig::kernel_version(rel.trim())
+            })
+        } else {
+            0
+        };
         let mut flags = 0;
         if def.sleepable {
             flags |= 1 << 4; // BPF_F_SLEEPABLE
@@ -100,6 +110,7 @@ impl Loading<'_, '_> {
                 btf: prog_btf,
                 attach_btf_id,
                 attach_btf_obj_fd: attach_module.as_ref().map(AsFd::as_fd),
+                kern_version,
                 fd_array,
             })
         };
