@@ -1,7 +1,7 @@
 //! Shared pieces of ember's benches: the libbpf FFI peer and the bare-walk
 //! floor.
 
-use core::ffi::{c_char, c_long, c_void};
+use core::ffi::{CStr, c_char, c_int, c_long, c_void};
 use std::ffi::CString;
 
 #[allow(non_camel_case_types, reason = "mirrors libbpf's C name")]
@@ -68,6 +68,113 @@ impl Drop for LibbpfBtf {
         // SAFETY: self.0 came from btf__parse/btf__new and is freed once.
         unsafe { btf__free(self.0) }
     }
+}
+
+#[allow(non_camel_case_types, reason = "mirrors libbpf's C name")]
+/// libbpf's opaque `struct bpf_object`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct bpf_object {
+    _private: [u8; 0],
+}
+
+#[allow(non_camel_case_types, reason = "mirrors libbpf's C name")]
+/// libbpf's opaque `struct bpf_map`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct bpf_map {
+    _private: [u8; 0],
+}
+
+/// The leading fields of libbpf's `struct bpf_object_open_opts`. `sz`
+/// says how many bytes libbpf may read, so a prefix is a valid opts
+/// struct for every libbpf version (its documented ABI rule).
+#[repr(C)]
+struct OpenOpts {
+    sz: usize,
+    object_name: *const c_char,
+}
+
+unsafe extern "C" {
+    fn bpf_object__open_mem(
+        buf: *const c_void,
+        sz: usize,
+        opts: *const OpenOpts,
+    ) -> *mut bpf_object;
+    fn bpf_object__load(obj: *mut bpf_object) -> c_int;
+    fn bpf_object__close(obj: *mut bpf_object);
+    fn bpf_object__find_map_by_name(obj: *const bpf_object, name: *const c_char) -> *mut bpf_map;
+    fn bpf_map__set_pin_path(map: *mut bpf_map, path: *const c_char) -> c_int;
+    // The callback type has a `va_list` argument, which Rust cannot name;
+    // only NULL (no output) is ever passed, so an untyped pointer will do.
+    fn libbpf_set_print(f: *const c_void) -> *const c_void;
+}
+
+/// An opened libbpf `struct bpf_object` over `'a` bytes; closing it
+/// (on drop) closes every fd its load created.
+#[derive(Debug)]
+pub struct LibbpfObject<'a> {
+    obj: *mut bpf_object,
+    _data: core::marker::PhantomData<&'a [u8]>,
+}
+
+impl<'a> LibbpfObject<'a> {
+    /// `bpf_object__open_mem(data, len, {.object_name = name})`.
+    pub fn open_mem(data: &'a [u8], name: &CStr) -> Option<LibbpfObject<'a>> {
+        let opts = OpenOpts {
+            sz: size_of::<OpenOpts>(),
+            object_name: name.as_ptr(),
+        };
+        // SAFETY: `data` outlives the object (the `'a` marker), `opts` is a
+        // valid prefix of bpf_object_open_opts with its size in `sz`, and
+        // `name` is NUL-terminated and outlives the call (libbpf copies it).
+        let p = unsafe { bpf_object__open_mem(data.as_ptr().cast(), data.len(), &opts) };
+        // SAFETY: libbpf_get_error only inspects the pointer value.
+        let bad = p.is_null() || unsafe { libbpf_get_error(p.cast()) } != 0;
+        (!bad).then_some(LibbpfObject {
+            obj: p,
+            _data: core::marker::PhantomData,
+        })
+    }
+
+    /// `bpf_map__set_pin_path(map, NULL)`: keeps map `name` unpinned
+    /// even if it asks to be pinned by name (libbpf would otherwise pin it
+    /// under /sys/fs/bpf and reuse it on the next load). False when the
+    /// object has no such map.
+    pub fn no_pin(&mut self, name: &CStr) -> bool {
+        // SAFETY: self.obj is a live object; name is NUL-terminated.
+        let map = unsafe { bpf_object__find_map_by_name(self.obj, name.as_ptr()) };
+        // SAFETY: `map` belongs to self.obj; a NULL path is allowed.
+        !map.is_null() && unsafe { bpf_map__set_pin_path(map, core::ptr::null()) } == 0
+    }
+
+    /// `bpf_object__load`: creates maps and loads programs; a negative
+    /// errno on failure.
+    pub fn load(&mut self) -> Result<(), i32> {
+        // SAFETY: self.obj is a live, opened, not yet loaded object.
+        match unsafe { bpf_object__load(self.obj) } {
+            0 => Ok(()),
+            e => Err(e),
+        }
+    }
+}
+
+impl Drop for LibbpfObject<'_> {
+    fn drop(&mut self) {
+        // SAFETY: self.obj came from bpf_object__open_mem and is closed once.
+        unsafe { bpf_object__close(self.obj) }
+    }
+}
+
+/// `libbpf_set_print(NULL)`: silences libbpf's messages.
+pub fn libbpf_silence() {
+    // SAFETY: NULL is libbpf's documented "no output" value.
+    unsafe { libbpf_set_print(core::ptr::null()) };
+}
+
+/// Number of fds this process has open.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count)
 }
 
 /// The floor: walk the type records of a little-endian BTF blob and build

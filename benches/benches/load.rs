@@ -1,0 +1,394 @@
+//! End-to-end open + load of a realistic object (tests/fixtures/load.bpf.c:
+//! kfuncs, ksyms, kconfig, ring buffer, perf array, hash, global data, two
+//! programs), ember side by side with libbpf in the same run, split into
+//! what is ember's and what is the kernel's:
+//!
+//! - `ember_load`: `EbpfLoader::load`, dropped again (every fd closed).
+//! - `libbpf_load`: `bpf_object__open_mem` + `__load` + `__close`.
+//! - `ember_prepare`: ember's steps that make no `bpf(2)` call: parse,
+//!   find and parse kernel BTF, CO-RE, kallsyms, ksyms, the kernel BTF
+//!   blob and linking both programs. Not included: the `.kconfig` value
+//!   (private to the loader; a gunzip of /proc/config.gz).
+//! - `kernel_floor`: only the `bpf(2)` calls a load needs, of artifacts
+//!   prepared once: BTF_LOAD, every MAP_CREATE (with BTF), the initial
+//!   values and freezes of the internal maps, both PROG_LOADs.
+//!
+//! So `ember_load − kernel_floor` is what is not the kernel loading the
+//! object. Before criterion's runs, one interleaved pass prints medians,
+//! the ember/libbpf ratio and `ember_prepare` split into its stages: the
+//! verifier is not what dominates here, reading /proc/kallsyms for the one
+//! untyped ksym is (libbpf reads it too).
+
+use core::hint::black_box;
+use core::time::Duration;
+use std::ffi::CString;
+use std::os::fd::AsRawFd as _;
+use std::path::Path;
+use std::time::Instant;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use ember::btf_source::{BtfSearch, find_kernel_btf, module_btfs};
+use ember::ember_core::btf::{Btf, essential_name};
+use ember::ember_core::insn::{INSN_SIZE, Insn, LD_IMM64, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
+use ember::ember_core::ksym;
+use ember::ember_core::load::{
+    BtfFeatures, FUNC_INFO_SIZE, LINE_INFO_SIZE, Linked, kernel_btf, link_program,
+};
+use ember::ember_core::object::{ExternKind, Object, object_name};
+use ember::ember_core::reloc::{Module, Targets};
+use ember::ember_core::{Endian, object::maps::BPF_F_RDONLY_PROG};
+use ember::ember_sys::{
+    AsFd as _, MapCreate, MapFd, MapInfo, OwnedFd, ProgBtf, ProgLoad, btf_load, map_create,
+    map_info, prog_load,
+};
+use ember::explain::explain;
+use ember::kallsyms::Kallsyms;
+use ember::{Ebpf, EbpfLoader};
+use ember_benches::{LibbpfObject, libbpf_silence, open_fds};
+
+const FILE: &str = "load.bpf-el.o";
+/// The pinned-by-name map, which libbpf would pin under /sys/fs/bpf
+/// (ember pins only with a pin_dir).
+const PINNED_MAP: &core::ffi::CStr = c"runs";
+/// Map references are linked to `PLACEHOLDER + map index` and patched to
+/// real fds per iteration; no process has an fd this high.
+const PLACEHOLDER: i32 = 0x4000_0000;
+
+/// One full ember load; the `Ebpf` is dropped by the caller.
+fn ember_load(bytes: &[u8]) -> Ebpf {
+    EbpfLoader::new().load(bytes, FILE).expect("ember load")
+}
+
+/// One full libbpf load, closed again before returning.
+fn libbpf_load(bytes: &[u8]) {
+    let mut obj = LibbpfObject::open_mem(bytes, c"load").expect("libbpf open");
+    assert!(obj.no_pin(PINNED_MAP), "libbpf: no map 'runs'");
+    obj.load().expect("libbpf load");
+}
+
+/// What ember's preparation produces: the kernel BTF blob and each
+/// program linked with placeholder map fds.
+struct Prepared {
+    blob: Vec<u8>,
+    programs: Vec<(String, Linked)>,
+}
+
+/// The stages of [`ember_prepare`], in order, as `lap` is told them.
+const STAGES: [&str; 8] = [
+    "parse object",
+    "find + parse vmlinux BTF",
+    "module BTFs",
+    "CO-RE (explain)",
+    "read /proc/kallsyms",
+    "ksyms resolve + patch",
+    "kernel BTF blob",
+    "link programs",
+];
+
+/// Every step of `EbpfLoader::load` that makes no `bpf(2)` call, in the
+/// loader's order (std-loader/src/load/mod.rs) and through its public
+/// pieces. `lap(i)` is called as stage `i` of [`STAGES`] ends.
+fn ember_prepare(bytes: &[u8], feat: &BtfFeatures, lap: &mut dyn FnMut(usize)) -> Prepared {
+    let obj = Object::parse(bytes, object_name(FILE)).expect("object");
+    lap(0);
+    let kernel = find_kernel_btf(&BtfSearch::default()).expect("kernel BTF");
+    let main = kernel.btf().expect("vmlinux BTF");
+    lap(1);
+    let mods = module_btfs(None).0;
+    let parsed: Vec<(&str, Btf<'_>)> = mods
+        .iter()
+        .filter_map(|m| Some((m.name.as_str(), m.btf(&main).ok()?)))
+        .collect();
+    let modules: Vec<Module<'_>> = parsed
+        .iter()
+        .map(|(name, btf)| Module { name, btf })
+        .collect();
+    let targets = Targets {
+        main: &main,
+        modules: &modules,
+        is_override: false,
+    };
+    lap(2);
+    let mut code = explain(&obj, &targets).expect("CO-RE").code;
+    lap(3);
+    let untyped: Vec<&str> = obj
+        .externs
+        .iter()
+        .filter(|x| x.kind == ExternKind::UntypedVar)
+        .map(|x| essential_name(x.name))
+        .collect();
+    let kallsyms = if untyped.is_empty() {
+        Kallsyms::default()
+    } else {
+        Kallsyms::read(&untyped)
+            .expect("read kallsyms")
+            .expect("kallsyms")
+    };
+    lap(4);
+    let resolved =
+        ksym::resolve(&obj, &targets, &|n| kallsyms.get(n).map(|k| k.addr)).expect("ksyms");
+    ksym::patch(&obj, &resolved, &mut code, &|_| 0, &|_| 0).expect("ksym patch");
+    lap(5);
+    let blob = kernel_btf(&obj, feat).expect("kernel BTF blob");
+    lap(6);
+    let programs = obj
+        .functions
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.is_program)
+        .map(|(i, f)| {
+            let m = |m: usize| Some(PLACEHOLDER + m as i32);
+            let linked = link_program(&obj, &code, i, &m).expect("link");
+            (f.name.to_owned(), linked)
+        })
+        .collect();
+    lap(7);
+    Prepared { blob, programs }
+}
+
+/// One map as ember created it, read back from the kernel.
+struct FloorMap {
+    info: MapInfo,
+    name: String,
+    /// Initial value of an internal map (global data, `.kconfig`).
+    init: Option<Vec<u8>>,
+}
+
+/// One program as ember loaded it.
+struct FloorProg {
+    name: String,
+    prog_type: u32,
+    expected_attach_type: u32,
+    attach_btf_id: u32,
+    linked: Linked,
+}
+
+/// The artifacts of one ember load, for replaying only its syscalls.
+struct Floor {
+    blob: Vec<u8>,
+    maps: Vec<FloorMap>,
+    progs: Vec<FloorProg>,
+    license: CString,
+}
+
+impl Floor {
+    /// Takes maps (attributes and initial values, as the kernel reports
+    /// them) and program types from a loaded `ebpf`, and BTF and
+    /// instructions from `prep`.
+    fn new(bytes: &[u8], ebpf: &Ebpf, prep: Prepared) -> Floor {
+        let obj = Object::parse(bytes, object_name(FILE)).expect("object");
+        assert_eq!(obj.maps.len(), ebpf.maps().len(), "every map created");
+        let maps = ebpf
+            .maps()
+            .iter()
+            .map(|m| {
+                let info = map_info(m.fd()).expect("map info");
+                // Internal maps are single-slot arrays named `<obj>.<sec>`.
+                let init = m
+                    .name()
+                    .contains('.')
+                    .then(|| m.lookup(&0u32.to_ne_bytes()).expect("lookup"))
+                    .flatten();
+                FloorMap {
+                    info,
+                    name: info.name().to_owned(),
+                    init,
+                }
+            })
+            .collect();
+        let progs = prep
+            .programs
+            .into_iter()
+            .map(|(name, linked)| {
+                let p = ebpf.program(&name).expect("loaded program");
+                assert_eq!(p.insn_count, linked.insns.len() / INSN_SIZE);
+                FloorProg {
+                    prog_type: p.prog_type.0,
+                    expected_attach_type: p.attach_type.map_or(0, |a| a.0),
+                    attach_btf_id: p.attach_btf_id,
+                    name,
+                    linked,
+                }
+            })
+            .collect();
+        Floor {
+            blob: prep.blob,
+            maps,
+            progs,
+            license: CString::new(obj.license.unwrap_or("")).expect("license"),
+        }
+    }
+
+    /// BTF_LOAD, MAP_CREATE (+ UPDATE_ELEM, FREEZE), PROG_LOAD: the
+    /// kernel's share of a load. Returns every fd, for the caller to drop.
+    fn load(&self) -> (OwnedFd, Vec<MapFd>, Vec<OwnedFd>) {
+        let btf = btf_load(&self.blob, None).expect("BTF_LOAD");
+        let maps: Vec<MapFd> = self
+            .maps
+            .iter()
+            .map(|m| {
+                let i = &m.info;
+                let fd = map_create(&MapCreate {
+                    map_type: i.map_type,
+                    key_size: i.key_size,
+                    value_size: i.value_size,
+                    max_entries: i.max_entries,
+                    map_flags: i.map_flags,
+                    name: &m.name,
+                    inner_map_fd: None,
+                    btf: (i.btf_id != 0)
+                        .then(|| (btf.as_fd(), i.btf_key_type_id, i.btf_value_type_id)),
+                    map_extra: i.map_extra,
+                    numa_node: 0,
+                })
+                .expect("MAP_CREATE");
+                // MapFd::new costs one GET_INFO, as in ember's loader.
+                let fd = MapFd::new(fd, i.key_size, i.value_size as usize).expect("map fd");
+                if let Some(v) = &m.init {
+                    fd.update(&0u32.to_ne_bytes(), v, 0).expect("UPDATE_ELEM");
+                    if i.map_flags & BPF_F_RDONLY_PROG != 0 {
+                        fd.freeze().expect("FREEZE");
+                    }
+                }
+                fd
+            })
+            .collect();
+        let raw: Vec<i32> = maps.iter().map(|m| m.fd().as_raw_fd()).collect();
+        let progs = self
+            .progs
+            .iter()
+            .map(|p| {
+                let insns = with_fds(&p.linked.insns, &raw);
+                prog_load(&mut ProgLoad {
+                    prog_type: p.prog_type,
+                    expected_attach_type: p.expected_attach_type,
+                    insns: &insns,
+                    license: &self.license,
+                    name: &p.name,
+                    log: None,
+                    log_level: 0,
+                    prog_flags: 0,
+                    btf: Some(ProgBtf {
+                        fd: btf.as_fd(),
+                        func_info: &p.linked.func_info,
+                        func_info_rec_size: FUNC_INFO_SIZE,
+                        line_info: &p.linked.line_info,
+                        line_info_rec_size: LINE_INFO_SIZE,
+                    }),
+                    attach_btf_id: p.attach_btf_id,
+                    attach_btf_obj_fd: None,
+                    kern_version: 0,
+                    fd_array: &[],
+                })
+                .expect("PROG_LOAD")
+            })
+            .collect();
+        (btf, maps, progs)
+    }
+}
+
+/// `insns` with each placeholder map reference replaced by the map's fd.
+fn with_fds(insns: &[u8], fds: &[i32]) -> Vec<u8> {
+    let mut out = insns.to_vec();
+    for w in out.chunks_exact_mut(INSN_SIZE) {
+        let mut insn = Insn::decode(w.try_into().expect("8 bytes"), Endian::NATIVE);
+        let m = usize::try_from(insn.imm.wrapping_sub(PLACEHOLDER)).ok();
+        let is_map = insn.code == LD_IMM64 && matches!(insn.src, PSEUDO_MAP_FD | PSEUDO_MAP_VALUE);
+        if let (true, Some(&fd)) = (is_map, m.and_then(|m| fds.get(m))) {
+            insn.imm = fd;
+            w.copy_from_slice(&insn.encode(Endian::NATIVE));
+        }
+    }
+    out
+}
+
+/// Medians of `N` interleaved runs of each case, so one pass gives ratios
+/// free of drift between criterion's runs, with `ember_prepare` split into
+/// its stages.
+fn summary(bytes: &[u8], feat: &BtfFeatures, floor: &Floor) {
+    const N: usize = 21;
+    let mut t = [const { Vec::new() }; 4];
+    let mut stages = [const { Vec::new() }; STAGES.len()];
+    for _ in 0..N {
+        let s = Instant::now();
+        drop(ember_load(bytes));
+        t[0].push(s.elapsed());
+        let s = Instant::now();
+        libbpf_load(bytes);
+        t[1].push(s.elapsed());
+        let s = Instant::now();
+        let mut last = s;
+        drop(ember_prepare(bytes, feat, &mut |i| {
+            let now = Instant::now();
+            stages[i].push(now - last);
+            last = now;
+        }));
+        t[2].push(s.elapsed());
+        let s = Instant::now();
+        drop(floor.load());
+        t[3].push(s.elapsed());
+    }
+    let ms = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2].as_secs_f64() * 1e3
+    };
+    let [a, b, c, d] = t.map(ms);
+    let pct = |x: f64| 100.0 * x / a;
+    println!("medians of {N} interleaved runs (ms; % of ember_load):");
+    println!("  ember_load                   {a:8.3}");
+    println!(
+        "  libbpf_load                  {b:8.3}   ember/libbpf = {:.2}",
+        a / b
+    );
+    println!("  ember_prepare                {c:8.3}   {:3.0}%", pct(c));
+    for (name, v) in STAGES.iter().zip(stages) {
+        let x = ms(v);
+        println!("    {name:<26} {x:8.3}   {:3.0}%", pct(x));
+    }
+    println!("  kernel_floor                 {d:8.3}   {:3.0}%", pct(d));
+    println!(
+        "  ember_load - kernel_floor    {:8.3}   {:3.0}% is not the kernel loading the object",
+        a - d,
+        pct(a - d)
+    );
+}
+
+fn load(c: &mut Criterion) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/load.bpf-el.o");
+    let bytes = std::fs::read(&path).expect("load.bpf-el.o");
+    // Both loaders must succeed before anything is timed; a kernel that
+    // cannot load the object (no root, no BTF) skips the group.
+    let first = match EbpfLoader::new().load(&bytes, FILE) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("skipping: ember cannot load {FILE} here: {e}");
+            return;
+        }
+    };
+    libbpf_load(&bytes);
+    libbpf_silence();
+    let feat = ember::features::probe().btf_kinds;
+    let floor = Floor::new(&bytes, &first, ember_prepare(&bytes, &feat, &mut |_| {}));
+    drop(first);
+    drop(floor.load());
+
+    let fds = open_fds();
+    summary(&bytes, &feat, &floor);
+
+    let mut g = c.benchmark_group("load");
+    g.bench_function("ember_load", |b| b.iter(|| ember_load(black_box(&bytes))));
+    g.bench_function("libbpf_load", |b| b.iter(|| libbpf_load(black_box(&bytes))));
+    g.bench_function("ember_prepare", |b| {
+        b.iter(|| ember_prepare(black_box(&bytes), &feat, &mut |_| {}))
+    });
+    g.bench_function("kernel_floor", |b| b.iter(|| floor.load()));
+    g.finish();
+    assert_eq!(open_fds(), fds, "an fd leaked across iterations");
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(4));
+    targets = load
+}
+criterion_main!(benches);
