@@ -55,6 +55,9 @@ int main(int argc, char **argv)
 		       bpf_map__key_size(map), bpf_map__value_size(map),
 		       bpf_map__max_entries(map));
 	}
+	/* libbpf pins by-name maps under /sys/fs/bpf by default: leave
+	 * nothing behind for the next run to reuse. */
+	bpf_object__unpin_maps(obj, NULL);
 	bpf_object__close(obj);
 	return 0;
 }

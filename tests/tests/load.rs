@@ -39,8 +39,24 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-/// A fresh directory in a bpffs.
-fn bpffs_dir(name: &str) -> Option<PathBuf> {
+/// A fresh directory in a bpffs, removed (with what was pinned in it) when
+/// dropped, also when the test fails.
+struct BpffsDir(PathBuf);
+
+impl Drop for BpffsDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl std::ops::Deref for BpffsDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+fn bpffs_dir(name: &str) -> Option<BpffsDir> {
     let st = Command::new("stat")
         .args(["-f", "-c", "%T", "/sys/fs/bpf"])
         .output()
@@ -55,7 +71,7 @@ fn bpffs_dir(name: &str) -> Option<PathBuf> {
     ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("bpffs dir");
-    Some(d)
+    Some(BpffsDir(d))
 }
 
 fn objects() -> Vec<PathBuf> {
@@ -527,7 +543,7 @@ fn pinned_maps_are_reused() {
     let before = open_fds();
     {
         let first = EbpfLoader::new()
-            .pin_dir(&dir)
+            .pin_dir(dir.to_path_buf())
             .load_file(fixture("load.bpf-el.o"))
             .unwrap();
         assert_eq!(first.pinned, vec![dir.join("runs")]);
@@ -535,7 +551,7 @@ fn pinned_maps_are_reused() {
         runs.insert(&5, &55, 0).unwrap();
         drop(first);
         let second = EbpfLoader::new()
-            .pin_dir(&dir)
+            .pin_dir(dir.to_path_buf())
             .load_file(fixture("load.bpf-el.o"))
             .unwrap();
         let m = second.map("runs").unwrap();
@@ -551,7 +567,6 @@ fn pinned_maps_are_reused() {
             Some(55u64.to_ne_bytes().to_vec())
         );
     }
-    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(open_fds(), before, "fds leaked");
 }
 
@@ -663,7 +678,6 @@ fn no_kernel_btf_in_a_private_mount_namespace() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("prog on_newtask type tracing"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -675,7 +689,7 @@ fn cli_load_prints_and_pins() {
     let Some(dir) = bpffs_dir("cli") else { return };
     let out = Command::new(ember_bin())
         .args(["load", "--verbose", "--pin"])
-        .arg(&dir)
+        .arg(&*dir)
         .arg(fixture("load.bpf-el.o"))
         .output()
         .unwrap();
@@ -697,7 +711,6 @@ fn cli_load_prints_and_pins() {
     for pinned in ["runs", "records", "emit", "on_newtask"] {
         assert!(dir.join(pinned).exists(), "{pinned} not pinned");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -864,7 +877,7 @@ fn a_different_pinned_map_is_not_reused() {
         let p = std::ffi::CString::new(dir.join("runs").to_str().unwrap()).unwrap();
         ember_sys::obj_pin(ember_sys::AsFd::as_fd(&other), &p).unwrap();
         let e = EbpfLoader::new()
-            .pin_dir(&dir)
+            .pin_dir(dir.to_path_buf())
             .load_file(fixture("load.bpf-el.o"))
             .unwrap_err();
         assert!(matches!(e, LoadError::PinMismatch { .. }), "{e}");
@@ -875,7 +888,6 @@ fn a_different_pinned_map_is_not_reused() {
         assert!(HashMap::<u32, u64>::new(&m).is_err());
         assert!(HashMap::<u32, u32>::new(&m).is_ok());
     }
-    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(open_fds(), before, "fds leaked");
 }
 
@@ -943,4 +955,35 @@ fn set_global_of_an_unknown_name_is_an_error() {
         .unwrap_err();
     assert!(matches!(e, LoadError::Global { .. }), "{e}");
     assert!(e.to_string().contains("record_cuont"), "{e}");
+}
+
+/// Fuzzer finds, kept: objects on which load preparation once produced BTF
+/// that neither ember's parser nor the kernel accepts.
+#[test]
+fn fuzz_regressions_load_prep() {
+    let dir = root().join("fuzz/regressions/load_prep");
+    let none = BtfFeatures {
+        func: false,
+        global_func: false,
+        datasec: false,
+        qmark_datasec: false,
+        float: false,
+        decl_tag: false,
+        type_tag: false,
+        enum64: false,
+    };
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).expect("regressions") {
+        let data = std::fs::read(e.expect("entry").path()).expect("read");
+        let Ok(obj) = Object::parse(&data, "fuzz") else {
+            continue;
+        };
+        for feat in [BtfFeatures::default(), none] {
+            if let Ok(b) = kernel_btf(&obj, &feat) {
+                Btf::parse(&b).expect("rewritten BTF parses");
+            }
+        }
+        n += 1;
+    }
+    assert!(n > 0);
 }
