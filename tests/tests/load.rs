@@ -49,7 +49,7 @@ impl Drop for BpffsDir {
     }
 }
 
-impl std::ops::Deref for BpffsDir {
+impl core::ops::Deref for BpffsDir {
     type Target = Path;
     fn deref(&self) -> &Path {
         &self.0
