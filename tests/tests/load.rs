@@ -919,6 +919,11 @@ fn kconfig_values_match_the_running_kernel() {
         .load_file(fixture("kconfig.bpf-el.o"))
         .unwrap_or_else(|e| panic!("{e}"));
     run_once(e.program("read_kconfig").unwrap());
+    // Internal maps are described by their DATASECs, .kconfig included.
+    for m in ["kconfig.kconfig", "kconfig.bss"] {
+        let info = ember_sys::map_info(e.map(m).unwrap().fd()).unwrap();
+        assert_ne!(info.btf_value_type_id, 0, "{m} has no BTF value type");
+    }
     let u =
         |n: &str| u32::from_ne_bytes(global_of(&e, "kconfig.bpf-el.o", n, 4).try_into().unwrap());
     let cfg = |n: &str| kernel_config(n).unwrap_or_else(|| panic!("{n} not in the kernel config"));

@@ -432,7 +432,14 @@ impl<'a> Object<'a> {
             try_push(&mut obj.maps, Map::internal(name, d, i))?;
         }
         if let Some(size) = kconfig_size(&obj.externs) {
-            try_push(&mut obj.maps, Map::kconfig(name, size))?;
+            let mut m = Map::kconfig(name, size);
+            // Described by its DATASEC, as libbpf does (sized to match when
+            // the BTF goes to the kernel).
+            m.btf_id = obj
+                .btf
+                .as_ref()
+                .and_then(|b| b.find_by_name_kind(".kconfig", Kind::Datasec));
+            try_push(&mut obj.maps, m)?;
         }
         maps::link_inner_and_initializers(
             &elf,
