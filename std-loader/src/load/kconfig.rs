@@ -13,9 +13,14 @@ use super::LoadError;
 
 /// `KERNEL_VERSION(a, b, c)` of a release string such as `6.18.0-1-amd64`.
 pub(crate) fn kernel_version(release: &str) -> u32 {
+    // Only the dotted numbers before any suffix count: 6.18-rc1 is 6.18.0.
+    let end = release
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(release.len());
     let mut parts = release
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
+        .get(..end)
+        .unwrap_or("")
+        .split('.')
         .map(|s| s.parse::<u32>().unwrap_or(0));
     let a = parts.next().unwrap_or(0);
     let b = parts.next().unwrap_or(0);
@@ -221,6 +226,7 @@ mod tests {
     fn versions_and_config_lines() {
         assert_eq!(kernel_version("6.18.0-1-amd64"), (6 << 16) | (18 << 8));
         assert_eq!(kernel_version("4.19.300"), (4 << 16) | (19 << 8) | 255);
+        assert_eq!(kernel_version("6.18-rc1"), (6 << 16) | (18 << 8));
         let c = parse_config("CONFIG_HZ=250\n# CONFIG_FOO is not set\nCONFIG_S=\"x\"\n");
         assert_eq!(c.get("CONFIG_HZ").map(String::as_str), Some("250"));
         assert_eq!(c.get("CONFIG_FOO").map(String::as_str), Some("n"));
