@@ -992,3 +992,26 @@ fn fuzz_regressions_load_prep() {
     }
     assert!(n > 0);
 }
+
+#[test]
+fn struct_ops_and_freplace_are_refused_by_name() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let data = std::fs::read(fixture("sections.bpf-el.o")).unwrap();
+    let obj = Object::parse(&data, "sections").unwrap();
+    for keep in ["prog_28", "prog_78"] {
+        let mut l = EbpfLoader::new();
+        for f in obj.programs().filter(|f| f.name != keep) {
+            l = l.autoload(f.name, false);
+        }
+        let e = l.load(&data, "sections.bpf-el.o").unwrap_err();
+        assert!(matches!(e, LoadError::Unsupported { .. }), "{keep}: {e}");
+        assert!(
+            e.to_string()
+                .contains(&format!("autoload(\"{keep}\", false)")),
+            "{e}"
+        );
+    }
+}

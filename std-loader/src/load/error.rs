@@ -87,6 +87,13 @@ pub enum LoadError {
         /// The bpf(2) error.
         source: ember_sys::SysError,
     },
+    /// Something this loader does not load yet.
+    Unsupported {
+        /// The program.
+        program: String,
+        /// What is missing.
+        what: String,
+    },
     /// A program's section name does not say what it is.
     UnknownSection {
         /// The program.
@@ -179,6 +186,10 @@ impl fmt::Display for LoadError {
             } => write!(
                 f,
                 "{needed_by} needs module '{module}', whose BTF object cannot be opened: {source}"
+            ),
+            LoadError::Unsupported { program, what } => write!(
+                f,
+                "program '{program}': ember does not load {what} yet; skip it with autoload(\"{program}\", false)"
             ),
             LoadError::UnknownSection { program, section } => write!(
                 f,

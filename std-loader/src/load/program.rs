@@ -37,6 +37,15 @@ impl Loading<'_, '_> {
             program: f.name.to_owned(),
             section: section.clone(),
         })?;
+        if matches!(def.prog_type, ProgType::STRUCT_OPS | ProgType::EXT) {
+            return Err(LoadError::Unsupported {
+                program: f.name.to_owned(),
+                what: format!(
+                    "{} programs (they need a struct_ops map or a target program)",
+                    def.prog_type
+                ),
+            });
+        }
         let linked = prep::link_program(obj, code, fi, map_fd).map_err(LoadError::Object)?;
         let mut attach_btf_id = 0;
         let mut attach_module: Option<OwnedFd> = None;
