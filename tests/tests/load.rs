@@ -258,22 +258,7 @@ fn load_fixture_round_trip() {
         let cpus = ember_sys::perf::online_cpus().unwrap();
         let mut perf = PerfBuffer::new(e.map("perf").unwrap().map_fd(), &cpus, 2).expect("perf");
 
-        let pkt = [0u8; 64];
-        let r = prog_test_run(
-            emit.fd(),
-            &mut TestRun {
-                data_in: &pkt,
-                data_out: None,
-                ctx_in: None,
-                ctx_out: None,
-                repeat: 1,
-                flags: 0,
-                cpu: 0,
-                batch_size: 0,
-            },
-        )
-        .expect("test run");
-        assert_eq!(r.retval, 0);
+        assert_eq!(run(emit, 1), 0);
 
         // .rodata knob set before load: 5 records, in order, then the
         // discarded one skipped.
@@ -821,21 +806,7 @@ fn objects_without_btf() {
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(e.btf_fd().is_none());
         let prog = e.program("count").unwrap();
-        let pkt = [0u8; 64];
-        prog_test_run(
-            prog.fd(),
-            &mut TestRun {
-                data_in: &pkt,
-                data_out: None,
-                ctx_in: None,
-                ctx_out: None,
-                repeat: 2,
-                flags: 0,
-                cpu: 0,
-                batch_size: 0,
-            },
-        )
-        .expect("test run");
+        run(prog, 2);
         let hits = HashMap::<u32, u64>::new(e.map("hits").unwrap()).unwrap();
         assert_eq!(hits.get(&0).unwrap(), Some(1));
         let bss = e.map("legacy.bss").unwrap();
@@ -891,22 +862,20 @@ fn a_different_pinned_map_is_not_reused() {
     assert_eq!(open_fds(), before, "fds leaked");
 }
 
-fn run_once(prog: &ember::Program) {
+/// Runs `prog` `repeat` times on a zeroed 64-byte packet; its return value.
+fn run(prog: &ember::Program, repeat: u32) -> u32 {
     let pkt = [0u8; 64];
-    prog_test_run(
-        prog.fd(),
-        &mut TestRun {
-            data_in: &pkt,
-            data_out: None,
-            ctx_in: None,
-            ctx_out: None,
-            repeat: 1,
-            flags: 0,
-            cpu: 0,
-            batch_size: 0,
-        },
-    )
-    .expect("test run");
+    let mut t = TestRun {
+        data_in: &pkt,
+        data_out: None,
+        ctx_in: None,
+        ctx_out: None,
+        repeat,
+        flags: 0,
+        cpu: 0,
+        batch_size: 0,
+    };
+    prog_test_run(prog.fd(), &mut t).expect("test run").retval
 }
 
 #[test]
@@ -918,7 +887,7 @@ fn kconfig_values_match_the_running_kernel() {
     let e = EbpfLoader::new()
         .load_file(fixture("kconfig.bpf-el.o"))
         .unwrap_or_else(|e| panic!("{e}"));
-    run_once(e.program("read_kconfig").unwrap());
+    run(e.program("read_kconfig").unwrap(), 1);
     // Internal maps are described by their DATASECs, .kconfig included.
     for m in ["kconfig.kconfig", "kconfig.bss"] {
         let info = ember_sys::map_info(e.map(m).unwrap().fd()).unwrap();
@@ -966,6 +935,8 @@ fn set_global_of_an_unknown_name_is_an_error() {
 /// that neither ember's parser nor the kernel accepts.
 #[test]
 fn fuzz_regressions_load_prep() {
+    // Reading files opens fds: keep out of the fd-counting tests' way.
+    let _s = serial();
     let dir = root().join("fuzz/regressions/load_prep");
     let none = BtfFeatures {
         func: false,
