@@ -169,18 +169,10 @@ fn probe_cookie() -> bool {
     let bytes: Vec<u8> = insns.concat();
     ember_sys::prog_load(&mut ember_sys::ProgLoad {
         prog_type: 5,
-        expected_attach_type: 0,
         insns: &bytes,
         license: c"GPL",
         name: "ember_probe",
-        log: None,
-        log_level: 0,
-        prog_flags: 0,
-        btf: None,
-        attach_btf_id: 0,
-        attach_btf_obj_fd: None,
-        kern_version: 0,
-        fd_array: &[],
+        ..Default::default()
     })
     .is_ok()
 }

@@ -246,7 +246,9 @@ impl MapFd {
 }
 
 /// What `BPF_PROG_LOAD` needs.
-#[derive(Debug)]
+/// `Default` leaves every field empty, so callers name only what they set
+/// and new fields do not break them.
+#[derive(Debug, Default)]
 pub struct ProgLoad<'a> {
     /// `enum bpf_prog_type`.
     pub prog_type: u32,
