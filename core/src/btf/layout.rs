@@ -97,12 +97,14 @@ impl Btf<'_> {
                     let align = self.align_of_depth(m.type_id, next)?;
                     // A non-bitfield member off its natural alignment means
                     // the struct is packed.
-                    if m.bitfield_size == 0 && m.bit_offset % (8u32.saturating_mul(align)) != 0 {
+                    if m.bitfield_size == 0
+                        && !m.bit_offset.is_multiple_of(8u32.saturating_mul(align))
+                    {
                         return Ok(1);
                     }
                     max = max.max(align);
                 }
-                if t.size() % max != 0 {
+                if !t.size().is_multiple_of(max) {
                     return Ok(1);
                 }
                 Ok(max)

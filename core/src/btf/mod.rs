@@ -401,10 +401,10 @@ impl<'a> Btf<'a> {
     /// void and ids past the end.
     #[inline]
     pub fn get(&self, id: TypeId) -> Option<Type<'a>> {
-        if id.0 < self.start_id {
+        let Some(own) = id.0.checked_sub(self.start_id) else {
             return self.base?.get(id);
-        }
-        let off = usz(*self.offsets.get(usz(id.0 - self.start_id))?);
+        };
+        let off = usz(*self.offsets.get(usz(own))?);
         let info = u32_at(self.data, off.saturating_add(4), self.endian)?;
         let kind = info_kind(info);
         let len = if kind <= BTF_KIND_MAX {

@@ -300,7 +300,7 @@ impl<'a> Type<'a> {
     }
 
     fn tail(&self, elem: usize) -> Tail<'a> {
-        let start = TYPE_LEN + fixed_tail_size(self.raw_kind());
+        let start = TYPE_LEN.saturating_add(fixed_tail_size(self.raw_kind()));
         Tail {
             bytes: self.rec.get(start..).unwrap_or(&[]),
             elem,

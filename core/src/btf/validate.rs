@@ -101,7 +101,7 @@ impl<'a> Btf<'a> {
         let types = data.get(..types_end).unwrap_or(&[]);
         // vmlinux BTF averages ~25 bytes a record; grow from there.
         self.offsets
-            .try_reserve(types_len / 24 + 16)
+            .try_reserve((types_len / 24).saturating_add(16))
             .map_err(|_| Error::new(ErrorKind::OutOfMemory, types_at))?;
         let str_end = self.start_str_off.saturating_add(self.strs.len() as u32);
         let max_own = limits::MAX_TYPES
@@ -114,7 +114,7 @@ impl<'a> Btf<'a> {
             kinds: alloc::vec::Vec::new(),
         };
         refs.kinds
-            .try_reserve(types_len / 24 + 16)
+            .try_reserve((types_len / 24).saturating_add(16))
             .map_err(|_| Error::new(ErrorKind::OutOfMemory, types_at))?;
         let mut off = types_at;
         while off < types_end {
@@ -159,7 +159,7 @@ impl<'a> Btf<'a> {
                 &mut refs,
             )?;
             if self.offsets.len() == self.offsets.capacity() {
-                let more = self.offsets.len() / 2 + 16;
+                let more = (self.offsets.len() / 2).saturating_add(16);
                 self.offsets
                     .try_reserve(more)
                     .and_then(|()| refs.kinds.try_reserve(more))
@@ -252,7 +252,7 @@ impl<'a> Btf<'a> {
                 }
                 if v >> 28 != 0
                     || bits > 128
-                    || bits + boff > size_or_type * 8
+                    || bits.saturating_add(boff) > size_or_type.saturating_mul(8)
                     || !matches!(enc, 0 | 1 | 2 | 4)
                 {
                     return fail(ErrorKind::BadInt(v), off);
@@ -359,7 +359,7 @@ impl<'a> Btf<'a> {
                         return fail(ErrorKind::BadStrOffset(pn), off);
                     }
                     refs.see(pt, off);
-                    if pt == 0 && (pn != 0 || i + 1 != n) {
+                    if pt == 0 && (pn != 0 || i.saturating_add(1) != n) {
                         return fail(ErrorKind::BadVarargs, off);
                     }
                 }

@@ -8,8 +8,8 @@ use alloc::vec::Vec;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::insn::{
-    CALL, INSN_SIZE, Insn, LD_IMM64, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
-    read_at, write_at,
+    CALL, INSN_SIZE, INSN_SIZE_U32, Insn, LD_IMM64, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_MAP_FD,
+    PSEUDO_MAP_VALUE, read_at, write_at,
 };
 use crate::object::{ExternKind, MapKind, Object, RelocTarget};
 
@@ -47,7 +47,7 @@ impl Linked {
             .iter()
             .filter(|p| p.start <= pc)
             .max_by_key(|p| p.start)
-            .map(|p| (p.func, pc - p.start))
+            .map(|p| (p.func, pc.saturating_sub(p.start)))
     }
 
     /// The line_info record (file, line text, line:col) covering `pc`.
@@ -105,7 +105,7 @@ pub fn link_program(
         let hi = sec.relocs.partition_point(|r| r.insn < end);
         let relocs = sec.relocs.get(lo..hi).unwrap_or(&[]);
         for r in relocs {
-            let pc = piece.start.saturating_add(r.insn - f.start) as usize;
+            let pc = piece.start.saturating_add(r.insn.saturating_sub(f.start)) as usize;
             let at = pc.saturating_mul(INSN_SIZE);
             let mut insn = read_at(&out.insns, pc, obj.endian)
                 .ok_or(Error::new(ErrorKind::BadInsnOffset(r.insn), at))?;
@@ -119,7 +119,7 @@ pub fn link_program(
             let (src_reg, imm, hi) = match r.target {
                 RelocTarget::Function(g) => {
                     let start = callee(obj, code, g, &mut out)?;
-                    let rel = i64::from(start) - pc as i64 - 1;
+                    let rel = i64::from(start).saturating_sub(pc as i64).saturating_sub(1);
                     if insn.code == CALL {
                         insn.src = PSEUDO_CALL;
                         insn.imm = rel as i32;
@@ -171,7 +171,9 @@ pub fn link_program(
             if insn.code != CALL || insn.src != PSEUDO_CALL {
                 continue;
             }
-            let target = i64::from(si) + i64::from(insn.imm) + 1;
+            let target = i64::from(si)
+                .saturating_add(i64::from(insn.imm))
+                .saturating_add(1);
             let g = obj
                 .functions
                 .iter()
@@ -180,7 +182,9 @@ pub fn link_program(
             let start = callee(obj, code, g, &mut out)?;
             let pc = piece.start.saturating_add(k);
             let mut patched = insn;
-            patched.imm = (i64::from(start) - i64::from(pc) - 1) as i32;
+            patched.imm = i64::from(start)
+                .saturating_sub(i64::from(pc))
+                .saturating_sub(1) as i32;
             write_at(&mut out.insns, pc as usize, obj.endian, &patched);
         }
     }
@@ -228,8 +232,9 @@ fn ext_records(obj: &Object<'_>, out: &mut Linked) -> Result<()> {
         };
         let end = f.start.saturating_add(f.len);
         let here = |off: u32| {
-            let i = off / INSN_SIZE as u32;
-            (i >= f.start && i < end).then(|| p.start.saturating_add(i - f.start))
+            let i = off / INSN_SIZE_U32;
+            let within = i.checked_sub(f.start).filter(|_| i < end)?;
+            Some(p.start.saturating_add(within))
         };
         for b in ext.func_info() {
             if btf.str_at(b.sec_name_off).ok() != Some(sec.name) {

@@ -343,7 +343,7 @@ pub(super) fn legacy_maps<'a>(
     syms.sort_by_key(|s| s.address());
     for sym in syms {
         let off = sym.address() as usize;
-        let w = |i: usize| u32_at(data, off.saturating_add(i * 4), e);
+        let w = |i: usize| u32_at(data, off.saturating_add(i.saturating_mul(4)), e);
         let (Some(t), Some(k), Some(v), Some(n)) = (w(0), w(1), w(2), w(3)) else {
             return Err(Error::new(ErrorKind::Truncated, off));
         };

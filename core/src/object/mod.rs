@@ -25,7 +25,7 @@ use crate::btf::{Btf, Kind, TypeId};
 use crate::bytes::Endian;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ext::BtfExt;
-use crate::insn::{self, INSN_SIZE, Insn};
+use crate::insn::{self, INSN_SIZE, INSN_SIZE_I64, INSN_SIZE_U32, INSN_SIZE_U64, Insn};
 
 /// `R_BPF_64_64`: an LD_IMM64 of a map, data or extern address.
 pub const R_BPF_64_64: u32 = 1;
@@ -384,8 +384,8 @@ impl<'a> Object<'a> {
                 .code
                 .get(ci)
                 .ok_or(e(ErrorKind::BadCodeLayout(si as u32), 0))?;
-            if addr % INSN_SIZE as u64 != 0
-                || size % INSN_SIZE as u64 != 0
+            if !addr.is_multiple_of(INSN_SIZE_U64)
+                || !size.is_multiple_of(INSN_SIZE_U64)
                 || addr.saturating_add(size) > code.bytes.len() as u64
             {
                 return Err(e(ErrorKind::BadCodeLayout(sym.index().0 as u32), 0));
@@ -405,8 +405,8 @@ impl<'a> Object<'a> {
                 Function {
                     name: sname,
                     section: ci,
-                    start: (addr / INSN_SIZE as u64) as u32,
-                    len: (size / INSN_SIZE as u64) as u32,
+                    start: (addr / INSN_SIZE_U64) as u32,
+                    len: (size / INSN_SIZE_U64) as u32,
                     global,
                     weak: sym.is_weak(),
                     hidden: hidden(sym.elf_symbol().st_other()),
@@ -471,10 +471,10 @@ impl<'a> Object<'a> {
                 if matches!(r_type, R_BPF_64_ABS32 | R_BPF_64_NODYLD32) {
                     continue;
                 }
-                if off % INSN_SIZE as u64 != 0 || off >= code.bytes.len() as u64 {
+                if !off.is_multiple_of(INSN_SIZE_U64) || off >= code.bytes.len() as u64 {
                     return Err(e(ErrorKind::BadInsnOffset(off as u32), 0));
                 }
-                let insn_idx = (off / INSN_SIZE as u64) as u32;
+                let insn_idx = (off / INSN_SIZE_U64) as u32;
                 let RelocationTarget::Symbol(si) = r.target() else {
                     return Err(e(ErrorKind::UnsupportedReloc(r_type), 0));
                 };
@@ -521,7 +521,7 @@ impl<'a> Object<'a> {
             .ok_or(e(ErrorKind::BadCodeLayout(ci as u32), 0))?;
         let insn = code
             .bytes
-            .get(insn_idx as usize * INSN_SIZE..)
+            .get((insn_idx as usize).saturating_mul(INSN_SIZE)..)
             .and_then(|b| b.first_chunk::<8>())
             .map(|b| Insn::decode(*b, self.endian))
             .unwrap_or_default();
@@ -541,11 +541,11 @@ impl<'a> Object<'a> {
             // libbpf's rule: a call lands on symbol/8 + imm + 1 (a named
             // function carries imm -1, a section symbol the distance); an
             // address load on symbol/8 + imm/8.
-            let base = (sym.address() / INSN_SIZE as u64) as i64;
+            let base = (sym.address() / INSN_SIZE_U64) as i64;
             let target = if insn.code == insn::CALL {
-                base + i64::from(insn.imm) + 1
+                base.saturating_add(i64::from(insn.imm)).saturating_add(1)
             } else {
-                base + i64::from(insn.imm) / INSN_SIZE as i64
+                base.saturating_add(i64::from(insn.imm) / INSN_SIZE_I64)
             };
             let f = self
                 .functions
@@ -589,7 +589,7 @@ impl<'a> Object<'a> {
                 continue;
             };
             for r in block.records() {
-                let insn = r.insn_off / INSN_SIZE as u32;
+                let insn = r.insn_off / INSN_SIZE_U32;
                 if let Some(f) = self
                     .functions
                     .iter_mut()
@@ -611,8 +611,8 @@ impl<'a> Object<'a> {
         let Some(code) = self.code.get(f.section) else {
             return &[];
         };
-        let start = f.start as usize * INSN_SIZE;
-        let end = start.saturating_add(f.len as usize * INSN_SIZE);
+        let start = (f.start as usize).saturating_mul(INSN_SIZE);
+        let end = start.saturating_add((f.len as usize).saturating_mul(INSN_SIZE));
         code.bytes.get(start..end).unwrap_or(&[])
     }
 
@@ -645,10 +645,10 @@ impl<'a> Object<'a> {
             };
             for r in block.records() {
                 let off = r.insn_off();
-                if off % INSN_SIZE as u32 != 0 {
+                if !off.is_multiple_of(INSN_SIZE_U32) {
                     return Err(e(ErrorKind::BadInsnOffset(off), 0));
                 }
-                let insn = off / INSN_SIZE as u32;
+                let insn = off / INSN_SIZE_U32;
                 let fi = self
                     .functions
                     .iter()
@@ -657,7 +657,7 @@ impl<'a> Object<'a> {
                     })
                     .ok_or(e(ErrorKind::BadInsnOffset(off), 0))?;
                 let start = self.functions.get(fi).map_or(0, |f| f.start);
-                try_push(&mut out, (fi, insn - start, r))?;
+                try_push(&mut out, (fi, insn.saturating_sub(start), r))?;
             }
         }
         Ok(out)
@@ -674,7 +674,7 @@ impl<'a> Object<'a> {
             .filter(|b| btf.str_at(b.sec_name_off).is_ok_and(|n| n == code.name))
             .flat_map(|b| b.records())
             .filter(|r| {
-                let i = r.insn_off / INSN_SIZE as u32;
+                let i = r.insn_off / INSN_SIZE_U32;
                 i >= f.start && i < f.start.saturating_add(f.len)
             })
             .count()

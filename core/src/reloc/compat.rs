@@ -80,9 +80,9 @@ fn types_compat_level(
     tid: TypeId,
     level: u32,
 ) -> Result<bool> {
-    if level == 0 {
+    let Some(next) = level.checked_sub(1) else {
         return Err(chain_err(lid));
-    }
+    };
     let (mut lid, mut tid) = (lid, tid);
     for _ in 0..MAX_RESOLVE_DEPTH {
         lid = lb.skip_mods_and_typedefs(lid)?;
@@ -114,7 +114,7 @@ fn types_compat_level(
                         lb.skip_mods_and_typedefs(lp.type_id)?,
                         tb.skip_mods_and_typedefs(tp.type_id)?,
                     );
-                    if !types_compat_level(lb, lpi, tb, tpi, level - 1)? {
+                    if !types_compat_level(lb, lpi, tb, tpi, next)? {
                         return Ok(false);
                     }
                 }
@@ -142,9 +142,9 @@ fn types_match_level(
     behind_ptr: bool,
     level: u32,
 ) -> Result<bool> {
-    if level == 0 {
+    let Some(next) = level.checked_sub(1) else {
         return Err(chain_err(lid));
-    }
+    };
     let (mut lid, mut tid, mut behind_ptr) = (lid, tid, behind_ptr);
     for _ in 0..MAX_RESOLVE_DEPTH {
         lid = lb.skip_mods_and_typedefs(lid)?;
@@ -208,8 +208,7 @@ fn types_match_level(
                         if !names_match(ln, tb.str_at(tm.name_off)?) {
                             continue;
                         }
-                        if types_match_level(lb, lm.type_id, tb, tm.type_id, behind_ptr, level - 1)?
-                        {
+                        if types_match_level(lb, lm.type_id, tb, tm.type_id, behind_ptr, next)? {
                             matched = true;
                             break;
                         }
@@ -249,7 +248,7 @@ fn types_match_level(
                     return Ok(false);
                 }
                 for (lp, tp) in lt.params().zip(tt.params()) {
-                    if !types_match_level(lb, lp.type_id, tb, tp.type_id, behind_ptr, level - 1)? {
+                    if !types_match_level(lb, lp.type_id, tb, tp.type_id, behind_ptr, next)? {
                         return Ok(false);
                     }
                 }
@@ -385,9 +384,11 @@ pub(super) fn spec_match<'t>(
         })?;
         ts.push_raw(la.idx)?;
         let sz = tb.resolve_size(tid)?;
-        ts.bit_offset = ts
-            .bit_offset
-            .saturating_add(u64::from(la.idx) * u64::from(sz) * 8);
+        ts.bit_offset = ts.bit_offset.saturating_add(
+            u64::from(la.idx)
+                .saturating_mul(u64::from(sz))
+                .saturating_mul(8),
+        );
     }
     Ok(Some(ts))
 }

@@ -1,5 +1,7 @@
 //! Relocation values from a spec (libbpf's `bpf_core_calc_*_relo`).
 
+use core::num::NonZeroU32;
+
 use super::RelocKind;
 use super::spec::Spec;
 use crate::btf::{Btf, Kind, TypeId};
@@ -85,20 +87,23 @@ fn field(kind: RelocKind, spec: Option<(&Spec<'_>, &Btf<'_>)>, endian: Endian) -
     let mut bit_sz = m.bitfield_size;
     let bitfield = bit_sz > 0;
     let (byte_off, byte_sz) = if bitfield {
-        let mut byte_sz = mt.size().max(1);
-        let mut byte_off = bit_off / 8 / byte_sz * byte_sz;
+        // Never zero (a zero-sized type counts as one byte), so dividing
+        // by it cannot fault.
+        let mut byte_sz = NonZeroU32::new(mt.size()).unwrap_or(NonZeroU32::MIN);
+        let align_down = |sz: NonZeroU32| (bit_off / 8 / sz).wrapping_mul(sz.get());
+        let mut byte_off = align_down(byte_sz);
         while bit_off
             .wrapping_add(bit_sz)
             .wrapping_sub(byte_off.wrapping_mul(8))
-            > byte_sz.wrapping_mul(8)
+            > byte_sz.get().wrapping_mul(8)
         {
-            if byte_sz >= 8 {
+            if byte_sz.get() >= 8 {
                 return Err(Error::new(ErrorKind::CoreBitfieldTooBig, 0));
             }
-            byte_sz *= 2;
-            byte_off = bit_off / 8 / byte_sz * byte_sz;
+            byte_sz = byte_sz.saturating_add(byte_sz.get());
+            byte_off = align_down(byte_sz);
         }
-        (byte_off, byte_sz)
+        (byte_off, byte_sz.get())
     } else {
         let sz = btf.resolve_size(field_ty)?;
         bit_sz = sz.wrapping_mul(8);

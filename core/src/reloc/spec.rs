@@ -71,7 +71,9 @@ impl<'a> Spec<'a> {
 
 fn size_bits(btf: &Btf<'_>, id: TypeId, idx: u32) -> Result<u64> {
     let sz = btf.resolve_size(id)?;
-    Ok(u64::from(idx) * u64::from(sz) * 8)
+    Ok(u64::from(idx)
+        .saturating_mul(u64::from(sz))
+        .saturating_mul(8))
 }
 
 /// Whether an array reached through `acc` is flexible: zero elements and
@@ -82,7 +84,7 @@ pub(super) fn is_flex_arr(btf: &Btf<'_>, acc: Option<&Accessor<'_>>, nelems: u32
         return false;
     }
     btf.get(acc.type_id)
-        .is_some_and(|t| t.vlen() > 0 && acc.idx == t.vlen() - 1)
+        .is_some_and(|t| t.vlen().checked_sub(1) == Some(acc.idx))
 }
 
 /// Parses an access string (`0:1:2`) of a relocation on `type_id`.

@@ -300,10 +300,10 @@ impl<'a, 'b> CDump<'a, 'b> {
     }
 
     fn spend(&mut self, id: u32) -> Res {
-        if self.budget == 0 {
-            return Err(DumpError::TooLarge(TypeId(id)));
-        }
-        self.budget -= 1;
+        self.budget = self
+            .budget
+            .checked_sub(1)
+            .ok_or(DumpError::TooLarge(TypeId(id)))?;
         Ok(())
     }
 
@@ -369,13 +369,13 @@ impl<'a, 'b> CDump<'a, 'b> {
         }
         // Cut as snprintf into libbpf's buffer would.
         let mut buf = [0u8; MAX_RENAMED_LEN];
-        let mut len = 0;
+        let mut len = 0usize;
         for (d, s) in buf
             .iter_mut()
             .zip(id.name.iter().chain(b"___".iter()).chain(suffix.iter()))
         {
             *d = *s;
-            len += 1;
+            len = len.saturating_add(1);
         }
         self.wb(buf.get(..len).unwrap_or(&[]))
     }
@@ -508,7 +508,7 @@ impl<'a, 'b> CDump<'a, 'b> {
             }
             return Err(self.err(ErrorKind::TypeChainTooDeep(TypeId(id)), id));
         }
-        let next = depth + 1;
+        let next = depth.saturating_add(1);
         match t.kind() {
             Kind::Int | Kind::Float => {
                 self.set_order(id, ORDERED);
@@ -592,7 +592,7 @@ impl<'a, 'b> CDump<'a, 'b> {
         let t = self.ty(id)?;
         let top_level = cont_id == 0;
         let named = t.name_off().0 != 0;
-        let next = depth + 1;
+        let next = depth.saturating_add(1);
         if state == EMITTING {
             // Re-entered while defining it: a forward declaration (or, for
             // a typedef, the typedef itself) satisfies the reference.
@@ -751,7 +751,7 @@ impl<'a, 'b> CDump<'a, 'b> {
             // Enumerators share the identifier namespace with typedefs.
             let dup = self.ident_names.bump(name);
             self.w("\n")?;
-            self.pfx(lvl + 1)?;
+            self.pfx(lvl.saturating_add(1))?;
             self.wb(name)?;
             if dup > 1 {
                 write!(self.out, "___{dup}")?;
@@ -805,7 +805,7 @@ impl<'a, 'b> CDump<'a, 'b> {
         let Some(t) = self.btf.get(TypeId(id)) else {
             return Ok(0);
         };
-        let next = depth + 1;
+        let next = depth.saturating_add(1);
         let a = match t.kind() {
             Kind::Int | Kind::Enum | Kind::Enum64 | Kind::Float => t.size().min(self.ptr_size),
             Kind::Ptr => self.ptr_size,
@@ -834,7 +834,9 @@ impl<'a, 'b> CDump<'a, 'b> {
             }
             max = max.max(a);
             // A field off its type's alignment: the struct is packed.
-            if m.bitfield_size == 0 && u64::from(m.bit_offset) % (8 * u64::from(a)) != 0 {
+            if m.bitfield_size == 0
+                && !u64::from(m.bit_offset).is_multiple_of(u64::from(a).saturating_mul(8))
+            {
                 return Ok(1);
             }
         }
@@ -848,7 +850,10 @@ impl<'a, 'b> CDump<'a, 'b> {
         let mut max = 1;
         for m in t.members() {
             let a = self.align_of(m.type_id.0, depth)?;
-            if a != 0 && m.bitfield_size == 0 && u64::from(m.bit_offset) % (8 * u64::from(a)) != 0 {
+            if a != 0
+                && m.bitfield_size == 0
+                && !u64::from(m.bit_offset).is_multiple_of(u64::from(a).saturating_mul(8))
+            {
                 return Ok(true);
             }
             max = max.max(a);
@@ -874,7 +879,7 @@ impl<'a, 'b> CDump<'a, 'b> {
             return Ok(());
         }
         let pads: [(&str, i64); 4] = [
-            ("long", i64::from(self.ptr_size) * 8),
+            ("long", i64::from(self.ptr_size).saturating_mul(8)),
             ("int", 32),
             ("short", 16),
             ("char", 8),
@@ -887,21 +892,25 @@ impl<'a, 'b> CDump<'a, 'b> {
             }
         }
         if aligned > cur && aligned <= next {
-            let natural = round_up(cur, i64::from(next_align) * 8);
+            let natural = round_up(cur, i64::from(next_align).saturating_mul(8));
             if in_bitfield
                 || (aligned == next && natural != aligned)
-                || (aligned != next && next - aligned <= aligned - cur)
+                || (aligned != next && next.saturating_sub(aligned) <= aligned.saturating_sub(cur))
             {
-                let bits = if in_bitfield { aligned - cur } else { 0 };
+                let bits = if in_bitfield {
+                    aligned.saturating_sub(cur)
+                } else {
+                    0
+                };
                 self.pad_line(id, name, bits, lvl)?;
             }
             cur = aligned;
         }
         while cur < next {
-            let bits = (next - cur).min(unit);
+            let bits = next.saturating_sub(cur).min(unit);
             if bits == unit {
                 self.pad_line(id, name, unit, lvl)?;
-                cur += bits;
+                cur = cur.saturating_add(bits);
                 continue;
             }
             // The tail: the narrowest type that holds it.
@@ -911,7 +920,7 @@ impl<'a, 'b> CDump<'a, 'b> {
                 .find(|p| p.1 >= bits)
                 .map_or("long", |p| p.0);
             self.pad_line(id, tail, bits, lvl)?;
-            cur += bits;
+            cur = cur.saturating_add(bits);
         }
         Ok(())
     }
@@ -925,7 +934,7 @@ impl<'a, 'b> CDump<'a, 'b> {
 
     fn emit_struct_def(&mut self, id: u32, t: &Type<'a>, lvl: u32, depth: u32) -> Res {
         self.step(id, depth)?;
-        let next = depth + 1;
+        let next = depth.saturating_add(1);
         let is_struct = t.kind() == Kind::Struct;
         let align = self.align_of(id, next)?;
         let packed = is_struct && self.is_packed(t, next)?;
@@ -947,22 +956,36 @@ impl<'a, 'b> CDump<'a, 'b> {
             } else {
                 self.align_of(m.type_id.0, next)?
             };
-            self.emit_padding(id, off, m_off, m_align, prev_bitfield && bits != 0, lvl + 1)?;
+            self.emit_padding(
+                id,
+                off,
+                m_off,
+                m_align,
+                prev_bitfield && bits != 0,
+                lvl.saturating_add(1),
+            )?;
             self.w("\n")?;
-            self.pfx(lvl + 1)?;
-            self.emit_type_decl(m.type_id.0, fname, lvl + 1, next)?;
+            self.pfx(lvl.saturating_add(1))?;
+            self.emit_type_decl(m.type_id.0, fname, lvl.saturating_add(1), next)?;
             if bits != 0 {
                 write!(self.out, ": {bits}")?;
-                off = m_off + bits;
+                off = m_off.saturating_add(bits);
             } else {
                 let size = self.btf.resolve_size(m.type_id).map_or(0, i64::from);
-                off = m_off + size * 8;
+                off = m_off.saturating_add(size.saturating_mul(8));
             }
             prev_bitfield = bits != 0;
             self.w(";")?;
         }
         if is_struct {
-            self.emit_padding(id, off, i64::from(t.size()) * 8, align, false, lvl + 1)?;
+            self.emit_padding(
+                id,
+                off,
+                i64::from(t.size()).saturating_mul(8),
+                align,
+                false,
+                lvl.saturating_add(1),
+            )?;
         }
         // `struct empty {}` stays on one line.
         if t.vlen() != 0 || t.size() != 0 {
@@ -986,7 +1009,7 @@ impl<'a, 'b> CDump<'a, 'b> {
         let base = self.decl.len();
         let mut id = id;
         loop {
-            if self.decl.len() - base >= MAX_DECL_CHAIN {
+            if self.decl.len().saturating_sub(base) >= MAX_DECL_CHAIN {
                 return Err(self.err(ErrorKind::TypeChainTooDeep(TypeId(id)), id));
             }
             self.decl
@@ -1012,9 +1035,9 @@ impl<'a, 'b> CDump<'a, 'b> {
         }
         let mut view = View {
             base,
-            cnt: self.decl.len() - base,
+            cnt: self.decl.len().saturating_sub(base),
         };
-        let r = self.emit_type_chain(&mut view, fname, lvl, depth + 1);
+        let r = self.emit_type_chain(&mut view, fname, lvl, depth.saturating_add(1));
         self.decl.truncate(base);
         r
     }
@@ -1029,7 +1052,7 @@ impl<'a, 'b> CDump<'a, 'b> {
 
     fn pop(&self, v: &mut View) -> Option<u32> {
         let id = self.peek(v)?;
-        v.cnt -= 1;
+        v.cnt = v.cnt.saturating_sub(1);
         Some(id)
     }
 
@@ -1043,7 +1066,7 @@ impl<'a, 'b> CDump<'a, 'b> {
                 _ => return Ok(()),
             };
             self.w(s)?;
-            v.cnt -= 1;
+            v.cnt = v.cnt.saturating_sub(1);
         }
         Ok(())
     }
@@ -1052,7 +1075,7 @@ impl<'a, 'b> CDump<'a, 'b> {
     fn drop_mods(&mut self, v: &mut View) -> Res {
         while let Some(id) = self.peek(v) {
             match self.kind_of(id)? {
-                Some(k) if k.is_modifier() => v.cnt -= 1,
+                Some(k) if k.is_modifier() => v.cnt = v.cnt.saturating_sub(1),
                 _ => return Ok(()),
             }
         }
@@ -1068,7 +1091,7 @@ impl<'a, 'b> CDump<'a, 'b> {
 
     fn emit_type_chain(&mut self, v: &mut View, fname: Ident<'_>, lvl: u32, depth: u32) -> Res {
         self.step(0, depth)?;
-        let next = depth + 1;
+        let next = depth.saturating_add(1);
         // Start as if after a pointer: a lone `*` in `(*f)` needs no space.
         let mut last_was_ptr = true;
         while let Some(id) = self.pop(v) {
@@ -1165,7 +1188,7 @@ impl<'a, 'b> CDump<'a, 'b> {
                         if i > 0 {
                             self.w(", ")?;
                         }
-                        if i + 1 == vlen && p.type_id == TypeId::VOID {
+                        if i.saturating_add(1) == vlen && p.type_id == TypeId::VOID {
                             self.w("...")?;
                             break;
                         }
@@ -1186,7 +1209,7 @@ impl<'a, 'b> CDump<'a, 'b> {
 /// `x` rounded up to a multiple of `unit` (unchanged for a zero unit).
 fn round_up(x: i64, unit: i64) -> i64 {
     match x.checked_rem(unit) {
-        Some(r) if r != 0 => x + (unit - r),
+        Some(r) if r != 0 => x.saturating_add(unit.saturating_sub(r)),
         _ => x,
     }
 }
@@ -1206,9 +1229,9 @@ fn fmt_u32(mut v: u32, buf: &mut [u8; 10]) -> usize {
     let mut n = 0;
     loop {
         if let Some(d) = tmp.get_mut(n) {
-            *d = b'0' + (v % 10) as u8;
+            *d = b'0'.saturating_add((v % 10) as u8);
         }
-        n += 1;
+        n = n.saturating_add(1);
         v /= 10;
         if v == 0 || n >= tmp.len() {
             break;
