@@ -132,7 +132,7 @@ impl Map {
     /// The file name it gets when pinned: its name with `.` as `_`
     /// (bpffs refuses dots, e.g. in `obj.rodata`), as libbpf does.
     pub fn pin_name(&self) -> String {
-        self.name.replace('.', "_")
+        pin_name(&self.name)
     }
 
     /// Its type.
@@ -274,6 +274,11 @@ impl Map {
     }
 }
 
+/// The bpffs file name for map `name`: `.` as `_` (bpffs refuses dots).
+pub(crate) fn pin_name(name: &str) -> String {
+    name.replace('.', "_")
+}
+
 /// Iterator over a map's keys.
 #[derive(Debug)]
 pub struct Keys<'m> {
@@ -333,7 +338,11 @@ impl<'m, K: Pod, V: Pod> HashMap<'m, K, V> {
     /// # Errors
     /// [`MapMismatch`] naming what differs.
     pub fn new(map: &'m Map) -> Result<Self, MapMismatch> {
-        map.expect(&[MapType(1), MapType(9)], size_of::<K>(), size_of::<V>())?;
+        map.expect(
+            &[MapType::HASH, MapType::LRU_HASH],
+            size_of::<K>(),
+            size_of::<V>(),
+        )?;
         Ok(HashMap {
             map,
             _t: PhantomData,
@@ -395,7 +404,7 @@ impl<'m, V: Pod> Array<'m, V> {
     /// # Errors
     /// [`MapMismatch`] naming what differs.
     pub fn new(map: &'m Map) -> Result<Self, MapMismatch> {
-        map.expect(&[MapType(2)], 4, size_of::<V>())?;
+        map.expect(&[MapType::ARRAY], 4, size_of::<V>())?;
         Ok(Array {
             map,
             _t: PhantomData,
@@ -462,7 +471,7 @@ impl<'m, V: Pod> PerCpuArray<'m, V> {
     /// # Errors
     /// [`MapMismatch`] naming what differs.
     pub fn new(map: &'m Map) -> Result<Self, MapMismatch> {
-        map.expect(&[MapType(6)], 4, size_of::<V>())?;
+        map.expect(&[MapType::PERCPU_ARRAY], 4, size_of::<V>())?;
         Ok(PerCpuArray {
             map,
             _t: PhantomData,
@@ -505,7 +514,11 @@ impl<'m, K: Pod, V: Pod> PerCpuHashMap<'m, K, V> {
     /// # Errors
     /// [`MapMismatch`] naming what differs.
     pub fn new(map: &'m Map) -> Result<Self, MapMismatch> {
-        map.expect(&[MapType(5), MapType(10)], size_of::<K>(), size_of::<V>())?;
+        map.expect(
+            &[MapType::PERCPU_HASH, MapType::LRU_PERCPU_HASH],
+            size_of::<K>(),
+            size_of::<V>(),
+        )?;
         Ok(PerCpuHashMap {
             map,
             _t: PhantomData,
@@ -598,8 +611,8 @@ macro_rules! push_pop {
     };
 }
 
-push_pop!(Queue, MapType(22));
-push_pop!(Stack, MapType(23));
+push_pop!(Queue, MapType::QUEUE);
+push_pop!(Stack, MapType::STACK);
 
 /// An LPM trie keyed by a prefix length and `K` (the address bytes).
 #[derive(Debug)]
@@ -623,7 +636,7 @@ impl<'m, K: Pod, V: Pod> LpmTrie<'m, K, V> {
     /// # Errors
     /// [`MapMismatch`] naming what differs.
     pub fn new(map: &'m Map) -> Result<Self, MapMismatch> {
-        map.expect(&[MapType(11)], 4 + size_of::<K>(), size_of::<V>())?;
+        map.expect(&[MapType::LPM_TRIE], 4 + size_of::<K>(), size_of::<V>())?;
         Ok(LpmTrie {
             map,
             _t: PhantomData,
@@ -676,7 +689,7 @@ impl<'m, V: Pod> BloomFilter<'m, V> {
     /// # Errors
     /// [`MapMismatch`] naming what differs.
     pub fn new(map: &'m Map) -> Result<Self, MapMismatch> {
-        map.expect(&[MapType(30)], 0, size_of::<V>())?;
+        map.expect(&[MapType::BLOOM_FILTER], 0, size_of::<V>())?;
         Ok(BloomFilter {
             map,
             _t: PhantomData,
@@ -727,7 +740,7 @@ impl<'m> ProgArray<'m> {
     /// # Errors
     /// [`MapMismatch`] naming what differs.
     pub fn new(map: &'m Map) -> Result<Self, MapMismatch> {
-        map.expect(&[MapType(3)], 4, 4)?;
+        map.expect(&[MapType::PROG_ARRAY], 4, 4)?;
         Ok(ProgArray { map })
     }
 
@@ -764,7 +777,11 @@ impl<'m> MapOfMaps<'m> {
     /// # Errors
     /// [`MapMismatch`] naming what differs.
     pub fn new(map: &'m Map) -> Result<Self, MapMismatch> {
-        map.expect(&[MapType(12), MapType(13)], map.key_size as usize, 4)?;
+        map.expect(
+            &[MapType::ARRAY_OF_MAPS, MapType::HASH_OF_MAPS],
+            map.key_size as usize,
+            4,
+        )?;
         Ok(MapOfMaps { map })
     }
 

@@ -62,7 +62,7 @@ impl Loading<'_, '_> {
         }
         // A ring buffer must be a power-of-two number of pages: round up,
         // as libbpf does, so `100 * 1024` or 4 KiB on 64 KiB pages work.
-        if m.map_type.0 == 27 || m.map_type.0 == 31 {
+        if matches!(m.map_type, MapType::RINGBUF | MapType::USER_RINGBUF) {
             let page = ember_sys::mmap::page_size() as u32;
             max_entries = max_entries
                 .max(page)
@@ -72,8 +72,21 @@ impl Loading<'_, '_> {
         }
         // libbpf gives these no key/value BTF: the kernel refuses it.
         let no_btf = matches!(
-            m.map_type.0,
-            4 | 7 | 8 | 12 | 13 | 14 | 15 | 16 | 17 | 18 | 22 | 23 | 25 | 33
+            m.map_type,
+            MapType::PERF_EVENT_ARRAY
+                | MapType::STACK_TRACE
+                | MapType::CGROUP_ARRAY
+                | MapType::ARRAY_OF_MAPS
+                | MapType::HASH_OF_MAPS
+                | MapType::DEVMAP
+                | MapType::SOCKMAP
+                | MapType::CPUMAP
+                | MapType::XSKMAP
+                | MapType::SOCKHASH
+                | MapType::QUEUE
+                | MapType::STACK
+                | MapType::DEVMAP_HASH
+                | MapType::ARENA
         );
         let btf_ids = btf.filter(|_| !no_btf).and_then(|fd| match m.kind {
             MapKind::Btf => match (m.key_type, m.value_type) {
@@ -129,10 +142,7 @@ impl Loading<'_, '_> {
         }
     }
 
-    pub(super) fn create_maps(
-        &mut self,
-        btf: Option<&OwnedFd>,
-    ) -> Result<Vec<Option<Map>>, LoadError> {
+    pub(super) fn create_maps(&mut self, btf: Option<&OwnedFd>) -> Result<Vec<Map>, LoadError> {
         let obj = self.obj;
         let btf = btf.map(AsFd::as_fd);
         let mut out = Vec::with_capacity(obj.maps.len());
@@ -148,7 +158,7 @@ impl Loading<'_, '_> {
             };
             // Reuse a pinned map, if it is the same map.
             if let (Pinning::ByName, Some(dir)) = (m.pinning, &self.cfg.pin_dir) {
-                let path = dir.join(name.replace('.', "_"));
+                let path = dir.join(crate::maps::pin_name(&name));
                 if path.exists() {
                     let fd = obj_get(&cpath(&path)).map_err(|source| LoadError::Map {
                         map: name.clone(),
@@ -165,14 +175,14 @@ impl Loading<'_, '_> {
                     }
                     self.notes
                         .push(format!("map '{}': reused {}", map.name(), path.display()));
-                    out.push(Some(map));
+                    out.push(map);
                     continue;
                 }
             }
             let fd = self.create_one(m, btf)?;
             let map = describe(fd, false)?;
             self.init_internal(m, &map)?;
-            out.push(Some(map));
+            out.push(map);
         }
         Ok(out)
     }
@@ -258,7 +268,7 @@ impl Loading<'_, '_> {
 
     pub(super) fn fill_slots(
         &self,
-        maps: &mut [Map],
+        maps: &[Map],
         programs: &[Program],
         prog_of_func: &HashMap<usize, usize>,
     ) -> Result<(), LoadError> {

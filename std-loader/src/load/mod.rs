@@ -435,7 +435,7 @@ impl<'l, 'o> Loading<'l, 'o> {
 
         // Maps.
         let maps = self.create_maps(btf_fd.as_ref())?;
-        let map_fd = |i: usize| maps.get(i).and_then(|m| m.as_ref()).map(|m| m.raw_fd());
+        let map_fd = |i: usize| maps.get(i).map(Map::raw_fd);
 
         // Programs.
         let mut programs = Vec::new();
@@ -458,9 +458,8 @@ impl<'l, 'o> Loading<'l, 'o> {
             programs.push(p);
         }
 
-        let mut maps: Vec<Map> = maps.into_iter().flatten().collect();
         // Slots of prog arrays and maps of maps.
-        self.fill_slots(&mut maps, &programs, &prog_of_func)?;
+        self.fill_slots(&maps, &programs, &prog_of_func)?;
         let pinned = self.pin(&maps)?;
         Ok(Ebpf {
             maps,
