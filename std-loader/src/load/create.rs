@@ -203,7 +203,7 @@ impl Loading<'_, '_> {
                 self.apply_globals(d.name, d.datasec, &mut v)?;
                 v
             }
-            MapKind::Kconfig => kconfig::fill(obj, m.value_size, &self.feat)?,
+            MapKind::Kconfig => kconfig::fill(obj, m.value_size, &self.feat, self.syscall_wrapper)?,
             _ => return Ok(()),
         };
         value.resize(m.value_size as usize, 0);

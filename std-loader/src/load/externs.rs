@@ -18,25 +18,41 @@ impl Loading<'_, '_> {
             .filter(|x| x.kind == ExternKind::UntypedVar)
             .map(|x| ember_core::btf::essential_name(x.name))
             .collect();
-        let kallsyms = if untyped.is_empty() {
+        // LINUX_HAS_SYSCALL_WRAPPER is answered by kallsyms too: one read
+        // of the file (tens of ms of kernel time) serves both.
+        let wrapper = obj
+            .externs
+            .iter()
+            .any(|x| x.name == "LINUX_HAS_SYSCALL_WRAPPER")
+            .then(kconfig::syscall_wrapper_symbol)
+            .flatten();
+        let mut wanted = untyped.clone();
+        wanted.extend(wrapper.as_deref());
+        let kallsyms = if wanted.is_empty() {
             Kallsyms::default()
         } else {
-            match Kallsyms::read(&untyped) {
+            let fail = |reason: String| LoadError::Ksym {
+                name: wanted.join(", "),
+                reason,
+            };
+            match Kallsyms::read(&wanted) {
                 Ok(Ok(k)) => k,
+                Ok(Err(e)) if !untyped.is_empty() => return Err(fail(e.to_string())),
+                Err(e) if !untyped.is_empty() => {
+                    return Err(fail(format!("/proc/kallsyms: {e}")));
+                }
                 Ok(Err(e)) => {
-                    return Err(LoadError::Ksym {
-                        name: untyped.join(", "),
-                        reason: e.to_string(),
-                    });
+                    self.notes.push(format!("syscall wrapper check: {e}"));
+                    Kallsyms::default()
                 }
                 Err(e) => {
-                    return Err(LoadError::Ksym {
-                        name: untyped.join(", "),
-                        reason: format!("/proc/kallsyms: {e}"),
-                    });
+                    self.notes
+                        .push(format!("syscall wrapper check: /proc/kallsyms: {e}"));
+                    Kallsyms::default()
                 }
             }
         };
+        self.syscall_wrapper = wrapper.is_some_and(|w| kallsyms.get(&w).is_some());
         let lookup = |n: &str| kallsyms.get(n).map(|k| k.addr);
         let res = match targets {
             Some(t) => ksym::resolve(obj, t, &lookup),

@@ -145,20 +145,24 @@ fn syscall_prefix() -> Option<&'static str> {
     })
 }
 
+/// The kallsyms name whose presence means syscalls are wrapped
+/// (`__x64_sys_bpf`), as libbpf checks it.
+pub(crate) fn syscall_wrapper_symbol() -> Option<String> {
+    syscall_prefix().map(|p| format!("__{p}_sys_bpf"))
+}
+
 /// `LINUX_*` values, as config-style text (`y`/`n`, numbers).
-fn virtual_value(name: &str, release: &str, f: &crate::features::Features) -> Option<String> {
+fn virtual_value(
+    name: &str,
+    release: &str,
+    f: &crate::features::Features,
+    syscall_wrapper: bool,
+) -> Option<String> {
     let yn = |b: bool| if b { "y" } else { "n" }.to_owned();
     match name {
         "LINUX_KERNEL_VERSION" => Some(kernel_version(release).to_string()),
         "LINUX_HAS_BPF_COOKIE" => Some(yn(f.bpf_cookie)),
-        "LINUX_HAS_SYSCALL_WRAPPER" => {
-            // The wrapper exists when the kernel lists __<arch>_sys_bpf.
-            let wrapper = syscall_prefix().map(|p| format!("__{p}_sys_bpf"));
-            let found = wrapper.is_some_and(|w| {
-                matches!(crate::kallsyms::Kallsyms::read(&[w.as_str()]), Ok(Ok(k)) if k.get(&w).is_some())
-            });
-            Some(yn(found))
-        }
+        "LINUX_HAS_SYSCALL_WRAPPER" => Some(yn(syscall_wrapper)),
         _ => None,
     }
 }
@@ -168,6 +172,7 @@ pub(crate) fn fill(
     obj: &Object<'_>,
     size: u32,
     features: &crate::features::Features,
+    syscall_wrapper: bool,
 ) -> Result<Vec<u8>, LoadError> {
     let mut data = vec![0u8; size as usize];
     let Some(btf) = obj.btf.as_ref() else {
@@ -194,7 +199,7 @@ pub(crate) fn fill(
         // Virtual values, as libbpf defines them; an unknown LINUX_* is an
         // error even when weak (libbpf's rule), anything else is a config
         // option.
-        if let Some(v) = virtual_value(x.name, &release, features) {
+        if let Some(v) = virtual_value(x.name, &release, features, syscall_wrapper) {
             encode(btf, ty, &v, out).map_err(fail)?;
             continue;
         }

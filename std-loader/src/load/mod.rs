@@ -280,6 +280,9 @@ struct Loading<'l, 'o> {
     file: &'l str,
     feat: Features,
     notes: Vec<String>,
+    /// Whether kallsyms lists the syscall wrapper (`.kconfig`
+    /// `LINUX_HAS_SYSCALL_WRAPPER`), found while reading kallsyms for ksyms.
+    syscall_wrapper: bool,
 }
 
 impl<'l, 'o> Loading<'l, 'o> {
@@ -290,6 +293,7 @@ impl<'l, 'o> Loading<'l, 'o> {
             file,
             feat: cfg.btf_features.unwrap_or_else(features::probe),
             notes: Vec::new(),
+            syscall_wrapper: false,
         }
     }
 
