@@ -13,23 +13,11 @@ use ember_core::load::{
 use ember_core::object::Object;
 use libfuzzer_sys::fuzz_target;
 
-/// A kernel with BTF but none of the optional kinds (4.18-era).
-const NO_FEATURES: BtfFeatures = BtfFeatures {
-    func: false,
-    global_func: false,
-    datasec: false,
-    qmark_datasec: false,
-    float: false,
-    decl_tag: false,
-    type_tag: false,
-    enum64: false,
-};
-
 fuzz_target!(|data: &[u8]| {
     let Ok(obj) = Object::parse(data, "fuzz") else {
         return;
     };
-    for feat in [BtfFeatures::default(), NO_FEATURES] {
+    for feat in [BtfFeatures::default(), BtfFeatures::NONE] {
         // Errors (no BTF, foreign byte order, unknown kinds) are fine.
         let Ok(blob) = kernel_btf(&obj, &feat) else {
             continue;

@@ -170,3 +170,20 @@ pub fn open_fds() -> usize {
         .expect("/proc/self/fd")
         .count()
 }
+
+/// Instructions encoded in this machine's byte order, for hand-built
+/// programs.
+pub fn insns(list: &[ember::ember_core::insn::Insn]) -> Vec<u8> {
+    list.iter()
+        .flat_map(|i| i.encode(ember::ember_core::Endian::NATIVE))
+        .collect()
+}
+
+/// `exit`.
+pub const EXIT: ember::ember_core::insn::Insn = ember::ember_core::insn::Insn {
+    code: 0x95,
+    dst: 0,
+    src: 0,
+    off: 0,
+    imm: 0,
+};

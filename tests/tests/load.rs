@@ -938,23 +938,13 @@ fn fuzz_regressions_load_prep() {
     // Reading files opens fds: keep out of the fd-counting tests' way.
     let _s = serial();
     let dir = root().join("fuzz/regressions/load_prep");
-    let none = BtfFeatures {
-        func: false,
-        global_func: false,
-        datasec: false,
-        qmark_datasec: false,
-        float: false,
-        decl_tag: false,
-        type_tag: false,
-        enum64: false,
-    };
     let mut n = 0;
     for e in std::fs::read_dir(dir).expect("regressions") {
         let data = std::fs::read(e.expect("entry").path()).expect("read");
         let Ok(obj) = Object::parse(&data, "fuzz") else {
             continue;
         };
-        for feat in [BtfFeatures::default(), none] {
+        for feat in [BtfFeatures::default(), BtfFeatures::NONE] {
             if let Ok(b) = kernel_btf(&obj, &feat) {
                 Btf::parse(&b).expect("rewritten BTF parses");
             }

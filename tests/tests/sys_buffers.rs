@@ -16,7 +16,6 @@ use core::time::Duration;
 use std::ffi::CString;
 use std::time::Instant;
 
-use ember::ember_core::Endian;
 use ember::ember_core::insn::Insn;
 use ember_sys::mmap::page_size;
 use ember_sys::perf::{PerfEventAttr, online_cpus};
@@ -117,12 +116,8 @@ const TRACEPOINT: u32 = 5;
 const RAW_TRACEPOINT: u32 = 17;
 const BPF_F_TEST_RUN_ON_CPU: u32 = 1;
 
-fn bytes(list: &[Insn]) -> Vec<u8> {
-    list.iter().flat_map(|i| i.encode(Endian::NATIVE)).collect()
-}
-
 fn load(prog_type: u32, name: &str, list: &[Insn]) -> OwnedFd {
-    let code = bytes(list);
+    let code = ember_tests::insns(list);
     let license = CString::new("GPL").expect("license");
     let mut log = vec![0u8; 1 << 16];
     let mut p = ProgLoad {

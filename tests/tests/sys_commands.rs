@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 
-use ember::ember_core::Endian;
 use ember::ember_core::btf::{Btf, Kind};
 use ember::ember_core::insn::Insn;
 use ember_sys::cmd::{LINK_TYPE_CGROUP, LINK_TYPE_RAW_TRACEPOINT, STATS_RUN_TIME};
@@ -19,17 +18,13 @@ use ember_sys::{
     link_detach, link_info, link_update, map_create, map_info, obj_ids, prog_attach, prog_detach,
     prog_info, prog_load, prog_query, prog_test_run, raw_tracepoint_open,
 };
-use ember_tests::{is_root, open_fds, serial, skip};
+use ember_tests::{EXIT, insns, is_root, open_fds, serial, skip};
 
 /// Runs `f` and checks it closed every fd it opened.
 fn no_leak(f: impl FnOnce()) {
     let before = open_fds();
     f();
     assert_eq!(open_fds(), before, "fds leaked");
-}
-
-fn insns(list: &[Insn]) -> Vec<u8> {
-    list.iter().flat_map(|i| i.encode(Endian::NATIVE)).collect()
 }
 
 const fn mov_r0(imm: i32) -> Insn {
@@ -41,14 +36,6 @@ const fn mov_r0(imm: i32) -> Insn {
         imm,
     }
 }
-
-const EXIT: Insn = Insn {
-    code: 0x95,
-    dst: 0,
-    src: 0,
-    off: 0,
-    imm: 0,
-};
 
 const PROG_TYPE_SOCKET_FILTER: u32 = 1;
 const PROG_TYPE_CGROUP_SKB: u32 = 8;

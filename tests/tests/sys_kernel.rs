@@ -4,26 +4,14 @@
 
 use std::ffi::CString;
 
-use ember::ember_core::Endian;
 use ember::ember_core::insn::Insn;
 use ember_sys::{
     Errno, MapCreate, MapFd, ProgLoad, btf_load, map_create, obj_get, obj_pin, prog_load,
 };
-use ember_tests::{is_root, open_fds, serial, skip};
-
-fn insns(list: &[Insn]) -> Vec<u8> {
-    list.iter().flat_map(|i| i.encode(Endian::NATIVE)).collect()
-}
+use ember_tests::{EXIT, insns, is_root, open_fds, serial, skip};
 
 const MOV_R0_0: Insn = Insn {
     code: 0xb7,
-    dst: 0,
-    src: 0,
-    off: 0,
-    imm: 0,
-};
-const EXIT: Insn = Insn {
-    code: 0x95,
     dst: 0,
     src: 0,
     off: 0,

@@ -34,6 +34,20 @@ pub struct BtfFeatures {
     pub enum64: bool,
 }
 
+impl BtfFeatures {
+    /// A kernel with BTF but none of the optional kinds (4.18-era).
+    pub const NONE: BtfFeatures = BtfFeatures {
+        func: false,
+        global_func: false,
+        datasec: false,
+        qmark_datasec: false,
+        float: false,
+        decl_tag: false,
+        type_tag: false,
+        enum64: false,
+    };
+}
+
 impl Default for BtfFeatures {
     fn default() -> Self {
         BtfFeatures {
