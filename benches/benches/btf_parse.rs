@@ -31,13 +31,13 @@ fn open(c: &mut Criterion) {
     });
     g.bench_function("ember_mmap_parse", |b| {
         b.iter(|| {
-            let f = FileBytes::map(path).expect("mmap");
+            let f = FileBytes::map_sysfs(path).expect("mmap");
             Btf::parse(&f).expect("parse").type_count()
         })
     });
     g.bench_function("bare_walk_mmap", |b| {
         b.iter(|| {
-            let f = FileBytes::map(path).expect("mmap");
+            let f = FileBytes::map_sysfs(path).expect("mmap");
             bare_walk(&f).len()
         })
     });

@@ -1,20 +1,33 @@
 //! Input files as bytes: read into memory, or mapped when the file is
-//! kernel-owned and immutable (`/sys/kernel/btf/*`).
+//! kernel-owned and immutable (BTF served by sysfs).
 //!
-//! This is ember's only unsafe block until the syscall crate (ember-sys)
-//! arrives and takes the mapping over.
+//! A mapping of an ordinary file is unsound behind `&[u8]`: another
+//! process may write or truncate the file, changing the bytes under a
+//! shared reference or raising SIGBUS. So the safe entry points map only
+//! files that `fstatfs` says live on sysfs, which the kernel serves
+//! read-only from its own memory; everything else is read. Mapping any
+//! other file is [`FileBytes::map`], an `unsafe fn` whose caller promises
+//! the file does not change. With ember-sys's shared-memory regions this
+//! module holds ember's only audited unsafe code outside `ember-sys`.
+#![allow(
+    unsafe_code,
+    reason = "file mappings need unsafe; each block argues why it is sound"
+)]
 
 use core::ops::Deref;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
+/// `SYSFS_MAGIC` from `uapi/linux/magic.h`.
+const SYSFS_MAGIC: u64 = 0x6265_6572;
+
 /// The bytes of a file, owned or mapped.
 #[derive(Debug)]
 pub enum FileBytes {
     /// Read into memory.
     Owned(Vec<u8>),
-    /// Mapped read-only.
+    /// Mapped read-only from a file that cannot change under us.
     Mapped(memmap2::Mmap),
 }
 
@@ -29,19 +42,19 @@ impl Deref for FileBytes {
 }
 
 impl FileBytes {
-    /// Reads `path` into memory, or maps it when it lives under
-    /// `/sys/kernel/btf` (mapping falls back to reading on kernels that do
-    /// not allow it).
+    /// Maps `path` when it is a sysfs file (`/sys/kernel/btf/*`), reads it
+    /// otherwise (or when the kernel refuses the mapping).
     ///
     /// # Errors
     /// The I/O error of opening or reading the file.
     pub fn open(path: &Path) -> std::io::Result<FileBytes> {
-        if path.starts_with("/sys/kernel/btf") {
-            if let Ok(m) = Self::map(path) {
+        let f = File::open(path)?;
+        if on_sysfs(&f) {
+            if let Ok(m) = map_file(&f) {
                 return Ok(m);
             }
         }
-        Self::read(path)
+        read_file(f)
     }
 
     /// Reads the whole file.
@@ -49,26 +62,96 @@ impl FileBytes {
     /// # Errors
     /// The I/O error of opening or reading the file.
     pub fn read(path: &Path) -> std::io::Result<FileBytes> {
-        let mut f = File::open(path)?;
-        let mut v = Vec::new();
-        f.read_to_end(&mut v)?;
-        Ok(FileBytes::Owned(v))
+        read_file(File::open(path)?)
     }
 
-    /// Maps the whole file read-only and private (sysfs BTF refuses
-    /// shared mappings).
+    /// Maps a sysfs file (kernel BTF); any other file is refused with
+    /// `InvalidInput`, so benchmarks can insist on a mapping.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a file not on sysfs; the I/O error of opening or
+    /// mapping the file.
+    pub fn map_sysfs(path: &Path) -> std::io::Result<FileBytes> {
+        let f = File::open(path)?;
+        if !on_sysfs(&f) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{} is not a sysfs file", path.display()),
+            ));
+        }
+        map_file(&f)
+    }
+
+    /// Maps any file read-only and private.
+    ///
+    /// # Safety
+    /// For as long as the result lives, nothing may write to or truncate
+    /// the file (another process, or this one through another handle):
+    /// the bytes behind the returned `&[u8]` would change, or reading them
+    /// would raise SIGBUS. Files on a read-only mount, or kernel-served
+    /// files such as sysfs BTF ([`FileBytes::open`] maps those safely),
+    /// meet this.
     ///
     /// # Errors
     /// The I/O error of opening or mapping the file.
-    pub fn map(path: &Path) -> std::io::Result<FileBytes> {
+    pub unsafe fn map(path: &Path) -> std::io::Result<FileBytes> {
         let f = File::open(path)?;
-        #[expect(unsafe_code, reason = "memory mapping needs unsafe; see SAFETY")]
-        // SAFETY: mapping is unsafe because another process could change
-        // or truncate the file under the mapping. Callers of `open` only map
-        // `/sys/kernel/btf/*`, which the kernel serves read-only from memory
-        // that lives as long as the kernel (or the module) does; `map` is
-        // public for benchmarks and documented to need an immutable file.
+        // SAFETY: the caller promises the file does not change while the
+        // mapping lives (this function's contract).
         let m = unsafe { memmap2::MmapOptions::new().map_copy_read_only(&f)? };
         Ok(FileBytes::Mapped(m))
+    }
+}
+
+/// Whether `f` lives on sysfs, whose files only the kernel writes.
+fn on_sysfs(f: &File) -> bool {
+    rustix::fs::fstatfs(f).is_ok_and(|s| u64::try_from(s.f_type).is_ok_and(|t| t == SYSFS_MAGIC))
+}
+
+/// Maps `f`, which the caller checked is on sysfs.
+fn map_file(f: &File) -> std::io::Result<FileBytes> {
+    #[expect(unsafe_code, reason = "memory mapping needs unsafe; see SAFETY")]
+    // SAFETY: mapping is unsafe because the file could change under the
+    // mapping. `f` is on sysfs (checked by `on_sysfs` on this very open
+    // file, so no path swap can intervene): sysfs BTF is generated by the
+    // kernel from memory that lives as long as the kernel or module, and
+    // no user space can write it. The mapping is private (sysfs BTF
+    // refuses shared ones).
+    let m = unsafe { memmap2::MmapOptions::new().map_copy_read_only(f)? };
+    Ok(FileBytes::Mapped(m))
+}
+
+fn read_file(mut f: File) -> std::io::Result<FileBytes> {
+    let mut v = Vec::new();
+    f.read_to_end(&mut v)?;
+    Ok(FileBytes::Owned(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinary_files_are_read_not_mapped() {
+        let p = std::env::temp_dir().join(format!("ember-mapped-{}", std::process::id()));
+        std::fs::write(&p, b"abc").unwrap();
+        let b = FileBytes::open(&p).unwrap();
+        assert!(matches!(b, FileBytes::Owned(_)));
+        assert_eq!(&*b, b"abc");
+        let e = FileBytes::map_sysfs(&p).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn sysfs_btf_is_mapped() {
+        let p = Path::new("/sys/kernel/btf/vmlinux");
+        if !p.exists() {
+            eprintln!("skipped: no {}", p.display());
+            return;
+        }
+        let b = FileBytes::open(p).unwrap();
+        assert!(matches!(b, FileBytes::Mapped(_)));
+        assert_eq!(b.get(..2), Some(&0xeb9fu16.to_ne_bytes()[..]));
     }
 }
