@@ -51,7 +51,7 @@ impl Loading<'_, '_> {
         m: &'a MapDef<'_>,
         btf: Option<BorrowedFd<'a>>,
         inner: Option<BorrowedFd<'a>>,
-    ) -> MapCreate<'a> {
+    ) -> Result<MapCreate<'a>, LoadError> {
         let mut flags = m.map_flags;
         if m.kind.is_internal() && !self.feat.mmapable_arrays {
             flags &= !ember_core::object::maps::BPF_F_MMAPABLE;
@@ -60,15 +60,18 @@ impl Loading<'_, '_> {
         if m.map_type == MapType::PERF_EVENT_ARRAY && max_entries == 0 {
             max_entries = possible_cpus() as u32;
         }
-        // A ring buffer must be a power-of-two number of pages: round up,
-        // as libbpf does, so `100 * 1024` or 4 KiB on 64 KiB pages work.
         if matches!(m.map_type, MapType::RINGBUF | MapType::USER_RINGBUF) {
-            let page = ember_sys::mmap::page_size() as u32;
-            max_entries = max_entries
-                .max(page)
-                .checked_next_power_of_two()
-                .unwrap_or(max_entries);
-            max_entries = max_entries.next_multiple_of(page);
+            max_entries =
+                ring_size(max_entries, ember_sys::mmap::page_size()).ok_or_else(|| {
+                    LoadError::MapDefinition {
+                        map: m.name.to_string(),
+                        reason: format!(
+                            "ring buffer size {max_entries} has no power-of-two multiple of the \
+                         {}-byte page that fits in 32 bits",
+                            ember_sys::mmap::page_size()
+                        ),
+                    }
+                })?;
         }
         // libbpf gives these no key/value BTF: the kernel refuses it.
         let no_btf = matches!(
@@ -97,7 +100,7 @@ impl Loading<'_, '_> {
             MapKind::Data(_) | MapKind::Kconfig => m.btf_id.map(|d| (fd, 0, d.0)),
             MapKind::Legacy => None,
         });
-        MapCreate {
+        Ok(MapCreate {
             map_type: m.map_type.0,
             key_size: m.key_size,
             value_size: m.value_size,
@@ -108,7 +111,7 @@ impl Loading<'_, '_> {
             btf: btf_ids,
             map_extra: m.map_extra,
             numa_node: m.numa_node,
-        }
+        })
     }
 
     /// Creates one map, retrying without BTF when the kernel refuses the
@@ -122,7 +125,7 @@ impl Loading<'_, '_> {
             Some(i) => Some(self.create_one(i, btf)?),
             None => None,
         };
-        let attr = self.map_create_attr(m, btf, inner.as_ref().map(AsFd::as_fd));
+        let attr = self.map_create_attr(m, btf, inner.as_ref().map(AsFd::as_fd))?;
         match map_create(&attr) {
             Ok(fd) => Ok(fd),
             Err(e) if attr.btf.is_some() => {
@@ -142,49 +145,90 @@ impl Loading<'_, '_> {
         }
     }
 
+    /// Creates (or reuses from their pins) every map, pinning new
+    /// by-name maps as soon as they are made and filled, as libbpf does,
+    /// so that a loader racing us for the same pin reuses our map and we
+    /// reuse theirs.
     pub(super) fn create_maps(&mut self, btf: Option<&OwnedFd>) -> Result<Vec<Map>, LoadError> {
         let obj = self.obj;
         let btf = btf.map(AsFd::as_fd);
         let mut out = Vec::with_capacity(obj.maps.len());
         for m in &obj.maps {
-            let name = m.name.to_string();
-            let max = self.map_create_attr(m, None, None).max_entries;
-            let describe = |fd, reused| {
-                Map::from_fd(name.clone(), fd, reused).map_err(|source| LoadError::Map {
-                    map: name.clone(),
-                    action: "describe",
-                    source,
-                })
+            let pin = match (m.pinning, &self.cfg.pin_dir) {
+                (Pinning::ByName, Some(dir)) => Some(dir.join(crate::maps::pin_name(&m.name))),
+                _ => None,
             };
-            // Reuse a pinned map, if it is the same map.
-            if let (Pinning::ByName, Some(dir)) = (m.pinning, &self.cfg.pin_dir) {
-                let path = dir.join(crate::maps::pin_name(&name));
+            let Some(path) = pin else {
+                let map = self.create_new(m, btf)?;
+                out.push(map);
+                continue;
+            };
+            // Check, then act: another loader may pin the same name between
+            // our check and our pin (EEXIST). Then reuse theirs, once.
+            let mut retried = false;
+            let map = loop {
                 if path.exists() {
-                    let fd = obj_get(&cpath(&path)).map_err(|source| LoadError::Map {
-                        map: name.clone(),
-                        action: "open pinned map",
-                        source,
-                    })?;
-                    let map = describe(fd, true)?;
-                    if let Some(detail) = map.differs_from(m, max) {
-                        return Err(LoadError::PinMismatch {
-                            map: name,
-                            path,
-                            detail,
+                    break self.reuse(m, &path)?;
+                }
+                let map = self.create_new(m, btf)?;
+                match obj_pin(map.fd(), &cpath(&path)) {
+                    Ok(()) => {
+                        self.pins.0.push(path.clone());
+                        break map;
+                    }
+                    Err(e) if e.errno == Errno::EXIST && !retried => {
+                        retried = true;
+                        self.notes.push(format!(
+                            "map '{}': {} appeared while loading; reusing it",
+                            m.name,
+                            path.display()
+                        ));
+                    }
+                    Err(source) => {
+                        return Err(LoadError::Map {
+                            map: m.name.to_string(),
+                            action: "pin",
+                            source,
                         });
                     }
-                    self.notes
-                        .push(format!("map '{}': reused {}", map.name(), path.display()));
-                    out.push(map);
-                    continue;
                 }
-            }
-            let fd = self.create_one(m, btf)?;
-            let map = describe(fd, false)?;
-            self.init_internal(m, &map)?;
+            };
             out.push(map);
         }
         Ok(out)
+    }
+
+    /// Creates and fills one map.
+    fn create_new(
+        &mut self,
+        m: &MapDef<'_>,
+        btf: Option<BorrowedFd<'_>>,
+    ) -> Result<Map, LoadError> {
+        let fd = self.create_one(m, btf)?;
+        let map = describe(m, fd, false)?;
+        self.init_internal(m, &map)?;
+        Ok(map)
+    }
+
+    /// Opens the map pinned at `path` if it is the object's map `m`.
+    fn reuse(&mut self, m: &MapDef<'_>, path: &Path) -> Result<Map, LoadError> {
+        let max = self.map_create_attr(m, None, None)?.max_entries;
+        let fd = obj_get(&cpath(path)).map_err(|source| LoadError::Map {
+            map: m.name.to_string(),
+            action: "open pinned map",
+            source,
+        })?;
+        let map = describe(m, fd, true)?;
+        if let Some(detail) = map.differs_from(m, max) {
+            return Err(LoadError::PinMismatch {
+                map: m.name.to_string(),
+                path: path.to_path_buf(),
+                detail,
+            });
+        }
+        self.notes
+            .push(format!("map '{}': reused {}", map.name(), path.display()));
+        Ok(map)
     }
 
     /// Fills a global-data or `.kconfig` map and freezes read-only ones.
@@ -285,6 +329,11 @@ impl Loading<'_, '_> {
                 let (Some(fd), Some(target)) = (fd, maps.get(mi)) else {
                     continue;
                 };
+                // A reused pinned map is someone else's: its slots are
+                // theirs to set (libbpf fills only maps it created).
+                if target.reused() {
+                    continue;
+                }
                 target
                     .fd_raw()
                     .update(&slot.to_ne_bytes(), &(fd as u32).to_ne_bytes(), 0)
@@ -297,31 +346,69 @@ impl Loading<'_, '_> {
         }
         Ok(())
     }
+}
 
-    /// Pins by-name maps; on failure unpins what this load pinned.
-    pub(super) fn pin(&mut self, maps: &[Map]) -> Result<Vec<PathBuf>, LoadError> {
-        let obj = self.obj;
-        let Some(dir) = &self.cfg.pin_dir else {
-            return Ok(Vec::new());
-        };
-        let mut pinned = Vec::new();
-        for (m, def) in maps.iter().zip(&obj.maps) {
-            if def.pinning != Pinning::ByName || m.reused() {
-                continue;
-            }
-            let path = dir.join(m.pin_name());
-            if let Err(source) = obj_pin(m.fd(), &cpath(&path)) {
-                for p in &pinned {
-                    let _ = std::fs::remove_file(p);
-                }
-                return Err(LoadError::Map {
-                    map: m.name().to_owned(),
-                    action: "pin",
-                    source,
-                });
-            }
-            pinned.push(path);
+/// Wraps a new or reused map fd as a [`Map`] described by the kernel.
+fn describe(m: &MapDef<'_>, fd: OwnedFd, reused: bool) -> Result<Map, LoadError> {
+    Map::describe(m.name.to_string(), fd, reused).map_err(|source| LoadError::Map {
+        map: m.name.to_string(),
+        action: "describe",
+        source,
+    })
+}
+
+/// Pins a load made; removed again on drop unless the load succeeded and
+/// took them with [`Pins::keep`], so a failed load leaves no pin behind.
+#[derive(Debug, Default)]
+pub(super) struct Pins(Vec<PathBuf>);
+
+impl Pins {
+    /// The pins, now the caller's: they stay.
+    pub(super) fn keep(&mut self) -> Vec<PathBuf> {
+        core::mem::take(&mut self.0)
+    }
+}
+
+impl Drop for Pins {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
         }
-        Ok(pinned)
+    }
+}
+
+/// A ring buffer's size as the kernel takes it: a power-of-two number of
+/// pages. A size that already is one is kept; any other is rounded up to
+/// the next one, as libbpf does, so `100 * 1024` or 4 KiB on 64 KiB pages
+/// work. Zero stays zero for the kernel to refuse (libbpf's rule: the user
+/// forgot to set a size and must see the error). `None` when no such size
+/// fits in 32 bits.
+pub(crate) fn ring_size(size: u32, page: usize) -> Option<u32> {
+    if size == 0 {
+        return Some(0);
+    }
+    let page = u32::try_from(page).ok().filter(|p| p.is_power_of_two())?;
+    // A power-of-two multiple of a power-of-two page is a power of two
+    // no smaller than the page.
+    size.max(page).checked_next_power_of_two()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ring_size;
+
+    #[test]
+    fn ring_sizes_round_as_libbpf() {
+        let p = 4096;
+        assert_eq!(ring_size(0, p), Some(0));
+        assert_eq!(ring_size(1, p), Some(4096));
+        assert_eq!(ring_size(4096, p), Some(4096));
+        assert_eq!(ring_size(100 * 1024, p), Some(128 * 1024));
+        assert_eq!(ring_size(256 * 1024, p), Some(256 * 1024));
+        assert_eq!(ring_size(4096, 65536), Some(65536));
+        assert_eq!(ring_size(1 << 31, p), Some(1 << 31));
+        assert_eq!(ring_size((1 << 31) + 1, p), None);
+        assert_eq!(ring_size(0xFFFF_F001, p), None);
+        assert_eq!(ring_size(u32::MAX, p), None);
     }
 }

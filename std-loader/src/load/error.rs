@@ -108,6 +108,14 @@ pub enum LoadError {
         /// The bpf(2) error.
         source: SysError,
     },
+    /// A map's definition cannot be turned into a kernel map (a size
+    /// that has no valid rounding, for example).
+    MapDefinition {
+        /// The map.
+        map: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// Filling, freezing or pinning a map failed.
     Map {
         /// The map.
@@ -196,6 +204,7 @@ impl fmt::Display for LoadError {
                 "program '{program}': section '{section}' does not name a program type"
             ),
             LoadError::MapCreate { map, source } => write!(f, "map '{map}': {source}"),
+            LoadError::MapDefinition { map, reason } => write!(f, "map '{map}': {reason}"),
             LoadError::Map {
                 map,
                 action,

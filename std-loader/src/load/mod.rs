@@ -283,6 +283,8 @@ struct Loading<'l, 'o> {
     /// Whether kallsyms lists the syscall wrapper (`.kconfig`
     /// `LINUX_HAS_SYSCALL_WRAPPER`), found while reading kallsyms for ksyms.
     syscall_wrapper: bool,
+    /// Maps this load pinned, unpinned again if the load fails.
+    pins: create::Pins,
 }
 
 impl<'l, 'o> Loading<'l, 'o> {
@@ -294,6 +296,7 @@ impl<'l, 'o> Loading<'l, 'o> {
             feat: cfg.btf_features.unwrap_or_else(features::probe),
             notes: Vec::new(),
             syscall_wrapper: false,
+            pins: create::Pins::default(),
         }
     }
 
@@ -464,7 +467,7 @@ impl<'l, 'o> Loading<'l, 'o> {
 
         // Slots of prog arrays and maps of maps.
         self.fill_slots(&maps, &programs, &prog_of_func)?;
-        let pinned = self.pin(&maps)?;
+        let pinned = self.pins.keep();
         Ok(Ebpf {
             maps,
             programs,
