@@ -23,7 +23,7 @@ pub use ember_sys;
 pub use error::{Error, Result};
 pub use load::{Ebpf, EbpfLoader, LoadError, Program};
 pub use mapped::FileBytes;
-pub use maps::Map;
+pub use maps::{Map, MapError, MapErrorKind};
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]

@@ -15,8 +15,6 @@ use bytemuck::Pod;
 use ember_core::object::{Map as MapDef, MapType};
 use ember_sys::{AsFd, BorrowedFd, Errno, MapFd, OwnedFd, SysError};
 
-use crate::load::possible_cpus;
-
 /// `BPF_ANY`.
 pub const ANY: u64 = 0;
 /// `BPF_NOEXIST`: create only.
@@ -38,22 +36,67 @@ pub struct Map {
     reused: bool,
 }
 
-/// Why a typed view cannot be made over a map.
+/// A map operation that failed, naming the map.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MapMismatch {
+pub struct MapError {
     /// The map.
     pub map: String,
-    /// What differs.
-    pub detail: String,
+    /// What was being done (`lookup`, `update`, `view`, ...).
+    pub op: &'static str,
+    /// Why.
+    pub kind: MapErrorKind,
 }
 
-impl fmt::Display for MapMismatch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "map '{}': {}", self.map, self.detail)
+/// Why a map operation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MapErrorKind {
+    /// The kernel refused it.
+    Sys(SysError),
+    /// The map is not what a typed view expects: what differs.
+    Mismatch(String),
+    /// A per-CPU write gave the wrong number of values.
+    CpuCount {
+        /// One per possible CPU.
+        expected: u32,
+        /// What was given.
+        given: usize,
+    },
+}
+
+impl MapError {
+    /// The kernel's errno, when the kernel refused the operation.
+    pub fn errno(&self) -> Option<Errno> {
+        match self.kind {
+            MapErrorKind::Sys(e) => Some(e.errno),
+            _ => None,
+        }
     }
 }
 
-impl core::error::Error for MapMismatch {}
+impl fmt::Display for MapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "map '{}': {}", self.map, self.op)?;
+        match &self.kind {
+            // The kernel's error is the source.
+            MapErrorKind::Sys(_) => write!(f, " failed"),
+            MapErrorKind::Mismatch(d) => write!(f, ": {d}"),
+            MapErrorKind::CpuCount { expected, given } => write!(
+                f,
+                ": {given} values given, one per possible CPU ({expected}) needed"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for MapError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match &self.kind {
+            MapErrorKind::Sys(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl Map {
     /// Wraps a map fd, describing the map as the kernel reports it (so a
@@ -61,7 +104,16 @@ impl Map {
     ///
     /// # Errors
     /// The kernel's error for `BPF_OBJ_GET_INFO_BY_FD`.
-    pub fn from_fd(name: String, fd: OwnedFd, reused: bool) -> Result<Map, SysError> {
+    pub fn from_fd(name: String, fd: OwnedFd, reused: bool) -> Result<Map, MapError> {
+        Map::describe(name.clone(), fd, reused).map_err(|e| MapError {
+            map: name,
+            op: "describe",
+            kind: MapErrorKind::Sys(e),
+        })
+    }
+
+    /// [`Map::from_fd`] with the kernel's error as it is.
+    pub(crate) fn describe(name: String, fd: OwnedFd, reused: bool) -> Result<Map, SysError> {
         let info = ember_sys::map_info(fd.as_fd())?;
         let fd = MapFd::from_fd(fd)?;
         Ok(Map {
@@ -81,19 +133,25 @@ impl Map {
     ///
     /// # Errors
     /// The kernel's error opening the pin or describing the map.
-    pub fn from_pin(path: impl AsRef<Path>) -> Result<Map, SysError> {
+    pub fn from_pin(path: impl AsRef<Path>) -> Result<Map, MapError> {
         let path = path.as_ref();
-        let p =
-            std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| SysError {
-                cmd: "BPF_OBJ_GET",
-                errno: Errno::INVAL,
-            })?;
-        let fd = ember_sys::obj_get(&p)?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        Map::from_fd(name, fd, true)
+        let fail = |e| MapError {
+            map: name.clone(),
+            op: "open pin",
+            kind: MapErrorKind::Sys(e),
+        };
+        let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| {
+            fail(SysError {
+                cmd: "BPF_OBJ_GET",
+                errno: Errno::INVAL,
+            })
+        })?;
+        let fd = ember_sys::obj_get(&p).map_err(fail)?;
+        Map::from_fd(name.clone(), fd, true)
     }
 
     /// What differs between this (pinned) map and the object's definition
@@ -193,7 +251,7 @@ impl Map {
     ///
     /// # Errors
     /// The kernel's error other than "not found".
-    pub fn lookup(&self, key: &[u8]) -> Result<Option<Vec<u8>>, SysError> {
+    pub fn lookup(&self, key: &[u8]) -> Result<Option<Vec<u8>>, MapError> {
         let mut v = vec![0u8; self.fd.value_len()];
         match self.fd.lookup(key, &mut v, 0) {
             Ok(()) => Ok(Some(v)),
@@ -201,7 +259,20 @@ impl Map {
                 errno: Errno::NOENT,
                 ..
             }) => Ok(None),
-            Err(e) => Err(e),
+            Err(e) => Err(self.sys("lookup", e)),
+        }
+    }
+
+    /// `e`, naming this map and the operation.
+    fn sys(&self, op: &'static str, e: SysError) -> MapError {
+        self.error(op, MapErrorKind::Sys(e))
+    }
+
+    fn error(&self, op: &'static str, kind: MapErrorKind) -> MapError {
+        MapError {
+            map: self.name.clone(),
+            op,
+            kind,
         }
     }
 
@@ -209,22 +280,24 @@ impl Map {
     ///
     /// # Errors
     /// The kernel's error (`E2BIG` when full, `EEXIST`/`ENOENT` per flags).
-    pub fn update(&self, key: &[u8], value: &[u8], flags: u64) -> Result<(), SysError> {
-        self.fd.update(key, value, flags)
+    pub fn update(&self, key: &[u8], value: &[u8], flags: u64) -> Result<(), MapError> {
+        self.fd
+            .update(key, value, flags)
+            .map_err(|e| self.sys("update", e))
     }
 
     /// Deletes `key`; `false` when it was absent.
     ///
     /// # Errors
     /// The kernel's error other than "not found".
-    pub fn delete(&self, key: &[u8]) -> Result<bool, SysError> {
+    pub fn delete(&self, key: &[u8]) -> Result<bool, MapError> {
         match self.fd.delete(key) {
             Ok(()) => Ok(true),
             Err(SysError {
                 errno: Errno::NOENT,
                 ..
             }) => Ok(false),
-            Err(e) => Err(e),
+            Err(e) => Err(self.sys("delete", e)),
         }
     }
 
@@ -242,22 +315,23 @@ impl Map {
     ///
     /// # Errors
     /// The kernel's error.
-    pub fn pin(&self, path: impl AsRef<Path>) -> Result<(), SysError> {
-        let p =
-            std::ffi::CString::new(path.as_ref().as_os_str().as_encoded_bytes()).map_err(|_| {
+    pub fn pin(&self, path: impl AsRef<Path>) -> Result<(), MapError> {
+        let fail = |errno| {
+            self.sys(
+                "pin",
                 SysError {
                     cmd: "BPF_OBJ_PIN",
-                    errno: Errno::INVAL,
-                }
-            })?;
-        ember_sys::obj_pin(self.fd(), &p)
+                    errno,
+                },
+            )
+        };
+        let p = std::ffi::CString::new(path.as_ref().as_os_str().as_encoded_bytes())
+            .map_err(|_| fail(Errno::INVAL))?;
+        ember_sys::obj_pin(self.fd(), &p).map_err(|e| self.sys("pin", e))
     }
 
-    fn expect(&self, types: &[MapType], key: usize, value: usize) -> Result<(), MapMismatch> {
-        let bad = |detail| MapMismatch {
-            map: self.name.clone(),
-            detail,
-        };
+    fn expect(&self, types: &[MapType], key: usize, value: usize) -> Result<(), MapError> {
+        let bad = |detail| self.error("view", MapErrorKind::Mismatch(detail));
         if !types.contains(&self.map_type) {
             return Err(bad(format!("is a {} map", self.map_type)));
         }
@@ -288,7 +362,7 @@ pub struct Keys<'m> {
 }
 
 impl Iterator for Keys<'_> {
-    type Item = Result<Vec<u8>, SysError>;
+    type Item = Result<Vec<u8>, MapError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
@@ -309,7 +383,7 @@ impl Iterator for Keys<'_> {
             }
             Err(e) => {
                 self.done = true;
-                Some(Err(e))
+                Some(Err(self.map.sys("next key", e)))
             }
         }
     }
@@ -336,8 +410,8 @@ impl<'m, K: Pod, V: Pod> HashMap<'m, K, V> {
     /// A view over `map`, which must be a (LRU) hash of `K` → `V`.
     ///
     /// # Errors
-    /// [`MapMismatch`] naming what differs.
-    pub fn new(map: &'m Map) -> Result<Self, MapMismatch> {
+    /// [`MapErrorKind::Mismatch`] naming what differs.
+    pub fn new(map: &'m Map) -> Result<Self, MapError> {
         map.expect(
             &[MapType::HASH, MapType::LRU_HASH],
             size_of::<K>(),
@@ -353,7 +427,7 @@ impl<'m, K: Pod, V: Pod> HashMap<'m, K, V> {
     ///
     /// # Errors
     /// The kernel's error other than "not found".
-    pub fn get(&self, key: &K) -> Result<Option<V>, SysError> {
+    pub fn get(&self, key: &K) -> Result<Option<V>, MapError> {
         Ok(self.map.lookup(bytemuck::bytes_of(key))?.map(|v| pod(&v)))
     }
 
@@ -361,7 +435,7 @@ impl<'m, K: Pod, V: Pod> HashMap<'m, K, V> {
     ///
     /// # Errors
     /// The kernel's error.
-    pub fn insert(&self, key: &K, value: &V, flags: u64) -> Result<(), SysError> {
+    pub fn insert(&self, key: &K, value: &V, flags: u64) -> Result<(), MapError> {
         self.map
             .update(bytemuck::bytes_of(key), bytemuck::bytes_of(value), flags)
     }
@@ -370,12 +444,12 @@ impl<'m, K: Pod, V: Pod> HashMap<'m, K, V> {
     ///
     /// # Errors
     /// The kernel's error.
-    pub fn remove(&self, key: &K) -> Result<bool, SysError> {
+    pub fn remove(&self, key: &K) -> Result<bool, MapError> {
         self.map.delete(bytemuck::bytes_of(key))
     }
 
     /// Every (key, value) pair.
-    pub fn iter(&self) -> impl Iterator<Item = Result<(K, V), SysError>> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = Result<(K, V), MapError>> + '_ {
         self.map.keys().filter_map(move |k| {
             let k = match k {
                 Ok(k) => k,
@@ -402,8 +476,8 @@ impl<'m, V: Pod> Array<'m, V> {
     /// A view over `map`, which must be an array of `V`.
     ///
     /// # Errors
-    /// [`MapMismatch`] naming what differs.
-    pub fn new(map: &'m Map) -> Result<Self, MapMismatch> {
+    /// [`MapErrorKind::Mismatch`] naming what differs.
+    pub fn new(map: &'m Map) -> Result<Self, MapError> {
         map.expect(&[MapType::ARRAY], 4, size_of::<V>())?;
         Ok(Array {
             map,
@@ -415,11 +489,11 @@ impl<'m, V: Pod> Array<'m, V> {
     ///
     /// # Errors
     /// The kernel's error (`ENOENT` past the end).
-    pub fn get(&self, index: u32) -> Result<V, SysError> {
-        let v = self.map.lookup(&index.to_ne_bytes())?.ok_or(SysError {
-            cmd: "BPF_MAP_LOOKUP_ELEM",
-            errno: Errno::NOENT,
-        })?;
+    pub fn get(&self, index: u32) -> Result<V, MapError> {
+        let v = self
+            .map
+            .lookup(&index.to_ne_bytes())?
+            .ok_or_else(|| self.map.sys("lookup", not_found()))?;
         Ok(pod(&v))
     }
 
@@ -427,7 +501,7 @@ impl<'m, V: Pod> Array<'m, V> {
     ///
     /// # Errors
     /// The kernel's error (`E2BIG` past the end).
-    pub fn set(&self, index: u32, value: &V) -> Result<(), SysError> {
+    pub fn set(&self, index: u32, value: &V) -> Result<(), MapError> {
         self.map
             .update(&index.to_ne_bytes(), bytemuck::bytes_of(value), ANY)
     }
@@ -451,10 +525,27 @@ fn join_per_cpu<V: Pod>(values: &[V], value_size: u32, cpus: usize) -> Option<Ve
     Some(out)
 }
 
-fn wrong_cpus(cmd: &'static str) -> SysError {
+fn not_found() -> SysError {
     SysError {
-        cmd,
-        errno: Errno::INVAL,
+        cmd: "BPF_MAP_LOOKUP_ELEM",
+        errno: Errno::NOENT,
+    }
+}
+
+impl Map {
+    /// `values` as one per-CPU value buffer, checked against the number
+    /// of possible CPUs (which the kernel reads and writes per lookup).
+    fn per_cpu_bytes<V: Pod>(&self, values: &[V]) -> Result<Vec<u8>, MapError> {
+        let cpus = ember_sys::cmd::possible_cpus().map_err(|e| self.sys("update", e))?;
+        join_per_cpu(values, self.value_size, cpus as usize).ok_or_else(|| {
+            self.error(
+                "update",
+                MapErrorKind::CpuCount {
+                    expected: cpus,
+                    given: values.len(),
+                },
+            )
+        })
     }
 }
 
@@ -469,8 +560,8 @@ impl<'m, V: Pod> PerCpuArray<'m, V> {
     /// A view over `map`, which must be a per-CPU array of `V`.
     ///
     /// # Errors
-    /// [`MapMismatch`] naming what differs.
-    pub fn new(map: &'m Map) -> Result<Self, MapMismatch> {
+    /// [`MapErrorKind::Mismatch`] naming what differs.
+    pub fn new(map: &'m Map) -> Result<Self, MapError> {
         map.expect(&[MapType::PERCPU_ARRAY], 4, size_of::<V>())?;
         Ok(PerCpuArray {
             map,
@@ -482,11 +573,11 @@ impl<'m, V: Pod> PerCpuArray<'m, V> {
     ///
     /// # Errors
     /// The kernel's error.
-    pub fn get(&self, index: u32) -> Result<Vec<V>, SysError> {
-        let v = self.map.lookup(&index.to_ne_bytes())?.ok_or(SysError {
-            cmd: "BPF_MAP_LOOKUP_ELEM",
-            errno: Errno::NOENT,
-        })?;
+    pub fn get(&self, index: u32) -> Result<Vec<V>, MapError> {
+        let v = self
+            .map
+            .lookup(&index.to_ne_bytes())?
+            .ok_or_else(|| self.map.sys("lookup", not_found()))?;
         Ok(split_per_cpu(&v, self.map.value_size))
     }
 
@@ -494,9 +585,8 @@ impl<'m, V: Pod> PerCpuArray<'m, V> {
     ///
     /// # Errors
     /// `EINVAL` for the wrong number of values; the kernel's error.
-    pub fn set(&self, index: u32, values: &[V]) -> Result<(), SysError> {
-        let b = join_per_cpu(values, self.map.value_size, possible_cpus())
-            .ok_or(wrong_cpus("BPF_MAP_UPDATE_ELEM"))?;
+    pub fn set(&self, index: u32, values: &[V]) -> Result<(), MapError> {
+        let b = self.map.per_cpu_bytes(values)?;
         self.map.update(&index.to_ne_bytes(), &b, ANY)
     }
 }
@@ -512,8 +602,8 @@ impl<'m, K: Pod, V: Pod> PerCpuHashMap<'m, K, V> {
     /// A view over `map`, which must be a per-CPU hash of `K` → `V`.
     ///
     /// # Errors
-    /// [`MapMismatch`] naming what differs.
-    pub fn new(map: &'m Map) -> Result<Self, MapMismatch> {
+    /// [`MapErrorKind::Mismatch`] naming what differs.
+    pub fn new(map: &'m Map) -> Result<Self, MapError> {
         map.expect(
             &[MapType::PERCPU_HASH, MapType::LRU_PERCPU_HASH],
             size_of::<K>(),
@@ -529,7 +619,7 @@ impl<'m, K: Pod, V: Pod> PerCpuHashMap<'m, K, V> {
     ///
     /// # Errors
     /// The kernel's error other than "not found".
-    pub fn get(&self, key: &K) -> Result<Option<Vec<V>>, SysError> {
+    pub fn get(&self, key: &K) -> Result<Option<Vec<V>>, MapError> {
         Ok(self
             .map
             .lookup(bytemuck::bytes_of(key))?
@@ -540,9 +630,8 @@ impl<'m, K: Pod, V: Pod> PerCpuHashMap<'m, K, V> {
     ///
     /// # Errors
     /// `EINVAL` for the wrong number of values; the kernel's error.
-    pub fn insert(&self, key: &K, values: &[V], flags: u64) -> Result<(), SysError> {
-        let b = join_per_cpu(values, self.map.value_size, possible_cpus())
-            .ok_or(wrong_cpus("BPF_MAP_UPDATE_ELEM"))?;
+    pub fn insert(&self, key: &K, values: &[V], flags: u64) -> Result<(), MapError> {
+        let b = self.map.per_cpu_bytes(values)?;
         self.map.update(bytemuck::bytes_of(key), &b, flags)
     }
 }
@@ -567,8 +656,8 @@ macro_rules! push_pop {
             /// A view over `map`, which must hold values of `V`.
             ///
             /// # Errors
-            /// [`MapMismatch`] naming what differs.
-            pub fn new(map: &'m Map) -> Result<Self, MapMismatch> {
+            /// [`MapErrorKind::Mismatch`] naming what differs.
+            pub fn new(map: &'m Map) -> Result<Self, MapError> {
                 map.expect(&[$map_type], 0, size_of::<V>())?;
                 Ok($ty {
                     map,
@@ -580,7 +669,7 @@ macro_rules! push_pop {
             ///
             /// # Errors
             /// The kernel's error (`E2BIG` when full).
-            pub fn push(&self, value: &V, flags: u64) -> Result<(), SysError> {
+            pub fn push(&self, value: &V, flags: u64) -> Result<(), MapError> {
                 self.map.update(&[], bytemuck::bytes_of(value), flags)
             }
 
@@ -588,7 +677,7 @@ macro_rules! push_pop {
             ///
             /// # Errors
             /// The kernel's error other than "empty".
-            pub fn peek(&self) -> Result<Option<V>, SysError> {
+            pub fn peek(&self) -> Result<Option<V>, MapError> {
                 Ok(self.map.lookup(&[])?.map(|v| pod(&v)))
             }
 
@@ -596,7 +685,7 @@ macro_rules! push_pop {
             ///
             /// # Errors
             /// The kernel's error other than "empty".
-            pub fn pop(&self) -> Result<Option<V>, SysError> {
+            pub fn pop(&self) -> Result<Option<V>, MapError> {
                 let mut v = vec![0u8; self.map.value_len()];
                 match self.map.fd.lookup_and_delete(&[], &mut v, 0) {
                     Ok(()) => Ok(Some(pod(&v))),
@@ -604,7 +693,7 @@ macro_rules! push_pop {
                         errno: Errno::NOENT,
                         ..
                     }) => Ok(None),
-                    Err(e) => Err(e),
+                    Err(e) => Err(self.map.sys("pop", e)),
                 }
             }
         }
@@ -634,8 +723,8 @@ impl<'m, K: Pod, V: Pod> LpmTrie<'m, K, V> {
     /// A view over `map`, which must be an LPM trie of `K` → `V`.
     ///
     /// # Errors
-    /// [`MapMismatch`] naming what differs.
-    pub fn new(map: &'m Map) -> Result<Self, MapMismatch> {
+    /// [`MapErrorKind::Mismatch`] naming what differs.
+    pub fn new(map: &'m Map) -> Result<Self, MapError> {
         map.expect(&[MapType::LPM_TRIE], 4 + size_of::<K>(), size_of::<V>())?;
         Ok(LpmTrie {
             map,
@@ -653,7 +742,7 @@ impl<'m, K: Pod, V: Pod> LpmTrie<'m, K, V> {
     ///
     /// # Errors
     /// The kernel's error.
-    pub fn insert(&self, key: &LpmKey<K>, value: &V) -> Result<(), SysError> {
+    pub fn insert(&self, key: &LpmKey<K>, value: &V) -> Result<(), MapError> {
         self.map
             .update(&Self::key(key), bytemuck::bytes_of(value), ANY)
     }
@@ -663,7 +752,7 @@ impl<'m, K: Pod, V: Pod> LpmTrie<'m, K, V> {
     ///
     /// # Errors
     /// The kernel's error other than "no match".
-    pub fn get(&self, key: &LpmKey<K>) -> Result<Option<V>, SysError> {
+    pub fn get(&self, key: &LpmKey<K>) -> Result<Option<V>, MapError> {
         Ok(self.map.lookup(&Self::key(key))?.map(|v| pod(&v)))
     }
 
@@ -671,7 +760,7 @@ impl<'m, K: Pod, V: Pod> LpmTrie<'m, K, V> {
     ///
     /// # Errors
     /// The kernel's error.
-    pub fn remove(&self, key: &LpmKey<K>) -> Result<bool, SysError> {
+    pub fn remove(&self, key: &LpmKey<K>) -> Result<bool, MapError> {
         self.map.delete(&Self::key(key))
     }
 }
@@ -687,8 +776,8 @@ impl<'m, V: Pod> BloomFilter<'m, V> {
     /// A view over `map`, which must be a bloom filter of `V`.
     ///
     /// # Errors
-    /// [`MapMismatch`] naming what differs.
-    pub fn new(map: &'m Map) -> Result<Self, MapMismatch> {
+    /// [`MapErrorKind::Mismatch`] naming what differs.
+    pub fn new(map: &'m Map) -> Result<Self, MapError> {
         map.expect(&[MapType::BLOOM_FILTER], 0, size_of::<V>())?;
         Ok(BloomFilter {
             map,
@@ -700,7 +789,7 @@ impl<'m, V: Pod> BloomFilter<'m, V> {
     ///
     /// # Errors
     /// The kernel's error.
-    pub fn insert(&self, value: &V) -> Result<(), SysError> {
+    pub fn insert(&self, value: &V) -> Result<(), MapError> {
         self.map.update(&[], bytemuck::bytes_of(value), ANY)
     }
 
@@ -709,7 +798,7 @@ impl<'m, V: Pod> BloomFilter<'m, V> {
     ///
     /// # Errors
     /// The kernel's error other than "absent".
-    pub fn contains(&self, value: &V) -> Result<bool, SysError> {
+    pub fn contains(&self, value: &V) -> Result<bool, MapError> {
         let mut v = bytemuck::bytes_of(value).to_vec();
         match self.map.fd.lookup(&[], &mut v, 0) {
             Ok(()) => Ok(true),
@@ -717,7 +806,7 @@ impl<'m, V: Pod> BloomFilter<'m, V> {
                 errno: Errno::NOENT,
                 ..
             }) => Ok(false),
-            Err(e) => Err(e),
+            Err(e) => Err(self.map.sys("lookup", e)),
         }
     }
 }
@@ -738,8 +827,8 @@ impl<'m> ProgArray<'m> {
     /// A view over `map`, which must be a prog array.
     ///
     /// # Errors
-    /// [`MapMismatch`] naming what differs.
-    pub fn new(map: &'m Map) -> Result<Self, MapMismatch> {
+    /// [`MapErrorKind::Mismatch`] naming what differs.
+    pub fn new(map: &'m Map) -> Result<Self, MapError> {
         map.expect(&[MapType::PROG_ARRAY], 4, 4)?;
         Ok(ProgArray { map })
     }
@@ -748,7 +837,7 @@ impl<'m> ProgArray<'m> {
     ///
     /// # Errors
     /// The kernel's error (`EINVAL` for an incompatible program).
-    pub fn set(&self, index: u32, prog: BorrowedFd<'_>) -> Result<(), SysError> {
+    pub fn set(&self, index: u32, prog: BorrowedFd<'_>) -> Result<(), MapError> {
         let fd = prog.as_raw_fd() as u32;
         self.map
             .update(&index.to_ne_bytes(), &fd.to_ne_bytes(), ANY)
@@ -758,7 +847,7 @@ impl<'m> ProgArray<'m> {
     ///
     /// # Errors
     /// The kernel's error other than "empty slot".
-    pub fn get_id(&self, index: u32) -> Result<Option<u32>, SysError> {
+    pub fn get_id(&self, index: u32) -> Result<Option<u32>, MapError> {
         Ok(self.map.lookup(&index.to_ne_bytes())?.map(|v| pod(&v)))
     }
 
@@ -766,7 +855,7 @@ impl<'m> ProgArray<'m> {
     ///
     /// # Errors
     /// The kernel's error.
-    pub fn clear(&self, index: u32) -> Result<bool, SysError> {
+    pub fn clear(&self, index: u32) -> Result<bool, MapError> {
         self.map.delete(&index.to_ne_bytes())
     }
 }
@@ -775,8 +864,8 @@ impl<'m> MapOfMaps<'m> {
     /// A view over `map`, which must be an array or hash of maps.
     ///
     /// # Errors
-    /// [`MapMismatch`] naming what differs.
-    pub fn new(map: &'m Map) -> Result<Self, MapMismatch> {
+    /// [`MapErrorKind::Mismatch`] naming what differs.
+    pub fn new(map: &'m Map) -> Result<Self, MapError> {
         map.expect(
             &[MapType::ARRAY_OF_MAPS, MapType::HASH_OF_MAPS],
             map.key_size as usize,
@@ -790,7 +879,7 @@ impl<'m> MapOfMaps<'m> {
     /// # Errors
     /// The kernel's error (`EINVAL` when `inner` does not match the
     /// template).
-    pub fn set(&self, key: &[u8], inner: BorrowedFd<'_>) -> Result<(), SysError> {
+    pub fn set(&self, key: &[u8], inner: BorrowedFd<'_>) -> Result<(), MapError> {
         let fd = inner.as_raw_fd() as u32;
         self.map.update(key, &fd.to_ne_bytes(), ANY)
     }
@@ -799,7 +888,7 @@ impl<'m> MapOfMaps<'m> {
     ///
     /// # Errors
     /// The kernel's error other than "absent".
-    pub fn get_id(&self, key: &[u8]) -> Result<Option<u32>, SysError> {
+    pub fn get_id(&self, key: &[u8]) -> Result<Option<u32>, MapError> {
         Ok(self.map.lookup(key)?.map(|v| pod(&v)))
     }
 }
