@@ -63,7 +63,7 @@ impl fmt::Display for DumpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DumpError::Fmt => f.write_str("writing the C header failed"),
-            DumpError::Btf(e) => write!(f, "cannot write BTF as C: {e}"),
+            DumpError::Btf(_) => f.write_str("cannot write BTF as C"),
             DumpError::TooLarge(id) => {
                 write!(f, "C header for type [{id}] would pass the work limit")
             }
