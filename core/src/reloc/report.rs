@@ -1,5 +1,5 @@
 //! Typed relocation outcomes: one [`RelocReport`] per CO-RE record, built
-//! from [`solve`](super::solve) and [`apply`](super::apply), and the
+//! from [`solve`] and [`apply`], and the
 //! pieces to print one (type names, access paths, source lines).
 //!
 //! Everything here is data first: callers match [`Outcome`] and
