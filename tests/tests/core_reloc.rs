@@ -19,6 +19,18 @@ use ember::ember_core::object::{Object, RelocTarget, object_name};
 use ember::ember_core::reloc::{Targets, apply, solve};
 use ember_tests::{fixture, kernel_btf_dir, skip, tool};
 
+/// An error and its causes, as `top: cause: cause` (a CoreError's
+/// message names the relocation; its source says what went wrong).
+fn chain(e: &dyn core::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut next = e.source();
+    while let Some(c) = next {
+        s = format!("{s}: {c}");
+        next = c.source();
+    }
+    s
+}
+
 fn oracle() -> Option<&'static Path> {
     static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -96,9 +108,9 @@ fn ember(
     let tbytes = std::fs::read(target_path).expect("read target");
     let target = Btf::parse_any(&tbytes, None).expect("parse target");
     let targets = Targets::single(&target);
-    let plan = solve(&obj, &targets).map_err(|e| e.to_string())?;
+    let plan = solve(&obj, &targets).map_err(|e| chain(&e))?;
     let mut code: Vec<Vec<u8>> = obj.code.iter().map(|c| c.bytes.to_vec()).collect();
-    apply(&obj, &plan, &mut code).map_err(|e| e.to_string())?;
+    apply(&obj, &plan, &mut code).map_err(|e| chain(&e))?;
     let mut out = BTreeMap::new();
     for (pi, p) in obj
         .functions
