@@ -337,3 +337,5 @@ impl fmt::Display for Error {
 }
 
 impl core::error::Error for Error {}
+
+impl core::error::Error for ErrorKind {}

@@ -33,9 +33,9 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            Error::Btf { path, source } => write!(f, "{}: BTF {source}", path.display()),
-            Error::Object { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::Io { path, .. } => write!(f, "cannot read {}", path.display()),
+            Error::Btf { path, .. } => write!(f, "{}: malformed BTF", path.display()),
+            Error::Object { path, .. } => write!(f, "{}: malformed object", path.display()),
         }
     }
 }

@@ -1,13 +1,19 @@
 //! `ember core explain`: every CO-RE relocation of an object, solved
 //! against target BTF, with what it reads and what changes.
+//!
+//! This module only renders: ember-core's [`relocate`] returns one typed
+//! [`RelocReport`] per relocation, and [`Explained`] is its `--json` form
+//! (names, paths and source lines as strings) plus the text line.
 
 use core::fmt::Write as _;
 
-use ember_core::btf::{Btf, Kind, TypeId};
-use ember_core::ext::LineInfo;
+use ember_core::btf::{Btf, TypeId};
 use ember_core::insn::{Disasm, INSN_SIZE, Insn, decode_all};
 use ember_core::object::Object;
-use ember_core::reloc::{CoreError, Patched, Resolution, Spec, Targets, apply, solve};
+use ember_core::reloc::{
+    CoreError, LineTable, Outcome, RelocReport, Spec, SpecPath, Targets, TextContext, TypeName,
+    relocate,
+};
 use serde::Serialize;
 
 /// One relocation as `--json` prints it (one object per line).
@@ -21,16 +27,13 @@ pub struct Explained {
     pub insn: u32,
     /// snake_case of libbpf's kind name.
     pub kind: &'static str,
-    /// The kind as a phrase, for the text form.
-    #[serde(skip)]
-    pub phrase: &'static str,
     /// The local root type (`struct task_struct`).
     pub local_type: String,
     /// The raw access string (`0:1:2`).
     pub access: String,
     /// The access as a path (`struct task_struct.real_parent`).
     pub path: String,
-    /// `patched` or `poisoned`.
+    /// `patched` or `poisoned`: the typed [`Outcome`], spelled for JSON.
     pub outcome: &'static str,
     /// Value the instruction held (absent when poisoned).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -51,77 +54,73 @@ pub struct Explained {
     /// The source line, from `.BTF.ext` line info.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<String>,
+    /// The human line ([`RelocReport::text`]).
+    #[serde(skip)]
+    pub text: String,
 }
 
 /// `struct foo`, `union bar`, `enum baz`, `typedef_name`, `int`.
 pub fn type_name(btf: &Btf<'_>, id: TypeId) -> String {
-    let Some(t) = btf.get(id) else {
-        return if id == TypeId::VOID {
-            "void".into()
-        } else {
-            format!("[{id}]")
-        };
-    };
-    let name = btf.name(&t).unwrap_or("");
-    let name = if name.is_empty() { "(anon)" } else { name };
-    match t.kind() {
-        Kind::Struct => format!("struct {name}"),
-        Kind::Union => format!("union {name}"),
-        Kind::Enum | Kind::Enum64 => format!("enum {name}"),
-        Kind::Fwd if t.kflag() => format!("union {name}"),
-        Kind::Fwd => format!("struct {name}"),
-        _ => name.to_owned(),
-    }
+    TypeName { btf, id }.to_string()
 }
 
 /// An access spec as a C-like path: `struct task_struct.comm[3]`, or
 /// `enum pid_type::PIDTYPE_SID`.
 pub fn spec_path(btf: &Btf<'_>, spec: &Spec<'_>) -> String {
-    let mut s = type_name(btf, spec.root_type_id);
-    if spec.kind.is_enumval() {
-        if let Some(n) = spec.accessors.first().and_then(|a| a.name) {
-            let _ = write!(s, "::{n}");
-        }
-        return s;
-    }
-    for (i, a) in spec.accessors.iter().enumerate() {
-        match a.name {
-            Some(n) => {
-                let _ = write!(s, ".{n}");
-            }
-            None if i == 0 && a.idx == 0 => {}
-            None => {
-                let _ = write!(s, "[{}]", a.idx);
-            }
-        }
-    }
-    s
+    SpecPath { btf, spec }.to_string()
 }
 
-fn source_line(
-    obj: &Object<'_>,
-    lines: &[(usize, u32, LineInfo)],
-    func: usize,
-    insn: u32,
-) -> Option<String> {
-    let btf = obj.btf.as_ref()?;
-    let l = lines
-        .iter()
-        .filter(|(f, i, _)| *f == func && *i <= insn)
-        .max_by_key(|(_, i, _)| *i)?;
-    let text = btf.str_at(l.2.line_off).ok()?.trim();
-    let file = btf.str_at(l.2.file_name_off).ok()?;
-    let file = file.rsplit('/').next().unwrap_or(file);
-    Some(format!("{file}:{}: {text}", l.2.line()))
-}
+impl Explained {
+    /// Renders one report.
+    pub fn new<'a, 't>(
+        r: &RelocReport<'a, 't>,
+        obj: &Object<'a>,
+        targets: &Targets<'t>,
+        lines: &LineTable<'a>,
+    ) -> Explained {
+        let (old, new, outcome, reason) = match r.outcome {
+            Outcome::Patched { old, new } => (Some(old), Some(new), "patched", None),
+            Outcome::Poisoned(why) => (None, None, "poisoned", Some(why.to_string())),
+            _ => (None, None, "other", None),
+        };
+        let local = obj.btf.as_ref();
+        Explained {
+            program: r.func_name(obj).to_owned(),
+            section: obj
+                .code
+                .get(r.section)
+                .map_or_else(String::new, |c| c.name.to_owned()),
+            insn: r.insn,
+            kind: r.kind.name(),
+            local_type: local.map_or_else(String::new, |b| type_name(b, r.local_type)),
+            access: r.access.to_owned(),
+            path: r
+                .local_path(obj)
+                .map_or_else(String::new, |p| p.to_string()),
+            outcome,
+            old,
+            new,
+            target_type_id: r.target.as_ref().map(|(c, _)| c.id.0),
+            target_btf: r
+                .target
+                .as_ref()
+                .map(|(c, _)| targets.name(c.target).to_owned()),
+            target_path: r.target_path(targets).map(|p| p.to_string()),
+            reason,
+            line: lines.source_line(r.func, r.insn).map(|l| l.to_string()),
+            text: r
+                .text(TextContext {
+                    obj,
+                    targets,
+                    lines: Some(lines),
+                })
+                .to_string(),
+        }
+    }
 
-fn reason(r: &Resolution<'_, '_>) -> String {
-    if r.target.is_none() {
-        "no candidate in the target BTF has this field/enumerator".into()
-    } else if r.res.fail_memsz_adjust {
-        "the field changed size and the load cannot be resized safely".into()
-    } else {
-        "the relocation cannot be satisfied".into()
+    /// The human line: `prog: insn 12: field offset of struct t.f: 16 -> 24`.
+    pub fn to_text(&self) -> String {
+        self.text.clone()
     }
 }
 
@@ -134,95 +133,24 @@ pub struct Explanation {
     pub code: Vec<Vec<u8>>,
 }
 
-/// Solves and applies `obj`'s relocations against `targets`.
+/// Solves and applies `obj`'s relocations against `targets`, and renders
+/// each. Line info records that cannot be placed are skipped (and logged
+/// at debug); the others still give source lines.
 ///
 /// # Errors
 /// The first relocation that cannot be solved or applied.
 pub fn explain(obj: &Object<'_>, targets: &Targets<'_>) -> Result<Explanation, CoreError> {
-    let plan = solve(obj, targets)?;
     let mut code: Vec<Vec<u8>> = obj.code.iter().map(|c| c.bytes.to_vec()).collect();
-    let patched = apply(obj, &plan, &mut code)?;
-    let lines = match (obj.btf_ext, obj.btf.as_ref()) {
-        (Some(ext), Some(_)) => obj.resolve(ext.line_info()).unwrap_or_default(),
-        _ => Vec::new(),
-    };
-    let Some(local) = obj.btf.as_ref() else {
-        return Ok(Explanation {
-            relocs: Vec::new(),
-            code,
-        });
-    };
-    let relocs = plan
+    let reports = relocate(obj, targets, &mut code)?;
+    let lines = LineTable::new(obj);
+    for e in lines.skipped() {
+        log::debug!("line info record skipped: {e}");
+    }
+    let relocs = reports
         .iter()
-        .zip(patched)
-        .map(|(r, p)| {
-            let f = obj.functions.get(r.func);
-            let (old, new, outcome) = match p {
-                Patched::Value { old, new } => (Some(old), Some(new), "patched"),
-                Patched::Poisoned => (None, None, "poisoned"),
-            };
-            let target_btf = r
-                .target
-                .as_ref()
-                .and_then(|(c, _)| targets.btf(c.target).map(|b| (c, b)));
-            Explained {
-                program: f.map_or_else(String::new, |f| f.name.to_owned()),
-                section: obj
-                    .code
-                    .get(r.section)
-                    .map_or_else(String::new, |c| c.name.to_owned()),
-                insn: r.insn,
-                kind: r.kind.name(),
-                phrase: r.kind.phrase(),
-                local_type: type_name(local, r.relo.type_id),
-                access: local.str_at(r.relo.access_str_off).unwrap_or("").to_owned(),
-                path: spec_path(local, &r.local),
-                outcome,
-                old,
-                new,
-                target_type_id: r.target.as_ref().map(|(c, _)| c.id.0),
-                target_btf: r
-                    .target
-                    .as_ref()
-                    .map(|(c, _)| targets.name(c.target).to_owned()),
-                target_path: r
-                    .target
-                    .as_ref()
-                    .zip(target_btf)
-                    .map(|((_, s), (_, b))| spec_path(b, s)),
-                reason: (outcome == "poisoned").then(|| reason(r)),
-                line: source_line(obj, &lines, r.func, r.insn),
-            }
-        })
+        .map(|r| Explained::new(r, obj, targets, &lines))
         .collect();
     Ok(Explanation { relocs, code })
-}
-
-impl Explained {
-    /// The human line: `prog: insn 12: field offset of struct t.f: 16 -> 24`.
-    pub fn to_text(&self) -> String {
-        let mut s = format!(
-            "{}: insn {}: {} of {}: ",
-            self.program, self.insn, self.phrase, self.path
-        );
-        match (self.old, self.new) {
-            (Some(o), Some(n)) => {
-                let _ = write!(s, "{o} -> {n}");
-            }
-            _ => {
-                let _ = write!(s, "POISONED ({})", self.reason.as_deref().unwrap_or(""));
-            }
-        }
-        if let (Some(tp), Some(tb)) = (&self.target_path, &self.target_btf) {
-            if tp != &self.path || tb != "vmlinux" {
-                let _ = write!(s, " [{tb}: {tp}]");
-            }
-        }
-        if let Some(l) = &self.line {
-            let _ = write!(s, "\n    {l}");
-        }
-        s
-    }
 }
 
 /// The relocated instructions of every program and subprogram, as text.

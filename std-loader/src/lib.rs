@@ -21,7 +21,7 @@ pub mod write;
 pub use ember_core;
 pub use ember_sys;
 pub use error::{Error, Result};
-pub use load::{Ebpf, EbpfLoader, LoadError, Program};
+pub use load::{Ebpf, EbpfLoader, LoadError, Program, Relocation};
 pub use mapped::FileBytes;
 pub use maps::{Map, MapError, MapErrorKind};
 

@@ -19,6 +19,18 @@ use ember::ember_core::object::{Object, RelocTarget, object_name};
 use ember::ember_core::reloc::{Targets, apply, solve};
 use ember_tests::{fixture, kernel_btf_dir, skip, tool};
 
+/// An error and its causes, as `top: cause: cause` (a CoreError's
+/// message names the relocation; its source says what went wrong).
+fn chain(e: &dyn core::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut next = e.source();
+    while let Some(c) = next {
+        s = format!("{s}: {c}");
+        next = c.source();
+    }
+    s
+}
+
 fn oracle() -> Option<&'static Path> {
     static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -96,9 +108,9 @@ fn ember(
     let tbytes = std::fs::read(target_path).expect("read target");
     let target = Btf::parse_any(&tbytes, None).expect("parse target");
     let targets = Targets::single(&target);
-    let plan = solve(&obj, &targets).map_err(|e| e.to_string())?;
+    let plan = solve(&obj, &targets).map_err(|e| chain(&e))?;
     let mut code: Vec<Vec<u8>> = obj.code.iter().map(|c| c.bytes.to_vec()).collect();
-    apply(&obj, &plan, &mut code).map_err(|e| e.to_string())?;
+    apply(&obj, &plan, &mut code).map_err(|e| chain(&e))?;
     let mut out = BTreeMap::new();
     for (pi, p) in obj
         .functions
@@ -652,4 +664,77 @@ fn module_split_btf_matches_libbpf() {
             assert_eq!(o, t, "insn {i}");
         }
     }
+}
+
+/// `ember core explain` renders ember-core's typed reports: a poisoned
+/// relocation says why (here: the target's `struct task_struct` lacks the
+/// field) in text and JSON, with its source line.
+#[test]
+fn cli_explain_renders_poisoned_relocations() {
+    let obj = fixture("reject.bpf-el.o");
+    let target = fixture("core_kernel.bpf-el.o");
+    let run = |json: bool| {
+        let mut cmd = Command::new(ember_tests::ember_bin());
+        cmd.args(["core", "explain", "--btf"])
+            .arg(&target)
+            .arg(&obj);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(
+        run(false),
+        "poisoned: insn 1: field offset of struct task_struct.ember_field_that_does_not_exist: \
+         POISONED (no candidate in the target BTF has this field/enumerator)\n    \
+         reject.bpf.c:23: return t->ember_field_that_does_not_exist;\n"
+    );
+    let v: serde_json::Value = serde_json::from_str(run(true).trim()).unwrap();
+    assert_eq!(v["outcome"], "poisoned");
+    assert_eq!(
+        v["reason"],
+        "no candidate in the target BTF has this field/enumerator"
+    );
+    assert_eq!(v["target_type_id"], serde_json::Value::Null);
+    assert_eq!(
+        v["line"],
+        "reject.bpf.c:23: return t->ember_field_that_does_not_exist;"
+    );
+}
+
+/// A CLI error prints its whole chain, each level once: where, which
+/// relocation, and the rule it broke.
+#[test]
+fn cli_errors_print_the_whole_chain() {
+    let dir = fixture("core");
+    let obj = dir.join("bitfields.bpf-el.o");
+    let out = Command::new(ember_tests::ember_bin())
+        .args(["core", "explain", "--btf"])
+        .arg(dir.join("bitfields___err_too_big_bitfield.t-el.o"))
+        .arg(&obj)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "ember: {} in bitfields: CO-RE relocation #5 (kind field_byte_offset, insn 12, \
+             local type [5]): bitfield cannot be read with one 64-bit load\n",
+            obj.display()
+        )
+    );
+    let missing = Command::new(ember_tests::ember_bin())
+        .args(["core", "explain", "/nonexistent/x.o"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stderr),
+        "ember: cannot read /nonexistent/x.o: No such file or directory (os error 2)\n"
+    );
 }

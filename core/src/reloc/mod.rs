@@ -12,6 +12,7 @@ mod compat;
 mod compute;
 mod kind;
 mod patch;
+pub mod report;
 mod scan;
 pub mod spec;
 
@@ -23,6 +24,10 @@ pub use self::compat::{types_compat, types_match};
 pub use self::compute::RelocRes;
 pub use self::kind::RelocKind;
 pub use self::patch::{POISON_IMM, Patched, patch, poison_insn};
+pub use self::report::{
+    LineTable, Outcome, PoisonReason, RelocReport, SourceLine, SpecPath, TextContext, TypeName,
+    relocate,
+};
 pub use self::scan::scan_candidates;
 pub use self::spec::{Accessor, Spec, parse_spec};
 use crate::btf::{Btf, Kind, StrOffset, TypeId, essential_name};
@@ -107,6 +112,9 @@ pub struct Resolution<'a, 't> {
     pub local: Spec<'a>,
     /// The matching candidate and target spec, if any matched.
     pub target: Option<(Candidate, Spec<'t>)>,
+    /// How many candidates the target BTFs offered (0 for
+    /// [`RelocKind::TypeIdLocal`], which needs none).
+    pub candidates: usize,
     /// Values and decision.
     pub res: RelocRes,
 }
@@ -126,25 +134,29 @@ pub struct CoreError {
     pub access: StrOffset,
     /// The raw relocation kind.
     pub kind: u32,
-    /// What went wrong.
-    pub error: Error,
+    /// What went wrong (also the error's [`source`](core::error::Error::source)).
+    pub error: ErrorKind,
 }
 
 impl fmt::Display for CoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The cause is the source, not part of this message.
         write!(
             f,
-            "CO-RE relocation #{} (kind {}, insn {}, local type [{}]): {}",
+            "CO-RE relocation #{} (kind {}, insn {}, local type [{}])",
             self.index,
             RelocKind::from_u32(self.kind).map_or("unknown", RelocKind::name),
             self.insn,
-            self.local_type,
-            self.error.kind()
+            self.local_type
         )
     }
 }
 
-impl core::error::Error for CoreError {}
+impl core::error::Error for CoreError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
 
 /// Candidates for local type `local_id`: same kind (ENUM and ENUM64
 /// interchangeable) and essential name, in id order; modules only when
@@ -346,7 +358,7 @@ pub fn solve_with<'a, 't>(
             local_type: r.type_id,
             access: r.access_str_off,
             kind: r.kind,
-            error,
+            error: error.kind(),
         };
     let relos = obj
         .resolve(ext.core_relos())
@@ -388,6 +400,7 @@ pub fn solve_with<'a, 't>(
             }
             None => Vec::new(),
         };
+        let candidates = cands.len();
         let solved = solve_one(local, &relo, targets, &mut cands);
         if needs_cands {
             cache.insert(relo.type_id, cands);
@@ -404,6 +417,7 @@ pub fn solve_with<'a, 't>(
             insn,
             local: lspec,
             target,
+            candidates,
             res,
         });
     }
@@ -434,7 +448,7 @@ pub fn apply(
                 local_type: r.relo.type_id,
                 access: r.relo.access_str_off,
                 kind: r.relo.kind,
-                error,
+                error: error.kind(),
             })?;
         out.push(p);
     }

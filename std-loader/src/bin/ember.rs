@@ -128,6 +128,54 @@ enum Format {
     C,
 }
 
+/// What was being done when `source` failed: printed as `what: <cause>`.
+#[derive(Debug)]
+struct Context {
+    what: String,
+    source: Box<dyn core::error::Error>,
+}
+
+impl core::fmt::Display for Context {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.what)
+    }
+}
+
+impl core::error::Error for Context {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// Wraps `source` in a [`Context`] saying what was being done.
+fn context(
+    what: impl Into<String>,
+    source: impl Into<Box<dyn core::error::Error>>,
+) -> Box<dyn core::error::Error> {
+    Box::new(Context {
+        what: what.into(),
+        source: source.into(),
+    })
+}
+
+/// An error and every cause below it: `top: cause: cause`. Once a message
+/// spans lines (a verifier log, a search list), later causes go on their
+/// own `caused by:` lines.
+fn chain(e: &dyn core::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut next = e.source();
+    while let Some(c) = next {
+        s.push_str(if s.contains('\n') {
+            "\ncaused by: "
+        } else {
+            ": "
+        });
+        s.push_str(&c.to_string());
+        next = c.source();
+    }
+    s
+}
+
 fn read(path: &Path) -> Result<FileBytes, Error> {
     FileBytes::open(path).map_err(|source| Error::Io {
         path: path.to_owned(),
@@ -157,7 +205,7 @@ fn load(
         loader = loader.btf_dir(d);
     }
     if let Some(p) = &pin {
-        std::fs::create_dir_all(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        std::fs::create_dir_all(p).map_err(|e| context(p.display().to_string(), e))?;
         loader = loader.pin_dir(p);
     }
     if verbose {
@@ -165,7 +213,7 @@ fn load(
     }
     let ebpf = loader
         .load_file(file)
-        .map_err(|e| format!("{}: {e}", file.display()))?;
+        .map_err(|e| context(file.display().to_string(), e))?;
     let mut o = io::stdout().lock();
     if verbose {
         for n in &ebpf.notes {
@@ -203,12 +251,12 @@ fn load(
                 continue;
             }
             m.pin(&path)
-                .map_err(|e| format!("pin {}: {e}", path.display()))?;
+                .map_err(|e| context(format!("pin {}", path.display()), e))?;
         }
         for p in ebpf.programs() {
             let path = dir.join(&p.name);
             p.pin(&path)
-                .map_err(|e| format!("pin {}: {e}", path.display()))?;
+                .map_err(|e| context(format!("pin {}", path.display()), e))?;
         }
         writeln!(o, "pinned under {}", dir.display())?;
     }
@@ -235,7 +283,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
                     Err(e) => {
                         // Keep what was written, as bpftool does.
                         out.finish()?;
-                        return Err(format!("{}: {e}", file.display()).into());
+                        return Err(context(file.display().to_string(), e));
                     }
                 },
             };
@@ -388,9 +436,12 @@ fn explain(
         }),
     }
     .map_err(|e| {
-        format!(
-            "{}: {relos} CO-RE relocations need kernel BTF, but {e}",
-            file.display()
+        context(
+            format!(
+                "{}: {relos} CO-RE relocations need kernel BTF",
+                file.display()
+            ),
+            e,
         )
     })?;
     let main_path = found.path.clone();
@@ -447,7 +498,7 @@ fn explain(
             .func
             .and_then(|f| obj.functions.get(f))
             .map_or_else(String::new, |f| format!(" in {}", f.name));
-        format!("{}{where_}: {e}", file.display())
+        context(format!("{}{where_}", file.display()), e)
     })?;
     let mut o = io::stdout().lock();
     for r in &ex.relocs {
@@ -474,7 +525,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("ember: {e}");
+            eprintln!("ember: {}", chain(&*e));
             ExitCode::FAILURE
         }
     }

@@ -46,8 +46,8 @@ pub enum LoadError {
     Core {
         /// The program holding it.
         program: String,
-        /// The relocation, its access path and why.
-        detail: String,
+        /// The relocation and why.
+        source: ember_core::reloc::CoreError,
     },
     /// A `__ksym` extern could not be resolved.
     Ksym {
@@ -158,27 +158,25 @@ pub enum LoadError {
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LoadError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            LoadError::Io { path, .. } => write!(f, "cannot read {}", path.display()),
             LoadError::Object(e) if e.kind() == ember_core::ErrorKind::ForeignEndian => write!(
                 f,
                 "the object's byte order is not this machine's; build it with -target bpf (host order) or -target bpfel/bpfeb to match"
             ),
-            LoadError::Object(e) => write!(f, "malformed object: {e}"),
+            LoadError::Object(_) => f.write_str("malformed object"),
             LoadError::NoObjectBtf { object } => write!(
                 f,
                 "{object} has no .BTF section but needs one (BTF-defined maps, CO-RE, kfuncs or typed ksyms); \
                  rebuild it with debug info: clang -g -O2 -target bpf -c prog.bpf.c"
             ),
-            LoadError::NoKernelBtf {
-                object,
-                needs,
-                source,
-            } => write!(f, "{object} needs kernel BTF for {needs}, but {source}"),
-            LoadError::KernelBtf { path, source } => {
-                write!(f, "kernel BTF {}: {source}", path.display())
+            LoadError::NoKernelBtf { object, needs, .. } => {
+                write!(f, "{object} needs kernel BTF for {needs}")
             }
-            LoadError::Core { program, detail } => {
-                write!(f, "program '{program}': CO-RE relocation failed: {detail}")
+            LoadError::KernelBtf { path, .. } => {
+                write!(f, "kernel BTF {} is malformed", path.display())
+            }
+            LoadError::Core { program, .. } => {
+                write!(f, "program '{program}' cannot be relocated")
             }
             LoadError::Ksym { name, reason } => write!(f, "extern '{name}': {reason}"),
             LoadError::Kconfig { name, reason } => write!(f, "kconfig extern '{name}': {reason}"),
@@ -188,12 +186,10 @@ impl fmt::Display for LoadError {
                 "program '{program}': attach target '{target}' is not in the kernel BTF"
             ),
             LoadError::ModuleBtf {
-                module,
-                needed_by,
-                source,
+                module, needed_by, ..
             } => write!(
                 f,
-                "{needed_by} needs module '{module}', whose BTF object cannot be opened: {source}"
+                "{needed_by} needs module '{module}', whose BTF object cannot be opened"
             ),
             LoadError::Unsupported { program, what } => write!(
                 f,
@@ -203,28 +199,28 @@ impl fmt::Display for LoadError {
                 f,
                 "program '{program}': section '{section}' does not name a program type"
             ),
-            LoadError::MapCreate { map, source } => write!(f, "map '{map}': {source}"),
+            LoadError::MapCreate { map, .. } => write!(f, "map '{map}' cannot be created"),
             LoadError::MapDefinition { map, reason } => write!(f, "map '{map}': {reason}"),
-            LoadError::Map {
-                map,
-                action,
-                source,
-            } => write!(f, "map '{map}': {action}: {source}"),
+            LoadError::Map { map, action, .. } => write!(f, "map '{map}': {action} failed"),
             LoadError::PinMismatch { map, path, detail } => write!(
                 f,
                 "map '{map}': the map pinned at {} differs ({detail})",
                 path.display()
             ),
-            LoadError::BtfLoad { log, source } => {
-                write!(f, "the kernel rejected the object's BTF: {source}\n{log}")
+            LoadError::BtfLoad { log, .. } => {
+                f.write_str("the kernel rejected the object's BTF")?;
+                if !log.is_empty() {
+                    write!(f, "\n  BTF log:\n{}", log.trim_end())?;
+                }
+                Ok(())
             }
             LoadError::ProgLoad {
                 program,
-                source,
                 log,
                 cause,
+                ..
             } => {
-                write!(f, "program '{program}': {source}")?;
+                write!(f, "program '{program}' was rejected")?;
                 if let Some(c) = cause {
                     write!(f, "\n  cause: {c}")?;
                 }
@@ -248,7 +244,145 @@ impl core::error::Error for LoadError {
             | LoadError::BtfLoad { source, .. }
             | LoadError::ModuleBtf { source, .. }
             | LoadError::ProgLoad { source, .. } => Some(source),
+            LoadError::Core { source, .. } => Some(source),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use core::error::Error as _;
+    use std::path::PathBuf;
+
+    use ember_core::btf::{StrOffset, TypeId};
+    use ember_core::reloc::CoreError;
+    use ember_core::{Error as CoreErr, ErrorKind};
+    use ember_sys::{Errno, SysError};
+
+    use super::LoadError;
+    use crate::btf_source::{NoKernelBtf, Why};
+
+    /// Every level of `e`'s chain says its own part only: no message holds
+    /// its source's text, so printing the chain repeats nothing.
+    fn assert_no_repeats(e: &(dyn core::error::Error + 'static)) {
+        let mut levels = 1;
+        let mut cur = e;
+        while let Some(src) = cur.source() {
+            let (msg, cause) = (cur.to_string(), src.to_string());
+            assert!(
+                !msg.contains(&cause),
+                "message repeats its source:\n  message: {msg}\n  source:  {cause}"
+            );
+            cur = src;
+            levels += 1;
+        }
+        assert!(levels > 1, "no source: {e}");
+    }
+
+    fn sys() -> SysError {
+        SysError {
+            cmd: "BPF_MAP_CREATE",
+            errno: Errno::PERM,
+        }
+    }
+
+    fn core_error() -> CoreError {
+        CoreError {
+            index: 3,
+            func: Some(0),
+            insn: 12,
+            local_type: TypeId(5),
+            access: StrOffset(7),
+            kind: 0,
+            error: ErrorKind::CoreBitfieldTooBig,
+        }
+    }
+
+    #[test]
+    fn load_error_chains_do_not_repeat() {
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let bad = CoreErr::new(ErrorKind::BadMagic(0x1234), 0);
+        let errors = [
+            LoadError::Io {
+                path: PathBuf::from("x.o"),
+                source: io(),
+            },
+            LoadError::Object(bad),
+            LoadError::KernelBtf {
+                path: PathBuf::from("/sys/kernel/btf/vmlinux"),
+                source: bad,
+            },
+            LoadError::NoKernelBtf {
+                object: "x.o".into(),
+                needs: "3 CO-RE relocations".into(),
+                source: NoKernelBtf {
+                    release: "6.18.0".into(),
+                    searched: vec![(PathBuf::from("/sys/kernel/btf/vmlinux"), Why::Absent)],
+                },
+            },
+            LoadError::Core {
+                program: "prog".into(),
+                source: core_error(),
+            },
+            LoadError::ModuleBtf {
+                module: "nf_conntrack".into(),
+                needed_by: "program 'p'".into(),
+                source: sys(),
+            },
+            LoadError::MapCreate {
+                map: "m".into(),
+                source: sys(),
+            },
+            LoadError::Map {
+                map: "m".into(),
+                action: "pin",
+                source: sys(),
+            },
+            LoadError::BtfLoad {
+                log: "magic: 0xeb9f\n[1] bad".into(),
+                source: sys(),
+            },
+            LoadError::ProgLoad {
+                program: "p".into(),
+                source: SysError {
+                    cmd: "BPF_PROG_LOAD",
+                    errno: Errno::ACCESS,
+                },
+                log: "0: (85) call unknown#195896080\ninvalid func unknown#195896080".into(),
+                cause: Some("p: insn 0: field offset of struct t.f: POISONED (x)".into()),
+            },
+        ];
+        for e in &errors {
+            assert_no_repeats(e);
+        }
+        // The CO-RE chain goes down to the rule that was broken.
+        let core = &errors[4];
+        let cause = core.source().and_then(|s| s.source()).unwrap();
+        assert_eq!(cause.to_string(), ErrorKind::CoreBitfieldTooBig.to_string());
+    }
+
+    #[test]
+    fn crate_error_chains_do_not_repeat() {
+        let bad = CoreErr::new(ErrorKind::BadMagic(0x1234), 0);
+        let errors = [
+            crate::Error::Io {
+                path: PathBuf::from("x"),
+                source: std::io::Error::other("boom"),
+            },
+            crate::Error::Btf {
+                path: PathBuf::from("x"),
+                source: bad,
+            },
+            crate::Error::Object {
+                path: PathBuf::from("x"),
+                source: bad,
+            },
+        ];
+        for e in &errors {
+            assert_no_repeats(e);
+        }
+        assert_no_repeats(&core_error());
+        assert_no_repeats(&ember_core::btf::dump::c::DumpError::Btf(bad));
     }
 }

@@ -16,6 +16,7 @@ mod externs;
 mod kconfig;
 mod needs;
 mod program;
+mod relocation;
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -37,8 +38,8 @@ use ember_sys::{
 
 pub use self::error::LoadError;
 use self::needs::kernel_btf_needs;
+pub use self::relocation::Relocation;
 use crate::btf_source::{BtfSearch, KernelBtf, find_kernel_btf, module_btfs};
-use crate::explain::{Explained, explain};
 use crate::features::{self, Features};
 use crate::kallsyms::Kallsyms;
 use crate::maps::Map;
@@ -119,8 +120,8 @@ pub struct Ebpf {
     /// What happened along the way (fallbacks, reused pins), for
     /// `--verbose`.
     pub notes: Vec<String>,
-    /// The CO-RE relocations applied, described.
-    pub relocations: Vec<Explained>,
+    /// The CO-RE relocations applied, with their outcomes.
+    pub relocations: Vec<Relocation>,
 }
 
 impl Ebpf {
@@ -395,23 +396,20 @@ impl<'l, 'o> Loading<'l, 'o> {
         let obj = self.obj;
         // CO-RE.
         let (mut code, relocations) = match targets {
-            Some((t, _)) => {
-                let ex = explain(obj, t).map_err(|e| LoadError::Core {
-                    program: e
-                        .func
-                        .and_then(|f| obj.functions.get(f))
-                        .map_or_else(String::new, |f| f.name.to_owned()),
-                    detail: format!("relocation #{} at insn {}: {}", e.index, e.insn, e.error),
-                })?;
-                (ex.code, ex.relocs)
-            }
+            Some((t, _)) => relocation::relocate_all(obj, t).map_err(|source| LoadError::Core {
+                program: source
+                    .func
+                    .and_then(|f| obj.functions.get(f))
+                    .map_or_else(String::new, |f| f.name.to_owned()),
+                source,
+            })?,
             None => (
                 obj.code.iter().map(|c| c.bytes.to_vec()).collect(),
                 Vec::new(),
             ),
         };
         for r in &relocations {
-            self.notes.push(format!("CO-RE {}", r.to_text()));
+            self.notes.push(format!("CO-RE {}", r.text));
         }
         // ksyms.
         let resolved = self.resolve_externs(targets.map(|(t, _)| t))?;

@@ -20,7 +20,7 @@ impl Loading<'_, '_> {
         map_fd: &dyn Fn(usize) -> Option<i32>,
         btf_fd: Option<&OwnedFd>,
         kernel: Option<&Targets<'_>>,
-        relocations: &[Explained],
+        relocations: &[Relocation],
         resolved: &[Resolved],
         fd_array: &[BorrowedFd<'_>],
     ) -> Result<Program, LoadError> {
@@ -173,7 +173,7 @@ impl Loading<'_, '_> {
         log: &str,
         linked: &prep::Linked,
         _prog: usize,
-        relocations: &[Explained],
+        relocations: &[Relocation],
         resolved: &[Resolved],
     ) -> Option<String> {
         let obj = self.obj;
@@ -197,9 +197,9 @@ impl Loading<'_, '_> {
             if num == POISON_CALL {
                 let r = relocations
                     .iter()
-                    .find(|r| r.program == fname && r.insn == insn && r.outcome == "poisoned");
+                    .find(|r| r.func == func && r.insn == insn && r.outcome.is_poisoned());
                 return Some(match r {
-                    Some(r) => r.to_text(),
+                    Some(r) => r.text.clone(),
                     None => format!("{fname}: insn {insn}: poisoned CO-RE relocation"),
                 });
             }
