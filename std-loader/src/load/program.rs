@@ -177,21 +177,9 @@ impl Loading<'_, '_> {
         resolved: &[Resolved],
     ) -> Option<String> {
         let obj = self.obj;
-        for line in log.lines() {
-            let Some((pc, rest)) = line.split_once(": ") else {
-                continue;
-            };
-            let Ok(pc) = pc.trim().parse::<u32>() else {
-                continue;
-            };
-            let Some(num) = rest
-                .split("unknown#")
-                .nth(1)
-                .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
-                .and_then(|s| s.parse::<i64>().ok())
-            else {
-                continue;
-            };
+        first_traced(log, |pc, num| {
+            // A pc outside every function (a log line about something else)
+            // is skipped; the poisoned call may come later.
             let (func, insn) = linked.origin(pc)?;
             let fname = obj.functions.get(func).map_or("", |f| f.name);
             if num == POISON_CALL {
@@ -203,21 +191,51 @@ impl Loading<'_, '_> {
                     None => format!("{fname}: insn {insn}: poisoned CO-RE relocation"),
                 });
             }
-            let xi = num - i64::from(POISON_KFUNC_BASE);
-            if let Some(x) = usize::try_from(xi).ok().and_then(|i| obj.externs.get(i)) {
-                if resolved.get(xi as usize) == Some(&Resolved::Absent) {
-                    return Some(format!(
-                        "{fname}: insn {insn}: call to weak kfunc '{}', which this kernel lacks; guard it with bpf_ksym_exists()",
-                        x.name
-                    ));
-                }
-            }
-        }
-        None
+            let xi = usize::try_from(num - i64::from(POISON_KFUNC_BASE)).ok()?;
+            let x = obj.externs.get(xi)?;
+            (resolved.get(xi) == Some(&Resolved::Absent)).then(|| {
+                format!(
+                    "{fname}: insn {insn}: call to weak kfunc '{}', which this kernel lacks; guard it with bpf_ksym_exists()",
+                    x.name
+                )
+            })
+        })
     }
+}
+
+/// The first verifier-log line `PC: ... unknown#NUM ...` that `explain`
+/// maps to a cause; lines it cannot explain are passed over.
+fn first_traced(log: &str, mut explain: impl FnMut(u32, i64) -> Option<String>) -> Option<String> {
+    log.lines().find_map(|line| {
+        let (pc, rest) = line.split_once(": ")?;
+        let pc = pc.trim().parse::<u32>().ok()?;
+        let num = rest
+            .split("unknown#")
+            .nth(1)
+            .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|s| s.parse::<i64>().ok())?;
+        explain(pc, num)
+    })
 }
 
 pub(super) fn log_text(buf: &[u8]) -> String {
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_traced;
+
+    #[test]
+    fn tracing_goes_past_lines_it_cannot_place() {
+        let log = "0: (b7) r1 = 0\n\
+                   7: (85) call unknown#195896080\n\
+                   12: (85) call unknown#195896080\n\
+                   invalid func unknown#195896080\n";
+        // pc 7 lies in no function; pc 12 does.
+        let got = first_traced(log, |pc, num| (pc == 12).then(|| format!("{pc}/{num}")));
+        assert_eq!(got.as_deref(), Some("12/195896080"));
+        assert_eq!(first_traced(log, |_, _| None), None);
+    }
 }
