@@ -201,11 +201,11 @@ impl Floor {
             .into_iter()
             .map(|(name, linked)| {
                 let p = ebpf.program(&name).expect("loaded program");
-                assert_eq!(p.insn_count, linked.insns.len() / INSN_SIZE);
+                assert_eq!(p.insn_count(), linked.insns.len() / INSN_SIZE);
                 FloorProg {
-                    prog_type: p.prog_type.0,
-                    expected_attach_type: p.attach_type.map_or(0, |a| a.0),
-                    attach_btf_id: p.attach_btf_id,
+                    prog_type: p.prog_type().0,
+                    expected_attach_type: p.attach_type().map_or(0, |a| a.0),
+                    attach_btf_id: p.attach_btf_id(),
                     name,
                     linked,
                 }

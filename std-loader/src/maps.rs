@@ -22,7 +22,10 @@ pub const NOEXIST: u64 = 1;
 /// `BPF_EXIST`: update only.
 pub const EXIST: u64 = 2;
 
-/// A map: its fd, name and shape.
+/// A map: its fd, name and shape. The shape (type, key and value sizes,
+/// `max_entries`, flags, `map_extra`) is what the kernel reports for the
+/// fd (`BPF_OBJ_GET_INFO_BY_FD`), not what the object asked for: a reused
+/// pin or a kernel that adjusted a size shows here as it really is.
 #[derive(Debug)]
 pub struct Map {
     name: String,
@@ -345,6 +348,12 @@ impl Map {
             )));
         }
         Ok(())
+    }
+}
+
+impl AsFd for Map {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.fd()
     }
 }
 

@@ -138,7 +138,7 @@ fn every_fixture_loads_or_fails_as_with_libbpf() {
                 let ours: Vec<(String, usize)> = e
                     .programs()
                     .iter()
-                    .map(|p| (p.name.clone(), p.insn_count))
+                    .map(|p| (p.name().to_owned(), p.insn_count()))
                     .collect();
                 assert_eq!(ours, progs, "{name}: programs or instruction counts differ");
                 let ours: Vec<_> = e
@@ -248,7 +248,7 @@ fn load_fixture_round_trip() {
             .unwrap_or_else(|e| panic!("{e}"));
         // The kfunc program loaded: bpf_task_acquire resolved from BTF.
         let tp = e.program("on_newtask").expect("tp_btf program");
-        assert_ne!(tp.attach_btf_id, 0);
+        assert_ne!(tp.attach_btf_id(), 0);
         // Attached, it runs on every new task: the kfuncs really execute.
         let link = ember_sys::raw_tracepoint_open(tp.fd(), None).expect("attach tp_btf");
         for _ in 0..3 {
@@ -1163,4 +1163,52 @@ fn a_failed_load_leaves_no_pin() {
     assert!(matches!(e, Err(LoadError::ProgLoad { .. })), "{e:?}");
     let left: Vec<_> = std::fs::read_dir(&*dir).unwrap().collect();
     assert!(left.is_empty(), "pins left behind: {left:?}");
+}
+
+#[test]
+fn maps_move_out_and_programs_report_kernel_info() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<ember::Ebpf>();
+    send_sync::<ember::Map>();
+    send_sync::<ember::Program>();
+
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let before = open_fds();
+    {
+        let mut e = EbpfLoader::new()
+            .autoload("use_maps", false)
+            .load_file(fixture("maps.bpf-el.o"))
+            .unwrap();
+        // A taken map is owned: its view moves into another thread.
+        let array = e.take_map("array_map").unwrap();
+        assert!(e.map("array_map").is_none());
+        assert!(e.take_map("array_map").is_none());
+        let read = std::thread::spawn(move || {
+            let a = Array::<u64>::new(&array).unwrap();
+            a.set(1, &42).unwrap();
+            a.get(1).unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(read, 42);
+
+        use std::os::fd::AsFd;
+        let p = e.program("tail_target").unwrap();
+        let info = p.info().unwrap();
+        assert_ne!(info.id, 0);
+        assert_ne!(info.tag, [0; 8]);
+        assert!(info.xlated_prog_len > 0);
+        assert_eq!(info.prog_type, p.prog_type().0);
+        // AsFd on programs and maps reaches the same kernel objects.
+        assert_eq!(prog_info(p.as_fd()).unwrap().id, info.id);
+        let m = e.map("hash_map").unwrap();
+        assert_eq!(
+            ember_sys::map_info(m.as_fd()).unwrap().id,
+            ember_sys::map_info(m.fd()).unwrap().id
+        );
+    }
+    assert_eq!(open_fds(), before, "fds leaked");
 }

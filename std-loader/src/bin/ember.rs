@@ -238,10 +238,13 @@ fn load(
         writeln!(
             o,
             "prog {} type {} section {} insns {}",
-            p.name, p.prog_type, p.section, p.insn_count
+            p.name(),
+            p.prog_type(),
+            p.section(),
+            p.insn_count()
         )?;
-        if verbose && !p.log.is_empty() {
-            writeln!(o, "{}", p.log.trim_end())?;
+        if verbose && !p.log().is_empty() {
+            writeln!(o, "{}", p.log().trim_end())?;
         }
     }
     if let Some(dir) = &pin {
@@ -254,7 +257,7 @@ fn load(
                 .map_err(|e| context(format!("pin {}", path.display()), e))?;
         }
         for p in ebpf.programs() {
-            let path = dir.join(&p.name);
+            let path = dir.join(p.name());
             p.pin(&path)
                 .map_err(|e| context(format!("pin {}", path.display()), e))?;
         }

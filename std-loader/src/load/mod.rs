@@ -73,30 +73,70 @@ impl Default for EbpfLoader {
     }
 }
 
-/// A loaded program.
+/// A loaded program. What it was loaded as is fixed; what the kernel
+/// made of it (id, tag, sizes, run statistics) is read from the kernel by
+/// [`Program::info`].
 #[derive(Debug)]
 pub struct Program {
-    /// Its name (the function's).
-    pub name: String,
-    /// Its ELF section.
-    pub section: String,
-    /// Program type.
-    pub prog_type: ProgType,
-    /// Expected attach type.
-    pub attach_type: Option<AttachType>,
-    /// Attach target BTF id, for tracing and LSM programs.
-    pub attach_btf_id: u32,
-    /// Instructions loaded.
-    pub insn_count: usize,
+    name: String,
+    section: String,
+    prog_type: ProgType,
+    attach_type: Option<AttachType>,
+    attach_btf_id: u32,
+    insn_count: usize,
     fd: OwnedFd,
-    /// The verifier log, when a log level was asked for.
-    pub log: String,
+    log: String,
 }
 
 impl Program {
+    /// Its name (the function's).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its ELF section.
+    pub fn section(&self) -> &str {
+        &self.section
+    }
+
+    /// The program type it was loaded as.
+    pub fn prog_type(&self) -> ProgType {
+        self.prog_type
+    }
+
+    /// The expected attach type it was loaded with.
+    pub fn attach_type(&self) -> Option<AttachType> {
+        self.attach_type
+    }
+
+    /// The attach target's BTF id (tracing and LSM programs; 0 otherwise).
+    pub fn attach_btf_id(&self) -> u32 {
+        self.attach_btf_id
+    }
+
+    /// Instructions ember handed to the kernel (after linking).
+    pub fn insn_count(&self) -> usize {
+        self.insn_count
+    }
+
+    /// The verifier log, when a log level was asked for.
+    pub fn log(&self) -> &str {
+        &self.log
+    }
+
     /// The program fd.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+
+    /// What the kernel reports about the program now: id, tag, translated
+    /// and JITed sizes, map ids, and run statistics (`run_cnt`,
+    /// `run_time_ns`, counted while `BPF_ENABLE_STATS` is on).
+    ///
+    /// # Errors
+    /// The kernel's error for `BPF_OBJ_GET_INFO_BY_FD`.
+    pub fn info(&self) -> Result<ember_sys::ProgInfo, ember_sys::SysError> {
+        ember_sys::prog_info(self.fd())
     }
 
     /// Pins the program at `path` (in a bpffs).
@@ -105,6 +145,12 @@ impl Program {
     /// The kernel's error.
     pub fn pin(&self, path: impl AsRef<Path>) -> Result<(), ember_sys::SysError> {
         obj_pin(self.fd(), &cpath(path.as_ref()))
+    }
+}
+
+impl AsFd for Program {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 
@@ -133,6 +179,15 @@ impl Ebpf {
     /// Every map, in object order.
     pub fn maps(&self) -> &[Map] {
         &self.maps
+    }
+
+    /// Moves the map called `name` out, so it (or a view over it) can
+    /// live on its own, in another thread or task; `None` when there is no
+    /// such map (or it was taken already). Programs keep their own
+    /// reference to the map in the kernel.
+    pub fn take_map(&mut self, name: &str) -> Option<Map> {
+        let i = self.maps.iter().position(|m| m.name() == name)?;
+        Some(self.maps.remove(i))
     }
 
     /// The program called `name`.
