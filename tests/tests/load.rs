@@ -11,9 +11,7 @@ use std::process::Command;
 use ember::ember_core::btf::{Btf, Kind};
 use ember::ember_core::load::{BtfFeatures, kernel_btf};
 use ember::ember_core::object::{MapType, Object};
-use ember::ember_sys::{
-    self, Errno, ObjKind, PerfBuffer, RingBuf, TestRun, get_next_id, prog_info, prog_test_run,
-};
+use ember::ember_sys::{self, Errno, ObjKind, TestRun, get_next_id, prog_info, prog_test_run};
 use ember::maps::{
     Array, BloomFilter, HashMap, LpmKey, LpmTrie, MapOfMaps, PerCpuArray, PerCpuHashMap, ProgArray,
     Queue, Stack,
@@ -262,9 +260,10 @@ fn load_fixture_round_trip() {
         let emit = e.program("emit").expect("socket program");
 
         let records = e.map("records").unwrap();
-        let mut ring = RingBuf::new(records.fd(), records.max_entries()).expect("ring");
-        let cpus = ember_sys::perf::online_cpus().unwrap();
-        let mut perf = PerfBuffer::new(e.map("perf").unwrap().map_fd(), &cpus, 2).expect("perf");
+        // The map views over ember-sys's consumers.
+        let mut ring = ember::maps::RingBuffer::new(records).expect("ring");
+        let mut perf = ember::maps::PerfEventArray::open(e.map("perf").unwrap(), 2).expect("perf");
+        assert!(ember::maps::RingBuffer::new(e.map("perf").unwrap()).is_err());
 
         assert_eq!(run(emit, 1), 0);
 
@@ -377,13 +376,18 @@ fn every_map_type() {
         assert_eq!(past.errno(), Some(Errno::TOOBIG));
         assert_eq!(past.to_string(), "map 'array_map': update failed");
 
-        let ncpu = ember::load::possible_cpus();
+        let ncpu = ember_sys::cmd::possible_cpus().unwrap() as usize;
         let pa = PerCpuArray::<Val16>::new(e.map("percpu_array").unwrap()).unwrap();
-        let vals: Vec<Val16> = (0..ncpu as u64)
-            .map(|i| Val16 { x: i, y: i * 10 })
-            .collect();
+        let vals = ember::maps::PerCpuValues::from_fn(|i| Val16 {
+            x: i as u64,
+            y: i as u64 * 10,
+        })
+        .unwrap();
+        assert_eq!(vals.len(), ncpu);
         pa.set(0, &vals).unwrap();
-        assert_eq!(pa.get(0).unwrap(), vals);
+        let got = pa.get(0).unwrap();
+        assert_eq!(got, vals);
+        assert_eq!(got.cpu(ncpu - 1), Some(&vals[ncpu - 1]));
         let short = pa.set(0, &vals[..0]).unwrap_err();
         assert_eq!(
             short.kind,
@@ -401,11 +405,11 @@ fn every_map_type() {
         let ph = PerCpuHashMap::<u64, u64>::new(e.map("percpu_hash").unwrap()).unwrap();
         let v: Vec<u64> = (0..ncpu as u64).map(|i| i + 100).collect();
         ph.insert(&9, &v, 0).unwrap();
-        assert_eq!(ph.get(&9).unwrap(), Some(v.clone()));
+        assert_eq!(ph.get(&9).unwrap().map(|p| p.into_vec()), Some(v.clone()));
         let lp = PerCpuHashMap::<u64, u32>::new(e.map("lru_percpu").unwrap()).unwrap();
         let v32: Vec<u32> = (0..ncpu as u32).collect();
         lp.insert(&1, &v32, 0).unwrap();
-        assert_eq!(lp.get(&1).unwrap(), Some(v32));
+        assert_eq!(lp.get(&1).unwrap().as_deref(), Some(&v32[..]));
 
         let lru = HashMap::<u64, u32>::new(e.map("lru_hash").unwrap()).unwrap();
         for k in 0..200u64 {
@@ -1211,4 +1215,118 @@ fn maps_move_out_and_programs_report_kernel_info() {
         );
     }
     assert_eq!(open_fds(), before, "fds leaked");
+}
+
+#[test]
+fn views_of_stacks_sockets_redirects_and_storage() {
+    use ember::maps::{LocalStorage, RedirectMap, RedirectSlot, SockMap, StackTraceMap};
+    use std::os::fd::AsFd;
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let before = open_fds();
+    {
+        let e = EbpfLoader::new()
+            .load_file(fixture("map_views.bpf-el.o"))
+            .unwrap_or_else(|e| panic!("{e}"));
+
+        // A raw tracepoint run records its own kernel stack.
+        let prog = e.program("record_stack").unwrap();
+        let args = [0u8; 16];
+        let mut t = TestRun {
+            data_in: &[],
+            data_out: None,
+            ctx_in: Some(&args),
+            ctx_out: None,
+            repeat: 0,
+            flags: 0,
+            cpu: 0,
+            batch_size: 0,
+        };
+        prog_test_run(prog.fd(), &mut t).expect("raw_tp test run");
+        let id = Array::<i64>::new(e.map("last_stack").unwrap())
+            .unwrap()
+            .get(0)
+            .unwrap();
+        assert!(id >= 0, "bpf_get_stackid failed: {id}");
+        let stacks = StackTraceMap::new(e.map("stacks").unwrap()).unwrap();
+        let ips = stacks.get(id as u32).unwrap().expect("the stack");
+        assert!(!ips.is_empty() && ips.len() <= 32);
+        // Kernel text addresses: the upper half of the address space.
+        assert!(
+            ips.iter().all(|&ip| ip >= 0xffff_8000_0000_0000),
+            "{ips:x?}"
+        );
+        assert_eq!(
+            stacks.ids().collect::<Result<Vec<_>, _>>().unwrap(),
+            vec![id as u32]
+        );
+        assert!(stacks.remove(id as u32).unwrap());
+        assert_eq!(stacks.get(id as u32).unwrap(), None);
+        assert!(StackTraceMap::new(e.map("socks").unwrap()).is_err());
+
+        // Sockets (a connected unix pair: no network traffic).
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let socks = SockMap::new(e.map("socks").unwrap()).unwrap();
+        socks.set(&1u32.to_ne_bytes(), a.as_fd(), 0).unwrap();
+        let cookie = socks
+            .cookie(&1u32.to_ne_bytes())
+            .unwrap()
+            .expect("a cookie");
+        assert_ne!(cookie, 0);
+        assert_eq!(socks.cookie(&2u32.to_ne_bytes()).unwrap(), None);
+        let hash = SockMap::new(e.map("sock_hash").unwrap()).unwrap();
+        hash.set(&cookie.to_ne_bytes(), a.as_fd(), 0).unwrap();
+        assert_eq!(hash.cookie(&cookie.to_ne_bytes()).unwrap(), Some(cookie));
+        assert!(socks.remove(&1u32.to_ne_bytes()).unwrap());
+        assert!(hash.remove(&cookie.to_ne_bytes()).unwrap());
+
+        // Redirect slots: loopback (ifindex 1) and a CPU queue.
+        let devs = RedirectMap::new(e.map("devs").unwrap()).unwrap();
+        devs.set(2, 1, None).unwrap();
+        assert_eq!(
+            devs.get(2).unwrap(),
+            Some(RedirectSlot {
+                target: 1,
+                prog_id: None
+            })
+        );
+        let cpus = RedirectMap::new(e.map("cpus").unwrap()).unwrap();
+        cpus.set(0, 192, None).unwrap();
+        assert_eq!(cpus.get(0).unwrap().map(|s| s.target), Some(192));
+        let err = cpus.set(0, 192, Some(prog.fd())).unwrap_err();
+        assert!(err.to_string().contains("map 'cpus'"), "{err}");
+        assert!(devs.remove(2).unwrap());
+
+        // Local storage on this process (a pidfd) and on a socket.
+        #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+        #[repr(C)]
+        struct Stored {
+            a: u64,
+            b: u64,
+        }
+        let pidfd = pidfd_self();
+        let tasks = LocalStorage::<Stored>::new(e.map("task_store").unwrap()).unwrap();
+        assert_eq!(tasks.get(pidfd.as_fd()).unwrap(), None);
+        tasks
+            .insert(pidfd.as_fd(), &Stored { a: 1, b: 2 }, 0)
+            .unwrap();
+        assert_eq!(
+            tasks.get(pidfd.as_fd()).unwrap(),
+            Some(Stored { a: 1, b: 2 })
+        );
+        assert!(tasks.remove(pidfd.as_fd()).unwrap());
+        let sks = LocalStorage::<Stored>::new(e.map("sk_store").unwrap()).unwrap();
+        sks.insert(a.as_fd(), &Stored { a: 3, b: 4 }, 0).unwrap();
+        assert_eq!(sks.get(a.as_fd()).unwrap(), Some(Stored { a: 3, b: 4 }));
+        assert!(LocalStorage::<u32>::new(e.map("sk_store").unwrap()).is_err());
+    }
+    assert_eq!(open_fds(), before, "fds leaked");
+}
+
+/// A pidfd of this process (`pidfd_open(getpid(), 0)`).
+fn pidfd_self() -> std::os::fd::OwnedFd {
+    use rustix::process::{PidfdFlags, getpid, pidfd_open};
+    pidfd_open(getpid(), PidfdFlags::empty()).expect("pidfd_open")
 }
