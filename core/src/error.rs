@@ -2,7 +2,8 @@
 
 use core::fmt;
 
-use crate::btf::{Kind, TypeId};
+use crate::id::TypeId;
+use crate::kind::Kind;
 
 /// `Result` with ember-core's [`Error`].
 pub type Result<T, E = Error> = core::result::Result<T, E>;

@@ -1,4 +1,6 @@
-//! Newtypes for BTF type ids and string offsets.
+//! Newtypes for ids and offsets: BTF type ids and string offsets, and the
+//! coordinates of instructions, functions, maps and sections in an object.
+//! This module depends on nothing else in the crate.
 
 use core::fmt;
 
