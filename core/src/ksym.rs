@@ -133,8 +133,10 @@ pub fn patch(
 ) -> Result<()> {
     for (xi, (x, r)) in obj.externs.iter().zip(resolved).enumerate() {
         for &(ci, i) in &x.refs {
-            let Some(c) = code.get_mut(ci) else { continue };
-            let i = i as usize;
+            let Some(c) = code.get_mut(ci.index()) else {
+                continue;
+            };
+            let i = i.index();
             let Some(mut insn) = read_at(c, i, obj.endian) else {
                 continue;
             };

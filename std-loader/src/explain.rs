@@ -5,7 +5,8 @@ use core::fmt::Write as _;
 
 use ember_core::btf::{Btf, Kind, TypeId};
 use ember_core::ext::LineInfo;
-use ember_core::insn::{Disasm, INSN_SIZE, Insn, decode_all};
+use ember_core::id::{FuncIndex, FuncInsn};
+use ember_core::insn::{Disasm, Insn, decode_all};
 use ember_core::object::Object;
 use ember_core::reloc::{CoreError, Patched, Resolution, Spec, Targets, apply, solve};
 use serde::Serialize;
@@ -100,9 +101,9 @@ pub fn spec_path(btf: &Btf<'_>, spec: &Spec<'_>) -> String {
 
 fn source_line(
     obj: &Object<'_>,
-    lines: &[(usize, u32, LineInfo)],
-    func: usize,
-    insn: u32,
+    lines: &[(FuncIndex, FuncInsn, LineInfo)],
+    func: FuncIndex,
+    insn: FuncInsn,
 ) -> Option<String> {
     let btf = obj.btf.as_ref()?;
     let l = lines
@@ -156,7 +157,7 @@ pub fn explain(obj: &Object<'_>, targets: &Targets<'_>) -> Result<Explanation, C
         .iter()
         .zip(patched)
         .map(|(r, p)| {
-            let f = obj.functions.get(r.func);
+            let f = obj.function(r.func);
             let (old, new, outcome) = match p {
                 Patched::Value { old, new } => (Some(old), Some(new), "patched"),
                 Patched::Poisoned => (None, None, "poisoned"),
@@ -168,10 +169,9 @@ pub fn explain(obj: &Object<'_>, targets: &Targets<'_>) -> Result<Explanation, C
             Explained {
                 program: f.map_or_else(String::new, |f| f.name.to_owned()),
                 section: obj
-                    .code
-                    .get(r.section)
+                    .code_section(r.section)
                     .map_or_else(String::new, |c| c.name.to_owned()),
-                insn: r.insn,
+                insn: r.insn.0,
                 kind: r.kind.name(),
                 phrase: r.kind.phrase(),
                 local_type: type_name(local, r.relo.type_id),
@@ -229,12 +229,10 @@ impl Explained {
 pub fn insns_text(obj: &Object<'_>, code: &[Vec<u8>]) -> String {
     let mut s = String::new();
     for f in &obj.functions {
-        let Some(bytes) = code.get(f.section) else {
+        let Some(bytes) = code.get(f.section.index()) else {
             continue;
         };
-        let start = f.start as usize * INSN_SIZE;
-        let end = start + f.len as usize * INSN_SIZE;
-        let Some(body) = bytes.get(start..end) else {
+        let Some(body) = bytes.get(f.start.byte_offset()..f.end().byte_offset()) else {
             continue;
         };
         let _ = writeln!(s, "{}:", f.name);

@@ -20,6 +20,9 @@ pub enum LoadError {
     },
     /// The object is malformed.
     Object(ember_core::Error),
+    /// The object cannot be parsed: what is wrong, naming the section and
+    /// the symbol, function or map.
+    Parse(crate::error::ObjectError),
     /// The object needs its own BTF (BTF-defined maps, CO-RE, kfuncs,
     /// typed ksyms) but was built without `-g`.
     NoObjectBtf {
@@ -156,6 +159,7 @@ impl fmt::Display for LoadError {
                 "the object's byte order is not this machine's; build it with -target bpf (host order) or -target bpfel/bpfeb to match"
             ),
             LoadError::Object(e) => write!(f, "malformed object: {e}"),
+            LoadError::Parse(e) => write!(f, "unusable object: {e}"),
             LoadError::NoObjectBtf { object } => write!(
                 f,
                 "{object} has no .BTF section but needs one (BTF-defined maps, CO-RE, kfuncs or typed ksyms); \
@@ -232,6 +236,7 @@ impl core::error::Error for LoadError {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
             LoadError::Io { source, .. } => Some(source),
+            LoadError::Parse(_) => None,
             LoadError::Object(e) | LoadError::KernelBtf { source: e, .. } => Some(e),
             LoadError::NoKernelBtf { source, .. } => Some(source),
             LoadError::MapCreate { source, .. }
