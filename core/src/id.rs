@@ -178,9 +178,7 @@ impl SectionInsn {
         if !off.is_multiple_of(INSN_BYTES_U64) {
             return None;
         }
-        u32::try_from(off / INSN_BYTES_U64)
-            .ok()
-            .map(SectionInsn)
+        u32::try_from(off / INSN_BYTES_U64).ok().map(SectionInsn)
     }
 
     /// The index relative to `start` (a function's first instruction), or

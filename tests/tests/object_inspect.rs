@@ -308,3 +308,65 @@ fn corrupt_btf_in_an_object_is_reported_at_its_file_offset() {
     assert_eq!(e.kind(), ember::ember_core::ErrorKind::BadVersion(9));
     assert_eq!(e.offset(), at + 2);
 }
+
+/// Objects both ember and libbpf refuse: the CLI and the loader name what
+/// is at fault (section, symbol, function or map), never a bare index or a
+/// meaningless byte offset, and nothing panics.
+#[test]
+fn refused_objects_are_reported_by_name() {
+    let cases: [(&str, &[&str]); 3] = [
+        (
+            "extern_memcmp",
+            &["section 'socket'", "function 'cmp'", "'memcmp'", "__ksym"],
+        ),
+        (
+            "static_prog",
+            &[
+                "section 'kprobe/do_unlinkat'",
+                "program 'hidden_probe' is static",
+            ],
+        ),
+        (
+            "map_def",
+            &[
+                "section '.maps'",
+                "map 'events'",
+                "attribute 'max_entries'",
+                "found INT",
+            ],
+        ),
+    ];
+    for (name, want) in cases {
+        for e in ["el", "eb"] {
+            let path = fixture(&format!("bad/{name}.bpf-{e}.o"));
+            let out = Command::new(ember_tests::ember_bin())
+                .args(["object", "inspect"])
+                .arg(&path)
+                .output()
+                .expect("run ember");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{name}-{e}: {stderr}");
+            for w in want {
+                assert!(stderr.contains(w), "{name}-{e}: no {w:?} in {stderr}");
+            }
+            assert!(
+                !stderr.contains("at byte") && !stderr.contains("panicked"),
+                "{stderr}"
+            );
+            // The loader refuses it the same way, before any system call.
+            if e == "el" {
+                let err = ember::EbpfLoader::new()
+                    .load_file(&path)
+                    .expect_err("load refused");
+                let msg = err.to_string();
+                for w in want {
+                    assert!(msg.contains(w), "{name}: no {w:?} in {msg}");
+                }
+            }
+            // libbpf refuses it too.
+            if let Some(bin) = oracle() {
+                assert!(libbpf(bin, &path).is_err(), "{name}-{e}: libbpf accepts it");
+            }
+        }
+    }
+}

@@ -18,6 +18,8 @@ use crate::kind::Kind;
 pub struct ObjectError<'a> {
     /// The ELF section at fault, when the error belongs to one.
     pub section: Option<&'a str>,
+    /// The function holding the instruction at fault, when there is one.
+    pub function: Option<&'a str>,
     /// What is wrong.
     pub kind: ObjectErrorKind<'a>,
 }
@@ -82,6 +84,8 @@ pub enum ObjectErrorKind<'a> {
     BadExtern {
         /// The symbol's name.
         name: &'a str,
+        /// The first instruction that refers to it, when one does.
+        insn: Option<SectionInsn>,
     },
     /// An instruction refers to a map through its section's symbol plus an
     /// offset, and no map definition starts at that offset.
@@ -148,7 +152,11 @@ impl<'a> ObjectError<'a> {
     /// An error of `kind` in `section`.
     #[cold]
     pub fn new(section: Option<&'a str>, kind: ObjectErrorKind<'a>) -> ObjectError<'a> {
-        ObjectError { section, kind }
+        ObjectError {
+            section,
+            function: None,
+            kind,
+        }
     }
 
     /// The crate-level error (rule broken, file offset) behind an
@@ -233,12 +241,17 @@ impl fmt::Display for ObjectErrorKind<'_> {
                     write!(f, "attribute '{attr}' must be {expected}, found {found}")
                 }
             }
-            BadExtern { name } => write!(
-                f,
-                "undefined symbol '{name}' is not an extern declared in .ksyms or .kconfig BTF \
-                 (expected a __ksym or __kconfig variable or a __ksym kfunc; a libc call \
-                 such as memcmp or memcpy cannot be linked into a BPF program)"
-            ),
+            BadExtern { name, insn } => {
+                if let Some(i) = insn {
+                    write!(f, "instruction {i}: ")?;
+                }
+                write!(
+                    f,
+                    "undefined symbol '{name}' is not an extern declared in .ksyms or .kconfig \
+                     BTF (expected a __ksym or __kconfig variable or a __ksym kfunc; a libc \
+                     call such as memcmp or memcpy cannot be linked into a BPF program)"
+                )
+            }
             MapRefWithoutSymbol {
                 map_section,
                 offset,
@@ -291,10 +304,13 @@ impl fmt::Display for ObjectErrorKind<'_> {
 
 impl fmt::Display for ObjectError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.section {
-            Some(s) => write!(f, "section '{s}': {}", self.kind),
-            None => write!(f, "{}", self.kind),
+        if let Some(s) = self.section {
+            write!(f, "section '{s}': ")?;
         }
+        if let Some(func) = self.function {
+            write!(f, "function '{func}': ")?;
+        }
+        write!(f, "{}", self.kind)
     }
 }
 

@@ -137,9 +137,17 @@ impl<'a> Object<'a> {
         };
         let map_secs = obj.read_sections(&elf)?;
         obj.read_symbols(&elf)?;
-        obj.externs = externs(&elf, obj.btf.as_ref())?;
+        let (externs, unknown) = externs(&elf, obj.btf.as_ref())?;
+        obj.externs = externs;
         obj.read_maps(&elf, &map_secs, name)?;
+        // An unknown extern that code refers to is reported with where.
         obj.read_relocs(&elf)?;
+        if let Some(name) = unknown {
+            return Err(ObjectError::new(
+                None,
+                ObjectErrorKind::BadExtern { name, insn: None },
+            ));
+        }
         obj.attach_func_info();
         Ok(obj)
     }
@@ -382,7 +390,12 @@ impl<'a> Object<'a> {
                         },
                     ));
                 };
-                let target = self.reloc_target(elf, si, ci, insn, r_type)?;
+                let target = self
+                    .reloc_target(elf, si, ci, insn, r_type)
+                    .map_err(|mut e| {
+                        e.function = self.function_at(ci, insn).map(|f| f.name);
+                        e
+                    })?;
                 try_push(&mut relocs, Reloc { insn, target })?;
             }
             // Sorted by instruction, so a function's relocations are one run.
@@ -429,11 +442,13 @@ impl<'a> Object<'a> {
             .and_then(|c| insn::read_at(c.bytes, insn_idx.index(), self.endian))
             .unwrap_or_default();
         if sym.is_undefined() {
-            let x = self
-                .externs
-                .iter()
-                .position(|x| x.name == name)
-                .ok_or(err(sname, ObjectErrorKind::BadExtern { name }))?;
+            let x = self.externs.iter().position(|x| x.name == name).ok_or(err(
+                sname,
+                ObjectErrorKind::BadExtern {
+                    name,
+                    insn: Some(insn_idx),
+                },
+            ))?;
             return Ok(RelocTarget::Extern(ExternIndex(x)));
         }
         let SymbolSection::Section(target_sec) = sym.section() else {
@@ -595,9 +610,15 @@ fn btf_section<'a, T>(
 
 /// Phase 3: externs from undefined symbols, typed from `.ksyms`/`.kconfig`
 /// BTF, ordered as libbpf orders them (kconfig first, by descending
-/// alignment, ascending size, then name; then ksyms by name).
-fn externs<'a>(elf: &Elf<'a>, btf: Option<&Btf<'a>>) -> PResult<'a, Vec<Extern<'a>>> {
+/// alignment, ascending size, then name; then ksyms by name). Also returns
+/// the first undefined symbol that BTF does not declare, reported once the
+/// relocations say where it is used.
+fn externs<'a>(
+    elf: &Elf<'a>,
+    btf: Option<&Btf<'a>>,
+) -> PResult<'a, (Vec<Extern<'a>>, Option<&'a str>)> {
     let mut out: Vec<(u32, u32, Extern<'a>)> = Vec::new();
+    let mut unknown = None;
     for sym in elf.symbols() {
         if !sym.is_undefined() || !(sym.is_global() || sym.is_weak()) {
             continue;
@@ -613,8 +634,10 @@ fn externs<'a>(elf: &Elf<'a>, btf: Option<&Btf<'a>>) -> PResult<'a, Vec<Extern<'
                 name,
             },
         ))?;
-        let (sec, id) = extern_btf(btf, name)
-            .ok_or(ObjectError::new(None, ObjectErrorKind::BadExtern { name }))?;
+        let Some((sec, id)) = extern_btf(btf, name) else {
+            unknown = unknown.or(Some(name));
+            continue;
+        };
         let in_btf = |e: Error| err(sec, e.into());
         let t = btf.type_by_id(id).map_err(in_btf)?;
         let (kind, align, size) = if sec == ".kconfig" {
@@ -663,7 +686,7 @@ fn externs<'a>(elf: &Elf<'a>, btf: Option<&Btf<'a>>) -> PResult<'a, Vec<Extern<'
         }
         res.push(x);
     }
-    Ok(res)
+    Ok((res, unknown))
 }
 
 /// The `.ksyms`/`.kconfig` DATASEC entry naming `name`.
