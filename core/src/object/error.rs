@@ -28,8 +28,8 @@ pub struct ObjectError<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ObjectErrorKind<'a> {
-    /// Malformed bytes (the ELF structure, `.BTF`, `.BTF.ext`, a legacy map
-    /// record): the rule broken and the byte offset in the file.
+    /// Malformed bytes (the ELF structure, `.BTF`, `.BTF.ext`): the rule
+    /// broken and the byte offset in the file (shown when not 0).
     Malformed(Error),
     /// The object has no `.BTF`, and `needed_by` needs it.
     MissingBtf {
@@ -206,6 +206,8 @@ impl fmt::Display for ObjectErrorKind<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use ObjectErrorKind::*;
         match *self {
+            // Offset 0 is the start of the file: it tells the user nothing.
+            Malformed(e) if e.offset() == 0 => write!(f, "{}", e.kind()),
             Malformed(e) => write!(f, "{e}"),
             MissingBtf { needed_by, name } => {
                 f.write_str("the object has no .BTF section, which ")?;
