@@ -7,7 +7,7 @@
 use alloc::vec::Vec;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::id::{CodeIndex, FuncIndex, FuncInsn, MapIndex, Pc, SectionInsn};
+use crate::id::{CodeIndex, FuncIndex, FuncInsn, MapIndex, Pc, SectionInsn, StrOffset};
 use crate::insn::{
     CALL, INSN_SIZE, Insn, LD_IMM64, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
     read_at, write_at,
@@ -58,13 +58,14 @@ impl Linked {
             .and_then(|p| Some((p.func, pc.since(p.start)?)))
     }
 
-    /// The line_info record (file, line text, line:col) covering `pc`.
-    pub fn line_at(&self, pc: Pc) -> Option<(u32, u32, u32)> {
+    /// The line_info record covering `pc`: file name and line text (offsets
+    /// in the object's BTF strings) and `line << 10 | column`.
+    pub fn line_at(&self, pc: Pc) -> Option<(StrOffset, StrOffset, u32)> {
         self.line_info
             .chunks_exact(LINE_INFO_SIZE as usize)
             .map(|r| (ne(r, 0), ne(r, 4), ne(r, 8), ne(r, 12)))
             .rfind(|&(off, ..)| off <= pc.0)
-            .map(|(_, f, l, c)| (f, l, c))
+            .map(|(_, f, l, c)| (StrOffset(f), StrOffset(l), c))
     }
 }
 
