@@ -190,8 +190,8 @@ pub struct Object<'a> {
     pub kern_version: Option<u32>,
     /// Executable sections.
     pub code: Vec<CodeSection<'a>>,
-    /// Programs and subprograms, sorted by section then start, never
-    /// overlapping.
+    /// Programs and subprograms, sorted by section, start and length, not
+    /// overlapping (see the invariants of [`Object::parse`]).
     pub functions: Vec<Function<'a>>,
     /// Maps: BTF-defined, legacy, then internal ones in section order.
     pub maps: Vec<Map<'a>>,

@@ -10,15 +10,7 @@
 //! 5. [`relocations`](Object::read_relocs) of each code section;
 //! 6. [`.BTF.ext` func_info](Object::attach_func_info) onto functions.
 //!
-//! # Invariants of a parsed [`Object`]
-//! - [`Object::functions`] is sorted by `(section, start)`, and the
-//!   functions of one section do not overlap;
-//! - each [`CodeSection::relocs`] is sorted by instruction;
-//! - every index in a [`RelocTarget`], [`Extern::refs`] and
-//!   [`Map::init`] is in range;
-//! - instruction counts, section sizes and offsets fit `u32`.
-//!
-//! [`Object::check_invariants`] checks them (tests and fuzz targets).
+//! The invariants of a parsed object are listed on [`Object::parse`].
 
 use alloc::borrow::Cow;
 use alloc::vec::Vec;
@@ -30,7 +22,7 @@ use object::{
 };
 
 use super::error::{ObjectError, ObjectErrorKind};
-use super::maps::{self, Map};
+use super::maps::{self, Map, MapValues};
 use super::{
     CodeSection, DataSection, DataSymbol, Extern, ExternKind, Function, Object, R_BPF_64_ABS32,
     R_BPF_64_NODYLD32, Reloc, RelocTarget, is_data_section, section,
@@ -112,6 +104,18 @@ impl<'a> Object<'a> {
     /// map definition libbpf would not accept; an undefined symbol that is
     /// no extern; a relocation that refers to nothing this loader knows;
     /// BTF-defined maps or externs without `.BTF`.
+    ///
+    /// # Invariants
+    /// - [`Object::functions`] is sorted by `(section, start, len)`, and the
+    ///   functions of one section do not overlap (except empty symbols and
+    ///   aliases sharing a start, which sort before the longest function
+    ///   there);
+    /// - each [`CodeSection::relocs`] is sorted by instruction;
+    /// - every index in a [`RelocTarget`], [`Extern::refs`] and
+    ///   [`Map::init`] is in range;
+    /// - instruction counts, section sizes and offsets fit `u32`.
+    ///
+    /// [`Object::check_invariants`] checks them (tests and fuzz targets).
     pub fn parse(data: &'a [u8], name: &str) -> PResult<'a, Object<'a>> {
         let elf = Elf::parse(data).map_err(|_| {
             ObjectError::from(Error::new(ErrorKind::Elf("not a 64-bit ELF object"), 0))
@@ -300,12 +304,14 @@ impl<'a> Object<'a> {
             };
             try_push(&mut self.functions, f)?;
         }
-        self.functions.sort_by_key(|f| (f.section, f.start));
-        // Functions of one section must not overlap: Object::locate relies
-        // on it.
+        // Zero-length symbols and aliases sort before the longest function
+        // at their start, which Object::locate finds.
+        self.functions.sort_by_key(|f| (f.section, f.start, f.len));
+        // Otherwise functions of one section must not overlap:
+        // Object::locate relies on it.
         for w in self.functions.windows(2) {
             if let [a, b] = w {
-                if a.section == b.section && a.end() > b.start {
+                if a.section == b.section && !disjoint_or_alias(a, b) {
                     let sec = self.code_section(b.section).map_or("", |c| c.name);
                     return Err(err(
                         sec,
@@ -559,13 +565,13 @@ impl<'a> Object<'a> {
         }
     }
 
-    /// Checks the invariants listed in the [module docs](self): functions
+    /// Checks the invariants listed on [`Object::parse`]: functions
     /// sorted and non-overlapping, relocations sorted, indices in range.
     pub fn check_invariants(&self) -> bool {
         let funcs_ok = self.functions.windows(2).all(|w| match w {
             [a, b] => {
-                (a.section, a.start) < (b.section, b.start)
-                    && (a.section < b.section || a.end() <= b.start)
+                (a.section, a.start, a.len) <= (b.section, b.start, b.len)
+                    && (a.section < b.section || disjoint_or_alias(a, b))
             }
             _ => true,
         });
@@ -588,8 +594,25 @@ impl<'a> Object<'a> {
                     }
             })
         });
-        funcs_ok && in_code && relocs_ok
+        let refs_ok = self.externs.iter().all(|x| {
+            x.refs
+                .iter()
+                .all(|&(ci, i)| self.code_section(ci).is_some_and(|c| i.0 < c.insn_count()))
+        });
+        let init_ok = self.maps.iter().all(|m| {
+            m.init.iter().all(|&(_, v)| match v {
+                MapValues::Map(t) => t.index() < self.maps.len(),
+                MapValues::Program(f) => f.index() < self.functions.len(),
+            })
+        });
+        funcs_ok && in_code && relocs_ok && refs_ok && init_ok
     }
+}
+
+/// Whether `b`, sorted after `a` in the same section, starts after `a`
+/// ends, or `a` is empty or an alias of `b`'s start.
+fn disjoint_or_alias(a: &Function<'_>, b: &Function<'_>) -> bool {
+    a.end() <= b.start || a.len == 0 || a.start == b.start
 }
 
 /// A `.BTF`/`.BTF.ext` section parsed by `parse`, errors moved to file
