@@ -15,6 +15,7 @@ use crate::kind::Kind;
 /// An object [`Object::parse`](super::Object::parse) cannot use: which
 /// section, and what is wrong there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ObjectError<'a> {
     /// The ELF section at fault, when the error belongs to one.
     pub section: Option<&'a str>,
