@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use crate::id::{CodeIndex, SectionByteOffset, SectionInsn, TypeId};
+use crate::id::{CodeIndex, ExternIndex, SectionByteOffset, SectionInsn, TypeId};
 use crate::kind::Kind;
 
 /// `Result` with ember-core's [`Error`].
@@ -158,10 +158,10 @@ pub enum ErrorKind {
     CoreOffsetRange(u64),
     /// A load/store whose size cannot be changed to the new field size.
     CoreMemSize(u32),
-    /// A strong extern (index into the object's externs) the kernel lacks.
-    ExternUnresolved(u32),
+    /// A strong extern the kernel lacks.
+    ExternUnresolved(ExternIndex),
     /// An extern whose local type does not match the kernel's.
-    ExternTypeMismatch(u32),
+    ExternTypeMismatch(ExternIndex),
     /// The object's byte order is not this machine's: it cannot be loaded
     /// here.
     ForeignEndian,
