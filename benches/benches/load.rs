@@ -34,7 +34,7 @@ use ember::ember_core::ksym;
 use ember::ember_core::load::{
     BtfFeatures, FUNC_INFO_SIZE, LINE_INFO_SIZE, Linked, kernel_btf, link_program,
 };
-use ember::ember_core::object::{ExternKind, Object, object_name};
+use ember::ember_core::object::{ExternKind, FuncIndex, MapIndex, Object, object_name};
 use ember::ember_core::reloc::{Module, Targets};
 use ember::ember_core::{Endian, object::maps::BPF_F_RDONLY_PROG};
 use ember::ember_sys::{
@@ -137,8 +137,8 @@ fn ember_prepare(bytes: &[u8], feat: &BtfFeatures, lap: &mut dyn FnMut(usize)) -
         .enumerate()
         .filter(|(_, f)| f.is_program)
         .map(|(i, f)| {
-            let m = |m: usize| Some(PLACEHOLDER + m as i32);
-            let linked = link_program(&obj, &code, i, &m).expect("link");
+            let m = |m: MapIndex| Some(PLACEHOLDER + m.index() as i32);
+            let linked = link_program(&obj, &code, FuncIndex(i), &m).expect("link");
             (f.name.to_owned(), linked)
         })
         .collect();

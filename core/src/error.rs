@@ -2,7 +2,8 @@
 
 use core::fmt;
 
-use crate::btf::{Kind, TypeId};
+use crate::id::{CodeIndex, ExternIndex, SectionByteOffset, SectionInsn, TypeId};
+use crate::kind::Kind;
 
 /// `Result` with ember-core's [`Error`].
 pub type Result<T, E = Error> = core::result::Result<T, E>;
@@ -122,22 +123,14 @@ pub enum ErrorKind {
     BadExtRecordSize(u32),
     /// A `.BTF.ext` block with zero records.
     EmptyExtBlock,
-    /// An object section's size is not a whole number of instructions, or
-    /// a symbol or relocation points outside its section.
-    BadCodeLayout(u32),
+    /// A function's instructions lie outside its code section (the code
+    /// given to the linker does not match the object).
+    BadCodeLayout(CodeIndex),
     /// The object needs `.BTF` (BTF-defined maps, externs) but has none.
     MissingBtf,
-    /// A BTF-defined map's definition is malformed (the map's `VAR` id).
-    BadMapDef(TypeId),
-    /// A program in a non-`.text` section is static (libbpf refuses it too).
-    StaticProgram(u32),
-    /// A relocation type this loader does not handle (ELF `r_type`).
-    UnsupportedReloc(u32),
-    /// An extern symbol has no BTF in `.ksyms` or `.kconfig`.
-    BadExtern(u32),
     /// A `.BTF.ext` record points at an instruction offset that is not a
     /// multiple of 8 or outside its section.
-    BadInsnOffset(u32),
+    BadInsnOffset(SectionByteOffset),
     /// Too many entries of one kind in the object (sections, symbols, maps).
     TooMany(&'static str),
     /// A CO-RE access string that does not parse or walks out of its type.
@@ -165,17 +158,18 @@ pub enum ErrorKind {
     CoreOffsetRange(u64),
     /// A load/store whose size cannot be changed to the new field size.
     CoreMemSize(u32),
-    /// A strong extern (index into the object's externs) the kernel lacks.
-    ExternUnresolved(u32),
+    /// A strong extern the kernel lacks.
+    ExternUnresolved(ExternIndex),
     /// An extern whose local type does not match the kernel's.
-    ExternTypeMismatch(u32),
+    ExternTypeMismatch(ExternIndex),
     /// The object's byte order is not this machine's: it cannot be loaded
     /// here.
     ForeignEndian,
     /// A BTF kind (raw value) the kernel BTF rewriter does not know.
     UnsanitizableKind(u8),
-    /// A BPF-to-BPF call at this instruction lands on no function.
-    BadCallTarget(u32),
+    /// A BPF-to-BPF call at this instruction of its section lands on no
+    /// function.
+    BadCallTarget(SectionInsn),
     /// A DATASEC variable with no ELF symbol (or `.kconfig` extern) to
     /// place it.
     VarWithoutSymbol(TypeId),
@@ -269,17 +263,12 @@ impl fmt::Display for ErrorKind {
             OutOfMemory => f.write_str("out of memory for a table sized from the input"),
             BadExtRecordSize(s) => write!(f, ".BTF.ext record size {s} is invalid"),
             EmptyExtBlock => f.write_str(".BTF.ext block with no records"),
-            BadCodeLayout(s) => write!(
-                f,
-                "section or symbol #{s} is not laid out in whole instructions"
-            ),
+            BadCodeLayout(s) => {
+                write!(f, "a function lies outside code section #{s} of the object")
+            }
             MissingBtf => f.write_str(
                 "the object has no .BTF section; rebuild it with 'clang -g -O2 -target bpf'",
             ),
-            BadMapDef(id) => write!(f, "BTF map definition [{id}] is malformed"),
-            StaticProgram(s) => write!(f, "program symbol #{s} is static; programs must be global"),
-            UnsupportedReloc(t) => write!(f, "unsupported relocation type {t}"),
-            BadExtern(s) => write!(f, "extern symbol #{s} has no .ksyms/.kconfig BTF"),
             BadInsnOffset(o) => write!(
                 f,
                 "instruction offset {o} is not a whole instruction in its section"

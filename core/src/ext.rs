@@ -11,6 +11,7 @@ use core::marker::PhantomData;
 use crate::btf::{StrOffset, TypeId};
 use crate::bytes::{Endian, u16_at, u32_at};
 use crate::error::{Error, ErrorKind, Result};
+use crate::id::SectionByteOffset;
 
 const MAGIC: u16 = 0xeb9f;
 
@@ -30,7 +31,7 @@ fn w(rec: &[u8], at: usize, e: Endian) -> u32 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FuncInfo {
     /// Byte offset of the function in its ELF section.
-    pub insn_off: u32,
+    pub insn_off: SectionByteOffset,
     /// Its BTF FUNC.
     pub type_id: TypeId,
 }
@@ -39,7 +40,7 @@ impl ExtRecord for FuncInfo {
     const MIN_SIZE: u32 = 8;
     fn decode(r: &[u8], e: Endian) -> Self {
         FuncInfo {
-            insn_off: w(r, 0, e),
+            insn_off: SectionByteOffset(w(r, 0, e)),
             type_id: TypeId(w(r, 4, e)),
         }
     }
@@ -49,7 +50,7 @@ impl ExtRecord for FuncInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LineInfo {
     /// Byte offset of the instruction in its ELF section.
-    pub insn_off: u32,
+    pub insn_off: SectionByteOffset,
     /// Source file name.
     pub file_name_off: StrOffset,
     /// Source line text.
@@ -74,7 +75,7 @@ impl ExtRecord for LineInfo {
     const MIN_SIZE: u32 = 16;
     fn decode(r: &[u8], e: Endian) -> Self {
         LineInfo {
-            insn_off: w(r, 0, e),
+            insn_off: SectionByteOffset(w(r, 0, e)),
             file_name_off: StrOffset(w(r, 4, e)),
             line_off: StrOffset(w(r, 8, e)),
             line_col: w(r, 12, e),
@@ -86,7 +87,7 @@ impl ExtRecord for LineInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CoreRelo {
     /// Byte offset of the instruction in its ELF section.
-    pub insn_off: u32,
+    pub insn_off: SectionByteOffset,
     /// The local root type.
     pub type_id: TypeId,
     /// The access string (`0:1:2`).
@@ -99,7 +100,7 @@ impl ExtRecord for CoreRelo {
     const MIN_SIZE: u32 = 16;
     fn decode(r: &[u8], e: Endian) -> Self {
         CoreRelo {
-            insn_off: w(r, 0, e),
+            insn_off: SectionByteOffset(w(r, 0, e)),
             type_id: TypeId(w(r, 4, e)),
             access_str_off: StrOffset(w(r, 8, e)),
             kind: w(r, 12, e),

@@ -48,7 +48,6 @@ pub const INSN_SIZE: usize = 8;
 // The same in the widths of ELF addresses, `.BTF.ext` offsets and `imm`:
 // named constants, so dividing by them is visibly by a non-zero value.
 pub(crate) const INSN_SIZE_U64: u64 = INSN_SIZE as u64;
-pub(crate) const INSN_SIZE_U32: u32 = INSN_SIZE as u32;
 pub(crate) const INSN_SIZE_I64: i64 = INSN_SIZE as i64;
 
 /// One 8-byte instruction slot.

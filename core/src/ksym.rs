@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 
 use crate::btf::{Btf, Kind, TypeId, essential_name};
 use crate::error::{Error, ErrorKind, Result};
+use crate::id::ExternIndex;
 use crate::insn::{CALL, INSN_SIZE, LD_IMM64, PSEUDO_BTF_ID, PSEUDO_KFUNC_CALL, read_at, write_at};
 use crate::object::{ExternKind, Object};
 use crate::reloc::{Targets, types_compat};
@@ -76,7 +77,7 @@ pub fn resolve(
     out.try_reserve(obj.externs.len())
         .map_err(|_| Error::new(ErrorKind::OutOfMemory, 0))?;
     for (i, x) in obj.externs.iter().enumerate() {
-        let idx = i as u32;
+        let idx = ExternIndex(i);
         // Flavors (`name___v2`) name the same kernel symbol.
         let name = essential_name(x.name);
         let r = match x.kind {
@@ -133,8 +134,10 @@ pub fn patch(
 ) -> Result<()> {
     for (xi, (x, r)) in obj.externs.iter().zip(resolved).enumerate() {
         for &(ci, i) in &x.refs {
-            let Some(c) = code.get_mut(ci) else { continue };
-            let i = i as usize;
+            let Some(c) = code.get_mut(ci.index()) else {
+                continue;
+            };
+            let i = i.index();
             let Some(mut insn) = read_at(c, i, obj.endian) else {
                 continue;
             };

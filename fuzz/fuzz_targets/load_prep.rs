@@ -10,6 +10,7 @@ use ember_core::insn::INSN_SIZE;
 use ember_core::load::{
     BtfFeatures, FUNC_INFO_SIZE, LINE_INFO_SIZE, Piece, kernel_btf, link_program,
 };
+use ember_core::id::{FuncIndex, Pc};
 use ember_core::object::Object;
 use libfuzzer_sys::fuzz_target;
 
@@ -40,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
             continue;
         }
         // Map fds are arbitrary here: linking makes no system call.
-        let Ok(l) = link_program(&obj, &code, i, &|m| Some(m as i32 + 3)) else {
+        let Ok(l) = link_program(&obj, &code, FuncIndex(i), &|m| Some(m.index() as i32 + 3)) else {
             continue;
         };
         assert_eq!(l.insns.len() % INSN_SIZE, 0, "partial instruction");
@@ -56,7 +57,10 @@ fuzz_target!(|data: &[u8]| {
         );
         assert_eq!(
             l.pieces.first(),
-            Some(&Piece { func: i, start: 0 }),
+            Some(&Piece {
+                func: FuncIndex(i),
+                start: Pc(0)
+            }),
             "program not first"
         );
     }

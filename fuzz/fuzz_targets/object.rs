@@ -19,6 +19,7 @@ fuzz_target!(|data: &[u8]| {
     let peak = common::peak_since(live);
     assert!(peak <= data.len() * 16 + 65536, "parse allocated {peak} for {} bytes", data.len());
     let Ok(obj) = parsed else { return };
+    assert!(obj.check_invariants(), "parsed object breaks its invariants");
     for f in &obj.functions {
         let insns = obj.insns(f);
         assert_eq!(insns.len(), f.len as usize * 8);
@@ -29,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
     }
     for c in &obj.code {
         for r in &c.relocs {
-            assert!(r.insn < c.insn_count());
+            assert!(r.insn.0 < c.insn_count());
         }
     }
     for m in &obj.maps {

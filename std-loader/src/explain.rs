@@ -8,7 +8,7 @@
 use core::fmt::Write as _;
 
 use ember_core::btf::{Btf, TypeId};
-use ember_core::insn::{Disasm, INSN_SIZE, Insn, decode_all};
+use ember_core::insn::{Disasm, Insn, decode_all};
 use ember_core::object::Object;
 use ember_core::reloc::{
     CoreError, LineTable, Outcome, RelocReport, Spec, SpecPath, Targets, TextContext, TypeName,
@@ -87,10 +87,9 @@ impl Explained {
         Explained {
             program: r.func_name(obj).to_owned(),
             section: obj
-                .code
-                .get(r.section)
+                .code_section(r.section)
                 .map_or_else(String::new, |c| c.name.to_owned()),
-            insn: r.insn,
+            insn: r.insn.0,
             kind: r.kind.name(),
             local_type: local.map_or_else(String::new, |b| type_name(b, r.local_type)),
             access: r.access.to_owned(),
@@ -157,12 +156,10 @@ pub fn explain(obj: &Object<'_>, targets: &Targets<'_>) -> Result<Explanation, C
 pub fn insns_text(obj: &Object<'_>, code: &[Vec<u8>]) -> String {
     let mut s = String::new();
     for f in &obj.functions {
-        let Some(bytes) = code.get(f.section) else {
+        let Some(bytes) = code.get(f.section.index()) else {
             continue;
         };
-        let start = f.start as usize * INSN_SIZE;
-        let end = start + f.len as usize * INSN_SIZE;
-        let Some(body) = bytes.get(start..end) else {
+        let Some(body) = bytes.get(f.start.byte_offset()..f.end().byte_offset()) else {
             continue;
         };
         let _ = writeln!(s, "{}:", f.name);

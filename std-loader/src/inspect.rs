@@ -164,17 +164,13 @@ fn map_report(o: &Object<'_>, m: &Map<'_>) -> MapReport {
                 MapValues::Map(i) => InitReport {
                     slot,
                     kind: "map",
-                    name: o
-                        .maps
-                        .get(i)
-                        .map_or_else(String::new, |m| m.name.to_string()),
+                    name: o.map(i).map_or_else(String::new, |m| m.name.to_string()),
                 },
                 MapValues::Program(i) => InitReport {
                     slot,
                     kind: "program",
                     name: o
-                        .functions
-                        .get(i)
+                        .function(i)
                         .map_or_else(String::new, |f| f.name.to_owned()),
                 },
             })
@@ -183,7 +179,7 @@ fn map_report(o: &Object<'_>, m: &Map<'_>) -> MapReport {
 }
 
 fn program_report(o: &Object<'_>, f: &Function<'_>) -> ProgramReport {
-    let section = o.code.get(f.section).map_or("", |c| c.name);
+    let section = o.code_section(f.section).map_or("", |c| c.name);
     ProgramReport {
         name: f.name.to_owned(),
         section: section.to_owned(),

@@ -14,8 +14,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use ember::ember_core::btf::Btf;
-use ember::ember_core::insn::{INSN_SIZE, Insn, decode_all};
-use ember::ember_core::object::{Object, RelocTarget, object_name};
+use ember::ember_core::insn::{Insn, decode_all};
+use ember::ember_core::object::{FuncInsn, Object, RelocTarget, SectionInsn, object_name};
 use ember::ember_core::reloc::{Targets, apply, solve};
 use ember_tests::{fixture, kernel_btf_dir, skip, tool};
 
@@ -126,16 +126,16 @@ fn ember(
         let mut insns: Vec<(Insn, bool)> = Vec::new();
         for &fi in &layout {
             let f = &obj.functions[fi];
-            let sec = &obj.code[f.section];
-            let body = &code[f.section]
-                [f.start as usize * INSN_SIZE..(f.start + f.len) as usize * INSN_SIZE];
+            let sec = &obj.code[f.section.index()];
+            let body = &code[f.section.index()][f.start.byte_offset()..f.end().byte_offset()];
             for (i, insn) in decode_all(body, obj.endian).enumerate() {
                 let i = i as u32;
+                let at = f.section_insn(FuncInsn(i));
                 // A relocated slot, or the second slot of a relocated LD_IMM64.
                 let relocated = sec.relocs.iter().any(|r| {
-                    r.insn == f.start + i
-                        || (r.insn + 1 == f.start + i
-                            && sec.bytes.get(r.insn as usize * INSN_SIZE) == Some(&0x18))
+                    r.insn == at
+                        || (r.insn.plus(1) == at
+                            && sec.bytes.get(r.insn.byte_offset()) == Some(&0x18))
                 });
                 let mask = relocated || call_target(&obj, fi, i).is_some();
                 insns.push((insn, mask));
@@ -150,21 +150,16 @@ fn ember(
 /// address of: relocated references name it; plain calls are pc-relative.
 fn call_target(obj: &Object<'_>, fi: usize, i: u32) -> Option<usize> {
     let f = &obj.functions[fi];
-    let sec = &obj.code[f.section];
-    let at = (f.start + i) as usize * INSN_SIZE;
+    let sec = &obj.code[f.section.index()];
+    let si = f.section_insn(FuncInsn(i));
+    let at = si.byte_offset();
     let insn = Insn::decode(sec.bytes[at..at + 8].try_into().expect("slot"), obj.endian);
-    match sec
-        .relocs
-        .iter()
-        .find(|r| r.insn == f.start + i)
-        .map(|r| r.target)
-    {
-        Some(RelocTarget::Function(t)) => Some(t),
+    match sec.relocs.iter().find(|r| r.insn == si).map(|r| r.target) {
+        Some(RelocTarget::Function(t)) => Some(t.index()),
         _ if insn.is_pseudo_call() => {
-            let to = f.start as i64 + i as i64 + insn.imm as i64 + 1;
-            obj.functions
-                .iter()
-                .position(|g| g.section == f.section && g.start as i64 == to)
+            let to = si.0 as i64 + insn.imm as i64 + 1;
+            obj.function_starting_at(f.section, SectionInsn(to as u32))
+                .map(|g| g.index())
         }
         _ => None,
     }
@@ -649,13 +644,13 @@ fn module_split_btf_matches_libbpf() {
     let mut code: Vec<Vec<u8>> = obj.code.iter().map(|c| c.bytes.to_vec()).collect();
     apply(&obj, &plan, &mut code).expect("apply");
     let f = obj.programs().next().expect("program");
-    let ours: Vec<Insn> = decode_all(&code[f.section], obj.endian).collect();
+    let ours: Vec<Insn> = decode_all(&code[f.section.index()], obj.endian).collect();
     let theirs = &want.progs[f.name];
     assert_eq!(ours.len(), theirs.len());
-    let masked: Vec<u32> = obj.code[f.section]
+    let masked: Vec<u32> = obj.code[f.section.index()]
         .relocs
         .iter()
-        .flat_map(|r| [r.insn, r.insn + 1])
+        .flat_map(|r| [r.insn.0, r.insn.0 + 1])
         .collect();
     for (i, (o, t)) in ours.iter().zip(theirs).enumerate() {
         if masked.contains(&(i as u32)) {

@@ -7,9 +7,9 @@ use std::path::Path;
 use std::process::Command;
 
 use ember::ember_core::btf::Btf;
-use ember::ember_core::insn::{INSN_SIZE, Insn};
+use ember::ember_core::insn::Insn;
 use ember::ember_core::ksym::{POISON_KFUNC_BASE, Resolved, patch, resolve};
-use ember::ember_core::object::Object;
+use ember::ember_core::object::{CodeIndex, Object, SectionInsn};
 use ember::ember_core::reloc::Targets;
 use ember::kallsyms::Kallsyms;
 use ember_tests::{fixture, skip, tool};
@@ -86,9 +86,12 @@ fn globals_externs_on_this_kernel() {
 
     let mut code: Vec<Vec<u8>> = obj.code.iter().map(|c| c.bytes.to_vec()).collect();
     patch(&obj, &resolved, &mut code, &|_| 0, &|_| 0).expect("patch");
-    let insn = |ci: usize, i: u32| {
-        let at = i as usize * INSN_SIZE;
-        Insn::decode(code[ci][at..at + 8].try_into().expect("slot"), obj.endian)
+    let insn = |ci: CodeIndex, i: SectionInsn| {
+        let at = i.byte_offset();
+        Insn::decode(
+            code[ci.index()][at..at + 8].try_into().expect("slot"),
+            obj.endian,
+        )
     };
     for (xi, x) in obj.externs.iter().enumerate() {
         for &(ci, i) in &x.refs {
@@ -99,7 +102,7 @@ fn globals_externs_on_this_kernel() {
                     assert_eq!((p.src, p.imm), (3, id.0 as i32))
                 }
                 (Resolved::Address(a), 0x18) => {
-                    let hi = insn(ci, i + 1);
+                    let hi = insn(ci, i.plus(1));
                     assert_eq!(
                         (p.src, p.imm as u32, hi.imm as u32),
                         (0, a as u32, (a >> 32) as u32)

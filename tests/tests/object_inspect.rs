@@ -254,14 +254,14 @@ fn btf_ext_records_resolve_to_functions() {
     let relos = obj.resolve(ext.core_relos()).expect("core relos");
     let names: Vec<&str> = relos
         .iter()
-        .map(|(f, _, _)| obj.functions[*f].name)
+        .map(|(f, _, _)| obj.functions[f.index()].name)
         .collect();
     // Three in the program (pid, exists, type size), two in parent_tgid
     // (real_parent, tgid), as inspect counts them.
     assert_eq!(names.iter().filter(|n| **n == "on_newtask").count(), 3);
     assert_eq!(names.iter().filter(|n| **n == "parent_tgid").count(), 2);
     for (f, insn, _) in &relos {
-        assert!(*insn < obj.functions[*f].len);
+        assert!(insn.0 < obj.functions[f.index()].len);
     }
     let lines = obj.resolve(ext.line_info()).expect("line info");
     let btf = obj.btf.as_ref().expect("btf");
@@ -271,7 +271,7 @@ fn btf_ext_records_resolve_to_functions() {
     }));
     let funcs = obj.resolve(ext.func_info()).expect("func info");
     assert!(
-        funcs.iter().all(|(_, insn, _)| *insn == 0),
+        funcs.iter().all(|(_, insn, _)| insn.0 == 0),
         "func_info marks function starts"
     );
     assert_eq!(funcs.len(), obj.functions.len());
@@ -303,6 +303,70 @@ fn corrupt_btf_in_an_object_is_reported_at_its_file_offset() {
         .expect(".BTF magic");
     bytes[at + 2] = 9;
     let e = Object::parse(&bytes, "maps").expect_err("bad version");
+    assert_eq!(e.section, Some(".BTF"));
+    let e = e.malformed().expect("malformed .BTF");
     assert_eq!(e.kind(), ember::ember_core::ErrorKind::BadVersion(9));
     assert_eq!(e.offset(), at + 2);
+}
+
+/// Objects both ember and libbpf refuse: the CLI and the loader name what
+/// is at fault (section, symbol, function or map), never a bare index or a
+/// meaningless byte offset, and nothing panics.
+#[test]
+fn refused_objects_are_reported_by_name() {
+    let cases: [(&str, &[&str]); 3] = [
+        (
+            "extern_memcmp",
+            &["section 'socket'", "function 'cmp'", "'memcmp'", "__ksym"],
+        ),
+        (
+            "static_prog",
+            &[
+                "section 'kprobe/do_unlinkat'",
+                "program 'hidden_probe' is static",
+            ],
+        ),
+        (
+            "map_def",
+            &[
+                "section '.maps'",
+                "map 'events'",
+                "attribute 'max_entries'",
+                "found INT",
+            ],
+        ),
+    ];
+    for (name, want) in cases {
+        for e in ["el", "eb"] {
+            let path = fixture(&format!("bad/{name}.bpf-{e}.o"));
+            let out = Command::new(ember_tests::ember_bin())
+                .args(["object", "inspect"])
+                .arg(&path)
+                .output()
+                .expect("run ember");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{name}-{e}: {stderr}");
+            for w in want {
+                assert!(stderr.contains(w), "{name}-{e}: no {w:?} in {stderr}");
+            }
+            assert!(
+                !stderr.contains("at byte") && !stderr.contains("panicked"),
+                "{stderr}"
+            );
+            // The loader refuses it the same way, before any system call.
+            if e == "el" {
+                let err = ember::EbpfLoader::new()
+                    .load_file(&path)
+                    .expect_err("load refused");
+                let msg = err.to_string();
+                for w in want {
+                    assert!(msg.contains(w), "{name}: no {w:?} in {msg}");
+                }
+            }
+            // libbpf refuses it too.
+            if let Some(bin) = oracle() {
+                assert!(libbpf(bin, &path).is_err(), "{name}-{e}: libbpf accepts it");
+            }
+        }
+    }
 }

@@ -8,7 +8,7 @@
 
 pub mod dump;
 mod elf;
-mod id;
+
 mod index;
 pub mod layout;
 pub mod raw;
@@ -21,7 +21,6 @@ use alloc::vec::Vec;
 use once_cell::race::OnceBox;
 use scroll::Pread;
 
-pub use self::id::{StrOffset, TypeId};
 pub use self::index::NameIndex;
 use self::raw::*;
 pub use self::strings::{essential_name, essential_name_len};
@@ -31,6 +30,7 @@ pub use self::types::{
 };
 use crate::bytes::{Endian, u16_at, u32_at};
 use crate::error::{Error, ErrorKind, Result, Section};
+pub use crate::id::{StrOffset, TypeId};
 use crate::limits;
 
 /// A validated BTF blob borrowed from its bytes.

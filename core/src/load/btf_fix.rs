@@ -119,7 +119,7 @@ impl<'b> Edit<'b> {
     }
 
     fn add_str(&mut self, s: &str) -> Result<u32> {
-        let off = self.strs.len() as u32;
+        let off = len32(self.strs.len(), "BTF string bytes")?;
         self.strs
             .try_reserve(s.len().saturating_add(1))
             .map_err(|_| bad_layout(0))?;
@@ -201,7 +201,11 @@ pub fn kernel_btf(obj: &Object<'_>, feat: &BtfFeatures) -> Result<Vec<u8>> {
     }
     sanitize(&mut ed, feat)?;
 
-    let type_len = ed.types.len().saturating_add(ed.extra.len()) as u32;
+    let type_len = len32(
+        ed.types.len().saturating_add(ed.extra.len()),
+        "BTF type bytes",
+    )?;
+    let str_len = len32(ed.strs.len(), "BTF string bytes")?;
     let mut out = Vec::new();
     out.try_reserve(
         24usize
@@ -211,7 +215,7 @@ pub fn kernel_btf(obj: &Object<'_>, feat: &BtfFeatures) -> Result<Vec<u8>> {
     .map_err(|_| bad_layout(0))?;
     out.extend_from_slice(&BTF_MAGIC.to_ne_bytes());
     out.extend_from_slice(&[BTF_VERSION, 0]);
-    for w in [HEADER_LEN_V1, 0, type_len, type_len, ed.strs.len() as u32] {
+    for w in [HEADER_LEN_V1, 0, type_len, type_len, str_len] {
         out.extend_from_slice(&w.to_ne_bytes());
     }
     out.extend_from_slice(&ed.types);
@@ -478,4 +482,9 @@ fn sanitize(ed: &mut Edit<'_>, feat: &BtfFeatures) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A length of the BTF being written, which its header gives in 32 bits.
+fn len32(n: usize, what: &'static str) -> Result<u32> {
+    u32::try_from(n).map_err(|_| Error::new(ErrorKind::TooMany(what), 0))
 }

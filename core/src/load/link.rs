@@ -7,19 +7,27 @@
 use alloc::vec::Vec;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::id::{CodeIndex, FuncIndex, FuncInsn, MapIndex, Pc, SectionInsn, StrOffset};
 use crate::insn::{
-    CALL, INSN_SIZE, INSN_SIZE_U32, Insn, LD_IMM64, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_MAP_FD,
-    PSEUDO_MAP_VALUE, read_at, write_at,
+    CALL, INSN_SIZE, Insn, LD_IMM64, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
+    read_at, write_at,
 };
 use crate::object::{ExternKind, MapKind, Object, RelocTarget};
 
 /// One function's copy inside a linked program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Piece {
-    /// Index into [`Object::functions`].
-    pub func: usize,
+    /// The function.
+    pub func: FuncIndex,
     /// Its first instruction in the linked program.
-    pub start: u32,
+    pub start: Pc,
+}
+
+impl Piece {
+    /// Where instruction `insn` of the function landed.
+    pub fn pc(&self, insn: FuncInsn) -> Pc {
+        Pc::at(self.start, insn)
+    }
 }
 
 /// A program ready for `BPF_PROG_LOAD`.
@@ -42,21 +50,22 @@ pub const LINE_INFO_SIZE: u32 = 16;
 
 impl Linked {
     /// The function and its instruction index for linked instruction `pc`.
-    pub fn origin(&self, pc: u32) -> Option<(usize, u32)> {
+    pub fn origin(&self, pc: Pc) -> Option<(FuncIndex, FuncInsn)> {
         self.pieces
             .iter()
             .filter(|p| p.start <= pc)
             .max_by_key(|p| p.start)
-            .map(|p| (p.func, pc.saturating_sub(p.start)))
+            .and_then(|p| Some((p.func, pc.since(p.start)?)))
     }
 
-    /// The line_info record (file, line text, line:col) covering `pc`.
-    pub fn line_at(&self, pc: u32) -> Option<(u32, u32, u32)> {
+    /// The line_info record covering `pc`: file name and line text (offsets
+    /// in the object's BTF strings) and `line << 10 | column`.
+    pub fn line_at(&self, pc: Pc) -> Option<(StrOffset, StrOffset, u32)> {
         self.line_info
             .chunks_exact(LINE_INFO_SIZE as usize)
             .map(|r| (ne(r, 0), ne(r, 4), ne(r, 8), ne(r, 12)))
-            .rfind(|&(off, ..)| off <= pc)
-            .map(|(_, f, l, c)| (f, l, c))
+            .rfind(|&(off, ..)| off <= pc.0)
+            .map(|(_, f, l, c)| (StrOffset(f), StrOffset(l), c))
     }
 }
 
@@ -70,45 +79,53 @@ fn oom() -> Error {
     Error::new(ErrorKind::OutOfMemory, 0)
 }
 
-/// Links program `prog` (index into [`Object::functions`]) from `code`,
+/// Links program `prog` from `code`,
 /// the object's code sections after CO-RE and ksym patching. `map_fd`
 /// gives the fd of each map of [`Object::maps`] that was created.
 ///
 /// # Errors
 /// [`ErrorKind::BadCallTarget`] for a call that lands on no function;
 /// [`ErrorKind::CoreBadInsn`] where a map reference is not an LD_IMM64;
-/// [`ErrorKind::BadMapDef`]-style lookups failing show as
+/// lookups failing show as
 /// [`ErrorKind::OutOfMemory`] only when allocation fails.
 pub fn link_program(
     obj: &Object<'_>,
     code: &[Vec<u8>],
-    prog: usize,
-    map_fd: &dyn Fn(usize) -> Option<i32>,
+    prog: FuncIndex,
+    map_fd: &dyn Fn(MapIndex) -> Option<i32>,
 ) -> Result<Linked> {
     let mut out = Linked::default();
-    let kconfig_map = obj.maps.iter().position(|m| m.kind == MapKind::Kconfig);
+    let kconfig_map = obj
+        .maps
+        .iter()
+        .position(|m| m.kind == MapKind::Kconfig)
+        .map(MapIndex);
     append(obj, code, prog, &mut out)?;
     let mut next = 0;
     while let Some(&piece) = out.pieces.get(next) {
         next = next.saturating_add(1);
-        let Some(f) = obj.functions.get(piece.func) else {
+        let Some(f) = obj.function(piece.func) else {
             continue;
         };
-        let Some(sec) = obj.code.get(f.section) else {
+        let Some(sec) = obj.code_section(f.section) else {
             continue;
         };
-        let src = code.get(f.section).map_or(&[][..], Vec::as_slice);
-        let end = f.start.saturating_add(f.len);
+        let src = code_of(code, f.section);
+        let end = f.end();
         // Relocations are sorted by instruction (Object::parse): this
         // function's are one run of them.
         let lo = sec.relocs.partition_point(|r| r.insn < f.start);
         let hi = sec.relocs.partition_point(|r| r.insn < end);
         let relocs = sec.relocs.get(lo..hi).unwrap_or(&[]);
         for r in relocs {
-            let pc = piece.start.saturating_add(r.insn.saturating_sub(f.start)) as usize;
-            let at = pc.saturating_mul(INSN_SIZE);
+            let Some(fi) = f.func_insn(r.insn) else {
+                continue;
+            };
+            let pc = piece.pc(fi);
+            let at = pc.byte_offset();
+            let pc = pc.index();
             let mut insn = read_at(&out.insns, pc, obj.endian)
-                .ok_or(Error::new(ErrorKind::BadInsnOffset(r.insn), at))?;
+                .ok_or(Error::new(ErrorKind::BadCodeLayout(f.section), at))?;
             let ld = |insn: &Insn| {
                 if insn.code == LD_IMM64 {
                     Ok(())
@@ -119,15 +136,15 @@ pub fn link_program(
             let (src_reg, imm, hi) = match r.target {
                 RelocTarget::Function(g) => {
                     let start = callee(obj, code, g, &mut out)?;
-                    let rel = i64::from(start).saturating_sub(pc as i64).saturating_sub(1);
+                    let rel = jump(start, piece.pc(fi), at)?;
                     if insn.code == CALL {
                         insn.src = PSEUDO_CALL;
-                        insn.imm = rel as i32;
+                        insn.imm = rel;
                         write_at(&mut out.insns, pc, obj.endian, &insn);
                         continue;
                     }
                     ld(&insn)?;
-                    (PSEUDO_FUNC, rel as i32, 0)
+                    (PSEUDO_FUNC, rel, 0)
                 }
                 RelocTarget::Map(m) => {
                     ld(&insn)?;
@@ -135,20 +152,24 @@ pub fn link_program(
                 }
                 RelocTarget::Data { map, offset } => {
                     ld(&insn)?;
-                    (PSEUDO_MAP_VALUE, map_fd(map).unwrap_or(-1), offset as i32)
+                    (
+                        PSEUDO_MAP_VALUE,
+                        map_fd(map).unwrap_or(-1),
+                        offset.cast_signed(),
+                    )
                 }
-                RelocTarget::Extern(x) => match obj.externs.get(x).map(|x| x.kind) {
+                RelocTarget::Extern(x) => match obj.extern_(x).map(|x| x.kind) {
                     Some(ExternKind::Kconfig { offset, .. }) => {
                         ld(&insn)?;
                         let fd = kconfig_map.and_then(map_fd).unwrap_or(-1);
-                        (PSEUDO_MAP_VALUE, fd, offset as i32)
+                        (PSEUDO_MAP_VALUE, fd, offset.cast_signed())
                     }
                     // ksyms were patched before linking.
                     _ => continue,
                 },
             };
             // Both halves of the LD_IMM64 must be this function's.
-            if r.insn.saturating_add(1) >= end {
+            if r.insn.plus(1) >= end {
                 return Err(Error::new(ErrorKind::CoreBadInsn(insn.code), at));
             }
             insn.src = src_reg;
@@ -161,56 +182,66 @@ pub fn link_program(
         }
         // Calls inside one section that clang resolved without a relocation.
         for k in 0..f.len {
-            let si = f.start.saturating_add(k);
+            let fi = FuncInsn(k);
+            let si = f.section_insn(fi);
             if relocs.binary_search_by_key(&si, |r| r.insn).is_ok() {
                 continue;
             }
-            let Some(insn) = read_at(src, si as usize, obj.endian) else {
+            let Some(insn) = read_at(src, si.index(), obj.endian) else {
                 continue;
             };
             if insn.code != CALL || insn.src != PSEUDO_CALL {
                 continue;
             }
-            let target = i64::from(si)
+            let target = i64::from(si.0)
                 .saturating_add(i64::from(insn.imm))
                 .saturating_add(1);
-            let g = obj
-                .functions
-                .iter()
-                .position(|g| g.section == f.section && i64::from(g.start) == target)
+            let g = u32::try_from(target)
+                .ok()
+                .and_then(|t| obj.function_starting_at(f.section, SectionInsn(t)))
                 .ok_or(Error::new(ErrorKind::BadCallTarget(si), 0))?;
             let start = callee(obj, code, g, &mut out)?;
-            let pc = piece.start.saturating_add(k);
+            let pc = piece.pc(fi);
             let mut patched = insn;
-            patched.imm = i64::from(start)
-                .saturating_sub(i64::from(pc))
-                .saturating_sub(1) as i32;
-            write_at(&mut out.insns, pc as usize, obj.endian, &patched);
+            patched.imm = jump(start, pc, pc.byte_offset())?;
+            write_at(&mut out.insns, pc.index(), obj.endian, &patched);
         }
     }
     ext_records(obj, &mut out)?;
     Ok(out)
 }
 
+/// The bytes of code section `ci` after patching.
+fn code_of(code: &[Vec<u8>], ci: CodeIndex) -> &[u8] {
+    code.get(ci.index()).map_or(&[][..], Vec::as_slice)
+}
+
+/// The `imm` of a call or function address at `from` that lands on `to`.
+fn jump(to: Pc, from: Pc, at: usize) -> Result<i32> {
+    let rel = i64::from(to.0)
+        .saturating_sub(i64::from(from.0))
+        .saturating_sub(1);
+    i32::try_from(rel)
+        .map_err(|_| Error::new(ErrorKind::TooMany("instructions in one program"), at))
+}
+
 /// Where function `g` starts in `out`, appending it on first use.
-fn callee(obj: &Object<'_>, code: &[Vec<u8>], g: usize, out: &mut Linked) -> Result<u32> {
+fn callee(obj: &Object<'_>, code: &[Vec<u8>], g: FuncIndex, out: &mut Linked) -> Result<Pc> {
     if let Some(p) = out.pieces.iter().find(|p| p.func == g) {
         return Ok(p.start);
     }
     append(obj, code, g, out)
 }
 
-fn append(obj: &Object<'_>, code: &[Vec<u8>], g: usize, out: &mut Linked) -> Result<u32> {
+fn append(obj: &Object<'_>, code: &[Vec<u8>], g: FuncIndex, out: &mut Linked) -> Result<Pc> {
     let f = obj
-        .functions
-        .get(g)
-        .ok_or(Error::new(ErrorKind::BadCallTarget(0), 0))?;
-    let start = (out.insns.len() / INSN_SIZE) as u32;
-    let from = (f.start as usize).saturating_mul(INSN_SIZE);
-    let bytes = code
-        .get(f.section)
-        .and_then(|c| c.get(from..from.saturating_add((f.len as usize).saturating_mul(INSN_SIZE))))
-        .ok_or(Error::new(ErrorKind::BadCodeLayout(f.section as u32), 0))?;
+        .function(g)
+        .ok_or(Error::new(ErrorKind::BadCallTarget(SectionInsn(0)), 0))?;
+    let start = Pc(u32::try_from(out.insns.len() / INSN_SIZE)
+        .map_err(|_| Error::new(ErrorKind::TooMany("instructions in one program"), 0))?);
+    let bytes = code_of(code, f.section)
+        .get(f.start.byte_offset()..f.end().byte_offset())
+        .ok_or(Error::new(ErrorKind::BadCodeLayout(f.section), 0))?;
     out.insns.try_reserve(bytes.len()).map_err(|_| oom())?;
     out.insns.extend_from_slice(bytes);
     out.pieces.try_reserve(1).map_err(|_| oom())?;
@@ -224,17 +255,15 @@ fn ext_records(obj: &Object<'_>, out: &mut Linked) -> Result<()> {
         return Ok(());
     };
     for p in &out.pieces {
-        let Some(f) = obj.functions.get(p.func) else {
+        let Some(f) = obj.function(p.func) else {
             continue;
         };
-        let Some(sec) = obj.code.get(f.section) else {
+        let Some(sec) = obj.code_section(f.section) else {
             continue;
         };
-        let end = f.start.saturating_add(f.len);
-        let here = |off: u32| {
-            let i = off / INSN_SIZE_U32;
-            let within = i.checked_sub(f.start).filter(|_| i < end)?;
-            Some(p.start.saturating_add(within))
+        let here = |off| {
+            let i = SectionInsn::from_byte_offset(off)?;
+            Some(p.pc(f.func_insn(i)?).0)
         };
         for b in ext.func_info() {
             if btf.str_at(b.sec_name_off).ok() != Some(sec.name) {

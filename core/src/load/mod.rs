@@ -4,6 +4,8 @@
 //! The std loader (crate `ember`) feeds these to `bpf(2)`; a `no_std`
 //! loader can do the same through `ember-sys`.
 
+#![cfg_attr(not(test), deny(clippy::cast_possible_truncation))]
+
 mod btf_fix;
 mod link;
 

@@ -7,6 +7,7 @@ use super::*;
 use crate::btf::{Btf, Kind};
 use crate::bytes::Endian;
 use crate::error::ErrorKind;
+use crate::id::{FuncIndex, Pc};
 use crate::insn::{CALL, INSN_SIZE, Insn, LD_IMM64, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_MAP_VALUE};
 use crate::object::Object;
 
@@ -110,30 +111,31 @@ fn linking_appends_each_subprogram_once_and_resolves_references() {
         .functions
         .iter()
         .position(|f| f.name == "on_newtask")
+        .map(FuncIndex)
         .unwrap();
-    let l = link_program(&obj, &code, prog, &|m| Some(100 + m as i32)).unwrap();
+    let l = link_program(&obj, &code, prog, &|m| Some(100 + m.0 as i32)).unwrap();
     let names: Vec<&str> = l
         .pieces
         .iter()
-        .map(|p| obj.functions[p.func].name)
+        .map(|p| obj.functions[p.func.index()].name)
         .collect();
     assert_eq!(names[0], "on_newtask");
     for sub in ["global_sub", "parent_tgid", "count_cb"] {
         assert_eq!(names.iter().filter(|n| **n == sub).count(), 1, "{sub}");
     }
     let insns: Vec<Insn> = crate::insn::decode_all(&l.insns, obj.endian).collect();
-    let starts: Vec<u32> = l.pieces.iter().map(|p| p.start).collect();
+    let starts: Vec<u32> = l.pieces.iter().map(|p| p.start.0).collect();
     // kfunc calls are patched by ksym::patch, not by linking: skip them.
     let externs: Vec<u32> = l
         .pieces
         .iter()
         .flat_map(|p| {
-            let f = &obj.functions[p.func];
+            let f = &obj.functions[p.func.index()];
             obj.externs
                 .iter()
                 .flat_map(|x| &x.refs)
-                .filter(move |&&(ci, i)| ci == f.section && i >= f.start && i < f.start + f.len)
-                .map(move |&(_, i)| p.start + (i - f.start))
+                .filter(move |&&(ci, i)| ci == f.section && f.contains(i))
+                .map(move |&(_, i)| p.pc(f.func_insn(i).unwrap()).0)
         })
         .collect();
     let mut calls = 0;
@@ -175,7 +177,7 @@ fn linking_appends_each_subprogram_once_and_resolves_references() {
             .all(|&pc| (pc as usize) < l.insns.len() / INSN_SIZE)
     );
     // Every linked instruction maps back to its function.
-    let last = (l.insns.len() / INSN_SIZE - 1) as u32;
+    let last = Pc((l.insns.len() / INSN_SIZE - 1) as u32);
     let (f, i) = l.origin(last).unwrap();
-    assert!(i < obj.functions[f].len);
+    assert!(i.0 < obj.functions[f.index()].len);
 }

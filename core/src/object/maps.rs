@@ -6,17 +6,16 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use object::read::elf::ElfFile64;
-use object::{
-    Endianness, Object as _, ObjectSection as _, ObjectSymbol as _, RelocationTarget, SectionIndex,
-    SymbolSection,
-};
+use object::{Object as _, ObjectSection as _, ObjectSymbol as _, RelocationTarget, SymbolSection};
 
+use super::error::{Found, ObjectError, ObjectErrorKind};
 use super::kinds::MapType;
-use super::{CodeSection, DataSection, Function, try_push};
+use super::parse::{Elf, PResult, err, fit, try_push};
+use super::{DataSection, Function};
 use crate::btf::{Btf, Kind, Type, TypeId};
 use crate::bytes::{Endian, u32_at};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind};
+use crate::id::{FuncIndex, MapIndex, SectionIndex};
 use crate::limits::MAX_INNER_MAP_DEPTH;
 
 /// `BPF_F_RDONLY_PROG`.
@@ -60,10 +59,10 @@ pub enum Pinning {
 /// What fills a map-in-map or prog-array slot at load time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MapValues {
-    /// Index into [`Object::maps`](super::Object::maps).
-    Map(usize),
-    /// Index into [`Object::functions`](super::Object::functions).
-    Program(usize),
+    /// A map of [`Object::maps`](super::Object::maps).
+    Map(MapIndex),
+    /// A program of [`Object::functions`](super::Object::functions).
+    Program(FuncIndex),
 }
 
 /// A map definition.
@@ -74,7 +73,7 @@ pub struct Map<'a> {
     /// Where it came from.
     pub kind: MapKind,
     /// ELF section holding its definition or data.
-    pub section: Option<usize>,
+    pub section: Option<SectionIndex>,
     /// Offset of the definition in `.maps`/`maps`.
     pub sec_offset: u32,
     /// Map type.
@@ -103,10 +102,6 @@ pub struct Map<'a> {
     pub inner: Option<Box<Map<'a>>>,
     /// `__array(values, ...)` initializers: slot → map or program.
     pub init: Vec<(u32, MapValues)>,
-}
-
-fn bad(id: TypeId) -> Error {
-    Error::new(ErrorKind::BadMapDef(id), 0)
 }
 
 impl<'a> Map<'a> {
@@ -193,52 +188,101 @@ pub fn internal_map_name(obj_name: &str, section: &str) -> String {
     name
 }
 
-/// `__uint(name, N)` is encoded as a pointer to an array of N elements.
-fn uint_field(btf: &Btf<'_>, t: TypeId, var: TypeId) -> Result<u32> {
-    let p = btf.type_by_id(btf.skip_mods_and_typedefs(t)?)?;
-    if p.kind() != Kind::Ptr {
-        return Err(bad(var));
-    }
-    let a = btf.type_by_id(p.type_id())?;
-    a.as_array().map(|a| a.nelems).ok_or(bad(var))
+/// Where a malformed map definition is reported: `.maps`, naming the map.
+#[derive(Clone, Copy)]
+struct Def<'a> {
+    map: &'a str,
 }
 
-/// Parses one BTF map definition struct.
+impl<'a> Def<'a> {
+    fn bad(self, attr: &'a str, expected: &'static str, found: Found<'a>) -> ObjectError<'a> {
+        err(
+            ".maps",
+            ObjectErrorKind::BadMapDef {
+                map: self.map,
+                attr,
+                expected,
+                found,
+            },
+        )
+    }
+
+    /// A BTF lookup that failed inside a map definition.
+    fn btf(self) -> impl Fn(Error) -> ObjectError<'a> {
+        |e| err(".maps", e.into())
+    }
+}
+
+const UINT: &str = "a pointer to an array (__uint)";
+const TYPE: &str = "a pointer to the type (__type)";
+const ARRAY: &str = "a zero-length array of pointers (__array)";
+
+/// `__uint(name, N)` is encoded as a pointer to an array of N elements.
+fn uint_field<'a>(btf: &Btf<'a>, t: TypeId, d: Def<'a>, attr: &'a str) -> PResult<'a, u32> {
+    let p = btf
+        .type_by_id(btf.skip_mods_and_typedefs(t).map_err(d.btf())?)
+        .map_err(d.btf())?;
+    if p.kind() != Kind::Ptr {
+        return Err(d.bad(attr, UINT, Found::Kind(p.kind())));
+    }
+    let a = btf.type_by_id(p.type_id()).map_err(d.btf())?;
+    a.as_array()
+        .map(|a| a.nelems)
+        .ok_or(d.bad(attr, UINT, Found::Kind(a.kind())))
+}
+
+/// Parses one BTF map definition struct; also returns where its `values`
+/// initializers start, for a map-in-map or prog array that has them.
 fn parse_def<'a>(
     btf: &Btf<'a>,
     name: Cow<'a, str>,
     def: &Type<'a>,
-    var: TypeId,
+    d: Def<'a>,
     depth: u32,
-) -> Result<(Map<'a>, Option<u32>)> {
-    if def.kind() != Kind::Struct || depth > MAX_INNER_MAP_DEPTH {
-        return Err(bad(var));
+) -> PResult<'a, (Map<'a>, Option<u32>)> {
+    if def.kind() != Kind::Struct {
+        return Err(d.bad("", "a struct", Found::Kind(def.kind())));
+    }
+    if depth > MAX_INNER_MAP_DEPTH {
+        return Err(d.bad(
+            "values",
+            "inner maps nested at most 1 deep",
+            Found::Value(u64::from(depth)),
+        ));
     }
     let mut m = Map::empty(name, MapKind::Btf);
     let mut values_off = None;
     for mem in def.members() {
-        let field = btf.str_at(mem.name_off)?;
+        let field = btf.str_at(mem.name_off).map_err(d.btf())?;
         match field {
-            "type" => m.map_type = MapType(uint_field(btf, mem.type_id, var)?),
-            "max_entries" => m.max_entries = uint_field(btf, mem.type_id, var)?,
-            "map_flags" => m.map_flags = uint_field(btf, mem.type_id, var)?,
-            "numa_node" => m.numa_node = uint_field(btf, mem.type_id, var)?,
-            "map_extra" => m.map_extra = u64::from(uint_field(btf, mem.type_id, var)?),
-            "key_size" => m.key_size = uint_field(btf, mem.type_id, var)?,
-            "value_size" => m.value_size = uint_field(btf, mem.type_id, var)?,
+            "type" => m.map_type = MapType(uint_field(btf, mem.type_id, d, field)?),
+            "max_entries" => m.max_entries = uint_field(btf, mem.type_id, d, field)?,
+            "map_flags" => m.map_flags = uint_field(btf, mem.type_id, d, field)?,
+            "numa_node" => m.numa_node = uint_field(btf, mem.type_id, d, field)?,
+            "map_extra" => m.map_extra = u64::from(uint_field(btf, mem.type_id, d, field)?),
+            "key_size" => m.key_size = uint_field(btf, mem.type_id, d, field)?,
+            "value_size" => m.value_size = uint_field(btf, mem.type_id, d, field)?,
             "pinning" => {
-                m.pinning = match uint_field(btf, mem.type_id, var)? {
+                m.pinning = match uint_field(btf, mem.type_id, d, field)? {
                     0 => Pinning::None,
                     1 => Pinning::ByName,
-                    _ => return Err(bad(var)),
+                    v => {
+                        return Err(d.bad(
+                            field,
+                            "LIBBPF_PIN_NONE (0) or LIBBPF_PIN_BY_NAME (1)",
+                            Found::Value(u64::from(v)),
+                        ));
+                    }
                 }
             }
             "key" | "value" => {
-                let p = btf.type_by_id(btf.skip_mods_and_typedefs(mem.type_id)?)?;
+                let p = btf
+                    .type_by_id(btf.skip_mods_and_typedefs(mem.type_id).map_err(d.btf())?)
+                    .map_err(d.btf())?;
                 if p.kind() != Kind::Ptr {
-                    return Err(bad(var));
+                    return Err(d.bad(field, TYPE, Found::Kind(p.kind())));
                 }
-                let size = btf.resolve_size(p.type_id())?;
+                let size = btf.resolve_size(p.type_id()).map_err(d.btf())?;
                 if field == "key" {
                     m.key_size = size;
                     m.key_type = Some(p.type_id());
@@ -248,13 +292,24 @@ fn parse_def<'a>(
                 }
             }
             "values" => {
-                let a = btf.type_by_id(btf.skip_mods_and_typedefs(mem.type_id)?)?;
-                let arr = a.as_array().filter(|a| a.nelems == 0).ok_or(bad(var))?;
-                let p = btf.type_by_id(btf.skip_mods_and_typedefs(arr.elem_type)?)?;
-                if p.kind() != Kind::Ptr {
-                    return Err(bad(var));
+                let a = btf
+                    .type_by_id(btf.skip_mods_and_typedefs(mem.type_id).map_err(d.btf())?)
+                    .map_err(d.btf())?;
+                let arr = a
+                    .as_array()
+                    .ok_or(d.bad(field, ARRAY, Found::Kind(a.kind())))?;
+                if arr.nelems != 0 {
+                    return Err(d.bad(field, ARRAY, Found::Value(u64::from(arr.nelems))));
                 }
-                let inner = btf.type_by_id(btf.skip_mods_and_typedefs(p.type_id())?)?;
+                let p = btf
+                    .type_by_id(btf.skip_mods_and_typedefs(arr.elem_type).map_err(d.btf())?)
+                    .map_err(d.btf())?;
+                if p.kind() != Kind::Ptr {
+                    return Err(d.bad(field, ARRAY, Found::Kind(p.kind())));
+                }
+                let inner = btf
+                    .type_by_id(btf.skip_mods_and_typedefs(p.type_id()).map_err(d.btf())?)
+                    .map_err(d.btf())?;
                 m.value_size = 4;
                 values_off = Some(mem.bit_offset / 8);
                 match inner.kind() {
@@ -264,92 +319,115 @@ fn parse_def<'a>(
                     {
                         let mut iname = String::from(&*m.name);
                         iname.push_str(".inner");
-                        let (im, _) = parse_def(
-                            btf,
-                            Cow::Owned(iname),
-                            &inner,
-                            var,
-                            depth.saturating_add(1),
-                        )?;
+                        let (im, _) =
+                            parse_def(btf, Cow::Owned(iname), &inner, d, depth.saturating_add(1))?;
                         m.inner = Some(Box::new(im));
                     }
-                    _ => return Err(bad(var)),
+                    k => {
+                        return Err(d.bad(
+                            field,
+                            "pointers to a map struct (map-in-map, declared after 'type') \
+                             or to functions (prog array)",
+                            Found::Kind(k),
+                        ));
+                    }
                 }
             }
-            _ => return Err(bad(var)),
+            _ => {
+                return Err(d.bad(
+                    "",
+                    "made of known attributes (type, max_entries, map_flags, numa_node, \
+                     map_extra, key_size, value_size, key, value, pinning, values)",
+                    Found::Name(field),
+                ));
+            }
         }
     }
     Ok((m, values_off))
 }
 
-/// The BTF-defined maps of `.maps`, in DATASEC order.
+/// The BTF-defined maps of `.maps`, in DATASEC order. Returns where the
+/// `values` initializers of each map that has them start (map, byte
+/// offset in its definition).
 pub(super) fn btf_maps<'a>(
-    elf: &ElfFile64<'a, Endianness, &'a [u8]>,
-    sec: usize,
+    elf: &Elf<'a>,
+    sec: SectionIndex,
     btf: &Btf<'a>,
     out: &mut Vec<Map<'a>>,
-) -> Result<()> {
-    let ds = btf
-        .find_by_name_kind(".maps", Kind::Datasec)
-        .ok_or(Error::new(ErrorKind::MissingSection(".maps DATASEC"), 0))?;
-    let ds = btf.type_by_id(ds)?;
+) -> PResult<'a, Vec<(MapIndex, u32)>> {
+    let mut starts = Vec::new();
+    let ds = btf.find_by_name_kind(".maps", Kind::Datasec).ok_or(err(
+        ".maps",
+        Error::new(ErrorKind::MissingSection(".maps DATASEC in .BTF"), 0).into(),
+    ))?;
+    let in_btf = |e: Error| err(".maps", e.into());
+    let ds = btf.type_by_id(ds).map_err(in_btf)?;
     for entry in ds.datasec_entries() {
-        let var = btf.type_by_id(entry.type_id)?;
+        let var = btf.type_by_id(entry.type_id).map_err(in_btf)?;
+        let name = btf.name(&var).map_err(in_btf)?;
+        let d = Def { map: name };
         if var.kind() != Kind::Var {
-            return Err(bad(entry.type_id));
+            return Err(d.bad("", "a VAR in the .maps DATASEC", Found::Kind(var.kind())));
         }
-        let name = btf.name(&var)?;
-        let def = btf.type_by_id(btf.skip_mods_and_typedefs(var.type_id())?)?;
-        let (mut m, values_off) = parse_def(btf, Cow::Borrowed(name), &def, entry.type_id, 0)?;
+        let def = btf
+            .type_by_id(btf.skip_mods_and_typedefs(var.type_id()).map_err(in_btf)?)
+            .map_err(in_btf)?;
+        let (mut m, values_off) = parse_def(btf, Cow::Borrowed(name), &def, d, 0)?;
         m.btf_id = Some(entry.type_id);
         m.section = Some(sec);
-        m.sec_offset = elf
-            .symbols()
-            .find(|s| {
-                s.section() == SymbolSection::Section(SectionIndex(sec)) && s.name() == Ok(name)
-            })
-            .map_or(entry.offset, |s| s.address() as u32);
-        // Remember where initializers start, in the (otherwise unused)
-        // init list's first slot, until the relocations are read.
+        m.sec_offset = match elf.symbols().find(|s| {
+            s.section() == SymbolSection::Section(object::SectionIndex(sec.0))
+                && s.name() == Ok(name)
+        }) {
+            Some(s) => fit(s.address(), ".maps", "symbol offset")?,
+            None => entry.offset,
+        };
         if let Some(v) = values_off {
-            m.init
-                .try_reserve(1)
-                .map_err(|_| Error::new(ErrorKind::OutOfMemory, 0))?;
-            m.init.push((v, MapValues::Map(usize::MAX)));
+            try_push(&mut starts, (MapIndex(out.len()), v))?;
         }
         try_push(out, m)?;
     }
-    Ok(())
+    Ok(starts)
 }
 
 /// Legacy `struct bpf_map_def` entries of the `maps` section.
 pub(super) fn legacy_maps<'a>(
-    elf: &ElfFile64<'a, Endianness, &'a [u8]>,
-    sec: usize,
+    elf: &Elf<'a>,
+    sec: SectionIndex,
     e: Endian,
     out: &mut Vec<Map<'a>>,
-) -> Result<()> {
-    let Ok(s) = elf.section_by_index(SectionIndex(sec)) else {
+) -> PResult<'a, ()> {
+    let Ok(s) = elf.section_by_index(object::SectionIndex(sec.0)) else {
         return Ok(());
     };
     let data = s.data().unwrap_or(&[]);
     let mut syms: Vec<_> = elf
         .symbols()
         .filter(|s| {
-            s.section() == SymbolSection::Section(SectionIndex(sec))
+            s.section() == SymbolSection::Section(object::SectionIndex(sec.0))
                 && !s.name().unwrap_or("").is_empty()
         })
         .collect();
     syms.sort_by_key(|s| s.address());
     for sym in syms {
-        let off = sym.address() as usize;
-        let w = |i: usize| u32_at(data, off.saturating_add(i.saturating_mul(4)), e);
+        let name = sym.name().unwrap_or("");
+        let off = fit(sym.address(), "maps", "symbol offset")?;
+        let at = usize::try_from(off).unwrap_or(usize::MAX);
+        let w = |i: usize| u32_at(data, at.saturating_add(i.saturating_mul(4)), e);
         let (Some(t), Some(k), Some(v), Some(n)) = (w(0), w(1), w(2), w(3)) else {
-            return Err(Error::new(ErrorKind::Truncated, off));
+            return Err(err(
+                "maps",
+                ObjectErrorKind::BadMapDef {
+                    map: name,
+                    attr: "",
+                    expected: "a struct bpf_map_def (at least 16 bytes) inside the section",
+                    found: Found::Nothing,
+                },
+            ));
         };
-        let mut m = Map::empty(Cow::Borrowed(sym.name().unwrap_or("")), MapKind::Legacy);
+        let mut m = Map::empty(Cow::Borrowed(name), MapKind::Legacy);
         m.section = Some(sec);
-        m.sec_offset = off as u32;
+        m.sec_offset = off;
         m.map_type = MapType(t);
         m.key_size = k;
         m.value_size = v;
@@ -360,28 +438,18 @@ pub(super) fn legacy_maps<'a>(
     Ok(())
 }
 
-/// Resolves `.maps` relocations into slot initializers.
-pub(super) fn link_inner_and_initializers<'a>(
-    elf: &ElfFile64<'a, Endianness, &'a [u8]>,
-    maps_sec: Option<usize>,
+/// Resolves `.maps` relocations into slot initializers; `starts` says
+/// where each map's `values` begin (from [`btf_maps`]).
+pub(super) fn link_initializers<'a>(
+    elf: &Elf<'a>,
+    sec: SectionIndex,
+    starts: &[(MapIndex, u32)],
     maps: &mut [Map<'a>],
     functions: &[Function<'a>],
-    code: &[CodeSection<'a>],
-) -> Result<()> {
-    let Some(sec) = maps_sec else { return Ok(()) };
-    let Ok(s) = elf.section_by_index(SectionIndex(sec)) else {
+) -> PResult<'a, ()> {
+    let Ok(s) = elf.section_by_index(object::SectionIndex(sec.0)) else {
         return Ok(());
     };
-    let starts: Vec<Option<u32>> = maps
-        .iter_mut()
-        .map(|m| match m.init.first() {
-            Some(&(v, MapValues::Map(usize::MAX))) => {
-                m.init.clear();
-                Some(v)
-            }
-            _ => None,
-        })
-        .collect();
     for (off, r) in s.relocations() {
         let RelocationTarget::Symbol(si) = r.target() else {
             continue;
@@ -389,8 +457,18 @@ pub(super) fn link_inner_and_initializers<'a>(
         let Ok(sym) = elf.symbol_by_index(si) else {
             continue;
         };
-        let name = sym.name().unwrap_or("");
-        let off = off as u32;
+        let symbol = sym.name().unwrap_or("");
+        let bad = |map: &'a str, expected| {
+            err(
+                ".maps",
+                ObjectErrorKind::BadInitializer {
+                    map,
+                    symbol,
+                    expected,
+                },
+            )
+        };
+        let off = fit(off, ".maps", "relocation offset")?;
         // The map whose definition holds this slot: the last one starting at or before it.
         let Some(mi) = maps
             .iter()
@@ -401,32 +479,28 @@ pub(super) fn link_inner_and_initializers<'a>(
         else {
             continue;
         };
-        let Some(Some(vstart)) = starts.get(mi) else {
-            return Err(Error::new(ErrorKind::BadMapDef(TypeId(0)), off as usize));
+        let (map_name, map_off, max_entries) = maps.get(mi).map_or(("", 0, 0), |m| {
+            (super::parse::borrowed(&m.name), m.sec_offset, m.max_entries)
+        });
+        let Some(&(_, vstart)) = starts.iter().find(|(m, _)| m.index() == mi) else {
+            return Err(bad(map_name, "a map with a 'values' attribute"));
         };
-        let rel = off.saturating_sub(maps.get(mi).map_or(0, |m| m.sec_offset));
-        let slot = rel.saturating_sub(*vstart) / 8;
+        let slot = off.saturating_sub(map_off).saturating_sub(vstart) / 8;
         let target = if let Some(t) = maps
             .iter()
-            .position(|m| m.kind == MapKind::Btf && m.name == name)
+            .position(|m| m.kind == MapKind::Btf && m.name == symbol)
         {
-            MapValues::Map(t)
-        } else if let Some(f) = functions
-            .iter()
-            .position(|f| f.name == name && code.get(f.section).is_some())
-        {
-            MapValues::Program(f)
+            MapValues::Map(MapIndex(t))
+        } else if let Some(f) = functions.iter().position(|f| f.name == symbol) {
+            MapValues::Program(FuncIndex(f))
         } else {
-            return Err(Error::new(ErrorKind::BadMapDef(TypeId(0)), off as usize));
+            return Err(bad(map_name, "a BTF-defined map or a program"));
         };
+        if slot >= max_entries {
+            return Err(bad(map_name, "a slot below max_entries"));
+        }
         if let Some(m) = maps.get_mut(mi) {
             try_push(&mut m.init, (slot, target))?;
-            if slot >= m.max_entries {
-                return Err(Error::new(
-                    ErrorKind::BadMapDef(m.btf_id.unwrap_or_default()),
-                    off as usize,
-                ));
-            }
         }
     }
     Ok(())

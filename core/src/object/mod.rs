@@ -6,26 +6,36 @@
 //! tables (functions, maps, relocations) are allocated, each bounded by the
 //! number of symbols or relocation entries in the file.
 
+//!
+//! Files: `parse.rs` reads the ELF file in phases (and documents the
+//! invariants of a parsed [`Object`]); `maps.rs` reads map definitions;
+//! `error.rs` names what is wrong with a rejected object; this file holds
+//! the model and the queries on it.
+#![cfg_attr(not(test), deny(clippy::cast_possible_truncation))]
+
+pub mod error;
 mod kinds;
 pub mod maps;
+mod parse;
 pub mod section;
+#[cfg(test)]
+mod tests;
 
 use alloc::vec::Vec;
 
-use object::read::elf::{ElfFile64, Sym as _};
-use object::{
-    Endianness, Object as _, ObjectSection as _, ObjectSymbol as _, RelocationFlags,
-    RelocationTarget, SectionIndex, SectionKind, SymbolIndex, SymbolKind, SymbolSection,
-};
-
+pub use self::error::{Found, ObjectError, ObjectErrorKind};
 pub use self::kinds::{AttachType, MapType, ProgType};
 pub use self::maps::{Map, MapKind, MapValues, Pinning};
 pub use self::section::SecDef;
-use crate::btf::{Btf, Kind, TypeId};
+use crate::btf::{Btf, TypeId};
 use crate::bytes::Endian;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ext::BtfExt;
-use crate::insn::{self, INSN_SIZE, INSN_SIZE_I64, INSN_SIZE_U32, INSN_SIZE_U64, Insn};
+pub use crate::id::{
+    CodeIndex, ExternIndex, FuncIndex, FuncInsn, MapIndex, SectionByteOffset, SectionIndex,
+    SectionInsn,
+};
+use crate::insn::INSN_SIZE;
 
 /// `R_BPF_64_64`: an LD_IMM64 of a map, data or extern address.
 pub const R_BPF_64_64: u32 = 1;
@@ -42,7 +52,7 @@ pub const R_BPF_64_32: u32 = 10;
 #[derive(Debug, Clone)]
 pub struct CodeSection<'a> {
     /// ELF section index.
-    pub index: usize,
+    pub index: SectionIndex,
     /// Section name (`kprobe/do_unlinkat`, `.text`).
     pub name: &'a str,
     /// The raw instruction bytes.
@@ -52,36 +62,36 @@ pub struct CodeSection<'a> {
 }
 
 impl CodeSection<'_> {
-    /// Number of instruction slots.
+    /// Number of instruction slots (checked to fit `u32` by
+    /// [`Object::parse`]).
     pub fn insn_count(&self) -> u32 {
-        (self.bytes.len() / INSN_SIZE) as u32
+        u32::try_from(self.bytes.len() / INSN_SIZE).unwrap_or(u32::MAX)
     }
 }
 
 /// What one relocated instruction refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelocTarget {
-    /// A call to, or the address of, a function: index into
-    /// [`Object::functions`].
-    Function(usize),
-    /// A map: index into [`Object::maps`].
-    Map(usize),
+    /// A call to, or the address of, a function.
+    Function(FuncIndex),
+    /// A map.
+    Map(MapIndex),
     /// A byte inside a global-data map.
     Data {
-        /// Index into [`Object::maps`] (an internal map).
-        map: usize,
+        /// The internal map.
+        map: MapIndex,
         /// Byte offset inside the section.
         offset: u32,
     },
-    /// An extern: index into [`Object::externs`].
-    Extern(usize),
+    /// An extern.
+    Extern(ExternIndex),
 }
 
 /// One relocated instruction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reloc {
-    /// Instruction index within its section.
-    pub insn: u32,
+    /// The relocated instruction.
+    pub insn: SectionInsn,
     /// What it refers to.
     pub target: RelocTarget,
 }
@@ -91,10 +101,10 @@ pub struct Reloc {
 pub struct Function<'a> {
     /// Symbol name.
     pub name: &'a str,
-    /// Index into [`Object::code`].
-    pub section: usize,
-    /// First instruction within the section.
-    pub start: u32,
+    /// Its code section.
+    pub section: CodeIndex,
+    /// Its first instruction.
+    pub start: SectionInsn,
     /// Number of instruction slots.
     pub len: u32,
     /// Global (or weak) binding; static functions are subprograms only.
@@ -121,7 +131,7 @@ pub struct DataSection<'a> {
     /// Section name (`.data`, `.rodata.str1.1`, `.bss`).
     pub name: &'a str,
     /// ELF section index.
-    pub index: usize,
+    pub index: SectionIndex,
     /// Initial bytes (`None` for `.bss`, which is zero-filled).
     pub init: Option<&'a [u8]>,
     /// Section size.
@@ -161,9 +171,8 @@ pub struct Extern<'a> {
     pub weak: bool,
     /// Its BTF VAR or FUNC.
     pub btf_id: TypeId,
-    /// Every instruction that refers to it: (index into
-    /// [`Object::code`], instruction index).
-    pub refs: Vec<(usize, u32)>,
+    /// Every instruction that refers to it.
+    pub refs: Vec<(CodeIndex, SectionInsn)>,
 }
 
 /// A parsed BPF object.
@@ -181,7 +190,8 @@ pub struct Object<'a> {
     pub kern_version: Option<u32>,
     /// Executable sections.
     pub code: Vec<CodeSection<'a>>,
-    /// Programs and subprograms, by section then offset.
+    /// Programs and subprograms, sorted by section, start and length, not
+    /// overlapping (see the invariants of [`Object::parse`]).
     pub functions: Vec<Function<'a>>,
     /// Maps: BTF-defined, legacy, then internal ones in section order.
     pub maps: Vec<Map<'a>>,
@@ -197,11 +207,6 @@ pub struct Object<'a> {
     pub data_symbols: Vec<DataSymbol<'a>>,
 }
 
-/// `STV_HIDDEN` or `STV_INTERNAL` in a symbol's `st_other`.
-fn hidden(st_other: u8) -> bool {
-    matches!(st_other & 3, 1 | 2)
-}
-
 /// A defined variable symbol in a data section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DataSymbol<'a> {
@@ -215,10 +220,6 @@ pub struct DataSymbol<'a> {
     pub hidden: bool,
 }
 
-fn e(kind: ErrorKind, at: usize) -> Error {
-    Error::new(kind, at)
-}
-
 /// Object-name prefix libbpf gives internal maps: the file name up to its
 /// first dot.
 pub fn object_name(file_name: &str) -> &str {
@@ -226,379 +227,53 @@ pub fn object_name(file_name: &str) -> &str {
     base.split('.').next().unwrap_or(base)
 }
 
+impl Function<'_> {
+    /// The instruction just past its last.
+    pub fn end(&self) -> SectionInsn {
+        self.start.plus(self.len)
+    }
+
+    /// Whether instruction `insn` of its section lies in this function.
+    pub fn contains(&self, insn: SectionInsn) -> bool {
+        insn >= self.start && insn < self.end()
+    }
+
+    /// Instruction `insn` of this function, counted in its section.
+    pub fn section_insn(&self, insn: FuncInsn) -> SectionInsn {
+        self.start.plus(insn.0)
+    }
+
+    /// Section instruction `insn` counted from this function's start, or
+    /// `None` when it lies outside the function.
+    pub fn func_insn(&self, insn: SectionInsn) -> Option<FuncInsn> {
+        insn.since(self.start).filter(|_| insn < self.end())
+    }
+}
+
 impl<'a> Object<'a> {
-    /// Parses a BPF ELF object. `name` is the object name used for
-    /// internal map names (libbpf uses the file name up to its first dot;
-    /// see [`object_name`]).
-    ///
-    /// # Errors
-    /// A malformed ELF file, `.BTF` or `.BTF.ext`; a section or symbol not
-    /// laid out in whole instructions; a relocation this loader does not
-    /// understand; BTF-defined maps or externs without `.BTF`.
-    pub fn parse(data: &'a [u8], name: &str) -> Result<Object<'a>> {
-        let elf = ElfFile64::<Endianness, &'a [u8]>::parse(data)
-            .map_err(|_| e(ErrorKind::Elf("not a 64-bit ELF object"), 0))?;
-        let endian = if elf.is_little_endian() {
-            Endian::Little
-        } else {
-            Endian::Big
-        };
-        let sec_at = |s: &object::read::elf::ElfSection64<'a, '_, Endianness, &'a [u8]>| {
-            s.file_range().map_or(0, |(o, _)| o as usize)
-        };
-        let btf = match elf.section_by_name(".BTF") {
-            Some(s) => {
-                let d = s
-                    .data()
-                    .map_err(|_| e(ErrorKind::Elf("bad .BTF"), sec_at(&s)))?;
-                // Errors inside the section are reported at file offsets.
-                Some(Btf::parse(d).map_err(|x| x.with_base(sec_at(&s)))?)
-            }
-            None => None,
-        };
-        let btf_ext = match elf.section_by_name(".BTF.ext") {
-            Some(s) => {
-                let d = s
-                    .data()
-                    .map_err(|_| e(ErrorKind::Elf("bad .BTF.ext"), sec_at(&s)))?;
-                Some(BtfExt::parse(d).map_err(|x| x.with_base(sec_at(&s)))?)
-            }
-            None => None,
-        };
-        let mut obj = Object {
-            endian,
-            btf,
-            btf_ext,
-            license: None,
-            kern_version: None,
-            code: Vec::new(),
-            functions: Vec::new(),
-            maps: Vec::new(),
-            data: Vec::new(),
-            externs: Vec::new(),
-            sections: Vec::new(),
-            data_symbols: Vec::new(),
-        };
-
-        // Sections: code, data, license/version.
-        let mut legacy_maps = None;
-        let mut maps_sec = None;
-        let mut kconfig_sec = None;
-        for s in elf.sections() {
-            let sname = s.name().unwrap_or("");
-            let at = sec_at(&s);
-            let idx = s.index().0;
-            let is_exec = matches!(s.flags(), object::SectionFlags::Elf { sh_flags } if sh_flags & u64::from(object::elf::SHF_EXECINSTR) != 0);
-            let is_alloc = matches!(s.flags(), object::SectionFlags::Elf { sh_flags } if sh_flags & u64::from(object::elf::SHF_ALLOC) != 0);
-            if !is_exec && (is_alloc || sname == "license" || sname == "version") {
-                try_push(&mut obj.sections, (sname, s.size() as u32))?;
-            }
-            if is_exec && s.size() > 0 {
-                let bytes = s
-                    .data()
-                    .map_err(|_| e(ErrorKind::Elf("section data"), at))?;
-                if bytes.len() % INSN_SIZE != 0 {
-                    return Err(e(ErrorKind::BadCodeLayout(idx as u32), at));
-                }
-                try_push(
-                    &mut obj.code,
-                    CodeSection {
-                        index: idx,
-                        name: sname,
-                        bytes,
-                        relocs: Vec::new(),
-                    },
-                )?;
-            } else if sname == "license" {
-                let b = s.data().unwrap_or(&[]);
-                let b = b.split(|&c| c == 0).next().unwrap_or(&[]);
-                obj.license = core::str::from_utf8(b).ok();
-            } else if sname == "version" {
-                let b = s.data().unwrap_or(&[]);
-                obj.kern_version = crate::bytes::u32_at(b, 0, endian);
-            } else if sname == ".maps" {
-                maps_sec = Some(idx);
-            } else if sname == "maps" {
-                legacy_maps = Some(idx);
-            } else if sname == ".kconfig" {
-                kconfig_sec = Some(idx);
-            } else if is_data_section(sname) && s.size() > 0 {
-                let nobits = s.kind() == SectionKind::UninitializedData;
-                let init = if nobits {
-                    None
-                } else {
-                    Some(
-                        s.data()
-                            .map_err(|_| e(ErrorKind::Elf("section data"), at))?,
-                    )
-                };
-                let datasec = obj
-                    .btf
-                    .as_ref()
-                    .and_then(|b| b.find_by_name_kind(sname, Kind::Datasec));
-                try_push(
-                    &mut obj.data,
-                    DataSection {
-                        name: sname,
-                        index: idx,
-                        init,
-                        size: s.size() as u32,
-                        datasec,
-                    },
-                )?;
-            }
-        }
-        let _ = kconfig_sec;
-
-        // Functions from symbols; data symbols for DATASEC offsets.
-        for sym in elf.symbols() {
-            if sym.kind() == SymbolKind::Data {
-                if let SymbolSection::Section(si) = sym.section() {
-                    if let Ok(sec) = elf.section_by_index(si) {
-                        try_push(
-                            &mut obj.data_symbols,
-                            DataSymbol {
-                                section: sec.name().unwrap_or(""),
-                                name: sym.name().unwrap_or(""),
-                                offset: sym.address() as u32,
-                                hidden: hidden(sym.elf_symbol().st_other()),
-                            },
-                        )?;
-                    }
-                }
-                continue;
-            }
-            if sym.kind() != SymbolKind::Text {
-                continue;
-            }
-            let SymbolSection::Section(SectionIndex(si)) = sym.section() else {
-                continue;
-            };
-            let Some(ci) = obj.code.iter().position(|c| c.index == si) else {
-                continue;
-            };
-            let sname = sym.name().unwrap_or("");
-            let addr = sym.address();
-            let size = sym.size();
-            let code = obj
-                .code
-                .get(ci)
-                .ok_or(e(ErrorKind::BadCodeLayout(si as u32), 0))?;
-            if !addr.is_multiple_of(INSN_SIZE_U64)
-                || !size.is_multiple_of(INSN_SIZE_U64)
-                || addr.saturating_add(size) > code.bytes.len() as u64
-            {
-                return Err(e(ErrorKind::BadCodeLayout(sym.index().0 as u32), 0));
-            }
-            let is_text = code.name == ".text";
-            let global = sym.is_global() || sym.is_weak();
-            if !is_text && !global {
-                return Err(e(ErrorKind::StaticProgram(sym.index().0 as u32), 0));
-            }
-            let sec_def = if is_text {
-                None
-            } else {
-                section::lookup(code.name)
-            };
-            try_push(
-                &mut obj.functions,
-                Function {
-                    name: sname,
-                    section: ci,
-                    start: (addr / INSN_SIZE_U64) as u32,
-                    len: (size / INSN_SIZE_U64) as u32,
-                    global,
-                    weak: sym.is_weak(),
-                    hidden: hidden(sym.elf_symbol().st_other()),
-                    is_program: !is_text,
-                    sec_def,
-                    attach_target: sec_def.and_then(|d| section::attach_target(d, code.name)),
-                    btf_func: None,
-                },
-            )?;
-        }
-        obj.functions.sort_by_key(|f| (f.section, f.start));
-
-        // Maps: BTF-defined, legacy, internal.
-        if let Some(ms) = maps_sec {
-            let btf = obj.btf.as_ref().ok_or(e(ErrorKind::MissingBtf, 0))?;
-            maps::btf_maps(&elf, ms, btf, &mut obj.maps)?;
-        }
-        if let Some(ls) = legacy_maps {
-            maps::legacy_maps(&elf, ls, endian, &mut obj.maps)?;
-        }
-        obj.externs = externs(&elf, obj.btf.as_ref())?;
-        for (i, d) in obj.data.iter().enumerate() {
-            try_push(&mut obj.maps, Map::internal(name, d, i))?;
-        }
-        if let Some(size) = kconfig_size(&obj.externs) {
-            let mut m = Map::kconfig(name, size);
-            // Described by its DATASEC, as libbpf does (sized to match when
-            // the BTF goes to the kernel).
-            m.btf_id = obj
-                .btf
-                .as_ref()
-                .and_then(|b| b.find_by_name_kind(".kconfig", Kind::Datasec));
-            try_push(&mut obj.maps, m)?;
-        }
-        maps::link_inner_and_initializers(
-            &elf,
-            maps_sec,
-            &mut obj.maps,
-            &obj.functions,
-            &obj.code,
-        )?;
-
-        obj.collect_relocs(&elf)?;
-        obj.attach_func_info();
-        Ok(obj)
+    /// The code section `i`.
+    pub fn code_section(&self, i: CodeIndex) -> Option<&CodeSection<'a>> {
+        self.code.get(i.index())
     }
 
-    /// Resolves each code section's relocations.
-    fn collect_relocs(&mut self, elf: &ElfFile64<'a, Endianness, &'a [u8]>) -> Result<()> {
-        for ci in 0..self.code.len() {
-            let Some(code) = self.code.get(ci) else {
-                continue;
-            };
-            let Ok(sec) = elf.section_by_index(SectionIndex(code.index)) else {
-                continue;
-            };
-            let mut relocs = Vec::new();
-            for (off, r) in sec.relocations() {
-                let RelocationFlags::Elf { r_type } = r.flags() else {
-                    continue;
-                };
-                if matches!(r_type, R_BPF_64_ABS32 | R_BPF_64_NODYLD32) {
-                    continue;
-                }
-                if !off.is_multiple_of(INSN_SIZE_U64) || off >= code.bytes.len() as u64 {
-                    return Err(e(ErrorKind::BadInsnOffset(off as u32), 0));
-                }
-                let insn_idx = (off / INSN_SIZE_U64) as u32;
-                let RelocationTarget::Symbol(si) = r.target() else {
-                    return Err(e(ErrorKind::UnsupportedReloc(r_type), 0));
-                };
-                let target = self.reloc_target(elf, si, ci, insn_idx, r_type)?;
-                try_push(
-                    &mut relocs,
-                    Reloc {
-                        insn: insn_idx,
-                        target,
-                    },
-                )?;
-            }
-            // Sorted by instruction, so a function's relocations are one run.
-            relocs.sort_by_key(|r| r.insn);
-            for rl in &relocs {
-                if let RelocTarget::Extern(x) = rl.target {
-                    if let Some(ext) = self.externs.get_mut(x) {
-                        try_push(&mut ext.refs, (ci, rl.insn))?;
-                    }
-                }
-            }
-            if let Some(c) = self.code.get_mut(ci) {
-                c.relocs = relocs;
-            }
-        }
-        Ok(())
+    /// The code section with ELF section index `sec`.
+    pub fn code_index(&self, sec: SectionIndex) -> Option<CodeIndex> {
+        self.code.iter().position(|c| c.index == sec).map(CodeIndex)
     }
 
-    fn reloc_target(
-        &self,
-        elf: &ElfFile64<'a, Endianness, &'a [u8]>,
-        si: SymbolIndex,
-        ci: usize,
-        insn_idx: u32,
-        r_type: u32,
-    ) -> Result<RelocTarget> {
-        let sym = elf
-            .symbol_by_index(si)
-            .map_err(|_| e(ErrorKind::BadCodeLayout(si.0 as u32), 0))?;
-        let name = sym.name().unwrap_or("");
-        let code = self
-            .code
-            .get(ci)
-            .ok_or(e(ErrorKind::BadCodeLayout(ci as u32), 0))?;
-        let insn = code
-            .bytes
-            .get((insn_idx as usize).saturating_mul(INSN_SIZE)..)
-            .and_then(|b| b.first_chunk::<8>())
-            .map(|b| Insn::decode(*b, self.endian))
-            .unwrap_or_default();
-        if sym.is_undefined() {
-            let x = self
-                .externs
-                .iter()
-                .position(|x| x.name == name)
-                .ok_or(e(ErrorKind::BadExtern(si.0 as u32), 0))?;
-            return Ok(RelocTarget::Extern(x));
-        }
-        let SymbolSection::Section(SectionIndex(target_sec)) = sym.section() else {
-            return Err(e(ErrorKind::UnsupportedReloc(r_type), 0));
-        };
-        // Calls and function addresses: into a code section.
-        if let Some(tc) = self.code.iter().position(|c| c.index == target_sec) {
-            // libbpf's rule: a call lands on symbol/8 + imm + 1 (a named
-            // function carries imm -1, a section symbol the distance); an
-            // address load on symbol/8 + imm/8.
-            let base = (sym.address() / INSN_SIZE_U64) as i64;
-            let target = if insn.code == insn::CALL {
-                base.saturating_add(i64::from(insn.imm)).saturating_add(1)
-            } else {
-                base.saturating_add(i64::from(insn.imm) / INSN_SIZE_I64)
-            };
-            let f = self
-                .functions
-                .iter()
-                .position(|f| f.section == tc && i64::from(f.start) == target)
-                .ok_or(e(ErrorKind::BadCodeLayout(si.0 as u32), 0))?;
-            return Ok(RelocTarget::Function(f));
-        }
-        if let Some(m) = self
-            .maps
-            .iter()
-            .position(|m| m.section == Some(target_sec) && m.name == name && !m.kind.is_internal())
-        {
-            return Ok(RelocTarget::Map(m));
-        }
-        if let Some(m) = self
-            .maps
-            .iter()
-            .position(|m| m.section == Some(target_sec) && m.kind.is_internal())
-        {
-            let offset = if sym.kind() == SymbolKind::Section {
-                insn.imm as u32
-            } else {
-                (sym.address() as u32).wrapping_add(insn.imm as u32)
-            };
-            return Ok(RelocTarget::Data { map: m, offset });
-        }
-        Err(e(ErrorKind::UnsupportedReloc(r_type), 0))
+    /// Function `i`.
+    pub fn function(&self, i: FuncIndex) -> Option<&Function<'a>> {
+        self.functions.get(i.index())
     }
 
-    /// Attaches each function's BTF FUNC from func_info.
-    fn attach_func_info(&mut self) {
-        let (Some(ext), Some(btf)) = (self.btf_ext, self.btf.as_ref()) else {
-            return;
-        };
-        for block in ext.func_info() {
-            let Ok(sec) = btf.str_at(block.sec_name_off) else {
-                continue;
-            };
-            let Some(ci) = self.code.iter().position(|c| c.name == sec) else {
-                continue;
-            };
-            for r in block.records() {
-                let insn = r.insn_off / INSN_SIZE_U32;
-                if let Some(f) = self
-                    .functions
-                    .iter_mut()
-                    .find(|f| f.section == ci && f.start == insn)
-                {
-                    f.btf_func = Some(r.type_id);
-                }
-            }
-        }
+    /// Map `i`.
+    pub fn map(&self, i: MapIndex) -> Option<&Map<'a>> {
+        self.maps.get(i.index())
+    }
+
+    /// Extern `i`.
+    pub fn extern_(&self, i: ExternIndex) -> Option<&Extern<'a>> {
+        self.externs.get(i.index())
     }
 
     /// The programs (functions outside `.text`).
@@ -608,23 +283,46 @@ impl<'a> Object<'a> {
 
     /// The instructions of a function.
     pub fn insns(&self, f: &Function<'a>) -> &'a [u8] {
-        let Some(code) = self.code.get(f.section) else {
+        let Some(code) = self.code_section(f.section) else {
             return &[];
         };
-        let start = (f.start as usize).saturating_mul(INSN_SIZE);
-        let end = start.saturating_add((f.len as usize).saturating_mul(INSN_SIZE));
-        code.bytes.get(start..end).unwrap_or(&[])
+        code.bytes
+            .get(f.start.byte_offset()..f.end().byte_offset())
+            .unwrap_or(&[])
+    }
+
+    /// Which function holds instruction `insn` of code section `section`,
+    /// and where in it: the one lookup every caller uses (functions are
+    /// sorted and do not overlap, so this is a binary search).
+    pub fn locate(&self, section: CodeIndex, insn: SectionInsn) -> Option<(FuncIndex, FuncInsn)> {
+        let i = self
+            .functions
+            .partition_point(|f| (f.section, f.start) <= (section, insn))
+            .checked_sub(1)?;
+        let f = self.functions.get(i)?;
+        if f.section != section {
+            return None;
+        }
+        Some((FuncIndex(i), f.func_insn(insn)?))
+    }
+
+    /// The function starting exactly at instruction `insn` of `section`
+    /// (a call or function-address target).
+    pub fn function_starting_at(&self, section: CodeIndex, insn: SectionInsn) -> Option<FuncIndex> {
+        self.functions
+            .binary_search_by_key(&(section, insn), |f| (f.section, f.start))
+            .ok()
+            .map(FuncIndex)
     }
 
     /// The function containing instruction `insn` of code section `section`.
-    pub fn function_at(&self, section: usize, insn: u32) -> Option<&Function<'a>> {
-        self.functions.iter().find(|f| {
-            f.section == section && insn >= f.start && insn < f.start.saturating_add(f.len)
-        })
+    pub fn function_at(&self, section: CodeIndex, insn: SectionInsn) -> Option<&Function<'a>> {
+        self.locate(section, insn)
+            .and_then(|(f, _)| self.function(f))
     }
 
     /// Records of one `.BTF.ext` subsection resolved to functions: for each
-    /// record, the index into [`Object::functions`] and the instruction
+    /// record, the function holding its instruction and the instruction's
     /// index within that function.
     ///
     /// # Errors
@@ -633,7 +331,7 @@ impl<'a> Object<'a> {
     pub fn resolve<R: crate::ext::ExtRecord + InsnOff>(
         &self,
         blocks: crate::ext::Blocks<'a, R>,
-    ) -> Result<Vec<(usize, u32, R)>> {
+    ) -> Result<Vec<(FuncIndex, FuncInsn, R)>> {
         let mut out = Vec::new();
         let Some(btf) = self.btf.as_ref() else {
             return Ok(out);
@@ -645,19 +343,12 @@ impl<'a> Object<'a> {
             };
             for r in block.records() {
                 let off = r.insn_off();
-                if !off.is_multiple_of(INSN_SIZE_U32) {
-                    return Err(e(ErrorKind::BadInsnOffset(off), 0));
-                }
-                let insn = off / INSN_SIZE_U32;
-                let fi = self
-                    .functions
-                    .iter()
-                    .position(|f| {
-                        f.section == ci && insn >= f.start && insn < f.start.saturating_add(f.len)
-                    })
-                    .ok_or(e(ErrorKind::BadInsnOffset(off), 0))?;
-                let start = self.functions.get(fi).map_or(0, |f| f.start);
-                try_push(&mut out, (fi, insn.saturating_sub(start), r))?;
+                let (fi, insn) = SectionInsn::from_byte_offset(off)
+                    .and_then(|i| self.locate(CodeIndex(ci), i))
+                    .ok_or(Error::new(ErrorKind::BadInsnOffset(off), 0))?;
+                out.try_reserve(1)
+                    .map_err(|_| Error::new(ErrorKind::OutOfMemory, 0))?;
+                out.push((fi, insn, r));
             }
         }
         Ok(out)
@@ -665,18 +356,17 @@ impl<'a> Object<'a> {
 
     /// Number of CO-RE relocations whose instruction lies in `f`.
     pub fn core_relo_count(&self, f: &Function<'a>) -> usize {
-        let (Some(ext), Some(btf), Some(code)) =
-            (self.btf_ext, self.btf.as_ref(), self.code.get(f.section))
-        else {
+        let (Some(ext), Some(btf), Some(code)) = (
+            self.btf_ext,
+            self.btf.as_ref(),
+            self.code_section(f.section),
+        ) else {
             return 0;
         };
         ext.core_relos()
             .filter(|b| btf.str_at(b.sec_name_off).is_ok_and(|n| n == code.name))
             .flat_map(|b| b.records())
-            .filter(|r| {
-                let i = r.insn_off / INSN_SIZE_U32;
-                i >= f.start && i < f.start.saturating_add(f.len)
-            })
+            .filter(|r| SectionInsn::from_byte_offset(r.insn_off).is_some_and(|i| f.contains(i)))
             .count()
     }
 }
@@ -684,23 +374,23 @@ impl<'a> Object<'a> {
 /// `.BTF.ext` records that point at an instruction.
 pub trait InsnOff {
     /// Byte offset of the instruction in its ELF section.
-    fn insn_off(&self) -> u32;
+    fn insn_off(&self) -> SectionByteOffset;
 }
 
 impl InsnOff for crate::ext::FuncInfo {
-    fn insn_off(&self) -> u32 {
+    fn insn_off(&self) -> SectionByteOffset {
         self.insn_off
     }
 }
 
 impl InsnOff for crate::ext::LineInfo {
-    fn insn_off(&self) -> u32 {
+    fn insn_off(&self) -> SectionByteOffset {
         self.insn_off
     }
 }
 
 impl InsnOff for crate::ext::CoreRelo {
-    fn insn_off(&self) -> u32 {
+    fn insn_off(&self) -> SectionByteOffset {
         self.insn_off
     }
 }
@@ -711,113 +401,4 @@ pub fn is_data_section(name: &str) -> bool {
         name.strip_prefix(p)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
     })
-}
-
-fn try_push<T>(v: &mut Vec<T>, x: T) -> Result<()> {
-    v.try_reserve(1).map_err(|_| e(ErrorKind::OutOfMemory, 0))?;
-    v.push(x);
-    Ok(())
-}
-
-/// Externs from undefined symbols, typed from `.ksyms`/`.kconfig` BTF,
-/// ordered as libbpf orders them (kconfig first, by descending alignment,
-/// ascending size, then name; then ksyms by name).
-fn externs<'a>(
-    elf: &ElfFile64<'a, Endianness, &'a [u8]>,
-    btf: Option<&Btf<'a>>,
-) -> Result<Vec<Extern<'a>>> {
-    let mut out: Vec<(u32, u32, Extern<'a>)> = Vec::new();
-    for sym in elf.symbols() {
-        if !sym.is_undefined() || !(sym.is_global() || sym.is_weak()) {
-            continue;
-        }
-        let name = sym.name().unwrap_or("");
-        if name.is_empty() {
-            continue;
-        }
-        let btf = btf.ok_or(e(ErrorKind::MissingBtf, 0))?;
-        let (sec, id) =
-            extern_btf(btf, name).ok_or(e(ErrorKind::BadExtern(sym.index().0 as u32), 0))?;
-        let t = btf.type_by_id(id)?;
-        let (kind, align, size) = if sec == ".kconfig" {
-            let size = btf.resolve_size(t.type_id())?;
-            let align = btf.align_of(t.type_id())?;
-            (ExternKind::Kconfig { offset: 0, size }, align, size)
-        } else if t.kind() == Kind::Func {
-            (ExternKind::Kfunc, 0, 0)
-        } else if btf.skip_mods_and_typedefs(t.type_id())? == TypeId::VOID {
-            (ExternKind::UntypedVar, 0, 0)
-        } else {
-            (ExternKind::TypedVar, 0, 0)
-        };
-        try_push(
-            &mut out,
-            (
-                align,
-                size,
-                Extern {
-                    name,
-                    kind,
-                    weak: sym.is_weak(),
-                    btf_id: id,
-                    refs: Vec::new(),
-                },
-            ),
-        )?;
-    }
-    out.sort_by(|(aa, asz, a), (ba, bsz, b)| {
-        let ak = matches!(a.kind, ExternKind::Kconfig { .. });
-        let bk = matches!(b.kind, ExternKind::Kconfig { .. });
-        bk.cmp(&ak)
-            .then_with(|| {
-                if ak {
-                    ba.cmp(aa).then(asz.cmp(bsz))
-                } else {
-                    core::cmp::Ordering::Equal
-                }
-            })
-            .then_with(|| a.name.cmp(b.name))
-    });
-    let mut off = 0u32;
-    let mut res = Vec::new();
-    res.try_reserve(out.len())
-        .map_err(|_| e(ErrorKind::OutOfMemory, 0))?;
-    for (align, size, mut x) in out {
-        if let ExternKind::Kconfig { .. } = x.kind {
-            let a = align.max(1);
-            off = off.div_ceil(a).saturating_mul(a);
-            x.kind = ExternKind::Kconfig { offset: off, size };
-            off = off.saturating_add(size);
-        }
-        res.push(x);
-    }
-    Ok(res)
-}
-
-/// The `.ksyms`/`.kconfig` DATASEC entry naming `name`.
-fn extern_btf(btf: &Btf<'_>, name: &str) -> Option<(&'static str, TypeId)> {
-    for sec in [".ksyms", ".kconfig"] {
-        let Some(ds) = btf.find_by_name_kind(sec, Kind::Datasec) else {
-            continue;
-        };
-        let t = btf.get(ds)?;
-        for entry in t.datasec_entries() {
-            let v = btf.get(entry.type_id)?;
-            if btf.name(&v).ok() == Some(name) {
-                return Some((sec, entry.type_id));
-            }
-        }
-    }
-    None
-}
-
-/// Size of the `.kconfig` map, when there are kconfig externs.
-fn kconfig_size(externs: &[Extern<'_>]) -> Option<u32> {
-    externs
-        .iter()
-        .filter_map(|x| match x.kind {
-            ExternKind::Kconfig { offset, size } => Some(offset.saturating_add(size)),
-            _ => None,
-        })
-        .max()
 }

@@ -33,6 +33,7 @@ pub use self::spec::{Accessor, Spec, parse_spec};
 use crate::btf::{Btf, Kind, StrOffset, TypeId, essential_name};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ext::CoreRelo;
+use crate::id::{CodeIndex, FuncIndex, FuncInsn, SectionByteOffset, SectionInsn};
 use crate::object::Object;
 
 /// A module's split BTF among the targets.
@@ -100,14 +101,14 @@ pub struct Resolution<'a, 't> {
     pub relo: CoreRelo,
     /// Its kind.
     pub kind: RelocKind,
-    /// Index into [`Object::code`].
-    pub section: usize,
+    /// Its code section.
+    pub section: CodeIndex,
     /// Instruction index within the section.
-    pub sec_insn: u32,
-    /// Index into [`Object::functions`] of the function holding it.
-    pub func: usize,
+    pub sec_insn: SectionInsn,
+    /// The function holding it.
+    pub func: FuncIndex,
     /// Instruction index within that function.
-    pub insn: u32,
+    pub insn: FuncInsn,
     /// The local access spec.
     pub local: Spec<'a>,
     /// The matching candidate and target spec, if any matched.
@@ -124,10 +125,10 @@ pub struct Resolution<'a, 't> {
 pub struct CoreError {
     /// Index of the record among the object's CO-RE records.
     pub index: usize,
-    /// Index into [`Object::functions`], when known.
-    pub func: Option<usize>,
-    /// Instruction index within the function (or section).
-    pub insn: u32,
+    /// The function holding it, when known.
+    pub func: Option<FuncIndex>,
+    /// Instruction index within the function.
+    pub insn: FuncInsn,
     /// The local root type.
     pub local_type: TypeId,
     /// The access string.
@@ -329,7 +330,7 @@ fn scan_all(
 
 /// Stands in for the record in errors that belong to no single relocation.
 const NO_RELO: CoreRelo = CoreRelo {
-    insn_off: 0,
+    insn_off: SectionByteOffset(0),
     type_id: TypeId::VOID,
     access_str_off: StrOffset(0),
     kind: 0,
@@ -351,18 +352,20 @@ pub fn solve_with<'a, 't>(
         return Ok(Vec::new());
     };
     let wrap =
-        |index: usize, func: Option<usize>, insn: u32, r: &CoreRelo, error: Error| CoreError {
-            index,
-            func,
-            insn,
-            local_type: r.type_id,
-            access: r.access_str_off,
-            kind: r.kind,
-            error: error.kind(),
+        |index: usize, func: Option<FuncIndex>, insn: FuncInsn, r: &CoreRelo, error: Error| {
+            CoreError {
+                index,
+                func,
+                insn,
+                local_type: r.type_id,
+                access: r.access_str_off,
+                kind: r.kind,
+                error: error.kind(),
+            }
         };
     let relos = obj
         .resolve(ext.core_relos())
-        .map_err(|e| wrap(0, None, 0, &NO_RELO, e))?;
+        .map_err(|e| wrap(0, None, FuncInsn(0), &NO_RELO, e))?;
     let mut cache: BTreeMap<TypeId, Vec<Candidate>> = BTreeMap::new();
     if search == CandidateSearch::Scan {
         let mut roots: Vec<TypeId> = relos
@@ -372,15 +375,23 @@ pub fn solve_with<'a, 't>(
             .collect();
         roots.sort_unstable();
         roots.dedup();
-        cache = scan_all(local, &roots, targets).map_err(|e| wrap(0, None, 0, &NO_RELO, e))?;
+        cache = scan_all(local, &roots, targets)
+            .map_err(|e| wrap(0, None, FuncInsn(0), &NO_RELO, e))?;
         // Roots without candidates still get an (empty) entry.
         for r in roots {
             cache.entry(r).or_default();
         }
     }
     let mut out = Vec::new();
-    out.try_reserve(relos.len())
-        .map_err(|_| wrap(0, None, 0, &NO_RELO, Error::new(ErrorKind::OutOfMemory, 0)))?;
+    out.try_reserve(relos.len()).map_err(|_| {
+        wrap(
+            0,
+            None,
+            FuncInsn(0),
+            &NO_RELO,
+            Error::new(ErrorKind::OutOfMemory, 0),
+        )
+    })?;
     for (index, (func, insn, relo)) in relos.into_iter().enumerate() {
         let fail = |e: Error| wrap(index, Some(func), insn, &relo, e);
         let needs_cands = relo.kind != RelocKind::TypeIdLocal as u32;
@@ -406,13 +417,13 @@ pub fn solve_with<'a, 't>(
             cache.insert(relo.type_id, cands);
         }
         let (kind, lspec, target, res) = solved.map_err(fail)?;
-        let f = obj.functions.get(func);
+        let f = obj.function(func);
         out.push(Resolution {
             index,
             relo,
             kind,
-            section: f.map_or(0, |f| f.section),
-            sec_insn: f.map_or(0, |f| f.start).saturating_add(insn),
+            section: f.map_or(CodeIndex(0), |f| f.section),
+            sec_insn: f.map_or(SectionInsn(0), |f| f.section_insn(insn)),
             func,
             insn,
             local: lspec,
@@ -437,11 +448,11 @@ pub fn apply(
     let mut out = Vec::new();
     for r in plan {
         let bytes = code
-            .get_mut(r.section)
+            .get_mut(r.section.index())
             .map(Vec::as_mut_slice)
             .unwrap_or(&mut []);
         let p =
-            patch(bytes, r.sec_insn as usize, obj.endian, &r.res).map_err(|error| CoreError {
+            patch(bytes, r.sec_insn.index(), obj.endian, &r.res).map_err(|error| CoreError {
                 index: r.index,
                 func: Some(r.func),
                 insn: r.insn,

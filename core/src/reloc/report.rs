@@ -16,7 +16,7 @@ use super::{Candidate, CoreError, Patched, RelocKind, Resolution, Spec, Targets,
 use crate::btf::{Btf, Kind, TypeId};
 use crate::error::{Error, ErrorKind};
 use crate::ext::LineInfo;
-use crate::insn::INSN_SIZE;
+use crate::id::{CodeIndex, FuncIndex, FuncInsn, SectionInsn};
 use crate::object::Object;
 
 /// Why an instruction was poisoned (made a call to an invalid helper, so
@@ -81,15 +81,14 @@ impl Outcome {
 pub struct RelocReport<'a, 't> {
     /// Index of the record among the object's CO-RE records.
     pub index: usize,
-    /// Index into [`Object::functions`] of the function (program or
-    /// subprogram) holding the instruction.
-    pub func: usize,
+    /// The function (program or subprogram) holding the instruction.
+    pub func: FuncIndex,
     /// Index into [`Object::code`].
-    pub section: usize,
+    pub section: CodeIndex,
     /// Instruction index within the function.
-    pub insn: u32,
+    pub insn: FuncInsn,
     /// Instruction index within the section.
-    pub sec_insn: u32,
+    pub sec_insn: SectionInsn,
     /// The relocation kind.
     pub kind: RelocKind,
     /// The local root type.
@@ -264,7 +263,7 @@ impl fmt::Display for SourceLine<'_> {
 #[derive(Debug, Clone, Default)]
 pub struct LineTable<'a> {
     /// (function, instruction in it, record), sorted by the first two.
-    lines: Vec<(usize, u32, LineInfo)>,
+    lines: Vec<(FuncIndex, FuncInsn, LineInfo)>,
     btf: Option<&'a Btf<'a>>,
     skipped: Vec<Error>,
 }
@@ -285,11 +284,11 @@ impl<'a> LineTable<'a> {
                     continue;
                 }
             };
-            let Some(ci) = obj.code.iter().position(|c| c.name == sec) else {
+            let Some(ci) = obj.code.iter().position(|c| c.name == sec).map(CodeIndex) else {
                 continue;
             };
             for r in block.records() {
-                match locate(obj, ci, r.insn_off) {
+                match SectionInsn::from_byte_offset(r.insn_off).and_then(|i| obj.locate(ci, i)) {
                     Some((fi, insn)) => {
                         if t.lines.try_reserve(1).is_err() {
                             t.skip(Error::new(ErrorKind::OutOfMemory, 0));
@@ -328,7 +327,7 @@ impl<'a> LineTable<'a> {
 
     /// The record covering instruction `insn` of function `func`: the last
     /// one at or before it in that function.
-    pub fn info(&self, func: usize, insn: u32) -> Option<&LineInfo> {
+    pub fn info(&self, func: FuncIndex, insn: FuncInsn) -> Option<&LineInfo> {
         let end = self
             .lines
             .partition_point(|&(f, i, _)| (f, i) <= (func, insn));
@@ -338,7 +337,7 @@ impl<'a> LineTable<'a> {
 
     /// The source line of instruction `insn` of function `func`, when its
     /// record's strings are readable.
-    pub fn source_line(&self, func: usize, insn: u32) -> Option<SourceLine<'a>> {
+    pub fn source_line(&self, func: FuncIndex, insn: FuncInsn) -> Option<SourceLine<'a>> {
         let btf = self.btf?;
         let l = self.info(func, insn)?;
         let text = btf.str_at(l.line_off).ok()?.trim();
@@ -350,20 +349,6 @@ impl<'a> LineTable<'a> {
             text,
         })
     }
-}
-
-/// The function holding byte offset `off` of code section `ci`, and the
-/// instruction index within it.
-fn locate(obj: &Object<'_>, ci: usize, off: u32) -> Option<(usize, u32)> {
-    let size = u32::try_from(INSN_SIZE).ok()?;
-    if !off.is_multiple_of(size) {
-        return None;
-    }
-    let insn = off.checked_div(size)?;
-    obj.functions.iter().enumerate().find_map(|(fi, f)| {
-        let inside = f.section == ci && insn >= f.start && insn < f.start.saturating_add(f.len);
-        inside.then(|| (fi, insn.saturating_sub(f.start)))
-    })
 }
 
 /// Everything [`RelocReport::text`] needs besides the report.
@@ -387,7 +372,7 @@ pub struct ReportText<'r, 'a, 't> {
 impl<'a, 't> RelocReport<'a, 't> {
     /// The name of the function holding the instruction (empty if unknown).
     pub fn func_name(&self, obj: &Object<'a>) -> &'a str {
-        obj.functions.get(self.func).map_or("", |f| f.name)
+        obj.function(self.func).map_or("", |f| f.name)
     }
 
     /// The local access path (`struct task_struct.__state`).
@@ -609,16 +594,20 @@ mod tests {
         assert_eq!(some.len(), all.len() - 1);
         assert_eq!(
             some.skipped(),
-            &[Error::new(ErrorKind::BadInsnOffset(odd), 0)]
+            &[Error::new(
+                ErrorKind::BadInsnOffset(crate::id::SectionByteOffset(odd)),
+                0
+            )]
         );
         // The poisoned relocation's line is still found.
         let f = obj
             .functions
             .iter()
             .position(|f| f.name == "poisoned")
+            .map(FuncIndex)
             .unwrap();
         assert_eq!(
-            some.source_line(f, 1).unwrap().to_string(),
+            some.source_line(f, FuncInsn(1)).unwrap().to_string(),
             "reject.bpf.c:23: return t->ember_field_that_does_not_exist;"
         );
     }

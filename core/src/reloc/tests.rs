@@ -133,7 +133,7 @@ fn solve_kind(local: &[u8], lid: u32, access: &str, kind: RelocKind, target: &[u
     let t = Btf::parse(target).unwrap();
     let targets = Targets::single(&t);
     let relo = CoreRelo {
-        insn_off: 0,
+        insn_off: crate::id::SectionByteOffset(0),
         type_id: TypeId(lid),
         access_str_off: StrOffset(off),
         kind: kind as u32,

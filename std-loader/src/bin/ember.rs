@@ -324,7 +324,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
             )
             .map_err(|source| Error::Object {
                 path: file.clone(),
-                source,
+                source: source.into(),
             })?;
             let report = ember::inspect::report(&obj, &file.display().to_string());
             let mut o = io::stdout().lock();
@@ -418,7 +418,7 @@ fn explain(
     let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let obj = Object::parse(&bytes, object_name(name)).map_err(|source| Error::Object {
         path: file.to_owned(),
-        source,
+        source: source.into(),
     })?;
     let relos: usize = obj
         .btf_ext
@@ -499,7 +499,7 @@ fn explain(
     let ex = ember::explain::explain(&obj, &targets).map_err(|e| {
         let where_ = e
             .func
-            .and_then(|f| obj.functions.get(f))
+            .and_then(|f| obj.function(f))
             .map_or_else(String::new, |f| format!(" in {}", f.name));
         context(format!("{}{where_}", file.display()), e)
     })?;

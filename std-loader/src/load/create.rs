@@ -320,9 +320,9 @@ impl Loading<'_, '_> {
         for (mi, m) in obj.maps.iter().enumerate() {
             for &(slot, v) in &m.init {
                 let fd = match v {
-                    MapValues::Map(t) => maps.get(t).map(Map::raw_fd),
+                    MapValues::Map(t) => maps.get(t.index()).map(Map::raw_fd),
                     MapValues::Program(f) => prog_of_func
-                        .get(&f)
+                        .get(&f.index())
                         .and_then(|&p| programs.get(p))
                         .map(|p| std::os::fd::AsRawFd::as_raw_fd(&p.fd)),
                 };

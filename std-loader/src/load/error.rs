@@ -20,6 +20,9 @@ pub enum LoadError {
     },
     /// The object is malformed.
     Object(ember_core::Error),
+    /// The object cannot be parsed: what is wrong, naming the section and
+    /// the symbol, function or map.
+    Parse(crate::error::ObjectError),
     /// The object needs its own BTF (BTF-defined maps, CO-RE, kfuncs,
     /// typed ksyms) but was built without `-g`.
     NoObjectBtf {
@@ -164,6 +167,7 @@ impl fmt::Display for LoadError {
                 "the object's byte order is not this machine's; build it with -target bpf (host order) or -target bpfel/bpfeb to match"
             ),
             LoadError::Object(_) => f.write_str("malformed object"),
+            LoadError::Parse(e) => write!(f, "unusable object: {e}"),
             LoadError::NoObjectBtf { object } => write!(
                 f,
                 "{object} has no .BTF section but needs one (BTF-defined maps, CO-RE, kfuncs or typed ksyms); \
@@ -237,6 +241,7 @@ impl core::error::Error for LoadError {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
             LoadError::Io { source, .. } => Some(source),
+            LoadError::Parse(_) => None,
             LoadError::Object(e) | LoadError::KernelBtf { source: e, .. } => Some(e),
             LoadError::NoKernelBtf { source, .. } => Some(source),
             LoadError::MapCreate { source, .. }
@@ -290,8 +295,8 @@ mod tests {
     fn core_error() -> CoreError {
         CoreError {
             index: 3,
-            func: Some(0),
-            insn: 12,
+            func: Some(ember_core::id::FuncIndex(0)),
+            insn: ember_core::id::FuncInsn(12),
             local_type: TypeId(5),
             access: StrOffset(7),
             kind: 0,
@@ -376,7 +381,7 @@ mod tests {
             },
             crate::Error::Object {
                 path: PathBuf::from("x"),
-                source: bad,
+                source: ember_core::object::ObjectError::from(bad).into(),
             },
         ];
         for e in &errors {

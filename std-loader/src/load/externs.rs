@@ -66,8 +66,7 @@ impl Loading<'_, '_> {
             let name = match e.kind() {
                 ember_core::ErrorKind::ExternUnresolved(i)
                 | ember_core::ErrorKind::ExternTypeMismatch(i) => obj
-                    .externs
-                    .get(i as usize)
+                    .extern_(i)
                     .map_or_else(String::new, |x| x.name.to_owned()),
                 _ => String::new(),
             };

@@ -317,12 +317,12 @@ impl EbpfLoader {
     /// See [`LoadError`].
     pub fn load(&self, data: &[u8], file_name: &str) -> Result<Ebpf, LoadError> {
         let obj = Object::parse(data, object_name(file_name)).map_err(|e| {
-            if e.kind() == ember_core::ErrorKind::MissingBtf {
+            if e.is_missing_btf() {
                 LoadError::NoObjectBtf {
                     object: file_name.to_owned(),
                 }
             } else {
-                LoadError::Object(e)
+                LoadError::Parse(e.into())
             }
         })?;
         Loading::new(self, &obj, file_name).run()
@@ -454,7 +454,7 @@ impl<'l, 'o> Loading<'l, 'o> {
             Some((t, _)) => relocation::relocate_all(obj, t).map_err(|source| LoadError::Core {
                 program: source
                     .func
-                    .and_then(|f| obj.functions.get(f))
+                    .and_then(|f| obj.function(f))
                     .map_or_else(String::new, |f| f.name.to_owned()),
                 source,
             })?,

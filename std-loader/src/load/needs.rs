@@ -26,7 +26,7 @@ pub(super) fn kernel_btf_needs(obj: &Object<'_>) -> Option<String> {
         if f.sec_def
             .is_some_and(|d| needs_attach_btf(d.prog_type, d.attach_type))
         {
-            let sec = obj.code.get(f.section).map_or("", |c| c.name);
+            let sec = obj.code_section(f.section).map_or("", |c| c.name);
             why.push(format!("program '{}' ({sec})", f.name));
         }
     }

@@ -29,10 +29,13 @@ impl Loading<'_, '_> {
             .functions
             .get(fi)
             .ok_or(LoadError::Object(ember_core::Error::new(
-                ember_core::ErrorKind::BadCallTarget(0),
+                ember_core::ErrorKind::BadCallTarget(ember_core::id::SectionInsn(0)),
                 0,
             )))?;
-        let section = obj.code.get(f.section).map_or("", |c| c.name).to_owned();
+        let section = obj
+            .code_section(f.section)
+            .map_or("", |c| c.name)
+            .to_owned();
         let def = f.sec_def.ok_or_else(|| LoadError::UnknownSection {
             program: f.name.to_owned(),
             section: section.clone(),
@@ -46,7 +49,9 @@ impl Loading<'_, '_> {
                 ),
             });
         }
-        let linked = prep::link_program(obj, code, fi, map_fd).map_err(LoadError::Object)?;
+        let map_fd = |m: ember_core::id::MapIndex| map_fd(m.index());
+        let linked = prep::link_program(obj, code, ember_core::id::FuncIndex(fi), &map_fd)
+            .map_err(LoadError::Object)?;
         let mut attach_btf_id = 0;
         let mut attach_module: Option<OwnedFd> = None;
         if needs_attach_btf(def.prog_type, def.attach_type) {
@@ -180,8 +185,8 @@ impl Loading<'_, '_> {
         first_traced(log, |pc, num| {
             // A pc outside every function (a log line about something else)
             // is skipped; the poisoned call may come later.
-            let (func, insn) = linked.origin(pc)?;
-            let fname = obj.functions.get(func).map_or("", |f| f.name);
+            let (func, insn) = linked.origin(ember_core::id::Pc(pc))?;
+            let fname = obj.function(func).map_or("", |f| f.name);
             if num == POISON_CALL {
                 let r = relocations
                     .iter()

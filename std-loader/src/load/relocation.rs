@@ -11,11 +11,11 @@ use ember_core::reloc::{
 #[non_exhaustive]
 pub struct Relocation {
     /// Index into the object's functions of the function holding it.
-    pub func: usize,
+    pub func: ember_core::id::FuncIndex,
     /// That function's name.
     pub program: String,
     /// Instruction index within the function.
-    pub insn: u32,
+    pub insn: ember_core::id::FuncInsn,
     /// The relocation kind.
     pub kind: RelocKind,
     /// What was done to the instruction.

@@ -1,0 +1,750 @@
+//! [`Object::parse`], in named phases:
+//!
+//! 1. [`sections`](Object::read_sections): code, global data, `license`,
+//!    `version`, and where `.maps`/`maps` are;
+//! 2. [`symbols`](Object::read_symbols): functions (programs and
+//!    subprograms) and data symbols;
+//! 3. [`externs`]: undefined symbols typed from `.ksyms`/`.kconfig` BTF;
+//! 4. [`maps`](Object::read_maps): BTF-defined, legacy, internal, then the
+//!    `.maps` slot initializers;
+//! 5. [`relocations`](Object::read_relocs) of each code section;
+//! 6. [`.BTF.ext` func_info](Object::attach_func_info) onto functions.
+//!
+//! The invariants of a parsed object are listed on [`Object::parse`].
+
+use alloc::borrow::Cow;
+use alloc::vec::Vec;
+
+use object::read::elf::{ElfFile64, ElfSection64, Sym as _};
+use object::{
+    Endianness, Object as _, ObjectSection as _, ObjectSymbol as _, RelocationFlags,
+    RelocationTarget, SectionKind, SymbolIndex, SymbolKind, SymbolSection,
+};
+
+use super::error::{ObjectError, ObjectErrorKind};
+use super::maps::{self, Map, MapValues};
+use super::{
+    CodeSection, DataSection, DataSymbol, Extern, ExternKind, Function, Object, R_BPF_64_ABS32,
+    R_BPF_64_NODYLD32, Reloc, RelocTarget, is_data_section, section,
+};
+use crate::btf::{Btf, Kind, TypeId};
+use crate::bytes::Endian;
+use crate::error::{Error, ErrorKind};
+use crate::ext::BtfExt;
+use crate::id::{CodeIndex, ExternIndex, MapIndex, SectionIndex, SectionInsn};
+use crate::insn::{self, INSN_SIZE_U64};
+
+/// The ELF reader this module works on.
+pub(super) type Elf<'a> = ElfFile64<'a, Endianness, &'a [u8]>;
+
+/// `Result` of a parse phase.
+pub(super) type PResult<'a, T> = Result<T, ObjectError<'a>>;
+
+/// An error in section `sec`.
+#[cold]
+pub(super) fn err<'a>(sec: &'a str, kind: ObjectErrorKind<'a>) -> ObjectError<'a> {
+    ObjectError::new(Some(sec).filter(|s| !s.is_empty()), kind)
+}
+
+/// `v` as a `u32`, or [`ObjectErrorKind::TooLarge`] naming `what` in `sec`.
+pub(super) fn fit<'a>(v: u64, sec: &'a str, what: &'static str) -> PResult<'a, u32> {
+    u32::try_from(v).map_err(|_| err(sec, ObjectErrorKind::TooLarge { what, value: v }))
+}
+
+pub(super) fn try_push<'a, T>(v: &mut Vec<T>, x: T) -> PResult<'a, ()> {
+    v.try_reserve(1)
+        .map_err(|_| ObjectError::new(None, ObjectErrorKind::OutOfMemory))?;
+    v.push(x);
+    Ok(())
+}
+
+/// `STV_HIDDEN` or `STV_INTERNAL` in a symbol's `st_other`.
+fn hidden(st_other: u8) -> bool {
+    matches!(st_other & 3, 1 | 2)
+}
+
+fn file_offset<'a>(s: &ElfSection64<'a, '_, Endianness, &'a [u8]>) -> usize {
+    s.file_range()
+        .and_then(|(o, _)| usize::try_from(o).ok())
+        .unwrap_or(0)
+}
+
+/// A section's bytes, or a malformed-ELF error naming it.
+fn section_data<'a>(
+    s: &ElfSection64<'a, '_, Endianness, &'a [u8]>,
+    name: &'a str,
+) -> PResult<'a, &'a [u8]> {
+    s.data().map_err(|_| {
+        err(
+            name,
+            ObjectErrorKind::Malformed(Error::new(
+                ErrorKind::Elf("section data lies outside the file"),
+                file_offset(s),
+            )),
+        )
+    })
+}
+
+/// Where the map sections are, from phase 1.
+#[derive(Default)]
+struct MapSections {
+    btf: Option<SectionIndex>,
+    legacy: Option<SectionIndex>,
+}
+
+impl<'a> Object<'a> {
+    /// Parses a BPF ELF object. `name` is the object name used for
+    /// internal map names (libbpf uses the file name up to its first dot;
+    /// see [`object_name`](super::object_name)).
+    ///
+    /// # Errors
+    /// An [`ObjectError`] naming the section and the symbol, function or
+    /// map at fault: a malformed ELF file, `.BTF` or `.BTF.ext`; a section
+    /// or symbol not laid out in whole instructions; a static program; a
+    /// map definition libbpf would not accept; an undefined symbol that is
+    /// no extern; a relocation that refers to nothing this loader knows;
+    /// BTF-defined maps or externs without `.BTF`.
+    ///
+    /// # Invariants
+    /// - [`Object::functions`] is sorted by `(section, start, len)`, and the
+    ///   functions of one section do not overlap (except empty symbols and
+    ///   aliases sharing a start, which sort before the longest function
+    ///   there);
+    /// - each [`CodeSection::relocs`] is sorted by instruction;
+    /// - every index in a [`RelocTarget`], [`Extern::refs`] and
+    ///   [`Map::init`] is in range;
+    /// - instruction counts, section sizes and offsets fit `u32`.
+    ///
+    /// [`Object::check_invariants`] checks them (tests and fuzz targets).
+    pub fn parse(data: &'a [u8], name: &str) -> PResult<'a, Object<'a>> {
+        let elf = Elf::parse(data).map_err(|_| {
+            ObjectError::from(Error::new(ErrorKind::Elf("not a 64-bit ELF object"), 0))
+        })?;
+        let endian = if elf.is_little_endian() {
+            Endian::Little
+        } else {
+            Endian::Big
+        };
+        let mut obj = Object {
+            endian,
+            btf: btf_section(&elf, ".BTF", Btf::parse)?,
+            btf_ext: btf_section(&elf, ".BTF.ext", BtfExt::parse)?,
+            license: None,
+            kern_version: None,
+            code: Vec::new(),
+            functions: Vec::new(),
+            maps: Vec::new(),
+            data: Vec::new(),
+            externs: Vec::new(),
+            sections: Vec::new(),
+            data_symbols: Vec::new(),
+        };
+        let map_secs = obj.read_sections(&elf)?;
+        obj.read_symbols(&elf)?;
+        let (externs, unknown) = externs(&elf, obj.btf.as_ref())?;
+        obj.externs = externs;
+        obj.read_maps(&elf, &map_secs, name)?;
+        // An unknown extern that code refers to is reported with where.
+        obj.read_relocs(&elf)?;
+        if let Some(name) = unknown {
+            return Err(ObjectError::new(
+                None,
+                ObjectErrorKind::BadExtern { name, insn: None },
+            ));
+        }
+        obj.attach_func_info();
+        Ok(obj)
+    }
+
+    /// Phase 1: code and data sections, `license`, `version`, and the map
+    /// sections.
+    fn read_sections(&mut self, elf: &Elf<'a>) -> PResult<'a, MapSections> {
+        let mut map_secs = MapSections::default();
+        for s in elf.sections() {
+            let sname = s.name().unwrap_or("");
+            let idx = SectionIndex(s.index().0);
+            let sh_flags = match s.flags() {
+                object::SectionFlags::Elf { sh_flags } => sh_flags,
+                _ => 0,
+            };
+            let is_exec = sh_flags & u64::from(object::elf::SHF_EXECINSTR) != 0;
+            let is_alloc = sh_flags & u64::from(object::elf::SHF_ALLOC) != 0;
+            if !is_exec && (is_alloc || sname == "license" || sname == "version") {
+                let size = fit(s.size(), sname, "section size")?;
+                try_push(&mut self.sections, (sname, size))?;
+            }
+            if is_exec && s.size() > 0 {
+                let bytes = section_data(&s, sname)?;
+                let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+                if !len.is_multiple_of(INSN_SIZE_U64) {
+                    return Err(err(sname, ObjectErrorKind::CodeSize { size: len }));
+                }
+                // The instruction count fits u32 (CodeSection::insn_count).
+                fit(len / INSN_SIZE_U64, sname, "instruction count")?;
+                try_push(
+                    &mut self.code,
+                    CodeSection {
+                        index: idx,
+                        name: sname,
+                        bytes,
+                        relocs: Vec::new(),
+                    },
+                )?;
+            } else if sname == "license" {
+                let b = s.data().unwrap_or(&[]);
+                let b = b.split(|&c| c == 0).next().unwrap_or(&[]);
+                self.license = core::str::from_utf8(b).ok();
+            } else if sname == "version" {
+                let b = s.data().unwrap_or(&[]);
+                self.kern_version = crate::bytes::u32_at(b, 0, self.endian);
+            } else if sname == ".maps" {
+                map_secs.btf = Some(idx);
+            } else if sname == "maps" {
+                map_secs.legacy = Some(idx);
+            } else if is_data_section(sname) && s.size() > 0 {
+                let init = if s.kind() == SectionKind::UninitializedData {
+                    None
+                } else {
+                    Some(section_data(&s, sname)?)
+                };
+                let datasec = self
+                    .btf
+                    .as_ref()
+                    .and_then(|b| b.find_by_name_kind(sname, Kind::Datasec));
+                try_push(
+                    &mut self.data,
+                    DataSection {
+                        name: sname,
+                        index: idx,
+                        init,
+                        size: fit(s.size(), sname, "section size")?,
+                        datasec,
+                    },
+                )?;
+            }
+        }
+        Ok(map_secs)
+    }
+
+    /// Phase 2: functions from text symbols (sorted by section, then
+    /// start; checked not to overlap), and data symbols for DATASEC
+    /// offsets.
+    fn read_symbols(&mut self, elf: &Elf<'a>) -> PResult<'a, ()> {
+        for sym in elf.symbols() {
+            if sym.kind() == SymbolKind::Data {
+                if let SymbolSection::Section(si) = sym.section() {
+                    if let Ok(sec) = elf.section_by_index(si) {
+                        let section = sec.name().unwrap_or("");
+                        try_push(
+                            &mut self.data_symbols,
+                            DataSymbol {
+                                section,
+                                name: sym.name().unwrap_or(""),
+                                offset: fit(sym.address(), section, "symbol offset")?,
+                                hidden: hidden(sym.elf_symbol().st_other()),
+                            },
+                        )?;
+                    }
+                }
+                continue;
+            }
+            if sym.kind() != SymbolKind::Text {
+                continue;
+            }
+            let SymbolSection::Section(si) = sym.section() else {
+                continue;
+            };
+            let Some(ci) = self.code_index(SectionIndex(si.0)) else {
+                continue;
+            };
+            let Some(code) = self.code_section(ci) else {
+                continue;
+            };
+            let name = sym.name().unwrap_or("");
+            let (addr, size) = (sym.address(), sym.size());
+            let bad = || {
+                err(
+                    code.name,
+                    ObjectErrorKind::BadFunction {
+                        name,
+                        offset: addr,
+                        size,
+                    },
+                )
+            };
+            let code_len = u64::try_from(code.bytes.len()).unwrap_or(u64::MAX);
+            if !size.is_multiple_of(INSN_SIZE_U64) || addr.saturating_add(size) > code_len {
+                return Err(bad());
+            }
+            let start = SectionInsn::from_elf_offset(addr).ok_or_else(bad)?;
+            // In range of a section whose instruction count fits u32.
+            let len = u32::try_from(size / INSN_SIZE_U64).map_err(|_| bad())?;
+            let is_text = code.name == ".text";
+            let global = sym.is_global() || sym.is_weak();
+            if !is_text && !global {
+                return Err(err(code.name, ObjectErrorKind::StaticProgram { name }));
+            }
+            let sec_def = if is_text {
+                None
+            } else {
+                section::lookup(code.name)
+            };
+            let f = Function {
+                name,
+                section: ci,
+                start,
+                len,
+                global,
+                weak: sym.is_weak(),
+                hidden: hidden(sym.elf_symbol().st_other()),
+                is_program: !is_text,
+                sec_def,
+                attach_target: sec_def.and_then(|d| section::attach_target(d, code.name)),
+                btf_func: None,
+            };
+            try_push(&mut self.functions, f)?;
+        }
+        // Zero-length symbols and aliases sort before the longest function
+        // at their start, which Object::locate finds.
+        self.functions.sort_by_key(|f| (f.section, f.start, f.len));
+        // Otherwise functions of one section must not overlap:
+        // Object::locate relies on it.
+        for w in self.functions.windows(2) {
+            if let [a, b] = w {
+                if a.section == b.section && !disjoint_or_alias(a, b) {
+                    let sec = self.code_section(b.section).map_or("", |c| c.name);
+                    return Err(err(
+                        sec,
+                        ObjectErrorKind::BadFunction {
+                            name: b.name,
+                            offset: b.start.byte_offset() as u64,
+                            size: u64::from(b.len).saturating_mul(INSN_SIZE_U64),
+                        },
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Phase 4: BTF-defined, legacy, then internal maps, and the `.maps`
+    /// slot initializers.
+    fn read_maps(&mut self, elf: &Elf<'a>, secs: &MapSections, name: &str) -> PResult<'a, ()> {
+        let mut starts = Vec::new();
+        if let Some(ms) = secs.btf {
+            let btf = self.btf.as_ref().ok_or(ObjectError::new(
+                Some(".maps"),
+                ObjectErrorKind::MissingBtf {
+                    needed_by: "BTF-defined maps",
+                    name: "",
+                },
+            ))?;
+            starts = maps::btf_maps(elf, ms, btf, &mut self.maps)?;
+        }
+        if let Some(ls) = secs.legacy {
+            maps::legacy_maps(elf, ls, self.endian, &mut self.maps)?;
+        }
+        for (i, d) in self.data.iter().enumerate() {
+            try_push(&mut self.maps, Map::internal(name, d, i))?;
+        }
+        if let Some(size) = kconfig_size(&self.externs) {
+            let mut m = Map::kconfig(name, size);
+            // Described by its DATASEC, as libbpf does (sized to match when
+            // the BTF goes to the kernel).
+            m.btf_id = self
+                .btf
+                .as_ref()
+                .and_then(|b| b.find_by_name_kind(".kconfig", Kind::Datasec));
+            try_push(&mut self.maps, m)?;
+        }
+        if let Some(ms) = secs.btf {
+            maps::link_initializers(elf, ms, &starts, &mut self.maps, &self.functions)?;
+        }
+        Ok(())
+    }
+
+    /// Phase 5: each code section's relocations, sorted by instruction.
+    fn read_relocs(&mut self, elf: &Elf<'a>) -> PResult<'a, ()> {
+        for i in 0..self.code.len() {
+            let ci = CodeIndex(i);
+            let Some(code) = self.code_section(ci) else {
+                continue;
+            };
+            let Ok(sec) = elf.section_by_index(object::SectionIndex(code.index.0)) else {
+                continue;
+            };
+            let sname = code.name;
+            let code_len = u64::try_from(code.bytes.len()).unwrap_or(u64::MAX);
+            let mut relocs = Vec::new();
+            for (off, r) in sec.relocations() {
+                let RelocationFlags::Elf { r_type } = r.flags() else {
+                    continue;
+                };
+                if matches!(r_type, R_BPF_64_ABS32 | R_BPF_64_NODYLD32) {
+                    continue;
+                }
+                let insn = SectionInsn::from_elf_offset(off)
+                    .filter(|_| off < code_len)
+                    .ok_or(err(sname, ObjectErrorKind::BadRelocOffset { offset: off }))?;
+                let RelocationTarget::Symbol(si) = r.target() else {
+                    return Err(err(
+                        sname,
+                        ObjectErrorKind::UnsupportedReloc {
+                            r_type,
+                            symbol: "",
+                            insn,
+                        },
+                    ));
+                };
+                let target = self
+                    .reloc_target(elf, si, ci, insn, r_type)
+                    .map_err(|mut e| {
+                        e.function = self.function_at(ci, insn).map(|f| f.name);
+                        e
+                    })?;
+                try_push(&mut relocs, Reloc { insn, target })?;
+            }
+            // Sorted by instruction, so a function's relocations are one run.
+            relocs.sort_by_key(|r| r.insn);
+            for rl in &relocs {
+                if let RelocTarget::Extern(x) = rl.target {
+                    if let Some(ext) = self.externs.get_mut(x.index()) {
+                        try_push(&mut ext.refs, (ci, rl.insn))?;
+                    }
+                }
+            }
+            if let Some(c) = self.code.get_mut(i) {
+                c.relocs = relocs;
+            }
+        }
+        Ok(())
+    }
+
+    /// What the relocation at instruction `insn` of code section `ci`,
+    /// against symbol `si`, refers to.
+    fn reloc_target(
+        &self,
+        elf: &Elf<'a>,
+        si: SymbolIndex,
+        ci: CodeIndex,
+        insn_idx: SectionInsn,
+        r_type: u32,
+    ) -> PResult<'a, RelocTarget> {
+        let sname = self.code_section(ci).map_or("", |c| c.name);
+        let unsupported = |symbol| {
+            err(
+                sname,
+                ObjectErrorKind::UnsupportedReloc {
+                    r_type,
+                    symbol,
+                    insn: insn_idx,
+                },
+            )
+        };
+        let sym = elf.symbol_by_index(si).map_err(|_| unsupported(""))?;
+        let name = sym.name().unwrap_or("");
+        let insn = self
+            .code_section(ci)
+            .and_then(|c| insn::read_at(c.bytes, insn_idx.index(), self.endian))
+            .unwrap_or_default();
+        if sym.is_undefined() {
+            let x = self.externs.iter().position(|x| x.name == name).ok_or(err(
+                sname,
+                ObjectErrorKind::BadExtern {
+                    name,
+                    insn: Some(insn_idx),
+                },
+            ))?;
+            return Ok(RelocTarget::Extern(ExternIndex(x)));
+        }
+        let SymbolSection::Section(target_sec) = sym.section() else {
+            return Err(unsupported(name));
+        };
+        let target_sec = SectionIndex(target_sec.0);
+        // Calls and function addresses: into a code section.
+        if let Some(tc) = self.code_index(target_sec) {
+            // libbpf's rule: a call lands on symbol/8 + imm + 1 (a named
+            // function carries imm -1, a section symbol the distance); an
+            // address load on symbol/8 + imm/8.
+            let base = i64::try_from(sym.address() / INSN_SIZE_U64).unwrap_or(i64::MAX);
+            let target = if insn.code == insn::CALL {
+                base.saturating_add(i64::from(insn.imm)).saturating_add(1)
+            } else {
+                base.saturating_add(i64::from(insn.imm) / insn::INSN_SIZE_I64)
+            };
+            let f = u32::try_from(target)
+                .ok()
+                .and_then(|t| self.function_starting_at(tc, SectionInsn(t)))
+                .ok_or(err(
+                    sname,
+                    ObjectErrorKind::BadCallTarget {
+                        symbol: name,
+                        insn: insn_idx,
+                    },
+                ))?;
+            return Ok(RelocTarget::Function(f));
+        }
+        let in_sec = |m: &Map<'_>| m.section == Some(target_sec);
+        let is_section_sym = sym.kind() == SymbolKind::Section;
+        if !is_section_sym {
+            if let Some(m) = self
+                .maps
+                .iter()
+                .position(|m| in_sec(m) && m.name == name && !m.kind.is_internal())
+            {
+                return Ok(RelocTarget::Map(MapIndex(m)));
+            }
+        }
+        if let Some(m) = self
+            .maps
+            .iter()
+            .position(|m| in_sec(m) && m.kind.is_internal())
+        {
+            let offset = if is_section_sym {
+                insn.imm as u32
+            } else {
+                fit(sym.address(), sname, "symbol offset")?.wrapping_add(insn.imm as u32)
+            };
+            return Ok(RelocTarget::Data {
+                map: MapIndex(m),
+                offset,
+            });
+        }
+        if is_section_sym {
+            // A map without a symbol of its own (a static map in the legacy
+            // `maps` section), referred to through the section symbol plus
+            // the offset in the instruction: resolved by offset, as libbpf
+            // resolves legacy map references.
+            let offset = sym.address().saturating_add_signed(i64::from(insn.imm));
+            if let Some(m) = self.maps.iter().position(|m| {
+                in_sec(m) && !m.kind.is_internal() && u64::from(m.sec_offset) == offset
+            }) {
+                return Ok(RelocTarget::Map(MapIndex(m)));
+            }
+            if self.maps.iter().any(in_sec) {
+                let map_section = elf
+                    .section_by_index(object::SectionIndex(target_sec.0))
+                    .ok()
+                    .and_then(|s| s.name().ok())
+                    .unwrap_or("");
+                return Err(err(
+                    sname,
+                    ObjectErrorKind::MapRefWithoutSymbol {
+                        map_section,
+                        offset,
+                        insn: insn_idx,
+                    },
+                ));
+            }
+        }
+        Err(unsupported(name))
+    }
+
+    /// Phase 6: each function's BTF FUNC from `.BTF.ext` func_info.
+    fn attach_func_info(&mut self) {
+        let (Some(ext), Some(btf)) = (self.btf_ext, self.btf.as_ref()) else {
+            return;
+        };
+        for block in ext.func_info() {
+            let Ok(sec) = btf.str_at(block.sec_name_off) else {
+                continue;
+            };
+            let Some(ci) = self.code.iter().position(|c| c.name == sec) else {
+                continue;
+            };
+            for r in block.records() {
+                let Some(insn) = SectionInsn::from_byte_offset(r.insn_off) else {
+                    continue;
+                };
+                if let Some(f) = self.function_starting_at(CodeIndex(ci), insn) {
+                    if let Some(f) = self.functions.get_mut(f.index()) {
+                        f.btf_func = Some(r.type_id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Checks the invariants listed on [`Object::parse`]: functions
+    /// sorted and non-overlapping, relocations sorted, indices in range.
+    pub fn check_invariants(&self) -> bool {
+        let funcs_ok = self.functions.windows(2).all(|w| match w {
+            [a, b] => {
+                (a.section, a.start, a.len) <= (b.section, b.start, b.len)
+                    && (a.section < b.section || disjoint_or_alias(a, b))
+            }
+            _ => true,
+        });
+        let in_code = self.functions.iter().all(|f| {
+            self.code_section(f.section)
+                .is_some_and(|c| f.end().0 <= c.insn_count())
+        });
+        let relocs_ok = self.code.iter().all(|c| {
+            c.relocs.windows(2).all(|w| match w {
+                [a, b] => a.insn <= b.insn,
+                _ => true,
+            }) && c.relocs.iter().all(|r| {
+                r.insn.0 < c.insn_count()
+                    && match r.target {
+                        RelocTarget::Function(f) => f.index() < self.functions.len(),
+                        RelocTarget::Map(m) | RelocTarget::Data { map: m, .. } => {
+                            m.index() < self.maps.len()
+                        }
+                        RelocTarget::Extern(x) => x.index() < self.externs.len(),
+                    }
+            })
+        });
+        let refs_ok = self.externs.iter().all(|x| {
+            x.refs
+                .iter()
+                .all(|&(ci, i)| self.code_section(ci).is_some_and(|c| i.0 < c.insn_count()))
+        });
+        let init_ok = self.maps.iter().all(|m| {
+            m.init.iter().all(|&(_, v)| match v {
+                MapValues::Map(t) => t.index() < self.maps.len(),
+                MapValues::Program(f) => f.index() < self.functions.len(),
+            })
+        });
+        funcs_ok && in_code && relocs_ok && refs_ok && init_ok
+    }
+}
+
+/// Whether `b`, sorted after `a` in the same section, starts after `a`
+/// ends, or `a` is empty or an alias of `b`'s start.
+fn disjoint_or_alias(a: &Function<'_>, b: &Function<'_>) -> bool {
+    a.end() <= b.start || a.len == 0 || a.start == b.start
+}
+
+/// A `.BTF`/`.BTF.ext` section parsed by `parse`, errors moved to file
+/// offsets and named after the section.
+fn btf_section<'a, T>(
+    elf: &Elf<'a>,
+    name: &'static str,
+    parse: impl Fn(&'a [u8]) -> crate::error::Result<T>,
+) -> PResult<'a, Option<T>> {
+    let Some(s) = elf.section_by_name(name) else {
+        return Ok(None);
+    };
+    let d = section_data(&s, name)?;
+    parse(d)
+        .map(Some)
+        .map_err(|x| err(name, x.with_base(file_offset(&s)).into()))
+}
+
+/// Phase 3: externs from undefined symbols, typed from `.ksyms`/`.kconfig`
+/// BTF, ordered as libbpf orders them (kconfig first, by descending
+/// alignment, ascending size, then name; then ksyms by name). Also returns
+/// the first undefined symbol that BTF does not declare, reported once the
+/// relocations say where it is used.
+fn externs<'a>(
+    elf: &Elf<'a>,
+    btf: Option<&Btf<'a>>,
+) -> PResult<'a, (Vec<Extern<'a>>, Option<&'a str>)> {
+    let mut out: Vec<(u32, u32, Extern<'a>)> = Vec::new();
+    let mut unknown = None;
+    for sym in elf.symbols() {
+        if !sym.is_undefined() || !(sym.is_global() || sym.is_weak()) {
+            continue;
+        }
+        let name = sym.name().unwrap_or("");
+        if name.is_empty() {
+            continue;
+        }
+        let btf = btf.ok_or(ObjectError::new(
+            None,
+            ObjectErrorKind::MissingBtf {
+                needed_by: "extern",
+                name,
+            },
+        ))?;
+        let Some((sec, id)) = extern_btf(btf, name) else {
+            unknown = unknown.or(Some(name));
+            continue;
+        };
+        let in_btf = |e: Error| err(sec, e.into());
+        let t = btf.type_by_id(id).map_err(in_btf)?;
+        let (kind, align, size) = if sec == ".kconfig" {
+            let size = btf.resolve_size(t.type_id()).map_err(in_btf)?;
+            let align = btf.align_of(t.type_id()).map_err(in_btf)?;
+            (ExternKind::Kconfig { offset: 0, size }, align, size)
+        } else if t.kind() == Kind::Func {
+            (ExternKind::Kfunc, 0, 0)
+        } else if btf.skip_mods_and_typedefs(t.type_id()).map_err(in_btf)? == TypeId::VOID {
+            (ExternKind::UntypedVar, 0, 0)
+        } else {
+            (ExternKind::TypedVar, 0, 0)
+        };
+        let x = Extern {
+            name,
+            kind,
+            weak: sym.is_weak(),
+            btf_id: id,
+            refs: Vec::new(),
+        };
+        try_push(&mut out, (align, size, x))?;
+    }
+    out.sort_by(|(aa, asz, a), (ba, bsz, b)| {
+        let ak = matches!(a.kind, ExternKind::Kconfig { .. });
+        let bk = matches!(b.kind, ExternKind::Kconfig { .. });
+        bk.cmp(&ak)
+            .then_with(|| {
+                if ak {
+                    ba.cmp(aa).then(asz.cmp(bsz))
+                } else {
+                    core::cmp::Ordering::Equal
+                }
+            })
+            .then_with(|| a.name.cmp(b.name))
+    });
+    let mut off = 0u32;
+    let mut res = Vec::new();
+    res.try_reserve(out.len())
+        .map_err(|_| ObjectError::new(None, ObjectErrorKind::OutOfMemory))?;
+    for (align, size, mut x) in out {
+        if let ExternKind::Kconfig { .. } = x.kind {
+            let a = align.max(1);
+            off = off.div_ceil(a).saturating_mul(a);
+            x.kind = ExternKind::Kconfig { offset: off, size };
+            off = off.saturating_add(size);
+        }
+        res.push(x);
+    }
+    Ok((res, unknown))
+}
+
+/// The `.ksyms`/`.kconfig` DATASEC entry naming `name`.
+fn extern_btf(btf: &Btf<'_>, name: &str) -> Option<(&'static str, TypeId)> {
+    for sec in [".ksyms", ".kconfig"] {
+        let Some(ds) = btf.find_by_name_kind(sec, Kind::Datasec) else {
+            continue;
+        };
+        let t = btf.get(ds)?;
+        for entry in t.datasec_entries() {
+            let v = btf.get(entry.type_id)?;
+            if btf.name(&v).ok() == Some(name) {
+                return Some((sec, entry.type_id));
+            }
+        }
+    }
+    None
+}
+
+/// Size of the `.kconfig` map, when there are kconfig externs.
+fn kconfig_size(externs: &[Extern<'_>]) -> Option<u32> {
+    externs
+        .iter()
+        .filter_map(|x| match x.kind {
+            ExternKind::Kconfig { offset, size } => Some(offset.saturating_add(size)),
+            _ => None,
+        })
+        .max()
+}
+
+/// A map name borrowed from the input, for errors (internal maps have
+/// owned names and are never at fault in a definition).
+pub(super) fn borrowed<'a>(name: &Cow<'a, str>) -> &'a str {
+    match name {
+        Cow::Borrowed(s) => s,
+        Cow::Owned(_) => "",
+    }
+}
