@@ -15,8 +15,6 @@ use bytemuck::Pod;
 use ember_core::object::{Map as MapDef, MapType};
 use ember_sys::{AsFd, BorrowedFd, Errno, MapFd, OwnedFd, SysError};
 
-use crate::load::possible_cpus;
-
 /// `BPF_ANY`.
 pub const ANY: u64 = 0;
 /// `BPF_NOEXIST`: create only.
@@ -451,6 +449,12 @@ fn join_per_cpu<V: Pod>(values: &[V], value_size: u32, cpus: usize) -> Option<Ve
     Some(out)
 }
 
+/// The possible CPUs: one value slot each ([`ember_sys::cpu::possible_cpus`]).
+fn possible_cpus() -> Result<usize, SysError> {
+    let n = ember_sys::cpu::possible_cpus()?;
+    usize::try_from(n).map_err(|_| wrong_cpus("possible cpus"))
+}
+
 fn wrong_cpus(cmd: &'static str) -> SysError {
     SysError {
         cmd,
@@ -495,7 +499,7 @@ impl<'m, V: Pod> PerCpuArray<'m, V> {
     /// # Errors
     /// `EINVAL` for the wrong number of values; the kernel's error.
     pub fn set(&self, index: u32, values: &[V]) -> Result<(), SysError> {
-        let b = join_per_cpu(values, self.map.value_size, possible_cpus())
+        let b = join_per_cpu(values, self.map.value_size, possible_cpus()?)
             .ok_or(wrong_cpus("BPF_MAP_UPDATE_ELEM"))?;
         self.map.update(&index.to_ne_bytes(), &b, ANY)
     }
@@ -541,7 +545,7 @@ impl<'m, K: Pod, V: Pod> PerCpuHashMap<'m, K, V> {
     /// # Errors
     /// `EINVAL` for the wrong number of values; the kernel's error.
     pub fn insert(&self, key: &K, values: &[V], flags: u64) -> Result<(), SysError> {
-        let b = join_per_cpu(values, self.map.value_size, possible_cpus())
+        let b = join_per_cpu(values, self.map.value_size, possible_cpus()?)
             .ok_or(wrong_cpus("BPF_MAP_UPDATE_ELEM"))?;
         self.map.update(bytemuck::bytes_of(key), &b, flags)
     }

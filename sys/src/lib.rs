@@ -15,10 +15,17 @@
 #![deny(unsafe_code)]
 
 extern crate alloc;
+#[cfg(test)]
+extern crate std;
 
 pub mod attr;
+mod call;
 pub mod cmd;
+pub mod cpu;
+mod epoll;
 pub mod error;
+#[cfg(test)]
+mod fake;
 pub mod mmap;
 pub mod perf;
 mod raw;

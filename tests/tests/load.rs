@@ -255,7 +255,7 @@ fn load_fixture_round_trip() {
 
         let records = e.map("records").unwrap();
         let mut ring = RingBuf::new(records.fd(), records.max_entries()).expect("ring");
-        let cpus = ember_sys::perf::online_cpus().unwrap();
+        let cpus = ember_sys::cpu::online_cpus().unwrap();
         let mut perf = PerfBuffer::new(e.map("perf").unwrap().map_fd(), &cpus, 2).expect("perf");
 
         assert_eq!(run(emit, 1), 0);
@@ -374,7 +374,7 @@ fn every_map_type() {
         assert_eq!(a.get(3).unwrap(), 77);
         assert_eq!(a.set(4, &1).unwrap_err().errno, Errno::TOOBIG);
 
-        let ncpu = ember::load::possible_cpus();
+        let ncpu = ember_sys::cpu::possible_cpus().unwrap() as usize;
         let pa = PerCpuArray::<Val16>::new(e.map("percpu_array").unwrap()).unwrap();
         let vals: Vec<Val16> = (0..ncpu as u64)
             .map(|i| Val16 { x: i, y: i * 10 })

@@ -17,8 +17,9 @@ use std::ffi::CString;
 use std::time::Instant;
 
 use ember::ember_core::insn::Insn;
+use ember_sys::cpu::online_cpus;
 use ember_sys::mmap::page_size;
-use ember_sys::perf::{PerfEventAttr, online_cpus};
+use ember_sys::perf::PerfEventAttr;
 use ember_sys::{
     Access, AccessError, AsFd, BorrowedFd, Errno, MapCreate, MapFd, Mmap, OwnedFd, PerfBuffer,
     PerfRecord, ProgLoad, RingBuf, RingBufPoller, TestRun, map_create, perf_event_open, prog_load,
@@ -242,7 +243,7 @@ fn run(prog: &OwnedFd, payload: &[u8]) {
 /// Runs a raw tracepoint program once on `cpu`.
 fn run_on(prog: &OwnedFd, cpu: u32) {
     let mut t = TestRun {
-        ctx_in: Some(&[0; 8]),
+        ctx_in: Some(&mut [0; 8]),
         flags: BPF_F_TEST_RUN_ON_CPU,
         cpu,
         ..TestRun::default()

@@ -51,14 +51,19 @@ impl Loading<'_, '_> {
         m: &'a MapDef<'_>,
         btf: Option<BorrowedFd<'a>>,
         inner: Option<BorrowedFd<'a>>,
-    ) -> MapCreate<'a> {
+    ) -> Result<MapCreate<'a>, LoadError> {
         let mut flags = m.map_flags;
         if m.kind.is_internal() && !self.feat.mmapable_arrays {
             flags &= !ember_core::object::maps::BPF_F_MMAPABLE;
         }
         let mut max_entries = m.max_entries;
         if m.map_type == MapType::PERF_EVENT_ARRAY && max_entries == 0 {
-            max_entries = possible_cpus() as u32;
+            // One slot per possible CPU; no guess when that is unknown.
+            max_entries =
+                ember_sys::cpu::possible_cpus().map_err(|source| LoadError::MapCreate {
+                    map: m.name.to_string(),
+                    source,
+                })?;
         }
         // A ring buffer must be a power-of-two number of pages: round up,
         // as libbpf does, so `100 * 1024` or 4 KiB on 64 KiB pages work.
@@ -97,7 +102,7 @@ impl Loading<'_, '_> {
             MapKind::Data(_) | MapKind::Kconfig => m.btf_id.map(|d| (fd, 0, d.0)),
             MapKind::Legacy => None,
         });
-        MapCreate {
+        Ok(MapCreate {
             map_type: m.map_type.0,
             key_size: m.key_size,
             value_size: m.value_size,
@@ -108,7 +113,7 @@ impl Loading<'_, '_> {
             btf: btf_ids,
             map_extra: m.map_extra,
             numa_node: m.numa_node,
-        }
+        })
     }
 
     /// Creates one map, retrying without BTF when the kernel refuses the
@@ -122,7 +127,7 @@ impl Loading<'_, '_> {
             Some(i) => Some(self.create_one(i, btf)?),
             None => None,
         };
-        let attr = self.map_create_attr(m, btf, inner.as_ref().map(AsFd::as_fd));
+        let attr = self.map_create_attr(m, btf, inner.as_ref().map(AsFd::as_fd))?;
         match map_create(&attr) {
             Ok(fd) => Ok(fd),
             Err(e) if attr.btf.is_some() => {
@@ -148,7 +153,7 @@ impl Loading<'_, '_> {
         let mut out = Vec::with_capacity(obj.maps.len());
         for m in &obj.maps {
             let name = m.name.to_string();
-            let max = self.map_create_attr(m, None, None).max_entries;
+            let max = self.map_create_attr(m, None, None)?.max_entries;
             let describe = |fd, reused| {
                 Map::from_fd(name.clone(), fd, reused).map_err(|source| LoadError::Map {
                     map: name.clone(),

@@ -1,0 +1,164 @@
+//! Objects by path and by id: `BPF_OBJ_PIN`, `BPF_OBJ_GET`, and the
+//! `BPF_*_GET_NEXT_ID` / `BPF_*_GET_FD_BY_ID` commands.
+
+use core::ffi::CStr;
+use core::mem::offset_of;
+
+use rustix::fd::{BorrowedFd, OwnedFd};
+use rustix::io::Errno;
+
+use super::{bpf, bpf_errno, bpf_fd, errno};
+use crate::attr::{GetIdAttr, ObjAttr};
+use crate::call::{Attr, Cmd};
+use crate::error::Result;
+
+/// `BPF_OBJ_PIN`—Pins `fd` at `path` in a bpffs.
+///
+/// # Errors
+/// The kernel's errno.
+///
+/// # References
+/// bpf(2); `Documentation/bpf/` (bpffs).
+#[doc(alias = "BPF_OBJ_PIN")]
+pub fn obj_pin(fd: BorrowedFd<'_>, path: &CStr) -> Result<()> {
+    let mut a = Attr::new(Cmd::ObjPin);
+    a.put_cstr(offset_of!(ObjAttr, pathname), path);
+    a.put_fd(offset_of!(ObjAttr, bpf_fd), fd);
+    bpf(&mut a).map(drop)
+}
+
+/// `BPF_OBJ_GET`—Opens the object pinned at `path`.
+///
+/// # Errors
+/// The kernel's errno.
+///
+/// # References
+/// bpf(2).
+#[doc(alias = "BPF_OBJ_GET")]
+pub fn obj_get(path: &CStr) -> Result<OwnedFd> {
+    let mut a = Attr::new(Cmd::ObjGet);
+    a.put_cstr(offset_of!(ObjAttr, pathname), path);
+    bpf_fd(&mut a)
+}
+
+/// The kinds of BPF object that have ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ObjKind {
+    /// Programs.
+    Prog,
+    /// Maps.
+    Map,
+    /// BTF objects (vmlinux, modules, loaded BTF).
+    Btf,
+    /// Links.
+    Link,
+}
+
+impl ObjKind {
+    const fn next_id_cmd(self) -> Cmd {
+        match self {
+            ObjKind::Prog => Cmd::ProgGetNextId,
+            ObjKind::Map => Cmd::MapGetNextId,
+            ObjKind::Btf => Cmd::BtfGetNextId,
+            ObjKind::Link => Cmd::LinkGetNextId,
+        }
+    }
+
+    const fn fd_by_id_cmd(self) -> Cmd {
+        match self {
+            ObjKind::Prog => Cmd::ProgGetFdById,
+            ObjKind::Map => Cmd::MapGetFdById,
+            ObjKind::Btf => Cmd::BtfGetFdById,
+            ObjKind::Link => Cmd::LinkGetFdById,
+        }
+    }
+}
+
+/// `BPF_{PROG,MAP,BTF,LINK}_GET_NEXT_ID`—The smallest id of a `kind`
+/// object above `start_id`, or `None` after the last.
+///
+/// # Errors
+/// The kernel's errno (`EPERM` without `CAP_SYS_ADMIN`).
+///
+/// # References
+/// bpf(2); `kernel/bpf/syscall.c`.
+#[doc(alias = "BPF_PROG_GET_NEXT_ID")]
+#[doc(alias = "BPF_MAP_GET_NEXT_ID")]
+#[doc(alias = "BPF_BTF_GET_NEXT_ID")]
+#[doc(alias = "BPF_LINK_GET_NEXT_ID")]
+pub fn get_next_id(kind: ObjKind, start_id: u32) -> Result<Option<u32>> {
+    let cmd = kind.next_id_cmd();
+    let mut a = Attr::new(cmd);
+    a.put_u32(offset_of!(GetIdAttr, start_id), start_id);
+    match bpf_errno(&mut a) {
+        Ok(_) => Ok(Some(a.get_u32(offset_of!(GetIdAttr, next_id)))),
+        Err(e) if e == Errno::NOENT => Ok(None),
+        Err(e) => Err(errno(cmd.name(), e)),
+    }
+}
+
+/// Every id of one kind of object, ascending (from [`obj_ids`]). Yields one
+/// `Err` at most, then ends.
+#[derive(Debug, Clone)]
+pub struct ObjIds {
+    kind: ObjKind,
+    last: u32,
+    done: bool,
+}
+
+impl Iterator for ObjIds {
+    type Item = Result<u32>;
+
+    fn next(&mut self) -> Option<Result<u32>> {
+        if self.done {
+            return None;
+        }
+        match get_next_id(self.kind, self.last) {
+            // Ids only grow; anything else would loop forever.
+            Ok(Some(id)) if id > self.last => {
+                self.last = id;
+                Some(Ok(id))
+            }
+            Ok(_) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+impl core::iter::FusedIterator for ObjIds {}
+
+/// Walks the ids of every `kind` object with [`get_next_id`].
+pub fn obj_ids(kind: ObjKind) -> ObjIds {
+    ObjIds {
+        kind,
+        last: 0,
+        done: false,
+    }
+}
+
+/// `BPF_{PROG,MAP,BTF,LINK}_GET_FD_BY_ID`—Opens the `kind` object `id`.
+/// `open_flags` (`BPF_F_RDONLY`, `BPF_F_WRONLY`) apply to maps; the others
+/// take 0.
+///
+/// # Errors
+/// The kernel's errno (`ENOENT` for no such object, `EPERM` without
+/// `CAP_SYS_ADMIN`).
+///
+/// # References
+/// bpf(2); `kernel/bpf/syscall.c`.
+#[doc(alias = "BPF_PROG_GET_FD_BY_ID")]
+#[doc(alias = "BPF_MAP_GET_FD_BY_ID")]
+#[doc(alias = "BPF_BTF_GET_FD_BY_ID")]
+#[doc(alias = "BPF_LINK_GET_FD_BY_ID")]
+pub fn get_fd_by_id(kind: ObjKind, id: u32, open_flags: u32) -> Result<OwnedFd> {
+    let mut a = Attr::new(kind.fd_by_id_cmd());
+    a.put_u32(offset_of!(GetIdAttr, start_id), id);
+    a.put_u32(offset_of!(GetIdAttr, open_flags), open_flags);
+    bpf_fd(&mut a)
+}
