@@ -95,9 +95,9 @@ pub struct ProgInfo {
     pub jited_line_info_rec_size: u32,
     /// Tags (one per subprogram).
     pub nr_prog_tags: u32,
-    /// Run time, ns (counted while [`enable_stats`] is on).
+    /// Run time, ns (counted while [`enable_stats`](super::enable_stats) is on).
     pub run_time_ns: u64,
-    /// Runs (counted while [`enable_stats`] is on).
+    /// Runs (counted while [`enable_stats`](super::enable_stats) is on).
     pub run_cnt: u64,
     /// Runs skipped by recursion protection.
     pub recursion_misses: u64,
