@@ -24,8 +24,6 @@ pub mod cmd;
 pub mod cpu;
 mod epoll;
 pub mod error;
-#[cfg(test)]
-mod fake;
 pub mod mmap;
 pub mod perf;
 mod raw;

@@ -30,7 +30,7 @@
 //! A new fd the kernel returns is adopted as an `OwnedFd` here, once, and
 //! moved above 2.
 //!
-//! Under `cfg(test)` the fake in `fake.rs` replaces `enter` (aya's
+//! Under `cfg(test)` the fake in `raw/fake.rs` replaces `enter` (aya's
 //! pattern), so unit tests and miri need no kernel; the checks in
 //! `syscall` run either way.
 //!
@@ -53,6 +53,9 @@ use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 
 use crate::call::Attr;
+
+#[cfg(test)]
+pub(crate) mod fake;
 
 /// One system call, as the safe layers describe it.
 #[derive(Debug)]
@@ -288,7 +291,7 @@ fn run(mut call: Syscall<'_, '_>) -> Result<i64, Errno> {
 fn run(mut call: Syscall<'_, '_>) -> Result<i64, Errno> {
     // The same checks as for the kernel; the fake then sees the call.
     prepare(&mut call)?;
-    crate::fake::run(call)
+    fake::run(call)
 }
 
 /// Adopts a new fd the kernel (or, in tests, the fake) just returned.

@@ -11,7 +11,7 @@ use rustix::io::Errno;
 use super::*;
 use crate::attr::*;
 use crate::call::Attr;
-use crate::fake::{self, Call, Fake, Reply};
+use crate::raw::fake::{self, Call, Fake, Reply};
 
 /// A real fd to lend (the fake never looks at it).
 fn some_fd() -> OwnedFd {

@@ -444,7 +444,7 @@ mod tests {
 
     #[test]
     fn open_and_ioctls_go_through_the_funnel() {
-        use crate::fake::{Call, Fake, Reply};
+        use crate::raw::fake::{Call, Fake, Reply};
         let f = Fake::install();
         let leader = perf_event_open(&PerfEventAttr::cpu_clock(1000), Some(0), None, None).unwrap();
         let ev =
