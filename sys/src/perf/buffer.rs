@@ -424,4 +424,45 @@ mod tests {
         // The tail never moved.
         assert_eq!(r.map.load_u64(DATA_TAIL), Ok(0));
     }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmaps an eventfd")]
+    fn new_goes_through_the_funnel_and_undoes_on_failure() {
+        use crate::attr::{BpfMapInfo, InfoAttr};
+        use crate::raw::fake::{self, Call, Fake, Reply};
+        use core::mem::offset_of;
+        let info = || {
+            Reply::attr(|a| {
+                let i = fake::nested(a, offset_of!(InfoAttr, info));
+                i.put_u32(offset_of!(BpfMapInfo, type_), 4);
+                i.put_u32(offset_of!(BpfMapInfo, key_size), 4);
+                i.put_u32(offset_of!(BpfMapInfo, value_size), 4);
+                Ok(0)
+            })
+        };
+        let f = Fake::install();
+        f.push([info(), info()]);
+        let fd = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).unwrap();
+        let map = MapFd::from_fd(fd).unwrap();
+        assert_eq!(
+            PerfBuffer::new(&map, &[2], 3).unwrap_err().errno,
+            Errno::INVAL
+        );
+        assert_eq!(f.calls().len(), 1, "a bad page count makes no call");
+        // The fake's perf event is an eventfd, which cannot be mapped: the
+        // setup stops there, before any map update.
+        let e = PerfBuffer::new(&map, &[2], 1).unwrap_err();
+        assert_eq!(e.cmd, "mmap");
+        let calls = f.calls();
+        assert_eq!(calls.len(), 3, "{calls:?}");
+        assert!(matches!(
+            calls[2],
+            Call::PerfEventOpen {
+                pid: -1,
+                cpu: 2,
+                group: None,
+                ..
+            }
+        ));
+    }
 }
