@@ -12,7 +12,7 @@ use ember::ember_core::btf::{Btf, Kind};
 use ember::ember_core::load::{BtfFeatures, kernel_btf};
 use ember::ember_core::object::{MapType, Object};
 use ember::ember_sys::{
-    self, Errno, ObjKind, PerfBuffer, RingBuf, TestRun, get_next_id, prog_info, prog_test_run,
+    self, Errno, PerfBuffer, RingBuf, TestRun, get_next_id, prog_info, prog_test_run,
 };
 use ember::maps::{
     Array, BloomFilter, HashMap, LpmKey, LpmTrie, MapOfMaps, PerCpuArray, PerCpuHashMap, ProgArray,
@@ -460,7 +460,7 @@ fn every_map_type() {
             .collect();
         assert_eq!(inner_ids.len(), 2, "outer_array slots");
         let inner_b = e.map("inner_b").unwrap();
-        let ib = ember_sys::map_info(inner_b.fd()).unwrap().id;
+        let ib = ember_sys::map_info(inner_b.fd()).unwrap().id.0;
         assert!(inner_ids.contains(&ib));
         let oh = MapOfMaps::new(e.map("outer_hash").unwrap()).unwrap();
         // Its template is a u32 -> u64 hash: an array does not fit.
@@ -479,7 +479,8 @@ fn every_map_type() {
         .unwrap();
         let fit_id = ember_sys::map_info(ember_sys::AsFd::as_fd(&fit))
             .unwrap()
-            .id;
+            .id
+            .0;
         oh.set(&7u32.to_ne_bytes(), ember_sys::AsFd::as_fd(&fit))
             .unwrap();
         assert_eq!(oh.get_id(&7u32.to_ne_bytes()).unwrap(), Some(fit_id));
@@ -488,7 +489,8 @@ fn every_map_type() {
         let jt = ProgArray::new(e.map("jump_table").unwrap()).unwrap();
         let tid = prog_info(e.program("tail_target").unwrap().fd())
             .unwrap()
-            .id;
+            .id
+            .0;
         assert_eq!(jt.get_id(1).unwrap(), Some(tid));
         assert!(jt.clear(1).unwrap());
         assert_eq!(jt.get_id(1).unwrap(), None);
@@ -498,10 +500,10 @@ fn every_map_type() {
         assert_eq!(e.map("perf_events").unwrap().max_entries() as usize, ncpu);
         // The kernel knows each map under its name.
         let mut names = vec![];
-        let mut id = 0;
-        while let Ok(Some(next)) = get_next_id(ObjKind::Map, id) {
+        let mut id = ember_sys::MapId(0);
+        while let Ok(Some(next)) = get_next_id(id) {
             id = next;
-            if let Ok(fd) = ember_sys::get_fd_by_id(ObjKind::Map, id, 0) {
+            if let Ok(fd) = ember_sys::get_fd_by_id(id, 0) {
                 if let Ok(i) = ember_sys::map_info(ember_sys::AsFd::as_fd(&fd)) {
                     names.push(i.name().to_owned());
                 }

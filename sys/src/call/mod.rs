@@ -19,6 +19,7 @@ use rustix::fd::{AsRawFd, BorrowedFd};
 use rustix::io::Errno;
 
 use crate::attr::OBJ_NAME_LEN;
+use crate::cmd::ProgId;
 
 mod table;
 
@@ -35,8 +36,11 @@ pub(crate) enum Pointee<'a> {
     I32s(&'a [i32]),
     /// Bytes the kernel may write.
     BytesMut(&'a mut [u8]),
-    /// `u32`s the kernel may write (ids, flags).
+    /// `u32`s the kernel may write (flags).
     U32sMut(&'a mut [u32]),
+    /// Program ids the kernel may write (`#[repr(transparent)]` `u32`s,
+    /// every value valid).
+    ProgIdsMut(&'a mut [ProgId]),
     /// A nested struct the kernel may write (`bpf_*_info`), with its own
     /// pointers.
     Nested(&'a mut Attr<'a>),
@@ -50,6 +54,7 @@ impl Pointee<'_> {
             Pointee::I32s(s) => s.len().saturating_mul(4),
             Pointee::BytesMut(b) => b.len(),
             Pointee::U32sMut(s) => s.len().saturating_mul(4),
+            Pointee::ProgIdsMut(s) => s.len().saturating_mul(4),
             Pointee::Nested(a) => a.len,
         }
     }
@@ -57,7 +62,10 @@ impl Pointee<'_> {
     fn writable(&self) -> bool {
         matches!(
             self,
-            Pointee::BytesMut(_) | Pointee::U32sMut(_) | Pointee::Nested(_)
+            Pointee::BytesMut(_)
+                | Pointee::U32sMut(_)
+                | Pointee::ProgIdsMut(_)
+                | Pointee::Nested(_)
         )
     }
 
@@ -69,6 +77,7 @@ impl Pointee<'_> {
             Pointee::I32s(s) => s.as_ptr().cast(),
             Pointee::BytesMut(b) => b.as_mut_ptr(),
             Pointee::U32sMut(s) => s.as_mut_ptr().cast(),
+            Pointee::ProgIdsMut(s) => s.as_mut_ptr().cast(),
             Pointee::Nested(a) => {
                 a.fill_ptrs();
                 a.buf.as_mut_ptr()
@@ -103,6 +112,17 @@ impl Elem for i32 {
     }
     fn exclusive(_: &mut [i32]) -> Option<Pointee<'_>> {
         None
+    }
+}
+
+const _: () = assert!(size_of::<ProgId>() == 4 && align_of::<ProgId>() == 4);
+
+impl Elem for ProgId {
+    fn shared(_: &[ProgId]) -> Option<Pointee<'_>> {
+        None
+    }
+    fn exclusive(s: &mut [ProgId]) -> Option<Pointee<'_>> {
+        Some(Pointee::ProgIdsMut(s))
     }
 }
 

@@ -18,7 +18,7 @@ use crate::call::{Attr, Cmd, Layout, get_bytes, get32, get64};
 use crate::cmd::link::{
     LINK_TYPE_CGROUP, LINK_TYPE_NETNS, LINK_TYPE_RAW_TRACEPOINT, LINK_TYPE_TRACING,
 };
-use crate::cmd::obj::{ObjKind, get_fd_by_id};
+use crate::cmd::obj::{BtfId, LinkId, MapId, ProgId, get_fd_by_id};
 use crate::error::Result;
 
 const INFO: &str = Cmd::ObjGetInfoByFd.name();
@@ -53,7 +53,7 @@ pub struct ProgInfo {
     /// `enum bpf_prog_type`.
     pub prog_type: u32,
     /// Id.
-    pub id: u32,
+    pub id: ProgId,
     /// Tag: the first 8 bytes of the SHA-1 of the instructions.
     pub tag: [u8; 8],
     /// JITed image bytes (0 when not JITed or not visible).
@@ -80,7 +80,7 @@ pub struct ProgInfo {
     /// JITed function lengths.
     pub nr_jited_func_lens: u32,
     /// Program BTF id (0: none).
-    pub btf_id: u32,
+    pub btf_id: BtfId,
     /// func_info record size.
     pub func_info_rec_size: u32,
     /// func_info records.
@@ -104,7 +104,7 @@ pub struct ProgInfo {
     /// Instructions the verifier processed.
     pub verified_insns: u32,
     /// Attach target's BTF object id.
-    pub attach_btf_obj_id: u32,
+    pub attach_btf_obj_id: BtfId,
     /// Attach target's BTF type id.
     pub attach_btf_id: u32,
 }
@@ -136,7 +136,7 @@ pub fn prog_info(fd: BorrowedFd<'_>) -> Result<ProgInfo> {
     }
     Ok(ProgInfo {
         prog_type: u32_!(type_),
-        id: u32_!(id),
+        id: ProgId(u32_!(id)),
         tag: get_bytes(&b, offset_of!(BpfProgInfo, tag)),
         jited_prog_len: u32_!(jited_prog_len),
         xlated_prog_len: u32_!(xlated_prog_len),
@@ -150,7 +150,7 @@ pub fn prog_info(fd: BorrowedFd<'_>) -> Result<ProgInfo> {
         netns_ino: u64_!(netns_ino),
         nr_jited_ksyms: u32_!(nr_jited_ksyms),
         nr_jited_func_lens: u32_!(nr_jited_func_lens),
-        btf_id: u32_!(btf_id),
+        btf_id: BtfId(u32_!(btf_id)),
         func_info_rec_size: u32_!(func_info_rec_size),
         nr_func_info: u32_!(nr_func_info),
         nr_line_info: u32_!(nr_line_info),
@@ -162,7 +162,7 @@ pub fn prog_info(fd: BorrowedFd<'_>) -> Result<ProgInfo> {
         run_cnt: u64_!(run_cnt),
         recursion_misses: u64_!(recursion_misses),
         verified_insns: u32_!(verified_insns),
-        attach_btf_obj_id: u32_!(attach_btf_obj_id),
+        attach_btf_obj_id: BtfId(u32_!(attach_btf_obj_id)),
         attach_btf_id: u32_!(attach_btf_id),
     })
 }
@@ -173,7 +173,7 @@ pub struct MapInfo {
     /// `enum bpf_map_type`.
     pub map_type: u32,
     /// Id.
-    pub id: u32,
+    pub id: MapId,
     /// Key size.
     pub key_size: u32,
     /// Value size.
@@ -192,7 +192,7 @@ pub struct MapInfo {
     /// Offload netns inode.
     pub netns_ino: u64,
     /// Map BTF id (0: none).
-    pub btf_id: u32,
+    pub btf_id: BtfId,
     /// Key type id.
     pub btf_key_type_id: u32,
     /// Value type id.
@@ -222,7 +222,7 @@ pub fn map_info(fd: BorrowedFd<'_>) -> Result<MapInfo> {
     }
     Ok(MapInfo {
         map_type: u32_!(type_),
-        id: u32_!(id),
+        id: MapId(u32_!(id)),
         key_size: u32_!(key_size),
         value_size: u32_!(value_size),
         max_entries: u32_!(max_entries),
@@ -232,7 +232,7 @@ pub fn map_info(fd: BorrowedFd<'_>) -> Result<MapInfo> {
         btf_vmlinux_value_type_id: u32_!(btf_vmlinux_value_type_id),
         netns_dev: get64(&b, offset_of!(BpfMapInfo, netns_dev)),
         netns_ino: get64(&b, offset_of!(BpfMapInfo, netns_ino)),
-        btf_id: u32_!(btf_id),
+        btf_id: BtfId(u32_!(btf_id)),
         btf_key_type_id: u32_!(btf_key_type_id),
         btf_value_type_id: u32_!(btf_value_type_id),
         map_extra: get64(&b, offset_of!(BpfMapInfo, map_extra)),
@@ -243,7 +243,7 @@ pub fn map_info(fd: BorrowedFd<'_>) -> Result<MapInfo> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BtfInfo {
     /// Id.
-    pub id: u32,
+    pub id: BtfId,
     /// Size of the raw BTF.
     pub btf_size: u32,
     /// Kernel BTF (vmlinux or a module), not loaded by user space.
@@ -263,7 +263,7 @@ impl BtfInfo {
 
 fn decode_btf_info(b: &[u8], name: [u8; BTF_NAME_MAX]) -> BtfInfo {
     BtfInfo {
-        id: get32(b, offset_of!(BpfBtfInfo, id)),
+        id: BtfId(get32(b, offset_of!(BpfBtfInfo, id))),
         btf_size: get32(b, offset_of!(BpfBtfInfo, btf_size)),
         kernel_btf: get32(b, offset_of!(BpfBtfInfo, kernel_btf)) != 0,
         name_len: get32(b, offset_of!(BpfBtfInfo, name_len)),
@@ -287,8 +287,8 @@ pub fn btf_info(fd: BorrowedFd<'_>) -> Result<BtfInfo> {
 struct BtfObjFd(OwnedFd);
 
 impl BtfObjFd {
-    fn open(id: u32) -> Result<BtfObjFd> {
-        get_fd_by_id(ObjKind::Btf, id, 0).map(BtfObjFd)
+    fn open(id: BtfId) -> Result<BtfObjFd> {
+        get_fd_by_id(id, 0).map(BtfObjFd)
     }
 }
 
@@ -353,9 +353,9 @@ pub struct LinkInfo {
     /// `enum bpf_link_type` (`LINK_TYPE_*`).
     pub link_type: u32,
     /// Id.
-    pub id: u32,
+    pub id: LinkId,
     /// Id of the program it holds.
-    pub prog_id: u32,
+    pub prog_id: ProgId,
     /// The type-dependent union, as the kernel wrote it (pointer fields
     /// are zero: none were passed).
     pub data: [u8; 32],
@@ -397,8 +397,8 @@ pub fn link_info(fd: BorrowedFd<'_>) -> Result<LinkInfo> {
     let b: [u8; size_of::<BpfLinkInfo>()] = plain_info(fd, Layout::LinkInfo)?;
     Ok(LinkInfo {
         link_type: get32(&b, offset_of!(BpfLinkInfo, type_)),
-        id: get32(&b, offset_of!(BpfLinkInfo, id)),
-        prog_id: get32(&b, offset_of!(BpfLinkInfo, prog_id)),
+        id: LinkId(get32(&b, offset_of!(BpfLinkInfo, id))),
+        prog_id: ProgId(get32(&b, offset_of!(BpfLinkInfo, prog_id))),
         data: get_bytes(&b, offset_of!(BpfLinkInfo, data)),
     })
 }

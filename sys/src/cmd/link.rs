@@ -13,6 +13,7 @@ use crate::attr::{
     LinkCreateAttr, LinkUpdateAttr, OneAttr, ProgAttachAttr, QueryAttr, RawTracepointAttr,
 };
 use crate::call::{Attr, Cmd};
+use crate::cmd::ProgId;
 use crate::error::Result;
 
 /// `BPF_F_REPLACE`.
@@ -247,7 +248,7 @@ pub fn prog_query(
     target: BorrowedFd<'_>,
     attach_type: u32,
     query_flags: u32,
-    prog_ids: &mut [u32],
+    prog_ids: &mut [ProgId],
     prog_attach_flags: Option<&mut [u32]>,
 ) -> Result<ProgQuery> {
     type Q = QueryAttr;

@@ -34,7 +34,10 @@ pub use link::{
     prog_detach, prog_query, raw_tracepoint_open,
 };
 pub use map::{Batch, BatchError, MapCreate, MapFd, map_create};
-pub use obj::{ObjIds, ObjKind, get_fd_by_id, get_next_id, obj_get, obj_ids, obj_pin};
+pub use obj::{
+    BtfId, Id, LinkId, MapId, ObjIds, ObjKind, ProgId, get_fd_by_id, get_next_id, obj_get, obj_ids,
+    obj_pin,
+};
 pub use prog::{ProgBtf, ProgLoad, ProgLoadError, STATS_RUN_TIME, enable_stats, prog_load};
 pub use test_run::{TestRun, TestRunResult, prog_test_run};
 

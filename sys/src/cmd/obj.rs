@@ -74,8 +74,72 @@ impl ObjKind {
     }
 }
 
-/// `BPF_{PROG,MAP,BTF,LINK}_GET_NEXT_ID`—The smallest id of a `kind`
-/// object above `start_id`, or `None` after the last.
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// The id of a kernel BPF object of one kind ([`ProgId`], [`MapId`],
+/// [`BtfId`], [`LinkId`]): an id of one kind can never be used as
+/// another's. Sealed.
+pub trait Id:
+    Copy
+    + Eq
+    + Ord
+    + core::hash::Hash
+    + core::fmt::Debug
+    + core::fmt::Display
+    + Default
+    + sealed::Sealed
+{
+    /// The kind of object.
+    const KIND: ObjKind;
+    /// The id the kernel uses.
+    fn get(self) -> u32;
+    /// An id from the kernel's number.
+    fn from_raw(raw: u32) -> Self;
+}
+
+macro_rules! ids {
+    ($($(#[$doc:meta])* $name:ident => $kind:ident;)*) => {$(
+        $(#[$doc])*
+        #[repr(transparent)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        pub struct $name(pub u32);
+
+        impl sealed::Sealed for $name {}
+
+        impl Id for $name {
+            const KIND: ObjKind = ObjKind::$kind;
+            fn get(self) -> u32 {
+                self.0
+            }
+            fn from_raw(raw: u32) -> $name {
+                $name(raw)
+            }
+        }
+
+        impl core::fmt::Display for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                core::fmt::Display::fmt(&self.0, f)
+            }
+        }
+    )*};
+}
+
+ids! {
+    /// A program's id (`bpf_prog_info.id`); 0 is none.
+    ProgId => Prog;
+    /// A map's id (`bpf_map_info.id`); 0 is none.
+    MapId => Map;
+    /// A BTF object's id (`bpf_btf_info.id`, `btf_id` of programs and
+    /// maps); 0 is none. Not a BTF *type* id.
+    BtfId => Btf;
+    /// A link's id (`bpf_link_info.id`); 0 is none.
+    LinkId => Link;
+}
+
+/// `BPF_{PROG,MAP,BTF,LINK}_GET_NEXT_ID`—The smallest id of an object of
+/// `I`'s kind above `start`, or `None` after the last.
 ///
 /// # Errors
 /// The kernel's errno (`EPERM` without `CAP_SYS_ADMIN`).
@@ -86,12 +150,12 @@ impl ObjKind {
 #[doc(alias = "BPF_MAP_GET_NEXT_ID")]
 #[doc(alias = "BPF_BTF_GET_NEXT_ID")]
 #[doc(alias = "BPF_LINK_GET_NEXT_ID")]
-pub fn get_next_id(kind: ObjKind, start_id: u32) -> Result<Option<u32>> {
-    let cmd = kind.next_id_cmd();
+pub fn get_next_id<I: Id>(start: I) -> Result<Option<I>> {
+    let cmd = I::KIND.next_id_cmd();
     let mut a = Attr::new(cmd);
-    a.put_u32(offset_of!(GetIdAttr, start_id), start_id);
+    a.put_u32(offset_of!(GetIdAttr, start_id), start.get());
     match bpf_errno(&mut a) {
-        Ok(_) => Ok(Some(a.get_u32(offset_of!(GetIdAttr, next_id)))),
+        Ok(_) => Ok(Some(I::from_raw(a.get_u32(offset_of!(GetIdAttr, next_id))))),
         Err(e) if e == Errno::NOENT => Ok(None),
         Err(e) => Err(errno(cmd.name(), e)),
     }
@@ -100,20 +164,19 @@ pub fn get_next_id(kind: ObjKind, start_id: u32) -> Result<Option<u32>> {
 /// Every id of one kind of object, ascending (from [`obj_ids`]). Yields one
 /// `Err` at most, then ends.
 #[derive(Debug, Clone)]
-pub struct ObjIds {
-    kind: ObjKind,
-    last: u32,
+pub struct ObjIds<I> {
+    last: I,
     done: bool,
 }
 
-impl Iterator for ObjIds {
-    type Item = Result<u32>;
+impl<I: Id> Iterator for ObjIds<I> {
+    type Item = Result<I>;
 
-    fn next(&mut self) -> Option<Result<u32>> {
+    fn next(&mut self) -> Option<Result<I>> {
         if self.done {
             return None;
         }
-        match get_next_id(self.kind, self.last) {
+        match get_next_id(self.last) {
             // Ids only grow; anything else would loop forever.
             Ok(Some(id)) if id > self.last => {
                 self.last = id;
@@ -131,18 +194,18 @@ impl Iterator for ObjIds {
     }
 }
 
-impl core::iter::FusedIterator for ObjIds {}
+impl<I: Id> core::iter::FusedIterator for ObjIds<I> {}
 
-/// Walks the ids of every `kind` object with [`get_next_id`].
-pub fn obj_ids(kind: ObjKind) -> ObjIds {
+/// Walks the ids of every object of `I`'s kind with [`get_next_id`]
+/// (`obj_ids::<BtfId>()`).
+pub fn obj_ids<I: Id>() -> ObjIds<I> {
     ObjIds {
-        kind,
-        last: 0,
+        last: I::default(),
         done: false,
     }
 }
 
-/// `BPF_{PROG,MAP,BTF,LINK}_GET_FD_BY_ID`—Opens the `kind` object `id`.
+/// `BPF_{PROG,MAP,BTF,LINK}_GET_FD_BY_ID`—Opens the object `id`.
 /// `open_flags` (`BPF_F_RDONLY`, `BPF_F_WRONLY`) apply to maps; the others
 /// take 0.
 ///
@@ -156,9 +219,9 @@ pub fn obj_ids(kind: ObjKind) -> ObjIds {
 #[doc(alias = "BPF_MAP_GET_FD_BY_ID")]
 #[doc(alias = "BPF_BTF_GET_FD_BY_ID")]
 #[doc(alias = "BPF_LINK_GET_FD_BY_ID")]
-pub fn get_fd_by_id(kind: ObjKind, id: u32, open_flags: u32) -> Result<OwnedFd> {
-    let mut a = Attr::new(kind.fd_by_id_cmd());
-    a.put_u32(offset_of!(GetIdAttr, start_id), id);
+pub fn get_fd_by_id<I: Id>(id: I, open_flags: u32) -> Result<OwnedFd> {
+    let mut a = Attr::new(I::KIND.fd_by_id_cmd());
+    a.put_u32(offset_of!(GetIdAttr, start_id), id.get());
     a.put_u32(offset_of!(GetIdAttr, open_flags), open_flags);
     bpf_fd(&mut a)
 }

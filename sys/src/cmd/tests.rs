@@ -412,8 +412,8 @@ fn pins_and_ids() {
         })
     };
     f.push([next(3), next(9), Reply::Err(Errno::NOENT)]);
-    let ids: Vec<_> = obj_ids(ObjKind::Btf).collect();
-    assert_eq!(ids, [Ok(3), Ok(9)]);
+    let ids: Vec<_> = obj_ids::<BtfId>().collect();
+    assert_eq!(ids, [Ok(BtfId(3)), Ok(BtfId(9))]);
     let starts: Vec<_> = f.calls()[2..].iter().map(|c| c.u32(0)).collect();
     assert_eq!(starts, [0, 3, 9]);
     assert!(
@@ -422,20 +422,24 @@ fn pins_and_ids() {
             .all(|c| c.cmd() == Some(Cmd::BtfGetNextId))
     );
     f.push([Reply::Err(Errno::PERM)]);
-    let e = get_next_id(ObjKind::Link, 0).unwrap_err();
+    let e = get_next_id(LinkId(0)).unwrap_err();
     assert_eq!((e.cmd, e.errno), ("BPF_LINK_GET_NEXT_ID", Errno::PERM));
     // A kernel that does not move forward ends the walk.
     f.push([next(0)]);
-    assert_eq!(obj_ids(ObjKind::Prog).count(), 0);
+    assert_eq!(obj_ids::<ProgId>().count(), 0);
 
-    for (kind, cmd) in [
-        (ObjKind::Prog, Cmd::ProgGetFdById),
-        (ObjKind::Map, Cmd::MapGetFdById),
-        (ObjKind::Btf, Cmd::BtfGetFdById),
-        (ObjKind::Link, Cmd::LinkGetFdById),
-    ] {
-        get_fd_by_id(kind, 42, 1).unwrap();
-        let c = last(&f);
+    get_fd_by_id(ProgId(42), 1).unwrap();
+    get_fd_by_id(MapId(42), 1).unwrap();
+    get_fd_by_id(BtfId(42), 1).unwrap();
+    get_fd_by_id(LinkId(42), 1).unwrap();
+    let cmds = [
+        Cmd::ProgGetFdById,
+        Cmd::MapGetFdById,
+        Cmd::BtfGetFdById,
+        Cmd::LinkGetFdById,
+    ];
+    let calls = f.calls();
+    for (c, cmd) in calls[calls.len() - 4..].iter().zip(cmds) {
         assert_eq!((c.cmd(), c.u32(0), c.u32(8)), (Some(cmd), 42, 1));
     }
 }

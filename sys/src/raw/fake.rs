@@ -246,11 +246,11 @@ pub(crate) fn out_bytes<'x>(a: &'x mut Attr<'_>, off: usize) -> &'x mut [u8] {
     }
 }
 
-/// The `u32`s the kernel may write at pointer field `off` of `a`.
-pub(crate) fn out_u32s<'x>(a: &'x mut Attr<'_>, off: usize) -> &'x mut [u32] {
+/// The program ids the kernel may write at pointer field `off` of `a`.
+pub(crate) fn out_prog_ids<'x>(a: &'x mut Attr<'_>, off: usize) -> &'x mut [crate::cmd::ProgId] {
     match a.pointee_mut(off) {
-        Some(Pointee::U32sMut(b)) => b,
-        other => panic!("no writable u32s at {off}: {other:?}"),
+        Some(Pointee::ProgIdsMut(b)) => b,
+        other => panic!("no writable ids at {off}: {other:?}"),
     }
 }
 

@@ -18,7 +18,7 @@ fn prog_map_and_link_info_decode() {
     })]);
     let fd = some_fd();
     let p = prog_info(fd.as_fd()).unwrap();
-    assert_eq!((p.prog_type, p.id, p.gpl_compatible), (5, 11, true));
+    assert_eq!((p.prog_type, p.id, p.gpl_compatible), (5, ProgId(11), true));
     assert_eq!((p.run_cnt, p.verified_insns, p.name()), (99, 12, "hello"));
     let c = f.only();
     assert_eq!(c.cmd(), Some(Cmd::ObjGetInfoByFd));
@@ -47,7 +47,7 @@ fn prog_map_and_link_info_decode() {
         Ok(0)
     })]);
     let l = link_info(fd.as_fd()).unwrap();
-    assert_eq!((l.link_type, l.prog_id), (LINK_TYPE_CGROUP, 4));
+    assert_eq!((l.link_type, l.prog_id), (LINK_TYPE_CGROUP, ProgId(4)));
     assert_eq!((l.cgroup_id(), l.attach_type()), (Some(1234), Some(2)));
     assert_eq!(l.raw_tracepoint_name_len(), None);
     assert_eq!(last(&f).u32(offset_of!(InfoAttr, info_len)), 48);
@@ -85,7 +85,10 @@ fn btf_info_full_fetches_through_a_reopened_fd() {
     ]);
     let mut data = vec![1, 2];
     let info = btf_info_full(some_fd().as_fd(), Some(&mut data)).unwrap();
-    assert_eq!((info.id, info.name(), info.name_len), (5, "vmlinux", 7));
+    assert_eq!(
+        (info.id, info.name(), info.name_len),
+        (BtfId(5), "vmlinux", 7)
+    );
     assert_eq!(data, b"btf!!!");
     let c = f.calls();
     assert_eq!(c[1].cmd(), Some(Cmd::BtfGetFdById));

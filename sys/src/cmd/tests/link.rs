@@ -147,10 +147,11 @@ fn legacy_attach_detach_and_query() {
     );
 
     type Q = QueryAttr;
-    let mut ids = [0u32; 2];
+    let mut ids = [ProgId(0); 2];
     let mut flags = [0u32; 3];
     f.push([Reply::attr(|a| {
-        fake::out_u32s(a, offset_of!(QueryAttr, prog_ids)).copy_from_slice(&[10, 11]);
+        fake::out_prog_ids(a, offset_of!(QueryAttr, prog_ids))
+            .copy_from_slice(&[ProgId(10), ProgId(11)]);
         a.put_u32(offset_of!(QueryAttr, prog_cnt), 5);
         a.put_u32(offset_of!(QueryAttr, attach_flags), 2);
         a.put_u64(offset_of!(QueryAttr, revision), 7);
@@ -166,7 +167,7 @@ fn legacy_attach_detach_and_query() {
             revision: 7
         }
     );
-    assert_eq!(ids, [10, 11]);
+    assert_eq!(ids, [ProgId(10), ProgId(11)]);
     let c = last(&f);
     assert_eq!(c.cmd(), Some(Cmd::ProgQuery));
     assert_eq!(c.attr().len(), 64);
