@@ -2,12 +2,23 @@
 //! (Despite the `-sys` name it is not a native-bindings crate: no `links`,
 //! no C.)
 //!
-//! Every raw system call lives in one small module, `raw`, behind a
-//! `// SAFETY:` argument; everything here is safe. Attributes are encoded
-//! per command from layouts checked against `uapi/linux/bpf.h` at compile
-//! time; fds come out as `OwnedFd` (moved above 2) and go in as
-//! `BorrowedFd`; buffers the kernel writes are Rust slices whose lengths
-//! bound what the kernel may write; errors carry the command name.
+//! Every system call goes through one funnel in the private `raw`
+//! module, which holds the only `unsafe fn` that enters the kernel (and
+//! the audited `mmap` code); everything else is safe. Each bpf attr is
+//! built as a private `Attr<'a>` that borrows every buffer it points at,
+//! so the borrow checker keeps pointees alive for the call, and a
+//! per-command table (from `uapi/linux/bpf.h`) makes the kernel write only
+//! through `&mut` borrows no shorter than the length it is given. Layouts
+//! are checked at compile time; fds come out as `OwnedFd` (moved above 2)
+//! and go in as `BorrowedFd`; object ids are typed ([`ProgId`], ...);
+//! errors carry the command name.
+//!
+//! Modules, each depending only on those before it: [`attr`] (uapi
+//! layouts), `call` ([`Cmd`](cmd::Cmd) and `Attr`), `raw` (the funnel;
+//! under `cfg(test)` a fake kernel replaces it, so unit tests and miri
+//! need no kernel), [`error`], [`cpu`] (CPU lists, the possible-CPU
+//! count), [`mmap`], [`cmd`] (one function per bpf command, by domain),
+//! `epoll`, [`ringbuf`] and [`perf`].
 //!
 //! `#![no_std]` (with `alloc` for rustix): usable in static initramfs
 //! binaries.
