@@ -14,7 +14,8 @@
 //! errors carry the command name.
 //!
 //! Modules, each depending only on those before it: [`attr`] (uapi
-//! layouts), `call` ([`Cmd`](cmd::Cmd) and `Attr`), `raw` (the funnel;
+//! layouts), [`id`] (typed ids), `call` ([`Cmd`](cmd::Cmd) and `Attr`),
+//! `raw` (the funnel;
 //! under `cfg(test)` a fake kernel replaces it, so unit tests and miri
 //! need no kernel), [`error`], [`cpu`] (CPU lists, the possible-CPU
 //! count), [`mmap`], [`cmd`] (one function per bpf command, by domain),
@@ -35,6 +36,7 @@ pub mod cmd;
 pub mod cpu;
 mod epoll;
 pub mod error;
+pub mod id;
 pub mod mmap;
 pub mod perf;
 mod raw;

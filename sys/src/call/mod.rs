@@ -19,7 +19,7 @@ use rustix::fd::{AsRawFd, BorrowedFd};
 use rustix::io::Errno;
 
 use crate::attr::OBJ_NAME_LEN;
-use crate::cmd::ProgId;
+use crate::id::ProgId;
 
 mod table;
 

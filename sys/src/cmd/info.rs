@@ -18,8 +18,9 @@ use crate::call::{Attr, Cmd, Layout, get_bytes, get32, get64};
 use crate::cmd::link::{
     LINK_TYPE_CGROUP, LINK_TYPE_NETNS, LINK_TYPE_RAW_TRACEPOINT, LINK_TYPE_TRACING,
 };
-use crate::cmd::obj::{BtfId, LinkId, MapId, ProgId, get_fd_by_id};
+use crate::cmd::obj::get_fd_by_id;
 use crate::error::Result;
+use crate::id::{BtfId, LinkId, MapId, ProgId};
 
 const INFO: &str = Cmd::ObjGetInfoByFd.name();
 

@@ -13,8 +13,8 @@ use crate::attr::{
     LinkCreateAttr, LinkUpdateAttr, OneAttr, ProgAttachAttr, QueryAttr, RawTracepointAttr,
 };
 use crate::call::{Attr, Cmd};
-use crate::cmd::ProgId;
 use crate::error::Result;
+use crate::id::ProgId;
 
 /// `BPF_F_REPLACE`.
 pub(crate) const F_REPLACE: u32 = 1 << 2;

@@ -23,6 +23,7 @@ pub mod prog;
 pub mod test_run;
 
 pub use crate::call::Cmd;
+pub use crate::id::{BtfId, Id, LinkId, MapId, ObjKind, ProgId};
 pub use btf::btf_load;
 pub use info::{
     BTF_NAME_MAX, BtfInfo, LinkInfo, MapInfo, ProgInfo, btf_info, btf_info_full, link_info,
@@ -34,10 +35,7 @@ pub use link::{
     prog_detach, prog_query, raw_tracepoint_open,
 };
 pub use map::{Batch, BatchError, MapCreate, MapFd, map_create};
-pub use obj::{
-    BtfId, Id, LinkId, MapId, ObjIds, ObjKind, ProgId, get_fd_by_id, get_next_id, obj_get, obj_ids,
-    obj_pin,
-};
+pub use obj::{ObjIds, get_fd_by_id, get_next_id, obj_get, obj_ids, obj_pin};
 pub use prog::{ProgBtf, ProgLoad, ProgLoadError, STATS_RUN_TIME, enable_stats, prog_load};
 pub use test_run::{TestRun, TestRunResult, prog_test_run};
 

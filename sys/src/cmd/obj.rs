@@ -11,6 +11,7 @@ use super::{bpf, bpf_errno, bpf_fd, errno};
 use crate::attr::{GetIdAttr, ObjAttr};
 use crate::call::{Attr, Cmd};
 use crate::error::Result;
+use crate::id::{Id, ObjKind};
 
 /// `BPF_OBJ_PIN`—Pins `fd` at `path` in a bpffs.
 ///
@@ -41,101 +42,22 @@ pub fn obj_get(path: &CStr) -> Result<OwnedFd> {
     bpf_fd(&mut a)
 }
 
-/// The kinds of BPF object that have ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ObjKind {
-    /// Programs.
-    Prog,
-    /// Maps.
-    Map,
-    /// BTF objects (vmlinux, modules, loaded BTF).
-    Btf,
-    /// Links.
-    Link,
-}
-
-impl ObjKind {
-    const fn next_id_cmd(self) -> Cmd {
-        match self {
-            ObjKind::Prog => Cmd::ProgGetNextId,
-            ObjKind::Map => Cmd::MapGetNextId,
-            ObjKind::Btf => Cmd::BtfGetNextId,
-            ObjKind::Link => Cmd::LinkGetNextId,
-        }
-    }
-
-    const fn fd_by_id_cmd(self) -> Cmd {
-        match self {
-            ObjKind::Prog => Cmd::ProgGetFdById,
-            ObjKind::Map => Cmd::MapGetFdById,
-            ObjKind::Btf => Cmd::BtfGetFdById,
-            ObjKind::Link => Cmd::LinkGetFdById,
-        }
+fn next_id_cmd(kind: ObjKind) -> Cmd {
+    match kind {
+        ObjKind::Prog => Cmd::ProgGetNextId,
+        ObjKind::Map => Cmd::MapGetNextId,
+        ObjKind::Btf => Cmd::BtfGetNextId,
+        ObjKind::Link => Cmd::LinkGetNextId,
     }
 }
 
-mod sealed {
-    pub trait Sealed {}
-}
-
-/// The id of a kernel BPF object of one kind ([`ProgId`], [`MapId`],
-/// [`BtfId`], [`LinkId`]): an id of one kind can never be used as
-/// another's. Sealed.
-pub trait Id:
-    Copy
-    + Eq
-    + Ord
-    + core::hash::Hash
-    + core::fmt::Debug
-    + core::fmt::Display
-    + Default
-    + sealed::Sealed
-{
-    /// The kind of object.
-    const KIND: ObjKind;
-    /// The id the kernel uses.
-    fn get(self) -> u32;
-    /// An id from the kernel's number.
-    fn from_raw(raw: u32) -> Self;
-}
-
-macro_rules! ids {
-    ($($(#[$doc:meta])* $name:ident => $kind:ident;)*) => {$(
-        $(#[$doc])*
-        #[repr(transparent)]
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-        pub struct $name(pub u32);
-
-        impl sealed::Sealed for $name {}
-
-        impl Id for $name {
-            const KIND: ObjKind = ObjKind::$kind;
-            fn get(self) -> u32 {
-                self.0
-            }
-            fn from_raw(raw: u32) -> $name {
-                $name(raw)
-            }
-        }
-
-        impl core::fmt::Display for $name {
-            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-                core::fmt::Display::fmt(&self.0, f)
-            }
-        }
-    )*};
-}
-
-ids! {
-    /// A program's id (`bpf_prog_info.id`); 0 is none.
-    ProgId => Prog;
-    /// A map's id (`bpf_map_info.id`); 0 is none.
-    MapId => Map;
-    /// A BTF object's id (`bpf_btf_info.id`, `btf_id` of programs and
-    /// maps); 0 is none. Not a BTF *type* id.
-    BtfId => Btf;
-    /// A link's id (`bpf_link_info.id`); 0 is none.
-    LinkId => Link;
+fn fd_by_id_cmd(kind: ObjKind) -> Cmd {
+    match kind {
+        ObjKind::Prog => Cmd::ProgGetFdById,
+        ObjKind::Map => Cmd::MapGetFdById,
+        ObjKind::Btf => Cmd::BtfGetFdById,
+        ObjKind::Link => Cmd::LinkGetFdById,
+    }
 }
 
 /// `BPF_{PROG,MAP,BTF,LINK}_GET_NEXT_ID`—The smallest id of an object of
@@ -151,7 +73,7 @@ ids! {
 #[doc(alias = "BPF_BTF_GET_NEXT_ID")]
 #[doc(alias = "BPF_LINK_GET_NEXT_ID")]
 pub fn get_next_id<I: Id>(start: I) -> Result<Option<I>> {
-    let cmd = I::KIND.next_id_cmd();
+    let cmd = next_id_cmd(I::KIND);
     let mut a = Attr::new(cmd);
     a.put_u32(offset_of!(GetIdAttr, start_id), start.get());
     match bpf_errno(&mut a) {
@@ -220,7 +142,7 @@ pub fn obj_ids<I: Id>() -> ObjIds<I> {
 #[doc(alias = "BPF_BTF_GET_FD_BY_ID")]
 #[doc(alias = "BPF_LINK_GET_FD_BY_ID")]
 pub fn get_fd_by_id<I: Id>(id: I, open_flags: u32) -> Result<OwnedFd> {
-    let mut a = Attr::new(I::KIND.fd_by_id_cmd());
+    let mut a = Attr::new(fd_by_id_cmd(I::KIND));
     a.put_u32(offset_of!(GetIdAttr, start_id), id.get());
     a.put_u32(offset_of!(GetIdAttr, open_flags), open_flags);
     bpf_fd(&mut a)

@@ -247,7 +247,7 @@ pub(crate) fn out_bytes<'x>(a: &'x mut Attr<'_>, off: usize) -> &'x mut [u8] {
 }
 
 /// The program ids the kernel may write at pointer field `off` of `a`.
-pub(crate) fn out_prog_ids<'x>(a: &'x mut Attr<'_>, off: usize) -> &'x mut [crate::cmd::ProgId] {
+pub(crate) fn out_prog_ids<'x>(a: &'x mut Attr<'_>, off: usize) -> &'x mut [crate::id::ProgId] {
     match a.pointee_mut(off) {
         Some(Pointee::ProgIdsMut(b)) => b,
         other => panic!("no writable ids at {off}: {other:?}"),
