@@ -4,7 +4,9 @@
 //! The kernel picks the info struct's layout from the fd, not from us, so
 //! pointer fields are only ever set for an fd known to be BTF
 //! ([`btf_info_full`], through a `BtfObjFd` only `BPF_BTF_GET_FD_BY_ID`
-//! makes); every other info struct goes with all its pointers NULL.
+//! makes); every other info struct goes out all zero, so whatever layout
+//! the kernel reads it as, every pointer in it is NULL and the kernel
+//! writes only the `info_len` bytes of the struct itself.
 
 use alloc::vec::Vec;
 use core::mem::{offset_of, size_of};

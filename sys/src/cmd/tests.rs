@@ -114,7 +114,11 @@ fn map_fd_sizes_come_from_the_kernel() {
     // A caller's wrong belief is refused.
     f.push([info_reply(vec![(offset_of!(BpfMapInfo, key_size), 4)])]);
     assert_eq!(MapFd::new(some_fd(), 8, 0).unwrap_err().errno, Errno::INVAL);
-    // Per-CPU values are rounded to 8 and multiplied by the CPUs.
+    // Per-CPU values are rounded to 8 and multiplied by the CPUs (read
+    // from sysfs, which miri's isolation hides).
+    if cfg!(miri) {
+        return;
+    }
     let p = map_fd(&f, 6, 4, 12);
     let cpus = usize::try_from(crate::cpu::possible_cpus().unwrap()).unwrap();
     assert_eq!(p.value_len(), 16 * cpus);
