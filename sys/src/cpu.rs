@@ -101,22 +101,25 @@ pub fn online_cpus() -> Result<Vec<u32>> {
 }
 
 /// Counts the CPUs of a `possible` list, each of which must be at most
-/// `kernel_max`: how many slots a per-CPU map value has.
+/// `kernel_max` and listed once: how many slots a per-CPU map value has.
 ///
 /// # Errors
-/// `EINVAL` for an empty or malformed list or a CPU above `kernel_max`.
+/// `EINVAL` for an empty or malformed list, a CPU above `kernel_max`, or
+/// a CPU listed twice.
 pub fn count_possible(list: &str, kernel_max: u32) -> Result<u32> {
     let bad = err(POSSIBLE)(Errno::INVAL);
-    let cpus = parse_cpu_list(list)?;
+    let mut cpus = parse_cpu_list(list)?;
     if cpus.is_empty() || cpus.iter().any(|&c| c > kernel_max) {
         return Err(bad);
     }
-    let n = u32::try_from(cpus.len()).map_err(|_| bad)?;
-    // Listed twice ("0,0") would overcount: the kernel never writes that.
-    if u64::from(n) > u64::from(kernel_max).saturating_add(1) {
+    let n = cpus.len();
+    cpus.sort_unstable();
+    cpus.dedup();
+    if cpus.len() != n {
         return Err(bad);
     }
-    Ok(n)
+    // At most kernel_max + 1 distinct CPUs remain.
+    u32::try_from(n).map_err(|_| bad)
 }
 
 /// The number of possible CPUs, from `/sys/devices/system/cpu/possible`,
@@ -168,7 +171,7 @@ mod tests {
     fn possible_counts_are_bounded() {
         assert_eq!(count_possible("0-3\n", 7), Ok(4));
         assert_eq!(count_possible("0,2-3", 3), Ok(3));
-        for (list, max) in [("", 7), ("0-8", 7), ("x", 7), ("0,0,0", 1)] {
+        for (list, max) in [("", 7), ("0-8", 7), ("x", 7), ("0,0", 1), ("0-2,1", 3)] {
             assert_eq!(
                 count_possible(list, max).unwrap_err().errno,
                 Errno::INVAL,
