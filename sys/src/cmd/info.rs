@@ -124,6 +124,9 @@ impl ProgInfo {
 ///
 /// # Errors
 /// The kernel's errno (`EINVAL` for a non-BPF fd, `EBADF` for no fd).
+///
+/// # References
+/// bpf(2); `kernel/bpf/syscall.c` (`bpf_obj_get_info_by_fd`).
 #[doc(alias = "BPF_OBJ_GET_INFO_BY_FD")]
 pub fn prog_info(fd: BorrowedFd<'_>) -> Result<ProgInfo> {
     let b: [u8; size_of::<BpfProgInfo>()] = plain_info(fd, Layout::ProgInfo)?;
@@ -215,6 +218,9 @@ impl MapInfo {
 ///
 /// # Errors
 /// The kernel's errno.
+///
+/// # References
+/// bpf(2); `kernel/bpf/syscall.c` (`bpf_obj_get_info_by_fd`).
 #[doc(alias = "BPF_OBJ_GET_INFO_BY_FD")]
 pub fn map_info(fd: BorrowedFd<'_>) -> Result<MapInfo> {
     let b: [u8; size_of::<BpfMapInfo>()] = plain_info(fd, Layout::MapInfo)?;
@@ -279,6 +285,9 @@ fn decode_btf_info(b: &[u8], name: [u8; BTF_NAME_MAX]) -> BtfInfo {
 ///
 /// # Errors
 /// The kernel's errno.
+///
+/// # References
+/// bpf(2); `kernel/bpf/syscall.c` (`bpf_obj_get_info_by_fd`).
 #[doc(alias = "BPF_OBJ_GET_INFO_BY_FD")]
 pub fn btf_info(fd: BorrowedFd<'_>) -> Result<BtfInfo> {
     let b: [u8; size_of::<BpfBtfInfo>()] = plain_info(fd, Layout::BtfInfo)?;
@@ -308,6 +317,9 @@ impl BtfObjFd {
 /// # Errors
 /// `EINVAL` when `fd` is not a BTF object; `ENOMEM` when `data` cannot
 /// grow; the kernel's errno.
+///
+/// # References
+/// bpf(2); `kernel/bpf/syscall.c` (`bpf_obj_get_info_by_fd`).
 #[doc(alias = "BPF_OBJ_GET_INFO_BY_FD")]
 pub fn btf_info_full(fd: BorrowedFd<'_>, data: Option<&mut Vec<u8>>) -> Result<BtfInfo> {
     type B = BpfBtfInfo;
@@ -395,6 +407,9 @@ impl LinkInfo {
 ///
 /// # Errors
 /// The kernel's errno.
+///
+/// # References
+/// bpf(2); `kernel/bpf/syscall.c` (`bpf_obj_get_info_by_fd`).
 #[doc(alias = "BPF_OBJ_GET_INFO_BY_FD")]
 pub fn link_info(fd: BorrowedFd<'_>) -> Result<LinkInfo> {
     let b: [u8; size_of::<BpfLinkInfo>()] = plain_info(fd, Layout::LinkInfo)?;

@@ -123,6 +123,9 @@ pub fn link_create(l: &LinkCreate<'_>) -> Result<OwnedFd> {
 ///
 /// # Errors
 /// The kernel's errno (`EPERM` when `old_prog` is not current).
+///
+/// # References
+/// bpf(2); `kernel/bpf/syscall.c`.
 #[doc(alias = "BPF_LINK_UPDATE")]
 pub fn link_update(
     link: BorrowedFd<'_>,
@@ -144,6 +147,9 @@ pub fn link_update(
 ///
 /// # Errors
 /// The kernel's errno.
+///
+/// # References
+/// bpf(2); `kernel/bpf/syscall.c`.
 #[doc(alias = "BPF_LINK_DETACH")]
 pub fn link_detach(link: BorrowedFd<'_>) -> Result<()> {
     let mut a = Attr::new(Cmd::LinkDetach);
@@ -157,6 +163,9 @@ pub fn link_detach(link: BorrowedFd<'_>) -> Result<()> {
 ///
 /// # Errors
 /// The kernel's errno (`ENOENT` for an unknown tracepoint).
+///
+/// # References
+/// bpf(2); `kernel/bpf/syscall.c`.
 #[doc(alias = "BPF_RAW_TRACEPOINT_OPEN")]
 pub fn raw_tracepoint_open(prog: BorrowedFd<'_>, name: Option<&CStr>) -> Result<OwnedFd> {
     let mut a = Attr::new(Cmd::RawTracepointOpen);
@@ -173,6 +182,9 @@ pub fn raw_tracepoint_open(prog: BorrowedFd<'_>, name: Option<&CStr>) -> Result<
 ///
 /// # Errors
 /// The kernel's errno.
+///
+/// # References
+/// bpf(2); `kernel/bpf/syscall.c`.
 #[doc(alias = "BPF_PROG_ATTACH")]
 pub fn prog_attach(
     prog: BorrowedFd<'_>,
@@ -202,6 +214,9 @@ pub fn prog_attach(
 ///
 /// # Errors
 /// The kernel's errno (`ENOENT` when nothing matches).
+///
+/// # References
+/// bpf(2); `kernel/bpf/syscall.c`.
 #[doc(alias = "BPF_PROG_DETACH")]
 pub fn prog_detach(
     prog: Option<BorrowedFd<'_>>,
@@ -243,6 +258,9 @@ pub struct ProgQuery {
 ///
 /// # Errors
 /// The kernel's errno.
+///
+/// # References
+/// bpf(2); `kernel/bpf/syscall.c`.
 #[doc(alias = "BPF_PROG_QUERY")]
 pub fn prog_query(
     target: BorrowedFd<'_>,

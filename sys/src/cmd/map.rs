@@ -115,6 +115,9 @@ impl MapFd {
     /// `EINVAL` when `key_size` differs from the map's or `value_len` is
     /// shorter than what a lookup writes; the kernel's errno for
     /// `BPF_OBJ_GET_INFO_BY_FD`.
+    ///
+    /// # References
+    /// bpf(2); `Documentation/bpf/maps.rst`.
     pub fn new(fd: OwnedFd, key_size: u32, value_len: usize) -> Result<MapFd> {
         const N: &str = Cmd::ObjGetInfoByFd.name();
         let m = MapFd::from_fd(fd)?;
@@ -135,6 +138,9 @@ impl MapFd {
     /// The kernel's errno for `BPF_OBJ_GET_INFO_BY_FD`; the error reading
     /// the possible CPUs of a per-CPU map; `EINVAL` for a value length that
     /// overflows.
+    ///
+    /// # References
+    /// bpf(2); `Documentation/bpf/maps.rst`.
     pub fn from_fd(fd: OwnedFd) -> Result<MapFd> {
         const N: &str = Cmd::ObjGetInfoByFd.name();
         let info = super::map_info(fd.as_fd())?;
@@ -202,6 +208,9 @@ impl MapFd {
     ///
     /// # Errors
     /// `EINVAL` when the slices do not fit the map; `ENOENT` for a missing key.
+    ///
+    /// # References
+    /// bpf(2); `Documentation/bpf/maps.rst`.
     #[doc(alias = "BPF_MAP_LOOKUP_ELEM")]
     pub fn lookup(&self, key: &[u8], value: &mut [u8], flags: u64) -> Result<()> {
         self.lookup_cmd(Cmd::MapLookupElem, key, value, flags)
@@ -214,6 +223,9 @@ impl MapFd {
     /// # Errors
     /// `EINVAL` when the slices do not fit the map; `ENOENT` for a missing
     /// key or an empty queue.
+    ///
+    /// # References
+    /// bpf(2); `Documentation/bpf/maps.rst`.
     #[doc(alias = "BPF_MAP_LOOKUP_AND_DELETE_ELEM")]
     pub fn lookup_and_delete(&self, key: &[u8], value: &mut [u8], flags: u64) -> Result<()> {
         self.lookup_cmd(Cmd::MapLookupAndDeleteElem, key, value, flags)
@@ -232,6 +244,9 @@ impl MapFd {
     ///
     /// # Errors
     /// `EINVAL` when the slices do not fit the map, or the kernel's errno.
+    ///
+    /// # References
+    /// bpf(2); `Documentation/bpf/maps.rst`.
     #[doc(alias = "BPF_MAP_UPDATE_ELEM")]
     pub fn update(&self, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
         let cmd = Cmd::MapUpdateElem;
@@ -245,6 +260,9 @@ impl MapFd {
     ///
     /// # Errors
     /// `EINVAL` for a key of the wrong size, or the kernel's errno.
+    ///
+    /// # References
+    /// bpf(2); `Documentation/bpf/maps.rst`.
     #[doc(alias = "BPF_MAP_DELETE_ELEM")]
     pub fn delete(&self, key: &[u8]) -> Result<()> {
         let cmd = Cmd::MapDeleteElem;
@@ -256,6 +274,9 @@ impl MapFd {
     ///
     /// # Errors
     /// `ENOENT` after the last key; `EINVAL` for slices of the wrong size.
+    ///
+    /// # References
+    /// bpf(2); `Documentation/bpf/maps.rst`.
     #[doc(alias = "BPF_MAP_GET_NEXT_KEY")]
     pub fn next_key(&self, key: Option<&[u8]>, next: &mut [u8]) -> Result<()> {
         let cmd = Cmd::MapGetNextKey;
@@ -272,6 +293,9 @@ impl MapFd {
     ///
     /// # Errors
     /// The kernel's errno.
+    ///
+    /// # References
+    /// bpf(2); `Documentation/bpf/maps.rst`.
     #[doc(alias = "BPF_MAP_FREEZE")]
     pub fn freeze(&self) -> Result<()> {
         bpf(&mut self.elem(Cmd::MapFreeze, None, 0)).map(drop)
@@ -372,6 +396,9 @@ impl MapFd {
     /// `EINVAL` when a buffer does not fit; the kernel's errno (`ENOSPC`
     /// when a hash bucket holds more elements than the buffers), with the
     /// elements processed before it.
+    ///
+    /// # References
+    /// bpf(2); `Documentation/bpf/maps.rst`.
     #[doc(alias = "BPF_MAP_LOOKUP_BATCH")]
     pub fn lookup_batch(
         &self,
@@ -390,6 +417,9 @@ impl MapFd {
     ///
     /// # Errors
     /// As [`MapFd::lookup_batch`].
+    ///
+    /// # References
+    /// bpf(2); `Documentation/bpf/maps.rst`.
     #[doc(alias = "BPF_MAP_LOOKUP_AND_DELETE_BATCH")]
     pub fn lookup_and_delete_batch(
         &self,
@@ -410,6 +440,9 @@ impl MapFd {
     /// # Errors
     /// `EINVAL` when the buffers do not fit; the kernel's errno, with the
     /// elements updated before it.
+    ///
+    /// # References
+    /// bpf(2); `Documentation/bpf/maps.rst`.
     #[doc(alias = "BPF_MAP_UPDATE_BATCH")]
     pub fn update_batch(
         &self,
@@ -432,6 +465,9 @@ impl MapFd {
     /// `EINVAL` when `keys` is not a whole number of keys; the kernel's
     /// errno (`ENOENT` for a missing key), with the elements deleted before
     /// it.
+    ///
+    /// # References
+    /// bpf(2); `Documentation/bpf/maps.rst`.
     #[doc(alias = "BPF_MAP_DELETE_BATCH")]
     pub fn delete_batch(&self, keys: &[u8], elem_flags: u64) -> Result<usize, BatchError> {
         let cmd = Cmd::MapDeleteBatch;

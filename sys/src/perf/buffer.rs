@@ -205,6 +205,9 @@ impl PerfBuffer {
     /// first failing call's errno (`perf_event_open`, `mmap`,
     /// `PERF_EVENT_IOC_ENABLE`, `BPF_MAP_UPDATE_ELEM` — `E2BIG` for a CPU
     /// beyond the map's `max_entries`); what was set up is undone.
+    ///
+    /// # References
+    /// perf_event_open(2); libbpf `perf_buffer__new`.
     pub fn new(map: &MapFd, cpus: &[u32], page_count: usize) -> Result<PerfBuffer> {
         const N: &str = "perf buffer";
         if !page_count.is_power_of_two() {

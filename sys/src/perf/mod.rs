@@ -377,6 +377,9 @@ impl PerfEvent {
     ///
     /// # Errors
     /// The kernel's errno.
+    ///
+    /// # References
+    /// perf_event_open(2) (`PERF_EVENT_IOC_ENABLE`).
     #[doc(alias = "PERF_EVENT_IOC_ENABLE")]
     pub fn enable(&self) -> Result<()> {
         self.ioctl(PerfIoctl::Enable, "PERF_EVENT_IOC_ENABLE")
@@ -386,6 +389,9 @@ impl PerfEvent {
     ///
     /// # Errors
     /// The kernel's errno.
+    ///
+    /// # References
+    /// perf_event_open(2) (`PERF_EVENT_IOC_DISABLE`).
     #[doc(alias = "PERF_EVENT_IOC_DISABLE")]
     pub fn disable(&self) -> Result<()> {
         self.ioctl(PerfIoctl::Disable, "PERF_EVENT_IOC_DISABLE")
@@ -397,6 +403,9 @@ impl PerfEvent {
     /// # Errors
     /// `EINVAL` for a program type that does not fit the event, `EEXIST`
     /// when one is attached already, or another errno.
+    ///
+    /// # References
+    /// perf_event_open(2) (`PERF_EVENT_IOC_SET_BPF`).
     #[doc(alias = "PERF_EVENT_IOC_SET_BPF")]
     pub fn set_bpf(&self, prog: BorrowedFd<'_>) -> Result<()> {
         self.ioctl(PerfIoctl::SetBpf(prog), "PERF_EVENT_IOC_SET_BPF")
