@@ -299,8 +299,9 @@ fn adopt(raw: i64) -> Result<OwnedFd, Errno> {
     let fd = i32::try_from(raw).map_err(|_| Errno::INVAL)?;
     // SAFETY: `syscall` calls this only with the result of a call that
     // returns a new file descriptor (`Cmd::returns_fd`, perf_event_open),
-    // which nothing else owns (in tests the fake returns an fd it created
-    // and released for this); wrapping it transfers ownership exactly once.
+    // which nothing else owns (in tests the fake checks that it returns an
+    // fd it created and released for this, once); wrapping it transfers
+    // ownership exactly once.
     Ok(unsafe { <OwnedFd as rustix::fd::FromRawFd>::from_raw_fd(fd) })
 }
 

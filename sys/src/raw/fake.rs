@@ -124,6 +124,8 @@ struct State {
 
 std::thread_local! {
     static FAKE: RefCell<Option<State>> = const { RefCell::new(None) };
+    /// Fds made by [`fresh_fd`] and not yet handed to the code under test.
+    static FRESH: RefCell<Vec<i32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The installed fake; uninstalled on drop.
@@ -148,7 +150,8 @@ impl Fake {
     }
 
     /// Makes call number `n` (0-based, counting every call since install)
-    /// fail with `e`, whatever the script says.
+    /// fail with `e`, whatever the script says (a scripted reply for that
+    /// call is used up).
     pub(crate) fn fail_nth(&self, n: usize, e: Errno) -> &Fake {
         self.with(|s| s.fail = Some((n, e)));
         self
@@ -176,7 +179,27 @@ impl Drop for Fake {
 /// A fresh fd, released for the code under test to adopt.
 pub(crate) fn fresh_fd() -> i64 {
     let fd = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).expect("eventfd");
-    i64::from(fd.into_raw_fd())
+    let fd = fd.into_raw_fd();
+    FRESH.with(|f| f.borrow_mut().push(fd));
+    i64::from(fd)
+}
+
+/// Checks that a call returning an fd returns one [`fresh_fd`] made and
+/// released (so `raw::adopt` takes ownership of an fd nothing else owns),
+/// and marks it handed over.
+fn hand_over(r: Result<i64, Errno>) -> Result<i64, Errno> {
+    if let Ok(v) = r {
+        let known = FRESH.with(|f| {
+            let mut f = f.borrow_mut();
+            let at = f.iter().position(|&fd| i64::from(fd) == v)?;
+            Some(f.swap_remove(at))
+        });
+        assert!(
+            known.is_some(),
+            "the fake returned fd {v}, which fresh_fd did not make"
+        );
+    }
+    r
 }
 
 fn record(call: &Syscall<'_, '_>) -> Call {
@@ -227,15 +250,17 @@ pub(crate) fn run(mut call: Syscall<'_, '_>) -> Result<i64, Errno> {
         })
     });
     // The state is not borrowed while a closure runs.
-    match next {
+    let fd = returns_fd(&call);
+    let r = match next {
         None => Err(Errno::NOSYS),
-        Some(None) if returns_fd(&call) => Ok(fresh_fd()),
+        Some(None) if fd => Ok(fresh_fd()),
         Some(None) => Ok(0),
         Some(Some(Reply::Ret(v))) => Ok(v),
         Some(Some(Reply::Fd)) => Ok(fresh_fd()),
         Some(Some(Reply::Err(e))) => Err(e),
         Some(Some(Reply::With(mut f))) => f(&mut call),
-    }
+    };
+    if fd { hand_over(r) } else { r }
 }
 
 /// The bytes the kernel may write at pointer field `off` of `a`.
