@@ -236,7 +236,7 @@ impl Floor {
                     map_flags: i.map_flags,
                     name: &m.name,
                     inner_map_fd: None,
-                    btf: (i.btf_id != 0)
+                    btf: (i.btf_id.0 != 0)
                         .then(|| (btf.as_fd(), i.btf_key_type_id, i.btf_value_type_id)),
                     map_extra: i.map_extra,
                     numa_node: 0,

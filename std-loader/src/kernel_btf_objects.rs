@@ -3,7 +3,7 @@
 //! name) and, when `/sys/kernel/btf` cannot be listed, the module BTF
 //! bytes themselves.
 
-use ember_sys::{AsFd, ObjKind, OwnedFd, SysError, btf_info_full, get_fd_by_id, obj_ids};
+use ember_sys::{AsFd, BtfId, OwnedFd, SysError, btf_info_full, get_fd_by_id, obj_ids};
 
 use crate::FileBytes;
 use crate::btf_source::ModuleBtf;
@@ -14,7 +14,7 @@ pub struct KernelBtfObject {
     /// `vmlinux` or the module's name.
     pub name: String,
     /// Its BTF object id.
-    pub id: u32,
+    pub id: BtfId,
     /// An fd to it.
     pub fd: OwnedFd,
 }
@@ -26,9 +26,9 @@ pub struct KernelBtfObject {
 /// (ENOENT), e.g. EPERM without `CAP_SYS_ADMIN`.
 pub fn kernel_btf_objects(with_bytes: bool) -> Result<Vec<(KernelBtfObject, Vec<u8>)>, SysError> {
     let mut out = Vec::new();
-    for id in obj_ids(ObjKind::Btf) {
+    for id in obj_ids::<BtfId>() {
         let id = id?;
-        let fd = match get_fd_by_id(ObjKind::Btf, id, 0) {
+        let fd = match get_fd_by_id(id, 0) {
             Ok(fd) => fd,
             // Unloaded between the id walk and the open.
             Err(e) if e.errno == ember_sys::Errno::NOENT => continue,

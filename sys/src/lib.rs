@@ -2,12 +2,24 @@
 //! (Despite the `-sys` name it is not a native-bindings crate: no `links`,
 //! no C.)
 //!
-//! Every raw system call lives in one small module, `raw`, behind a
-//! `// SAFETY:` argument; everything here is safe. Attributes are encoded
-//! per command from layouts checked against `uapi/linux/bpf.h` at compile
-//! time; fds come out as `OwnedFd` (moved above 2) and go in as
-//! `BorrowedFd`; buffers the kernel writes are Rust slices whose lengths
-//! bound what the kernel may write; errors carry the command name.
+//! Every system call goes through one funnel in the private `raw`
+//! module, which holds the only `unsafe fn` that enters the kernel (and
+//! the audited `mmap` code); everything else is safe. Each bpf attr is
+//! built as a private `Attr<'a>` that borrows every buffer it points at,
+//! so the borrow checker keeps pointees alive for the call, and a
+//! per-command table (from `uapi/linux/bpf.h`) makes the kernel write only
+//! through `&mut` borrows no shorter than the length it is given. Layouts
+//! are checked at compile time; fds come out as `OwnedFd` (moved above 2)
+//! and go in as `BorrowedFd`; object ids are typed ([`ProgId`], ...);
+//! errors carry the command name.
+//!
+//! Modules, each depending only on those before it: [`attr`] (uapi
+//! layouts), [`id`] (typed ids), `call` ([`Cmd`](cmd::Cmd) and `Attr`),
+//! `raw` (the funnel;
+//! under `cfg(test)` a fake kernel replaces it, so unit tests and miri
+//! need no kernel), [`error`], [`cpu`] (CPU lists, the possible-CPU
+//! count), [`mmap`], [`cmd`] (one function per bpf command, by domain),
+//! `epoll`, [`ringbuf`] and [`perf`].
 //!
 //! `#![no_std]` (with `alloc` for rustix): usable in static initramfs
 //! binaries.
@@ -15,20 +27,27 @@
 #![deny(unsafe_code)]
 
 extern crate alloc;
+#[cfg(test)]
+extern crate std;
 
 pub mod attr;
+mod call;
 pub mod cmd;
+pub mod cpu;
+mod epoll;
 pub mod error;
+pub mod id;
 pub mod mmap;
 pub mod perf;
 mod raw;
 pub mod ringbuf;
 
 pub use cmd::{
-    Batch, BatchError, BtfInfo, LinkCreate, LinkExtra, LinkInfo, LinkTarget, MapInfo, ObjIds,
-    ObjKind, ProgInfo, ProgQuery, TestRun, TestRunResult, btf_info, btf_info_full, enable_stats,
-    get_fd_by_id, get_next_id, link_create, link_detach, link_info, link_update, map_info, obj_ids,
-    prog_attach, prog_detach, prog_info, prog_query, prog_test_run, raw_tracepoint_open,
+    Batch, BatchError, BtfId, BtfInfo, Id, LinkCreate, LinkExtra, LinkId, LinkInfo, LinkTarget,
+    MapId, MapInfo, ObjIds, ObjKind, ProgId, ProgInfo, ProgQuery, TestRun, TestRunResult, btf_info,
+    btf_info_full, enable_stats, get_fd_by_id, get_next_id, link_create, link_detach, link_info,
+    link_update, map_info, obj_ids, prog_attach, prog_detach, prog_info, prog_query, prog_test_run,
+    raw_tracepoint_open,
 };
 pub use cmd::{
     MapCreate, MapFd, ProgBtf, ProgLoad, ProgLoadError, btf_load, map_create, obj_get, obj_pin,

@@ -3,12 +3,21 @@
 //! `PERF_EVENT_IOC_*` ioctls, and `mmap(2)`ed regions.
 //!
 //! # Safety
-//! `bpf(cmd, attr, size)` reads and writes at most `size` bytes of `attr`
-//! and, depending on `cmd`, dereferences pointers stored inside it (keys,
-//! values, instruction arrays, log buffers). Every caller builds `attr`
-//! from a typed `#[repr(C)]` struct in `attr.rs` whose pointer fields were
-//! taken from live Rust slices that outlive the call, with their lengths
-//! stored beside them; this module only forwards the bytes.
+//! Every system call goes through [`syscall`], the one funnel, which hands
+//! it to [`enter`], the one `unsafe fn` that reaches the kernel. `enter`'s
+//! contract is that every pointer the kernel will follow is live for the
+//! call, long enough for what the kernel reads or writes, and exclusively
+//! borrowed where the kernel writes.
+//!
+//! `syscall` meets it for `bpf(2)` because the attr is an [`Attr<'a>`]:
+//! its pointer fields can only be set from borrows of `'a` (shared where
+//! the kernel reads, `&mut` where it writes, per the layout table in
+//! `call.rs`), the caller keeps the `Attr` (and so the borrows) alive
+//! across the call by lending it as `&mut`, and [`Attr::prepare`] refuses
+//! an attr whose length fields exceed their buffers, then writes each
+//! pointer from its borrow right before the call. Buffers whose size the
+//! kernel takes from the object (map keys and values) are checked against
+//! the kernel's own description of the map by `MapFd`.
 //!
 //! `perf_event_open(attr, ..)` reads `attr.size` bytes of `attr` and, on
 //! `E2BIG`, writes the `u32` size field back; this module sets that field
@@ -17,6 +26,13 @@
 //! which can only be made from what `perf_event_open` returned, so the
 //! opcode always reaches the perf driver, never some other driver that
 //! could read the integer argument as a pointer.
+//!
+//! A new fd the kernel returns is adopted as an `OwnedFd` here, once, and
+//! moved above 2.
+//!
+//! Under `cfg(test)` the fake in `raw/fake.rs` replaces `enter` (aya's
+//! pattern), so unit tests and miri need no kernel; the checks in
+//! `syscall` run either way.
 //!
 //! A [`Region`] owns one `mmap` and hands out no references to its bytes
 //! except `&[AtomicU8]` of writable regions: the kernel (and BPF programs)
@@ -36,35 +52,45 @@ use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, 
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 
-/// One system call.
+use crate::call::Attr;
+
+#[cfg(test)]
+pub(crate) mod fake;
+
+/// One system call, as the safe layers describe it.
 #[derive(Debug)]
-pub(crate) enum Syscall<'a> {
-    /// `bpf(cmd, attr, attr.len())`.
-    Bpf {
-        /// The command.
-        cmd: u32,
-        /// The command's attribute struct, as bytes.
-        attr: &'a mut [u8],
-    },
+pub(crate) enum Syscall<'s, 'a> {
+    /// `bpf(cmd, attr, size)`, with the command and size from `attr`.
+    Bpf(&'s mut Attr<'a>),
     /// `perf_event_open(attr, pid, cpu, group_fd, PERF_FLAG_FD_CLOEXEC)`;
     /// the `size` field of `attr` is set to `attr.len()` here.
     PerfEventOpen {
         /// `struct perf_event_attr`, as bytes (at least 64).
-        attr: &'a mut [u8],
+        attr: &'s mut [u8],
         /// Process (-1: every process; 0: the calling thread).
         pid: i32,
         /// CPU (-1: any).
         cpu: i32,
         /// Group leader.
-        group: Option<&'a PerfEventFd>,
+        group: Option<&'s PerfEventFd>,
     },
     /// A `PERF_EVENT_IOC_*` ioctl.
     PerfIoctl {
         /// The event.
-        fd: &'a PerfEventFd,
+        fd: &'s PerfEventFd,
         /// The request.
-        op: PerfIoctl<'a>,
+        op: PerfIoctl<'s>,
     },
+}
+
+impl Syscall<'_, '_> {
+    fn returns_fd(&self) -> bool {
+        match self {
+            Syscall::Bpf(a) => a.cmd().is_some_and(|c| c.returns_fd()),
+            Syscall::PerfEventOpen { .. } => true,
+            Syscall::PerfIoctl { .. } => false,
+        }
+    }
 }
 
 /// The perf ioctls ember issues.
@@ -91,7 +117,7 @@ const _: () = assert!(PERF_EVENT_IOC_SET_BPF == 0x4004_2408);
 /// `PERF_FLAG_FD_CLOEXEC`.
 const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
 /// `PERF_ATTR_SIZE_VER0`, the smallest attr the kernel accepts.
-const PERF_ATTR_MIN: usize = 64;
+pub(crate) const PERF_ATTR_MIN: usize = 64;
 
 /// An fd returned by `perf_event_open` (or a dup of one): the only fds the
 /// perf ioctls are issued on.
@@ -110,6 +136,34 @@ impl PerfEventFd {
     }
 }
 
+/// What a call returned.
+#[derive(Debug)]
+pub(crate) enum Ret {
+    /// A non-negative value.
+    Val(i64),
+    /// A new fd (above 2).
+    Fd(OwnedFd),
+}
+
+impl Ret {
+    /// The fd of a call that returns one (`EINVAL` otherwise).
+    pub(crate) fn fd(self) -> Result<OwnedFd, Errno> {
+        match self {
+            Ret::Fd(fd) => Ok(fd),
+            Ret::Val(_) => Err(Errno::INVAL),
+        }
+    }
+
+    /// The value of a call that returns no fd (0 for an fd, which is
+    /// closed).
+    pub(crate) fn val(self) -> i64 {
+        match self {
+            Ret::Val(v) => v,
+            Ret::Fd(_) => 0,
+        }
+    }
+}
+
 /// `perf_event_open(attr, pid, cpu, group, PERF_FLAG_FD_CLOEXEC)`, with the
 /// new fd moved above 2.
 pub(crate) fn perf_event_open(
@@ -118,33 +172,78 @@ pub(crate) fn perf_event_open(
     cpu: i32,
     group: Option<&PerfEventFd>,
 ) -> Result<PerfEventFd, Errno> {
-    let raw = syscall(Syscall::PerfEventOpen {
+    syscall(Syscall::PerfEventOpen {
         attr,
         pid,
         cpu,
         group,
-    })?;
-    let fd = owned_fd(raw)?;
-    if fd.as_raw_fd() > 2 {
-        return Ok(PerfEventFd(fd));
-    }
-    // A dup refers to the same perf event.
-    rustix::io::fcntl_dupfd_cloexec(&fd, 3).map(PerfEventFd)
+    })?
+    .fd()
+    .map(PerfEventFd)
 }
 
-/// Performs `call`, returning the kernel's non-negative result or errno.
-pub(crate) fn syscall(call: Syscall<'_>) -> Result<i64, Errno> {
-    match call {
-        Syscall::Bpf { cmd, attr } => {
-            let size = attr.len() as libc::c_uint;
-            let ptr = attr.as_mut_ptr();
-            // SAFETY: `ptr`/`size` describe `attr`, a live, exclusively
-            // borrowed buffer; the kernel accesses at most `size` bytes of
-            // it. Pointers inside it were set by attr.rs from slices the
-            // caller keeps borrowed for the duration of this call (see the
-            // module docs).
-            let ret = unsafe { libc::syscall(libc::SYS_bpf, cmd as libc::c_long, ptr, size) };
-            if ret < 0 { Err(errno()) } else { Ok(ret) }
+/// A call in the form [`enter`] takes.
+#[derive(Debug)]
+pub(crate) enum Prepared<'s> {
+    /// `bpf(cmd, attr, attr.len())`.
+    Bpf {
+        /// `enum bpf_cmd`.
+        cmd: u32,
+        /// The attr, pointers filled in.
+        attr: &'s mut [u8],
+    },
+    /// `perf_event_open`.
+    PerfEventOpen {
+        /// The attr, `size` = its length.
+        attr: &'s mut [u8],
+        /// Process.
+        pid: i32,
+        /// CPU.
+        cpu: i32,
+        /// Group leader fd or -1.
+        group: i32,
+    },
+    /// A perf ioctl on a perf event fd.
+    PerfIoctl {
+        /// The event.
+        fd: BorrowedFd<'s>,
+        /// The request.
+        op: PerfIoctl<'s>,
+    },
+}
+
+/// Performs `call`: the one funnel every system call of ember-sys goes
+/// through. Returns the kernel's non-negative result (a new fd adopted and
+/// moved above 2) or its errno.
+///
+/// # Errors
+/// The kernel's errno, or `EINVAL`/`E2BIG`/`EBADF` for an [`Attr`] that
+/// [`Attr::prepare`] refuses (then nothing reaches the kernel).
+pub(crate) fn syscall(call: Syscall<'_, '_>) -> Result<Ret, Errno> {
+    let returns_fd = call.returns_fd();
+    let r = run(call)?;
+    if !returns_fd {
+        return Ok(Ret::Val(r));
+    }
+    let fd = adopt(r)?;
+    if fd.as_raw_fd() > 2 {
+        return Ok(Ret::Fd(fd));
+    }
+    // Moves an fd numbered 0..=2 above 2, so a closed stdin/stdout/stderr
+    // is never mistaken for a BPF object (libbpf's `ensure_good_fd`); a
+    // dup refers to the same object.
+    rustix::io::fcntl_dupfd_cloexec(&fd, 3).map(Ret::Fd)
+}
+
+/// Checks `call` and puts it in the form [`enter`] takes.
+fn prepare<'s>(call: &'s mut Syscall<'_, '_>) -> Result<Prepared<'s>, Errno> {
+    Ok(match call {
+        Syscall::Bpf(attr) => {
+            let cmd = attr.cmd().ok_or(Errno::INVAL)? as u32;
+            Prepared::Bpf {
+                cmd,
+                attr: attr.prepare()?,
+            }
         }
         Syscall::PerfEventOpen {
             attr,
@@ -159,47 +258,127 @@ pub(crate) fn syscall(call: Syscall<'_>) -> Result<i64, Errno> {
             attr.get_mut(4..8)
                 .ok_or(Errno::INVAL)?
                 .copy_from_slice(&size.to_ne_bytes());
-            let group = group.map_or(-1, |g| g.fd().as_raw_fd());
+            Prepared::PerfEventOpen {
+                attr,
+                pid: *pid,
+                cpu: *cpu,
+                group: group.map_or(-1, |g| g.fd().as_raw_fd()),
+            }
+        }
+        Syscall::PerfIoctl { fd, op } => Prepared::PerfIoctl {
+            fd: fd.fd(),
+            op: *op,
+        },
+    })
+}
+
+#[cfg(not(test))]
+fn run(mut call: Syscall<'_, '_>) -> Result<i64, Errno> {
+    let p = prepare(&mut call)?;
+    // SAFETY: `prepare` built `p` from a `Syscall`: for bpf, from an
+    // `Attr<'a>` that `Attr::prepare` checked (no misuse recorded, every
+    // length field within its borrow, written buffers exclusively
+    // borrowed), whose pointers it wrote from those borrows just now; the
+    // `Attr` and its borrows stay alive until `call` is dropped after this
+    // returns. For perf_event_open, `attr` is exclusively borrowed, at
+    // least 64 bytes, its `size` field equal to its length, and `group`
+    // is -1 or a borrowed perf event fd. For the ioctls, `fd` came from a
+    // `PerfEventFd`.
+    unsafe { enter(p) }
+}
+
+#[cfg(test)]
+fn run(mut call: Syscall<'_, '_>) -> Result<i64, Errno> {
+    // The same checks as for the kernel; the fake then sees the call.
+    prepare(&mut call)?;
+    fake::run(call)
+}
+
+/// Adopts a new fd the kernel (or, in tests, the fake) just returned.
+fn adopt(raw: i64) -> Result<OwnedFd, Errno> {
+    let fd = i32::try_from(raw).map_err(|_| Errno::INVAL)?;
+    // SAFETY: `syscall` calls this only with the result of a call that
+    // returns a new file descriptor (`Cmd::returns_fd`, perf_event_open),
+    // which nothing else owns (in tests the fake checks that it returns an
+    // fd it created and released for this, once); wrapping it transfers
+    // ownership exactly once.
+    Ok(unsafe { <OwnedFd as rustix::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// Enters the kernel.
+///
+/// # Safety
+/// - `Bpf`: every pointer field of `attr` that the kernel follows for
+///   `cmd` holds NULL or the address of memory that stays live until this
+///   returns and spans at least the length the kernel uses (from the
+///   paired length field, or the object's own sizes for map keys and
+///   values); memory the kernel writes is not otherwise accessed during
+///   the call (it comes from a `&mut` borrow).
+/// - `PerfEventOpen`: `attr` is at least `PERF_ATTR_MIN` bytes and its
+///   `size` field equals its length; `attr` sets no field that makes the
+///   kernel read user memory except through valid pointers.
+/// - `PerfIoctl`: `fd` is a perf event fd.
+#[cfg_attr(
+    test,
+    expect(dead_code, reason = "the fake replaces the kernel in unit tests")
+)]
+pub(crate) unsafe fn enter(call: Prepared<'_>) -> Result<i64, Errno> {
+    match call {
+        Prepared::Bpf { cmd, attr } => {
+            let size = libc::c_uint::try_from(attr.len()).map_err(|_| Errno::TOOBIG)?;
+            let ptr = attr.as_mut_ptr();
+            // SAFETY: `ptr`/`size` describe `attr`, a live, exclusively
+            // borrowed buffer; the kernel accesses at most `size` bytes of
+            // it, and follows its pointers only within the bounds the
+            // caller guaranteed (see `# Safety`).
+            let ret = unsafe { libc::syscall(libc::SYS_bpf, libc::c_long::from(cmd), ptr, size) };
+            if ret < 0 { Err(errno()) } else { Ok(ret) }
+        }
+        Prepared::PerfEventOpen {
+            attr,
+            pid,
+            cpu,
+            group,
+        } => {
             let ptr = attr.as_mut_ptr();
             // SAFETY: `ptr` points to `attr`, a live, exclusively borrowed
-            // buffer of at least 64 bytes whose `size` field (bytes 4..8)
-            // was just set to its length: the kernel reads at most `size`
-            // bytes and writes back only that `u32` field (on E2BIG). No
-            // field of a perf_event_attr makes the kernel write to user
-            // memory (kprobe/uprobe PMUs may *read* a string through
-            // config1, which perf.rs never sets; a bad address is EFAULT).
-            // `group` is -1 or an fd borrowed for this call. The returned
-            // fd is new and owned by nobody else.
+            // buffer of at least 64 bytes whose `size` field equals its
+            // length (caller): the kernel reads at most `size` bytes and
+            // writes back only that `u32` field (on E2BIG). No field that
+            // perf.rs sets makes the kernel write to user memory
+            // (kprobe/uprobe PMUs may *read* a string through config1,
+            // which perf.rs never sets). `group` is -1 or an fd borrowed
+            // for this call. The returned fd is new and owned by nobody
+            // else.
             let ret = unsafe {
                 libc::syscall(
                     libc::SYS_perf_event_open,
                     ptr,
-                    pid as libc::c_long,
-                    cpu as libc::c_long,
-                    group as libc::c_long,
+                    libc::c_long::from(pid),
+                    libc::c_long::from(cpu),
+                    libc::c_long::from(group),
                     PERF_FLAG_FD_CLOEXEC,
                 )
             };
             if ret < 0 { Err(errno()) } else { Ok(ret) }
         }
-        Syscall::PerfIoctl { fd, op } => {
+        Prepared::PerfIoctl { fd, op } => {
             let r = match op {
                 PerfIoctl::Enable => {
                     // SAFETY: PERF_EVENT_IOC_ENABLE is `_IO('$', 0)`, a
                     // valid opcode taking no argument (kernel `_perf_ioctl`).
                     let ioctl = unsafe { rustix::ioctl::NoArg::<PERF_EVENT_IOC_ENABLE>::new() };
-                    // SAFETY: `fd` is a perf event fd (`PerfEventFd` is only
-                    // made from perf_event_open's result), so the request
-                    // reaches the perf driver, which reads no user memory
-                    // for it.
-                    unsafe { rustix::ioctl::ioctl(fd.fd(), ioctl) }
+                    // SAFETY: `fd` is a perf event fd (caller), so the
+                    // request reaches the perf driver, which reads no user
+                    // memory for it.
+                    unsafe { rustix::ioctl::ioctl(fd, ioctl) }
                 }
                 PerfIoctl::Disable => {
                     // SAFETY: PERF_EVENT_IOC_DISABLE is `_IO('$', 1)`, a
                     // valid opcode taking no argument.
                     let ioctl = unsafe { rustix::ioctl::NoArg::<PERF_EVENT_IOC_DISABLE>::new() };
                     // SAFETY: as for Enable.
-                    unsafe { rustix::ioctl::ioctl(fd.fd(), ioctl) }
+                    unsafe { rustix::ioctl::ioctl(fd, ioctl) }
                 }
                 PerfIoctl::SetBpf(prog) => {
                     let n = usize::try_from(prog.as_raw_fd()).map_err(|_| Errno::BADF)?;
@@ -212,10 +391,10 @@ pub(crate) fn syscall(call: Syscall<'_>) -> Result<i64, Errno> {
                     let ioctl = unsafe {
                         rustix::ioctl::IntegerSetter::<PERF_EVENT_IOC_SET_BPF>::new_usize(n)
                     };
-                    // SAFETY: `fd` is a perf event fd (see Enable), so the
+                    // SAFETY: `fd` is a perf event fd (caller), so the
                     // integer reaches the perf driver, which uses it as an
                     // fd only.
-                    unsafe { rustix::ioctl::ioctl(fd.fd(), ioctl) }
+                    unsafe { rustix::ioctl::ioctl(fd, ioctl) }
                 }
             };
             r.map(|()| 0)
@@ -232,14 +411,6 @@ fn errno() -> Errno {
     // right after the failing call, before anything can change it.
     let e = unsafe { *slot };
     Errno::from_raw_os_error(e)
-}
-
-/// Turns a returned fd number into an owned fd.
-pub(crate) fn owned_fd(raw: i64) -> Result<rustix::fd::OwnedFd, Errno> {
-    let fd = i32::try_from(raw).map_err(|_| Errno::INVAL)?;
-    // SAFETY: the kernel just returned `fd` as a new file descriptor that
-    // nothing else owns; wrapping it transfers ownership exactly once.
-    Ok(unsafe { <rustix::fd::OwnedFd as rustix::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
 /// One owned `mmap(2)` of shared memory, unmapped on drop.

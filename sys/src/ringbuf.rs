@@ -20,10 +20,10 @@
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use rustix::event::epoll;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 
+use crate::epoll::{self, Events};
 use crate::error::{Result, SysError};
 use crate::mmap::{Access, Mmap, page_size};
 
@@ -198,61 +198,13 @@ pub struct RingBufPoller {
     events: Events,
 }
 
-/// Converts a timeout for epoll: `None` blocks.
-fn timespec(timeout: Option<Duration>) -> Option<rustix::event::Timespec> {
-    timeout.map(|d| rustix::event::Timespec {
-        // Clamped to what epoll_wait takes in milliseconds (~24 days).
-        tv_sec: i64::try_from(d.as_secs())
-            .unwrap_or(i64::MAX)
-            .min(2_000_000),
-        tv_nsec: i64::from(d.subsec_nanos()),
-    })
-}
-
-/// An empty epoll event slot.
-const NO_EVENT: epoll::Event = epoll::Event {
-    flags: epoll::EventFlags::empty(),
-    data: epoll::EventData::new_u64(0),
-};
-
-/// Room for one epoll event per registered fd (`epoll::Event` has no
-/// `Debug`).
-#[derive(Default)]
-pub(crate) struct Events(Vec<epoll::Event>);
-
-impl core::fmt::Debug for Events {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "Events({})", self.0.len())
-    }
-}
-
-impl Events {
-    /// One more slot.
-    pub(crate) fn grow(&mut self) {
-        self.0.push(NO_EVENT);
-    }
-
-    /// Waits up to `timeout` (`None`: for ever) and returns the `u64`
-    /// tokens of the ready fds.
-    pub(crate) fn wait(
-        &mut self,
-        epoll: &OwnedFd,
-        timeout: Option<Duration>,
-    ) -> Result<impl Iterator<Item = u64> + '_> {
-        let ts = timespec(timeout);
-        let n =
-            epoll::wait(epoll, self.0.as_mut_slice(), ts.as_ref()).map_err(err("epoll_wait"))?;
-        Ok(self.0.iter().take(n).map(|e| e.data.u64()))
-    }
-}
-
 impl RingBufPoller {
     /// An empty poller.
     ///
     /// # Errors
     /// The kernel's errno from `epoll_create1`.
     pub fn new() -> Result<RingBufPoller> {
-        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(err("epoll_create1"))?;
+        let epoll = epoll::create()?;
         Ok(RingBufPoller {
             epoll,
             rings: Vec::new(),
@@ -266,14 +218,7 @@ impl RingBufPoller {
     /// The kernel's errno from `epoll_ctl`.
     pub fn add(&mut self, ring: RingBuf) -> Result<usize> {
         let idx = self.rings.len();
-        let token = u64::try_from(idx).map_err(|_| err("epoll_ctl")(Errno::NOSPC))?;
-        epoll::add(
-            &self.epoll,
-            ring.as_fd(),
-            epoll::EventData::new_u64(token),
-            epoll::EventFlags::IN,
-        )
-        .map_err(err("epoll_ctl"))?;
+        epoll::add(&self.epoll, ring.as_fd(), idx)?;
         self.rings.push(ring);
         self.events.grow();
         Ok(idx)
@@ -300,8 +245,7 @@ impl RingBufPoller {
             return Ok(0);
         }
         let mut n = 0usize;
-        for token in self.events.wait(&self.epoll, timeout)? {
-            let idx = usize::try_from(token).unwrap_or(usize::MAX);
+        for idx in self.events.wait(&self.epoll, timeout)? {
             if let Some(ring) = self.rings.get_mut(idx) {
                 n = n.saturating_add(ring.consume(|r| f(idx, r))?);
             }
@@ -333,7 +277,7 @@ mod tests {
     fn ring(size: usize) -> RingBuf {
         let page = page_size();
         // Any fd will do: this ring is never polled.
-        let fd = epoll::create(epoll::CreateFlags::CLOEXEC).unwrap();
+        let fd = epoll::create().unwrap();
         RingBuf {
             fd,
             consumer: Mmap::anonymous(page),

@@ -11,7 +11,7 @@ use std::process::Command;
 use ember::ember_core::btf::{Btf, Kind};
 use ember::ember_core::load::{BtfFeatures, kernel_btf};
 use ember::ember_core::object::{MapType, Object};
-use ember::ember_sys::{self, Errno, ObjKind, TestRun, get_next_id, prog_info, prog_test_run};
+use ember::ember_sys::{self, Errno, TestRun, get_next_id, prog_info, prog_test_run};
 use ember::maps::{
     Array, BloomFilter, HashMap, LpmKey, LpmTrie, MapOfMaps, PerCpuArray, PerCpuHashMap, ProgArray,
     Queue, Stack,
@@ -376,7 +376,7 @@ fn every_map_type() {
         assert_eq!(past.errno(), Some(Errno::TOOBIG));
         assert_eq!(past.to_string(), "map 'array_map': update failed");
 
-        let ncpu = ember_sys::cmd::possible_cpus().unwrap() as usize;
+        let ncpu = ember_sys::cpu::possible_cpus().unwrap() as usize;
         let pa = PerCpuArray::<Val16>::new(e.map("percpu_array").unwrap()).unwrap();
         let vals = ember::maps::PerCpuValues::from_fn(|i| Val16 {
             x: i as u64,
@@ -479,7 +479,7 @@ fn every_map_type() {
             .collect();
         assert_eq!(inner_ids.len(), 2, "outer_array slots");
         let inner_b = e.map("inner_b").unwrap();
-        let ib = ember_sys::map_info(inner_b.fd()).unwrap().id;
+        let ib = ember_sys::map_info(inner_b.fd()).unwrap().id.0;
         assert!(inner_ids.contains(&ib));
         let oh = MapOfMaps::new(e.map("outer_hash").unwrap()).unwrap();
         // Its template is a u32 -> u64 hash: an array does not fit.
@@ -500,7 +500,8 @@ fn every_map_type() {
         .unwrap();
         let fit_id = ember_sys::map_info(ember_sys::AsFd::as_fd(&fit))
             .unwrap()
-            .id;
+            .id
+            .0;
         oh.set(&7u32.to_ne_bytes(), ember_sys::AsFd::as_fd(&fit))
             .unwrap();
         assert_eq!(oh.get_id(&7u32.to_ne_bytes()).unwrap(), Some(fit_id));
@@ -509,7 +510,8 @@ fn every_map_type() {
         let jt = ProgArray::new(e.map("jump_table").unwrap()).unwrap();
         let tid = prog_info(e.program("tail_target").unwrap().fd())
             .unwrap()
-            .id;
+            .id
+            .0;
         assert_eq!(jt.get_id(1).unwrap(), Some(tid));
         assert!(jt.clear(1).unwrap());
         assert_eq!(jt.get_id(1).unwrap(), None);
@@ -519,10 +521,10 @@ fn every_map_type() {
         assert_eq!(e.map("perf_events").unwrap().max_entries() as usize, ncpu);
         // The kernel knows each map under its name.
         let mut names = vec![];
-        let mut id = 0;
-        while let Ok(Some(next)) = get_next_id(ObjKind::Map, id) {
+        let mut id = ember_sys::MapId(0);
+        while let Ok(Some(next)) = get_next_id(id) {
             id = next;
-            if let Ok(fd) = ember_sys::get_fd_by_id(ObjKind::Map, id, 0) {
+            if let Ok(fd) = ember_sys::get_fd_by_id(id, 0) {
                 if let Ok(i) = ember_sys::map_info(ember_sys::AsFd::as_fd(&fd)) {
                     names.push(i.name().to_owned());
                 }
@@ -1202,7 +1204,7 @@ fn maps_move_out_and_programs_report_kernel_info() {
         use std::os::fd::AsFd;
         let p = e.program("tail_target").unwrap();
         let info = p.info().unwrap();
-        assert_ne!(info.id, 0);
+        assert_ne!(info.id.0, 0);
         assert_ne!(info.tag, [0; 8]);
         assert!(info.xlated_prog_len > 0);
         assert_eq!(info.prog_type, p.prog_type().0);
@@ -1233,11 +1235,11 @@ fn views_of_stacks_sockets_redirects_and_storage() {
 
         // A raw tracepoint run records its own kernel stack.
         let prog = e.program("record_stack").unwrap();
-        let args = [0u8; 16];
+        let mut args = [0u8; 16];
         let mut t = TestRun {
             data_in: &[],
             data_out: None,
-            ctx_in: Some(&args),
+            ctx_in: Some(&mut args),
             ctx_out: None,
             repeat: 0,
             flags: 0,

@@ -17,8 +17,9 @@ use std::ffi::CString;
 use std::time::Instant;
 
 use ember::ember_core::insn::Insn;
+use ember_sys::cpu::online_cpus;
 use ember_sys::mmap::page_size;
-use ember_sys::perf::{PerfEventAttr, online_cpus};
+use ember_sys::perf::PerfEventAttr;
 use ember_sys::{
     Access, AccessError, AsFd, BorrowedFd, Errno, MapCreate, MapFd, Mmap, OwnedFd, PerfBuffer,
     PerfRecord, ProgLoad, RingBuf, RingBufPoller, TestRun, map_create, perf_event_open, prog_load,
@@ -242,13 +243,50 @@ fn run(prog: &OwnedFd, payload: &[u8]) {
 /// Runs a raw tracepoint program once on `cpu`.
 fn run_on(prog: &OwnedFd, cpu: u32) {
     let mut t = TestRun {
-        ctx_in: Some(&[0; 8]),
+        ctx_in: Some(&mut [0; 8]),
         flags: BPF_F_TEST_RUN_ON_CPU,
         cpu,
         ..TestRun::default()
     };
     let r = prog_test_run(prog.as_fd(), &mut t).expect("BPF_PROG_TEST_RUN on a CPU");
     assert_eq!(r.retval, 0);
+}
+
+/// `BPF_PROG_TEST_RUN` writes a `BPF_PROG_TYPE_SYSCALL` program's
+/// context back into `ctx_in`, which is why `TestRun::ctx_in` is `&mut`.
+#[test]
+fn syscall_program_writes_its_context_back() {
+    let _serial = serial();
+    if !is_root() {
+        return;
+    }
+    // ctx->[4..8] = 42; return 7 (BPF_ST into the context is refused, so
+    // through a register).
+    let code = ember_tests::insns(&[mov_imm(R2, 42), stx_w(R1, 4, R2), mov_imm(R0, 7), exit()]);
+    let license = CString::new("GPL").expect("license");
+    let fd = match prog_load(&mut ProgLoad {
+        prog_type: 31,      // BPF_PROG_TYPE_SYSCALL
+        prog_flags: 1 << 4, // BPF_F_SLEEPABLE, which it requires
+        insns: &code,
+        license: &license,
+        name: "ember_syscall",
+        ..ProgLoad::default()
+    }) {
+        Ok(fd) => fd,
+        Err(e) => return skip(&format!("BPF_PROG_TYPE_SYSCALL: {e}")),
+    };
+    let mut ctx = [1u8; 8];
+    let r = prog_test_run(
+        fd.as_fd(),
+        &mut TestRun {
+            ctx_in: Some(&mut ctx),
+            ..TestRun::default()
+        },
+    )
+    .expect("BPF_PROG_TEST_RUN");
+    assert_eq!(r.retval, 7);
+    assert_eq!(ctx[..4], [1; 4]);
+    assert_eq!(ctx[4..], 42u32.to_ne_bytes());
 }
 
 fn ringbuf_map(size: u32) -> OwnedFd {

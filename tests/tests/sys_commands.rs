@@ -13,10 +13,11 @@ use ember::ember_core::btf::{Btf, Kind};
 use ember::ember_core::insn::Insn;
 use ember_sys::cmd::{LINK_TYPE_CGROUP, LINK_TYPE_RAW_TRACEPOINT, STATS_RUN_TIME};
 use ember_sys::{
-    AsFd, BorrowedFd, Errno, LinkCreate, LinkExtra, LinkTarget, MapCreate, MapFd, ObjKind, OwnedFd,
-    ProgLoad, TestRun, btf_info, btf_info_full, btf_load, enable_stats, get_fd_by_id, link_create,
-    link_detach, link_info, link_update, map_create, map_info, obj_ids, prog_attach, prog_detach,
-    prog_info, prog_load, prog_query, prog_test_run, raw_tracepoint_open,
+    AsFd, BorrowedFd, BtfId, Errno, Id, LinkCreate, LinkExtra, LinkId, LinkTarget, MapCreate,
+    MapFd, MapId, OwnedFd, ProgId, ProgLoad, TestRun, btf_info, btf_info_full, btf_load,
+    enable_stats, get_fd_by_id, link_create, link_detach, link_info, link_update, map_create,
+    map_info, obj_ids, prog_attach, prog_detach, prog_info, prog_load, prog_query, prog_test_run,
+    raw_tracepoint_open,
 };
 use ember_tests::{EXIT, insns, is_root, open_fds, serial, skip};
 
@@ -99,8 +100,8 @@ fn path_fd() -> OwnedFd {
         .into()
 }
 
-fn all_ids(kind: ObjKind) -> Vec<u32> {
-    obj_ids(kind)
+fn all_ids<I: Id>() -> Vec<I> {
+    obj_ids::<I>()
         .collect::<Result<Vec<_>, _>>()
         .expect("id walk")
 }
@@ -395,10 +396,10 @@ fn ids_reopen_by_id_and_info_match() {
             ),
             (MAP_TYPE_HASH, 8, 16, 7, 1, "ember_ids")
         );
-        assert_ne!(mi.id, 0);
-        assert_eq!(mi.btf_id, 0);
-        assert!(all_ids(ObjKind::Map).contains(&mi.id));
-        let again = get_fd_by_id(ObjKind::Map, mi.id, 0).expect("map by id");
+        assert_ne!(mi.id, MapId(0));
+        assert_eq!(mi.btf_id, BtfId(0));
+        assert!(all_ids::<MapId>().contains(&mi.id));
+        let again = get_fd_by_id(mi.id, 0).expect("map by id");
         assert_eq!(map_info(again.as_fd()).expect("info"), mi);
 
         // A program.
@@ -412,8 +413,8 @@ fn ids_reopen_by_id_and_info_match() {
         assert_eq!(pi.created_by_uid, 0);
         assert!(pi.verified_insns >= 2, "{pi:?}");
         assert_ne!(pi.tag, [0; 8]);
-        assert!(all_ids(ObjKind::Prog).contains(&pi.id));
-        let again = get_fd_by_id(ObjKind::Prog, pi.id, 0).expect("prog by id");
+        assert!(all_ids::<ProgId>().contains(&pi.id));
+        let again = get_fd_by_id(pi.id, 0).expect("prog by id");
         let pi2 = prog_info(again.as_fd()).expect("info");
         assert_eq!((pi2.id, pi2.tag, pi2.name()), (pi.id, pi.tag, pi.name()));
         // Tags are the kernel's hash of the instructions: the same code
@@ -431,28 +432,33 @@ fn ids_reopen_by_id_and_info_match() {
             (bi.btf_size as usize, bi.kernel_btf, bi.name_len, bi.name()),
             (blob.len(), false, 0, "")
         );
-        assert!(all_ids(ObjKind::Btf).contains(&bi.id));
+        assert!(all_ids::<BtfId>().contains(&bi.id));
         let mut data = vec![0xaa; 3];
         let full = btf_info_full(b.as_fd(), Some(&mut data)).expect("btf data");
         assert_eq!(data, blob);
         assert_eq!(full.id, bi.id);
-        let again = get_fd_by_id(ObjKind::Btf, bi.id, 0).expect("btf by id");
+        let again = get_fd_by_id(bi.id, 0).expect("btf by id");
         assert_eq!(btf_info(again.as_fd()).expect("info"), bi);
         // The BTF reader will not hand pointers to a fd that is not BTF.
         let e = btf_info_full(fd.as_fd(), Some(&mut data)).unwrap_err();
         assert_eq!((e.cmd, e.errno), ("BPF_OBJ_GET_INFO_BY_FD", Errno::INVAL));
 
         // Ids nobody holds.
-        for kind in [ObjKind::Prog, ObjKind::Map, ObjKind::Btf, ObjKind::Link] {
-            let e = get_fd_by_id(kind, u32::MAX, 0).unwrap_err();
-            assert_eq!(e.errno, Errno::NOENT, "{kind:?}");
+        for e in [
+            get_fd_by_id(ProgId(u32::MAX), 0),
+            get_fd_by_id(MapId(u32::MAX), 0),
+            get_fd_by_id(BtfId(u32::MAX), 0),
+            get_fd_by_id(LinkId(u32::MAX), 0),
+        ] {
+            let e = e.unwrap_err();
+            assert_eq!(e.errno, Errno::NOENT, "{}", e.cmd);
         }
-        let e = get_fd_by_id(ObjKind::Map, u32::MAX, 0).unwrap_err();
+        let e = get_fd_by_id(MapId(u32::MAX), 0).unwrap_err();
         assert_eq!(e.cmd, "BPF_MAP_GET_FD_BY_ID");
         // Ids stay below INT_MAX; starting at or above it is EINVAL.
         let last = u32::try_from(i32::MAX).expect("fits") - 1;
-        assert_eq!(ember_sys::get_next_id(ObjKind::Map, last), Ok(None));
-        let e = ember_sys::get_next_id(ObjKind::Link, u32::MAX).unwrap_err();
+        assert_eq!(ember_sys::get_next_id(MapId(last)), Ok(None));
+        let e = ember_sys::get_next_id(LinkId(u32::MAX)).unwrap_err();
         assert_eq!((e.cmd, e.errno), ("BPF_LINK_GET_NEXT_ID", Errno::INVAL));
     });
 }
@@ -469,8 +475,8 @@ fn vmlinux_btf_by_id_matches_sysfs() {
     no_leak(|| {
         let mut found = vec![];
         let mut data = Vec::new();
-        for id in all_ids(ObjKind::Btf) {
-            let fd = match get_fd_by_id(ObjKind::Btf, id, 0) {
+        for id in all_ids::<BtfId>() {
+            let fd = match get_fd_by_id(id, 0) {
                 Ok(fd) => fd,
                 // Freed since the walk.
                 Err(e) if e.errno == Errno::NOENT => continue,
@@ -589,11 +595,11 @@ fn raw_tracepoint_links() {
             (LINK_TYPE_RAW_TRACEPOINT, pi.id, Some(10))
         );
         assert_eq!(li.cgroup_id(), None);
-        assert!(all_ids(ObjKind::Link).contains(&li.id));
-        let again = get_fd_by_id(ObjKind::Link, li.id, 0).expect("link by id");
+        assert!(all_ids::<LinkId>().contains(&li.id));
+        let again = get_fd_by_id(li.id, 0).expect("link by id");
         assert_eq!(link_info(again.as_fd()).expect("info"), li);
         drop((again, link));
-        assert!(!all_ids(ObjKind::Link).contains(&li.id), "closing detaches");
+        assert!(!all_ids::<LinkId>().contains(&li.id), "closing detaches");
 
         let bogus = CString::new("ember_no_such_tracepoint").expect("name");
         let e = raw_tracepoint_open(p.as_fd(), Some(&bogus)).unwrap_err();
@@ -651,8 +657,8 @@ impl Cgroup {
     }
 
     /// Ids attached for ingress, and the query's report.
-    fn query(&self, room: usize) -> (Vec<u32>, Vec<u32>, ember_sys::ProgQuery) {
-        let mut ids = vec![0u32; room];
+    fn query(&self, room: usize) -> (Vec<ProgId>, Vec<u32>, ember_sys::ProgQuery) {
+        let mut ids = vec![ProgId(0); room];
         let mut flags = vec![0u32; room];
         let q = prog_query(
             self.fd(),
@@ -672,7 +678,7 @@ impl Drop for Cgroup {
     fn drop(&mut self) {
         let (ids, _, _) = self.query(16);
         for id in ids {
-            if let Ok(p) = get_fd_by_id(ObjKind::Prog, id, 0) {
+            if let Ok(p) = get_fd_by_id(id, 0) {
                 let _ = prog_detach(Some(p.as_fd()), self.fd(), CGROUP_INET_INGRESS);
             }
         }
@@ -727,7 +733,7 @@ fn cgroup_links_and_legacy_attach_with_queries() {
             (li.link_type, li.prog_id, li.cgroup_id(), li.attach_type()),
             (LINK_TYPE_CGROUP, id1, Some(ino), Some(CGROUP_INET_INGRESS))
         );
-        assert!(all_ids(ObjKind::Link).contains(&li.id));
+        assert!(all_ids::<LinkId>().contains(&li.id));
 
         // Swap its program; a stale expectation is refused.
         link_update(link.as_fd(), p2.as_fd(), Some(p1.as_fd())).expect("link update");
@@ -819,7 +825,7 @@ fn errors_name_the_command_and_the_errno() {
             ),
             (
                 "BPF_PROG_QUERY",
-                prog_query(b, CGROUP_INET_INGRESS, 0, &mut [0; 2], None).map(drop),
+                prog_query(b, CGROUP_INET_INGRESS, 0, &mut [ProgId(0); 2], None).map(drop),
             ),
             (
                 "BPF_PROG_DETACH",

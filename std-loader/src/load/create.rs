@@ -58,7 +58,12 @@ impl Loading<'_, '_> {
         }
         let mut max_entries = m.max_entries;
         if m.map_type == MapType::PERF_EVENT_ARRAY && max_entries == 0 {
-            max_entries = possible_cpus() as u32;
+            // One slot per possible CPU; no guess when that is unknown.
+            max_entries =
+                ember_sys::cpu::possible_cpus().map_err(|source| LoadError::MapCreate {
+                    map: m.name.to_string(),
+                    source,
+                })?;
         }
         if matches!(m.map_type, MapType::RINGBUF | MapType::USER_RINGBUF) {
             max_entries =

@@ -213,12 +213,6 @@ fn cpath(p: &Path) -> CString {
 /// The largest verifier or BTF log the kernel accepts (`UINT_MAX >> 2`).
 const MAX_LOG: usize = (u32::MAX >> 2) as usize;
 
-/// Number of possible CPUs (per-CPU map values hold one slot per CPU);
-/// 1 when `/sys/devices/system/cpu/possible` cannot be read.
-pub fn possible_cpus() -> usize {
-    ember_sys::cmd::possible_cpus().map_or(1, |n| n.max(1) as usize)
-}
-
 impl EbpfLoader {
     /// A loader with the defaults: kernel BTF from the standard places,
     /// no pinning, verifier log only on failure.

@@ -67,7 +67,7 @@ impl PerfEventArray {
     /// is not a perf event array; the first failing call's error.
     pub fn open(map: &Map, page_count: usize) -> Result<Self, MapError> {
         map.expect(&[MapType::PERF_EVENT_ARRAY], 4, 4)?;
-        let cpus = ember_sys::perf::online_cpus().map_err(|e| map.sys("open", e))?;
+        let cpus = ember_sys::cpu::online_cpus().map_err(|e| map.sys("open", e))?;
         PerfBuffer::new(map.map_fd(), &cpus, page_count)
             .map(PerfEventArray)
             .map_err(|e| map.sys("open", e))

@@ -21,7 +21,7 @@ impl<V: Pod> PerCpuValues<V> {
     /// # Errors
     /// The possible-CPU count cannot be read.
     pub fn from_fn(f: impl FnMut(usize) -> V) -> Result<Self, SysError> {
-        let n = ember_sys::cmd::possible_cpus()?;
+        let n = ember_sys::cpu::possible_cpus()?;
         Ok(PerCpuValues((0..n as usize).map(f).collect()))
     }
 
@@ -75,7 +75,7 @@ impl Map {
     /// `values` as one per-CPU value buffer, checked against the number
     /// of possible CPUs (which the kernel reads and writes per lookup).
     fn per_cpu_bytes<V: Pod>(&self, values: &[V]) -> Result<Vec<u8>, MapError> {
-        let cpus = ember_sys::cmd::possible_cpus().map_err(|e| self.sys("update", e))?;
+        let cpus = ember_sys::cpu::possible_cpus().map_err(|e| self.sys("update", e))?;
         join_per_cpu(values, self.value_size, cpus as usize).ok_or_else(|| {
             self.error(
                 "update",

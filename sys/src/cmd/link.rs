@@ -1,0 +1,301 @@
+//! Links and attachment: `BPF_LINK_CREATE`, `BPF_LINK_UPDATE`,
+//! `BPF_LINK_DETACH`, `BPF_RAW_TRACEPOINT_OPEN`, and the legacy
+//! `BPF_PROG_ATTACH` / `BPF_PROG_DETACH` / `BPF_PROG_QUERY`.
+
+use core::ffi::CStr;
+use core::mem::offset_of;
+
+use rustix::fd::{BorrowedFd, OwnedFd};
+use rustix::io::Errno;
+
+use super::{bpf, bpf_errno, bpf_fd, errno, len_out};
+use crate::attr::{
+    LinkCreateAttr, LinkUpdateAttr, OneAttr, ProgAttachAttr, QueryAttr, RawTracepointAttr,
+};
+use crate::call::{Attr, Cmd};
+use crate::error::Result;
+use crate::id::ProgId;
+
+/// `BPF_F_REPLACE`.
+pub(crate) const F_REPLACE: u32 = 1 << 2;
+
+/// `BPF_LINK_TYPE_RAW_TRACEPOINT`.
+pub const LINK_TYPE_RAW_TRACEPOINT: u32 = 1;
+/// `BPF_LINK_TYPE_TRACING`.
+pub const LINK_TYPE_TRACING: u32 = 2;
+/// `BPF_LINK_TYPE_CGROUP`.
+pub const LINK_TYPE_CGROUP: u32 = 3;
+/// `BPF_LINK_TYPE_NETNS`.
+pub const LINK_TYPE_NETNS: u32 = 5;
+
+/// Where a link attaches.
+#[derive(Debug, Clone, Copy)]
+pub enum LinkTarget<'a> {
+    /// No target object (tracing, `tp_btf`, LSM, iterators).
+    None,
+    /// A cgroup, netns, program (freplace) or other object fd.
+    Fd(BorrowedFd<'a>),
+    /// A network device (XDP, tcx, netkit).
+    Ifindex(u32),
+}
+
+/// The type-dependent tail of `BPF_LINK_CREATE`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LinkExtra {
+    /// Nothing.
+    #[default]
+    None,
+    /// `target_btf_id` (freplace: the BTF id of the replaced function).
+    TargetBtfId(u32),
+    /// `perf_event.bpf_cookie` (attach type `BPF_PERF_EVENT`, with a
+    /// perf event fd as target).
+    PerfEvent {
+        /// Value for `bpf_get_attach_cookie()`.
+        bpf_cookie: u64,
+    },
+    /// `tracing` (fentry, fexit, fmod_ret, LSM).
+    Tracing {
+        /// Target BTF id (0: the program's `attach_btf_id`).
+        target_btf_id: u32,
+        /// Value for `bpf_get_attach_cookie()`.
+        cookie: u64,
+    },
+}
+
+/// What `BPF_LINK_CREATE` needs.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkCreate<'a> {
+    /// The program.
+    pub prog: BorrowedFd<'a>,
+    /// Where it attaches.
+    pub target: LinkTarget<'a>,
+    /// `enum bpf_attach_type`.
+    pub attach_type: u32,
+    /// Flags.
+    pub flags: u32,
+    /// Type-dependent tail.
+    pub extra: LinkExtra,
+}
+
+/// `BPF_LINK_CREATE`—Attaches a program through a link; closing the last
+/// fd of the link (and unpinning it) detaches it.
+///
+/// # Errors
+/// The kernel's errno.
+///
+/// # References
+/// bpf(2); `Documentation/bpf/`.
+#[doc(alias = "BPF_LINK_CREATE")]
+pub fn link_create(l: &LinkCreate<'_>) -> Result<OwnedFd> {
+    type A = LinkCreateAttr;
+    let mut a = Attr::new(Cmd::LinkCreate);
+    a.put_fd(offset_of!(A, prog_fd), l.prog);
+    match l.target {
+        LinkTarget::None => {}
+        LinkTarget::Fd(fd) => a.put_fd(offset_of!(A, target_fd), fd),
+        LinkTarget::Ifindex(i) => a.put_u32(offset_of!(A, target_fd), i),
+    }
+    a.put_u32(offset_of!(A, attach_type), l.attach_type);
+    a.put_u32(offset_of!(A, flags), l.flags);
+    // The union at 16.. holds pointers for some attach types (iterators,
+    // kprobe/uprobe multi), which the kernel only reads; ember writes
+    // integers there only.
+    match l.extra {
+        LinkExtra::None => {}
+        LinkExtra::TargetBtfId(id) => a.put_u32(offset_of!(A, target_btf_id), id),
+        LinkExtra::PerfEvent { bpf_cookie } => {
+            a.put_u64(offset_of!(A, target_btf_id), bpf_cookie);
+        }
+        LinkExtra::Tracing {
+            target_btf_id,
+            cookie,
+        } => {
+            a.put_u32(offset_of!(A, target_btf_id), target_btf_id);
+            a.put_u64(offset_of!(A, cookie), cookie);
+        }
+    }
+    bpf_fd(&mut a)
+}
+
+/// `BPF_LINK_UPDATE`—Swaps the program of `link` for `new_prog`; with
+/// `old_prog`, only if that is the current one (`BPF_F_REPLACE` is set
+/// for you).
+///
+/// # Errors
+/// The kernel's errno (`EPERM` when `old_prog` is not current).
+///
+/// # References
+/// bpf(2); `kernel/bpf/syscall.c`.
+#[doc(alias = "BPF_LINK_UPDATE")]
+pub fn link_update(
+    link: BorrowedFd<'_>,
+    new_prog: BorrowedFd<'_>,
+    old_prog: Option<BorrowedFd<'_>>,
+) -> Result<()> {
+    type A = LinkUpdateAttr;
+    let mut a = Attr::new(Cmd::LinkUpdate);
+    a.put_fd(offset_of!(A, link_fd), link);
+    a.put_fd(offset_of!(A, new_prog_fd), new_prog);
+    if let Some(old) = old_prog {
+        a.put_u32(offset_of!(A, flags), F_REPLACE);
+        a.put_fd(offset_of!(A, old_prog_fd), old);
+    }
+    bpf(&mut a).map(drop)
+}
+
+/// `BPF_LINK_DETACH`—Detaches `link` now; the fd stays open but defunct.
+///
+/// # Errors
+/// The kernel's errno.
+///
+/// # References
+/// bpf(2); `kernel/bpf/syscall.c`.
+#[doc(alias = "BPF_LINK_DETACH")]
+pub fn link_detach(link: BorrowedFd<'_>) -> Result<()> {
+    let mut a = Attr::new(Cmd::LinkDetach);
+    a.put_fd(offset_of!(OneAttr, value), link);
+    bpf(&mut a).map(drop)
+}
+
+/// `BPF_RAW_TRACEPOINT_OPEN`—Attaches a raw tracepoint program to the
+/// tracepoint `name`; `None` for a BTF-typed (`tp_btf`) tracing program,
+/// whose target was fixed at load. Returns the link.
+///
+/// # Errors
+/// The kernel's errno (`ENOENT` for an unknown tracepoint).
+///
+/// # References
+/// bpf(2); `kernel/bpf/syscall.c`.
+#[doc(alias = "BPF_RAW_TRACEPOINT_OPEN")]
+pub fn raw_tracepoint_open(prog: BorrowedFd<'_>, name: Option<&CStr>) -> Result<OwnedFd> {
+    let mut a = Attr::new(Cmd::RawTracepointOpen);
+    if let Some(n) = name {
+        a.put_cstr(offset_of!(RawTracepointAttr, name), n);
+    }
+    a.put_fd(offset_of!(RawTracepointAttr, prog_fd), prog);
+    bpf_fd(&mut a)
+}
+
+/// `BPF_PROG_ATTACH`—Attaches `prog` to `target` (a cgroup, netns, sockmap
+/// or device fd) the legacy way, which outlives the fd. With `replace`,
+/// that program is replaced (`BPF_F_REPLACE` is set for you).
+///
+/// # Errors
+/// The kernel's errno.
+///
+/// # References
+/// bpf(2); `kernel/bpf/syscall.c`.
+#[doc(alias = "BPF_PROG_ATTACH")]
+pub fn prog_attach(
+    prog: BorrowedFd<'_>,
+    target: BorrowedFd<'_>,
+    attach_type: u32,
+    flags: u32,
+    replace: Option<BorrowedFd<'_>>,
+) -> Result<()> {
+    type A = ProgAttachAttr;
+    let mut a = Attr::new(Cmd::ProgAttach);
+    a.put_fd(offset_of!(A, target_fd), target);
+    a.put_fd(offset_of!(A, attach_bpf_fd), prog);
+    a.put_u32(offset_of!(A, attach_type), attach_type);
+    let flags = match replace {
+        Some(old) => {
+            a.put_fd(offset_of!(A, replace_bpf_fd), old);
+            flags | F_REPLACE
+        }
+        None => flags,
+    };
+    a.put_u32(offset_of!(A, attach_flags), flags);
+    bpf(&mut a).map(drop)
+}
+
+/// `BPF_PROG_DETACH`—Detaches `prog` (or, with `None`, the one program
+/// attached without `BPF_F_ALLOW_MULTI`) from `target`.
+///
+/// # Errors
+/// The kernel's errno (`ENOENT` when nothing matches).
+///
+/// # References
+/// bpf(2); `kernel/bpf/syscall.c`.
+#[doc(alias = "BPF_PROG_DETACH")]
+pub fn prog_detach(
+    prog: Option<BorrowedFd<'_>>,
+    target: BorrowedFd<'_>,
+    attach_type: u32,
+) -> Result<()> {
+    type A = ProgAttachAttr;
+    let mut a = Attr::new(Cmd::ProgDetach);
+    a.put_fd(offset_of!(A, target_fd), target);
+    if let Some(p) = prog {
+        a.put_fd(offset_of!(A, attach_bpf_fd), p);
+    }
+    a.put_u32(offset_of!(A, attach_type), attach_type);
+    bpf(&mut a).map(drop)
+}
+
+/// What `BPF_PROG_QUERY` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProgQuery {
+    /// The container's attach flags (`BPF_F_ALLOW_MULTI`, ...).
+    pub attach_flags: u32,
+    /// Programs attached, which may exceed what the slice held.
+    pub prog_cnt: u32,
+    /// Leading ids (and flags) written to the caller's slices.
+    pub written: usize,
+    /// Attachment revision (kernels with multi-program attachment; else 0).
+    pub revision: u64,
+}
+
+/// `BPF_PROG_QUERY`—Lists the ids of programs attached to `target` for
+/// `attach_type` into `prog_ids` (and their attach flags into
+/// `prog_attach_flags`; the kernel fills the shorter length of the two).
+/// `query_flags` may be `BPF_F_QUERY_EFFECTIVE` (1) for the programs that
+/// actually run, inherited ones included (the kernel then refuses
+/// `prog_attach_flags`).
+///
+/// When the slice is too short the kernel fills it and says `ENOSPC`;
+/// that is not an error here: `prog_cnt > written` tells.
+///
+/// # Errors
+/// The kernel's errno.
+///
+/// # References
+/// bpf(2); `kernel/bpf/syscall.c`.
+#[doc(alias = "BPF_PROG_QUERY")]
+pub fn prog_query(
+    target: BorrowedFd<'_>,
+    attach_type: u32,
+    query_flags: u32,
+    prog_ids: &mut [ProgId],
+    prog_attach_flags: Option<&mut [u32]>,
+) -> Result<ProgQuery> {
+    type Q = QueryAttr;
+    let cmd = Cmd::ProgQuery;
+    let room = prog_attach_flags
+        .as_deref()
+        .map_or(prog_ids.len(), |f| f.len().min(prog_ids.len()));
+    let room = len_out(room);
+    let mut a = Attr::new(cmd);
+    a.put_fd(offset_of!(Q, target_fd), target);
+    a.put_u32(offset_of!(Q, attach_type), attach_type);
+    a.put_u32(offset_of!(Q, query_flags), query_flags);
+    if room > 0 {
+        a.put_u32(offset_of!(Q, prog_cnt), room);
+        a.put_mut_slice(offset_of!(Q, prog_ids), prog_ids);
+        if let Some(f) = prog_attach_flags {
+            a.put_mut_slice(offset_of!(Q, prog_attach_flags), f);
+        }
+    }
+    match bpf_errno(&mut a) {
+        Ok(_) => {}
+        Err(e) if e == Errno::NOSPC => {}
+        Err(e) => return Err(errno(cmd.name(), e)),
+    }
+    let prog_cnt = a.get_u32(offset_of!(Q, prog_cnt));
+    Ok(ProgQuery {
+        attach_flags: a.get_u32(offset_of!(Q, attach_flags)),
+        prog_cnt,
+        written: usize::try_from(prog_cnt.min(room)).unwrap_or(usize::MAX),
+        revision: a.get_u64(offset_of!(Q, revision)),
+    })
+}
