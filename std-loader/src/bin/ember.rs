@@ -35,10 +35,13 @@ enum Cmd {
     Load {
         /// The BPF object file.
         file: PathBuf,
-        /// Kernel BTF (raw or ELF) instead of searching for it.
+        /// CO-RE target BTF (raw or ELF) instead of the kernel's, as
+        /// libbpf's btf_custom_path: attach targets, kfuncs and typed ksyms
+        /// still use the running kernel's own BTF.
         #[arg(long)]
         btf: Option<PathBuf>,
-        /// A btfhub-style directory searched when the kernel has no BTF.
+        /// A btfhub-style directory searched for a CO-RE target when the
+        /// kernel has no BTF.
         #[arg(long = "btf-dir")]
         btf_dir: Option<PathBuf>,
         /// Pin every map and program under this bpffs directory (created
