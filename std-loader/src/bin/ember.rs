@@ -496,7 +496,13 @@ fn explain(
         modules: &modules,
         is_override,
     };
-    let ex = ember::explain::explain(&obj, &targets).map_err(|e| {
+    // An external file is named as what it is, not as the kernel's vmlinux.
+    let main_name = if found.is_running_kernel() {
+        "vmlinux".to_owned()
+    } else {
+        main_path.display().to_string()
+    };
+    let ex = ember::explain::explain(&obj, &targets, &main_name).map_err(|e| {
         let where_ = e
             .func
             .and_then(|f| obj.functions.get(f))
