@@ -395,6 +395,35 @@ mod tests {
     }
 
     #[test]
+    fn kernel_ids_error_does_not_offer_an_external_file() {
+        let searched = || vec![(PathBuf::from("/sys/kernel/btf/vmlinux"), Why::Absent)];
+        let ids = LoadError::NoKernelIdBtf {
+            object: "x.o".into(),
+            needs: "program 'p' (tp_btf/task_newtask)".into(),
+            source: NoKernelBtf {
+                release: "6.18.0".into(),
+                searched: searched(),
+                external_helps: false,
+            },
+        };
+        let top = ids.to_string();
+        assert!(top.contains("needs the running kernel's own BTF for program 'p'"));
+        assert!(top.contains("not for the kernel's own type ids"), "{top}");
+        let cause = ids.source().unwrap().to_string();
+        assert!(cause.contains("/sys/kernel/btf/vmlinux: absent"), "{cause}");
+        assert!(!cause.contains("--btf"), "{cause}");
+        let core = NoKernelBtf {
+            release: "6.18.0".into(),
+            searched: searched(),
+            external_helps: true,
+        };
+        assert!(
+            core.to_string().ends_with("RELEASE.btf[.tar.xz])"),
+            "{core}"
+        );
+    }
+
+    #[test]
     fn crate_error_chains_do_not_repeat() {
         let bad = CoreErr::new(ErrorKind::BadMagic(0x1234), 0);
         let errors = [

@@ -153,6 +153,13 @@ impl Ebpf {
     }
 }
 
+fn parse_kernel_btf(k: &KernelBtf) -> Result<Btf<'_>, LoadError> {
+    k.btf().map_err(|source| LoadError::KernelBtf {
+        path: k.path.clone(),
+        source,
+    })
+}
+
 /// Whether two paths name the same file (`--btf /sys/kernel/btf/vmlinux`
 /// is the running kernel's BTF: parsed once, used for both jobs).
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -375,7 +382,7 @@ impl<'l, 'o> Loading<'l, 'o> {
             match (&search.file, &running) {
                 (Some(f), Some(k)) if same_file(f, &k.path) => None,
                 (None, Some(_)) => None,
-                (Some(_), _) | (None, None) => {
+                _ => {
                     // An explicit file, or btfhub after the standard places.
                     let found = match (&search.file, &search.hub_dir, running_missing) {
                         (None, None, Some(source)) => Err(source),
@@ -389,14 +396,8 @@ impl<'l, 'o> Loading<'l, 'o> {
                 }
             }
         };
-        fn parse(k: &KernelBtf) -> Result<Btf<'_>, LoadError> {
-            k.btf().map_err(|source| LoadError::KernelBtf {
-                path: k.path.clone(),
-                source,
-            })
-        }
-        let running_main = running.as_ref().map(parse).transpose()?;
-        let external_main = external.as_ref().map(parse).transpose()?;
+        let running_main = running.as_ref().map(parse_kernel_btf).transpose()?;
+        let external_main = external.as_ref().map(parse_kernel_btf).transpose()?;
         if let Some(k) = &external {
             self.notes.push(format!(
                 "CO-RE target: {} (external; kernel ids from the running kernel)",
