@@ -109,7 +109,7 @@ fn ember_prepare(bytes: &[u8], feat: &BtfFeatures, lap: &mut dyn FnMut(usize)) -
         is_override: false,
     };
     lap(2);
-    let mut code = explain(&obj, &targets).expect("CO-RE").code;
+    let mut code = explain(&obj, &targets, "vmlinux").expect("CO-RE").code;
     lap(3);
     let untyped: Vec<&str> = obj
         .externs

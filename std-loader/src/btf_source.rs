@@ -1,6 +1,12 @@
 //! Finding the running kernel's BTF: sysfs, libbpf's fallback paths, an
 //! explicit file, or a btfhub-style directory (plain or `.btf.tar.xz`).
 //!
+//! An explicit file or a btfhub file stands in for the kernel's BTF as a
+//! CO-RE target only ([`KernelBtf::is_running_kernel`] tells them apart):
+//! the ids the kernel checks itself (attach targets, kfuncs, typed ksyms)
+//! must come from the running kernel, found with
+//! [`BtfSearch::running_kernel`].
+//!
 //! When nothing is found the error lists every place searched and why
 //! each failed, so "no BTF" is never the whole story.
 
@@ -47,17 +53,24 @@ pub struct NoKernelBtf {
     pub release: String,
     /// (location, reason) in search order.
     pub searched: Vec<(PathBuf, Why)>,
+    /// Whether an external file (`--btf`, `--btf-dir`) could stand in:
+    /// false when the search was for the running kernel's own BTF, which
+    /// only the kernel can give; the message then offers no such advice.
+    pub external_helps: bool,
 }
 
 impl fmt::Display for NoKernelBtf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "no BTF for kernel {} was found; searched:", self.release)?;
+        write!(f, "no BTF for kernel {} was found; searched:", self.release)?;
         for (p, why) in &self.searched {
-            writeln!(f, "  {}: {why}", p.display())?;
+            write!(f, "\n  {}: {why}", p.display())?;
+        }
+        if !self.external_helps {
+            return Ok(());
         }
         write!(
             f,
-            "supply one with --btf FILE (raw BTF or an ELF with .BTF, e.g. from btfhub) \
+            "\nsupply one with --btf FILE (raw BTF or an ELF with .BTF, e.g. from btfhub) \
              or --btf-dir DIR (btfhub layout: ID/VERSION_ID/ARCH/RELEASE.btf[.tar.xz])"
         )
     }
@@ -71,6 +84,7 @@ pub struct KernelBtf {
     /// Where it was found (for archives, the archive).
     pub path: PathBuf,
     bytes: KernelBytes,
+    running: bool,
 }
 
 #[derive(Debug)]
@@ -95,19 +109,42 @@ impl KernelBtf {
     pub fn btf(&self) -> ember_core::Result<Btf<'_>> {
         Btf::parse_any(self.bytes(), None)
     }
+
+    /// Whether this is the running kernel's own BTF (sysfs or one of
+    /// libbpf's fallback paths for its release), whose type ids are the
+    /// kernel's; false for an explicit file or a btfhub file, which serve
+    /// as CO-RE targets only.
+    pub fn is_running_kernel(&self) -> bool {
+        self.running
+    }
 }
 
 /// Where to look, in addition to the standard places.
 #[derive(Debug, Default, Clone)]
 pub struct BtfSearch {
-    /// An explicit file: used alone when given.
+    /// An explicit file: used alone when given (a CO-RE target only, as
+    /// libbpf's `btf_custom_path`).
     pub file: Option<PathBuf>,
-    /// A btfhub-style directory, searched after the standard places.
+    /// A btfhub-style directory, searched after the standard places (a
+    /// CO-RE target only).
     pub hub_dir: Option<PathBuf>,
     /// Override of the kernel release (default: `/proc/sys/kernel/osrelease`).
     pub release: Option<String>,
     /// Override of the sysfs path (tests).
     pub sysfs: Option<PathBuf>,
+}
+
+impl BtfSearch {
+    /// The same search without the external sources (`file`, `hub_dir`):
+    /// where the running kernel's own BTF is, whose ids attach targets,
+    /// kfuncs and typed ksyms must use.
+    pub fn running_kernel(&self) -> BtfSearch {
+        BtfSearch {
+            file: None,
+            hub_dir: None,
+            ..self.clone()
+        }
+    }
 }
 
 fn why(e: io::Error) -> Why {
@@ -118,12 +155,13 @@ fn why(e: io::Error) -> Why {
     }
 }
 
-fn try_file(p: &Path) -> Result<KernelBtf, Why> {
+fn try_file(p: &Path, running: bool) -> Result<KernelBtf, Why> {
     let bytes = FileBytes::open(p).map_err(why)?;
     Btf::parse_any(&bytes, None).map_err(Why::NotBtf)?;
     Ok(KernelBtf {
         path: p.to_owned(),
         bytes: KernelBytes::File(bytes),
+        running,
     })
 }
 
@@ -149,6 +187,7 @@ fn try_archive(p: &Path, release: &str) -> Result<KernelBtf, Why> {
             return Ok(KernelBtf {
                 path: p.to_owned(),
                 bytes: KernelBytes::Extracted(out),
+                running: false,
             });
         }
     }
@@ -189,10 +228,12 @@ pub fn find_kernel_btf(search: &BtfSearch) -> Result<KernelBtf, NoKernelBtf> {
             .unwrap_or_default()
     });
     let mut searched = Vec::new();
+    let external_helps = true;
     if let Some(f) = &search.file {
-        return try_file(f).map_err(|w| NoKernelBtf {
+        return try_file(f, false).map_err(|w| NoKernelBtf {
             release,
             searched: vec![(f.clone(), w)],
+            external_helps,
         });
     }
     let r = &release;
@@ -215,12 +256,16 @@ pub fn find_kernel_btf(search: &BtfSearch) -> Result<KernelBtf, NoKernelBtf> {
         .map(PathBuf::from),
     );
     for (i, p) in paths.into_iter().enumerate() {
-        match try_file(&p) {
+        match try_file(&p, true) {
             Ok(k) => return Ok(k),
             // sysfs present but unusable is an error, not a reason to guess.
             Err(w @ Why::NotBtf(_)) if i == 0 => {
                 searched.push((p, w));
-                return Err(NoKernelBtf { release, searched });
+                return Err(NoKernelBtf {
+                    release,
+                    searched,
+                    external_helps,
+                });
             }
             Err(w) => searched.push((p, w)),
         }
@@ -229,7 +274,7 @@ pub fn find_kernel_btf(search: &BtfSearch) -> Result<KernelBtf, NoKernelBtf> {
         let (id, ver) = os_release();
         let base = dir.join(&id).join(&ver).join(hub_arch());
         let plain = base.join(format!("{r}.btf"));
-        match try_file(&plain) {
+        match try_file(&plain, false) {
             Ok(k) => return Ok(k),
             Err(w) => searched.push((plain, w)),
         }
@@ -239,7 +284,11 @@ pub fn find_kernel_btf(search: &BtfSearch) -> Result<KernelBtf, NoKernelBtf> {
             Err(w) => searched.push((packed, w)),
         }
     }
-    Err(NoKernelBtf { release, searched })
+    Err(NoKernelBtf {
+        release,
+        searched,
+        external_helps,
+    })
 }
 
 /// One module's BTF file, read but not yet parsed (parse it as split BTF

@@ -43,7 +43,8 @@ pub struct Explained {
     pub new: Option<u64>,
     /// The matched target type's id (in its own BTF's id space), if any.
     pub target_type_id: Option<u32>,
-    /// Which BTF it came from (`vmlinux` or a module).
+    /// Which BTF it came from: `vmlinux`, a module, or the path of an
+    /// external target BTF (`--btf FILE`), which is not the kernel's.
     pub target_btf: Option<String>,
     /// The target access path, when a candidate matched.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -71,11 +72,13 @@ pub fn spec_path(btf: &Btf<'_>, spec: &Spec<'_>) -> String {
 }
 
 impl Explained {
-    /// Renders one report.
+    /// Renders one report; `main` names the main target BTF (`vmlinux`,
+    /// or an external file's path).
     pub fn new<'a, 't>(
         r: &RelocReport<'a, 't>,
         obj: &Object<'a>,
         targets: &Targets<'t>,
+        main: &str,
         lines: &LineTable<'a>,
     ) -> Explained {
         let (old, new, outcome, reason) = match r.outcome {
@@ -100,10 +103,10 @@ impl Explained {
             old,
             new,
             target_type_id: r.target.as_ref().map(|(c, _)| c.id.0),
-            target_btf: r
-                .target
-                .as_ref()
-                .map(|(c, _)| targets.name(c.target).to_owned()),
+            target_btf: r.target.as_ref().map(|(c, _)| match c.target {
+                0 => main.to_owned(),
+                t => targets.name(t).to_owned(),
+            }),
             target_path: r.target_path(targets).map(|p| p.to_string()),
             reason,
             line: lines.source_line(r.func, r.insn).map(|l| l.to_string()),
@@ -133,12 +136,18 @@ pub struct Explanation {
 }
 
 /// Solves and applies `obj`'s relocations against `targets`, and renders
-/// each. Line info records that cannot be placed are skipped (and logged
-/// at debug); the others still give source lines.
+/// each; `main` names `targets.main` in the output (`vmlinux`, or the path
+/// of an external BTF, which is not the kernel's). Line info records that
+/// cannot be placed are skipped (and logged at debug); the others still
+/// give source lines.
 ///
 /// # Errors
 /// The first relocation that cannot be solved or applied.
-pub fn explain(obj: &Object<'_>, targets: &Targets<'_>) -> Result<Explanation, CoreError> {
+pub fn explain(
+    obj: &Object<'_>,
+    targets: &Targets<'_>,
+    main: &str,
+) -> Result<Explanation, CoreError> {
     let mut code: Vec<Vec<u8>> = obj.code.iter().map(|c| c.bytes.to_vec()).collect();
     let reports = relocate(obj, targets, &mut code)?;
     let lines = LineTable::new(obj);
@@ -147,7 +156,7 @@ pub fn explain(obj: &Object<'_>, targets: &Targets<'_>) -> Result<Explanation, C
     }
     let relocs = reports
         .iter()
-        .map(|r| Explained::new(r, obj, targets, &lines))
+        .map(|r| Explained::new(r, obj, targets, main, &lines))
         .collect();
     Ok(Explanation { relocs, code })
 }

@@ -703,6 +703,33 @@ fn cli_explain_renders_poisoned_relocations() {
     );
 }
 
+/// `ember core explain --btf FILE` names the target as that file, not as
+/// the kernel's vmlinux: it is a CO-RE target only.
+#[test]
+fn cli_explain_names_an_external_target_as_a_file() {
+    let target = fixture("core_kernel.bpf-el.o");
+    let out = Command::new(ember_tests::ember_bin())
+        .args(["core", "explain", "--json", "--btf"])
+        .arg(&target)
+        .arg(fixture("core_only.bpf-el.o"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut n = 0;
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["outcome"], "patched", "{line}");
+        assert_eq!(v["target_btf"], target.display().to_string(), "{line}");
+        n += 1;
+    }
+    assert_eq!(n, 2, "{text}");
+}
+
 /// A CLI error prints its whole chain, each level once: where, which
 /// relocation, and the rule it broke.
 #[test]

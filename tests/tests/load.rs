@@ -2,8 +2,9 @@
 //! full round trip through load.bpf.c (kfuncs, ksyms, kconfig, globals,
 //! ring and perf buffers, maps), every map type of maps.bpf.c, pinning,
 //! verifier rejections with their logs and poisoned relocations, the
-//! "no kernel BTF" case in a private mount namespace, sanitized BTF, and
-//! no fd left open after success or failure.
+//! "no kernel BTF" case in a private mount namespace, an external BTF as a
+//! CO-RE target only (against libbpf's `btf_custom_path`), sanitized BTF,
+//! and no fd left open after success or failure.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -123,12 +124,29 @@ fn every_fixture_loads_or_fails_as_with_libbpf() {
     let Some(oracle) = build_oracle("libbpf_load", &dir) else {
         return;
     };
+    let both_loaded = compare_with_libbpf(&oracle, &objects(), None);
+    assert!(both_loaded >= 2, "too few fixtures load on this kernel");
+}
+
+/// Loads each object with ember and with libbpf (given `btf` as
+/// `btf_custom_path` and `EbpfLoader::btf_file`): both load, with the same
+/// programs, instruction counts and maps, or both refuse. Returns how many
+/// both loaded.
+fn compare_with_libbpf(oracle: &Path, objects: &[PathBuf], btf: Option<&Path>) -> usize {
     let mut both_loaded = 0;
-    for obj in objects() {
-        let out = Command::new(&oracle).arg(&obj).output().expect("oracle");
+    for obj in objects {
+        let out = Command::new(oracle)
+            .arg(obj)
+            .args(btf)
+            .output()
+            .expect("oracle");
         let libbpf = out.status.code();
         let before = open_fds();
-        let ember = EbpfLoader::new().load_file(&obj);
+        let loader = match btf {
+            Some(b) => EbpfLoader::new().btf_file(b),
+            None => EbpfLoader::new(),
+        };
+        let ember = loader.load_file(obj);
         let name = obj.file_name().unwrap().to_string_lossy().into_owned();
         match (libbpf, &ember) {
             (Some(0), Ok(e)) => {
@@ -172,7 +190,9 @@ fn every_fixture_loads_or_fails_as_with_libbpf() {
             // libbpf >= 1.0 refuses legacy `maps` by design; ember loads them.
             (Some(2), Ok(_)) if name.starts_with("legacy_maps") => {}
             (code, r) => panic!(
-                "{name}: libbpf exit {code:?} ({}) but ember {:?}",
+                "{name}{}: libbpf exit {code:?} ({}) but ember {:?}",
+                btf.map(|b| format!(" with BTF {}", b.display()))
+                    .unwrap_or_default(),
                 String::from_utf8_lossy(&out.stderr)
                     .lines()
                     .last()
@@ -183,7 +203,70 @@ fn every_fixture_loads_or_fails_as_with_libbpf() {
         drop(ember);
         assert_eq!(open_fds(), before, "{name}: fds leaked");
     }
-    assert!(both_loaded >= 2, "too few fixtures load on this kernel");
+    both_loaded
+}
+
+/// An external BTF (Debian 6.1's, on this newer kernel) is the CO-RE target
+/// only, as libbpf's `btf_custom_path`: tp_btf attach ids and kfuncs still
+/// come from the running kernel. Every fixture loads with it exactly where
+/// libbpf loads it, and the CO-RE offsets are the file's, not the kernel's.
+#[test]
+fn external_btf_is_a_core_target_only_as_with_libbpf() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let Some(kdir) = ember_tests::kernel_btf_dir() else {
+        return skip("no Debian 6.1 kernel BTF: run tests/scripts/kernel-btf.sh");
+    };
+    let debian = kdir.join("vmlinux");
+    let dir = tmp("oracle-btf");
+    let Some(oracle) = build_oracle("libbpf_load", &dir) else {
+        return;
+    };
+    // tp_btf + kfuncs + CO-RE, tp_btf + kfuncs + ksyms, CO-RE only: libbpf
+    // loads all three with the foreign BTF.
+    let must_load = ["kernel_ids.bpf-el.o", "load.bpf-el.o", "core_only.bpf-el.o"];
+    let must_load: Vec<PathBuf> = must_load.iter().map(|n| fixture(n)).collect();
+    assert_eq!(
+        compare_with_libbpf(&oracle, &must_load, Some(&debian)),
+        must_load.len(),
+        "not every object loaded with both"
+    );
+    compare_with_libbpf(&oracle, &objects(), Some(&debian));
+
+    // The relocations used the file: task_struct.pid is elsewhere in this
+    // kernel's task_struct than in 6.1's.
+    let offsets = |loader: EbpfLoader| -> Vec<String> {
+        let e = loader.load_file(fixture("kernel_ids.bpf-el.o")).unwrap();
+        assert_eq!(e.relocations.len(), 2, "{:?}", e.relocations);
+        e.relocations
+            .iter()
+            .map(|r| format!("{:?}", r.outcome))
+            .collect()
+    };
+    let external = offsets(EbpfLoader::new().btf_file(&debian));
+    let running = offsets(EbpfLoader::new());
+    assert_ne!(external, running, "CO-RE did not use the external BTF");
+    let e = EbpfLoader::new()
+        .btf_file(&debian)
+        .load_file(fixture("kernel_ids.bpf-el.o"))
+        .unwrap();
+    assert!(
+        e.notes.iter().any(|n| n.contains("CO-RE target:")),
+        "{:?}",
+        e.notes
+    );
+    let p = e.program("on_newtask_ids").unwrap();
+    let want = Btf::parse(&std::fs::read("/sys/kernel/btf/vmlinux").unwrap())
+        .unwrap()
+        .find_by_name_kind("btf_trace_task_newtask", Kind::Typedef)
+        .unwrap();
+    assert_eq!(
+        p.attach_btf_id(),
+        want.0,
+        "attach id is not the running kernel's"
+    );
 }
 
 /// The bytes of global `name` of fixture `file`, read from its map.
@@ -655,37 +738,76 @@ fn no_kernel_btf_in_a_private_mount_namespace() {
     let dir = tmp("nobtf");
     let copy = dir.join("vmlinux.btf");
     std::fs::copy("/sys/kernel/btf/vmlinux", &copy).unwrap();
-    let obj = fixture("load.bpf-el.o");
-    let run = |extra: &str| {
+    let run = |fixture_name: &str, extra: &str| {
         let script = format!(
             "mount -t tmpfs none /sys/kernel/btf && {} load {} {extra}",
             ember_bin().display(),
-            obj.display()
+            fixture(fixture_name).display()
         );
         Command::new(&unshare)
             .args(["-m", "sh", "-c", &script])
             .output()
             .unwrap()
     };
-    let out = run("");
+    let with_btf = format!("--btf {}", copy.display());
+    // Kernel ids (tp_btf, kfuncs) cannot come from any file, with or
+    // without --btf: the error says so, and lists where it looked.
+    for extra in ["", with_btf.as_str()] {
+        let out = run("load.bpf-el.o", extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "loaded without kernel BTF ({extra})?"
+        );
+        for want in [
+            "load.bpf-el.o needs the running kernel's own BTF for kfunc 'bpf_task_acquire'",
+            "program 'on_newtask' (tp_btf/task_newtask)",
+            "an external BTF (--btf) can stand in for CO-RE relocations \
+             but not for the kernel's own type ids",
+            "/sys/kernel/btf/vmlinux: absent",
+            "/boot/vmlinux-",
+        ] {
+            assert!(err.contains(want), "{extra}: missing '{want}' in:\n{err}");
+        }
+        assert!(
+            !err.contains("supply one with --btf"),
+            "{extra}: offers --btf for kernel ids:\n{err}"
+        );
+    }
+    // CO-RE and kernel ids: the file serves CO-RE, the ids still fail.
+    let out = run("kernel_ids.bpf-el.o", &with_btf);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "loaded without kernel BTF?");
+    assert!(
+        !out.status.success(),
+        "kernel_ids loaded without kernel BTF?"
+    );
     for want in [
-        "load.bpf-el.o needs kernel BTF for kfunc 'bpf_task_acquire'",
-        "program 'on_newtask' (tp_btf/task_newtask)",
-        "/sys/kernel/btf/vmlinux: absent",
-        "/boot/vmlinux-",
-        "--btf FILE",
+        "kfunc 'bpf_task_acquire', kfunc 'bpf_task_release', \
+         program 'on_newtask_ids' (tp_btf/task_newtask)",
+        "not for the kernel's own type ids",
     ] {
         assert!(err.contains(want), "missing '{want}' in:\n{err}");
     }
-    let out = run(&format!("--btf {}", copy.display()));
+    // CO-RE only: without --btf, told to supply one; with it, it loads.
+    let out = run("core_only.bpf-el.o", "");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "CO-RE without any BTF?");
+    for want in [
+        "core_only.bpf-el.o needs kernel BTF for 2 CO-RE relocations",
+        "/sys/kernel/btf/vmlinux: absent",
+        "supply one with --btf FILE",
+    ] {
+        assert!(err.contains(want), "missing '{want}' in:\n{err}");
+    }
+    let out = run("core_only.bpf-el.o", &with_btf);
     assert!(
         out.status.success(),
         "with --btf: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("prog on_newtask type tracing"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("prog on_newtask_core type raw_tracepoint")
+    );
 }
 
 #[test]

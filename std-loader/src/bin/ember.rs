@@ -35,10 +35,13 @@ enum Cmd {
     Load {
         /// The BPF object file.
         file: PathBuf,
-        /// Kernel BTF (raw or ELF) instead of searching for it.
+        /// CO-RE target BTF (raw or ELF) instead of the kernel's, as
+        /// libbpf's btf_custom_path: attach targets, kfuncs and typed ksyms
+        /// still use the running kernel's own BTF.
         #[arg(long)]
         btf: Option<PathBuf>,
-        /// A btfhub-style directory searched when the kernel has no BTF.
+        /// A btfhub-style directory searched for a CO-RE target when the
+        /// kernel has no BTF.
         #[arg(long = "btf-dir")]
         btf_dir: Option<PathBuf>,
         /// Pin every map and program under this bpffs directory (created
@@ -496,7 +499,13 @@ fn explain(
         modules: &modules,
         is_override,
     };
-    let ex = ember::explain::explain(&obj, &targets).map_err(|e| {
+    // An external file is named as what it is, not as the kernel's vmlinux.
+    let main_name = if found.is_running_kernel() {
+        "vmlinux".to_owned()
+    } else {
+        main_path.display().to_string()
+    };
+    let ex = ember::explain::explain(&obj, &targets, &main_name).map_err(|e| {
         let where_ = e
             .func
             .and_then(|f| obj.function(f))

@@ -38,6 +38,20 @@ pub enum LoadError {
         /// Every place searched and why each failed.
         source: NoKernelBtf,
     },
+    /// Something needs the running kernel's own BTF ids (an attach
+    /// target, a kfunc, a typed ksym) and the kernel exposes no BTF. An
+    /// external BTF (`btf_file`, `btf_dir`, `--btf`) is a CO-RE target
+    /// only: its ids are not the kernel's, which checks them.
+    NoKernelIdBtf {
+        /// The object.
+        object: String,
+        /// What needs the ids (`program 'x' (tp_btf/...)`,
+        /// `kfunc 'bpf_task_acquire'`, `typed ksym 'y'`).
+        needs: String,
+        /// Every place searched for the running kernel's BTF and why each
+        /// failed.
+        source: NoKernelBtf,
+    },
     /// The kernel BTF that was found cannot be parsed.
     KernelBtf {
         /// Where it came from.
@@ -176,6 +190,12 @@ impl fmt::Display for LoadError {
             LoadError::NoKernelBtf { object, needs, .. } => {
                 write!(f, "{object} needs kernel BTF for {needs}")
             }
+            LoadError::NoKernelIdBtf { object, needs, .. } => write!(
+                f,
+                "{object} needs the running kernel's own BTF for {needs}; \
+                 an external BTF (--btf) can stand in for CO-RE relocations \
+                 but not for the kernel's own type ids"
+            ),
             LoadError::KernelBtf { path, .. } => {
                 write!(f, "kernel BTF {} is malformed", path.display())
             }
@@ -243,7 +263,9 @@ impl core::error::Error for LoadError {
             LoadError::Io { source, .. } => Some(source),
             LoadError::Parse(_) => None,
             LoadError::Object(e) | LoadError::KernelBtf { source: e, .. } => Some(e),
-            LoadError::NoKernelBtf { source, .. } => Some(source),
+            LoadError::NoKernelBtf { source, .. } | LoadError::NoKernelIdBtf { source, .. } => {
+                Some(source)
+            }
             LoadError::MapCreate { source, .. }
             | LoadError::Map { source, .. }
             | LoadError::BtfLoad { source, .. }
@@ -324,6 +346,16 @@ mod tests {
                 source: NoKernelBtf {
                     release: "6.18.0".into(),
                     searched: vec![(PathBuf::from("/sys/kernel/btf/vmlinux"), Why::Absent)],
+                    external_helps: true,
+                },
+            },
+            LoadError::NoKernelIdBtf {
+                object: "x.o".into(),
+                needs: "kfunc 'bpf_task_acquire'".into(),
+                source: NoKernelBtf {
+                    release: "6.18.0".into(),
+                    searched: vec![(PathBuf::from("/sys/kernel/btf/vmlinux"), Why::Absent)],
+                    external_helps: false,
                 },
             },
             LoadError::Core {
@@ -362,9 +394,38 @@ mod tests {
             assert_no_repeats(e);
         }
         // The CO-RE chain goes down to the rule that was broken.
-        let core = &errors[4];
+        let core = &errors[5];
         let cause = core.source().and_then(|s| s.source()).unwrap();
         assert_eq!(cause.to_string(), ErrorKind::CoreBitfieldTooBig.to_string());
+    }
+
+    #[test]
+    fn kernel_ids_error_does_not_offer_an_external_file() {
+        let searched = || vec![(PathBuf::from("/sys/kernel/btf/vmlinux"), Why::Absent)];
+        let ids = LoadError::NoKernelIdBtf {
+            object: "x.o".into(),
+            needs: "program 'p' (tp_btf/task_newtask)".into(),
+            source: NoKernelBtf {
+                release: "6.18.0".into(),
+                searched: searched(),
+                external_helps: false,
+            },
+        };
+        let top = ids.to_string();
+        assert!(top.contains("needs the running kernel's own BTF for program 'p'"));
+        assert!(top.contains("not for the kernel's own type ids"), "{top}");
+        let cause = ids.source().unwrap().to_string();
+        assert!(cause.contains("/sys/kernel/btf/vmlinux: absent"), "{cause}");
+        assert!(!cause.contains("--btf"), "{cause}");
+        let core = NoKernelBtf {
+            release: "6.18.0".into(),
+            searched: searched(),
+            external_helps: true,
+        };
+        assert!(
+            core.to_string().ends_with("RELEASE.btf[.tar.xz])"),
+            "{core}"
+        );
     }
 
     #[test]

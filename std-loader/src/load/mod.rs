@@ -1,7 +1,9 @@
 //! Loading an object into the kernel: [`EbpfLoader`] configures, [`Ebpf`]
 //! owns what was created.
 //!
-//! The steps, in order: parse; find kernel BTF only if something needs it;
+//! The steps, in order: parse; find kernel BTF only if something needs it
+//! (two jobs: the CO-RE target, an external file when given, and the
+//! running kernel's own BTF for attach targets, kfuncs and typed ksyms);
 //! solve and apply CO-RE; resolve ksyms; load the object's BTF (fixed up
 //! and sanitized for this kernel; dropped with a warning when the kernel
 //! refuses it and nothing requires it); create maps (inner templates,
@@ -37,9 +39,9 @@ use ember_sys::{
 };
 
 pub use self::error::LoadError;
-use self::needs::kernel_btf_needs;
+use self::needs::Needs;
 pub use self::relocation::Relocation;
-use crate::btf_source::{BtfSearch, KernelBtf, find_kernel_btf, module_btfs};
+use crate::btf_source::{BtfSearch, KernelBtf, ModuleBtf, find_kernel_btf, module_btfs};
 use crate::features::{self, Features};
 use crate::kallsyms::Kallsyms;
 use crate::maps::Map;
@@ -206,6 +208,22 @@ impl Ebpf {
     }
 }
 
+fn parse_kernel_btf(k: &KernelBtf) -> Result<Btf<'_>, LoadError> {
+    k.btf().map_err(|source| LoadError::KernelBtf {
+        path: k.path.clone(),
+        source,
+    })
+}
+
+/// Whether two paths name the same file (`--btf /sys/kernel/btf/vmlinux`
+/// is the running kernel's BTF: parsed once, used for both jobs).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 fn cpath(p: &Path) -> CString {
     CString::new(p.as_os_str().as_encoded_bytes()).unwrap_or_default()
 }
@@ -228,14 +246,21 @@ impl EbpfLoader {
         }
     }
 
-    /// Uses this BTF file (raw or ELF) as the kernel's, instead of
-    /// searching.
+    /// Uses this BTF file (raw or ELF) as the CO-RE target instead of the
+    /// running kernel's BTF, as libbpf's `btf_custom_path` does. Attach
+    /// targets, kfuncs and typed ksyms still resolve against the running
+    /// kernel's own BTF (vmlinux and modules), whose ids the kernel checks;
+    /// when it has none, a load that needs them fails with
+    /// [`LoadError::NoKernelIdBtf`].
     pub fn btf_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.search.file = Some(path.into());
         self
     }
 
-    /// Also searches this btfhub-style directory.
+    /// Also searches this btfhub-style directory for a CO-RE target, when
+    /// the running kernel has no BTF of its own (attach targets, kfuncs and
+    /// typed ksyms still need the kernel's own, as with
+    /// [`btf_file`](Self::btf_file)).
     pub fn btf_dir(mut self, path: impl Into<PathBuf>) -> Self {
         self.search.hub_dir = Some(path.into());
         self
@@ -371,81 +396,144 @@ impl<'l, 'o> Loading<'l, 'o> {
                 });
             }
         }
-        let kernel = match kernel_btf_needs(obj) {
-            Some(needs) => Some(find_kernel_btf(&self.cfg.search).map_err(|source| {
-                LoadError::NoKernelBtf {
-                    object: self.file.to_owned(),
-                    needs,
-                    source,
+        let needs = Needs::of(obj);
+        let search = &self.cfg.search;
+        // Two BTFs, two jobs. The kernel-id BTF is the running kernel's own
+        // (attach targets, kfuncs and typed ksyms carry ids the kernel
+        // checks against it); the CO-RE target is an external file when
+        // one is given, else the same running kernel's BTF. The running
+        // kernel's is read only when one of the two needs it.
+        let running_needed = !needs.ids.is_empty() || (needs.core > 0 && search.file.is_none());
+        let mut running_missing = None;
+        let running = if running_needed {
+            match find_kernel_btf(&search.running_kernel()) {
+                Ok(k) => Some(k),
+                Err(mut source) if !needs.ids.is_empty() => {
+                    source.external_helps = false;
+                    return Err(LoadError::NoKernelIdBtf {
+                        object: self.file.to_owned(),
+                        needs: needs.ids.join(", "),
+                        source,
+                    });
                 }
-            })?),
-            None => None,
+                Err(source) => {
+                    running_missing = Some(source);
+                    None
+                }
+            }
+        } else {
+            None
         };
-        match &kernel {
-            Some(k) => {
-                let main = k.btf().map_err(|source| LoadError::KernelBtf {
-                    path: k.path.clone(),
-                    source,
-                })?;
-                let from_sysfs = self.cfg.search.file.is_none()
-                    && k.path == Path::new("/sys/kernel/btf/vmlinux");
-                let mods = if from_sysfs && self.needs_modules(&main) {
-                    let (found, failed) = module_btfs(None);
-                    let hidden = std::fs::read_dir("/sys/kernel/btf").is_err();
-                    if hidden || !failed.is_empty() {
-                        // sysfs hides (some) module BTF: ask the kernel.
-                        match crate::kernel_btf_objects::module_btfs_from_kernel() {
-                            Ok(m) => {
-                                self.notes.push(format!(
-                                    "module BTF read through bpf(2): {} modules",
-                                    m.len()
-                                ));
-                                m
-                            }
-                            Err(e) => {
-                                self.notes
-                                    .push(format!("module BTF via bpf(2) failed: {e}"));
-                                found
-                            }
-                        }
-                    } else {
-                        found
-                    }
+        // The CO-RE target when it is not the running kernel's BTF.
+        let external = if needs.core == 0 {
+            None
+        } else {
+            match (&search.file, &running) {
+                (Some(f), Some(k)) if same_file(f, &k.path) => None,
+                (None, Some(_)) => None,
+                _ => {
+                    // An explicit file, or btfhub after the standard places.
+                    let found = match (&search.file, &search.hub_dir, running_missing) {
+                        (None, None, Some(source)) => Err(source),
+                        _ => find_kernel_btf(search),
+                    };
+                    Some(found.map_err(|source| LoadError::NoKernelBtf {
+                        object: self.file.to_owned(),
+                        needs: needs.core_text(),
+                        source,
+                    })?)
+                }
+            }
+        };
+        let running_main = running.as_ref().map(parse_kernel_btf).transpose()?;
+        let external_main = external.as_ref().map(parse_kernel_btf).transpose()?;
+        if let Some(k) = &external {
+            self.notes.push(format!(
+                "CO-RE target: {} (external; kernel ids from the running kernel)",
+                k.path.display()
+            ));
+        }
+        let (mods, from_sysfs) = match (&running, &running_main) {
+            (Some(k), Some(main)) => {
+                let from_sysfs = k.path == Path::new("/sys/kernel/btf/vmlinux");
+                let core_too = external.is_none() && needs.core > 0;
+                let mods = if from_sysfs && self.needs_modules(main, core_too) {
+                    self.read_modules()
                 } else {
                     Vec::new()
                 };
-                let mut parsed = Vec::new();
-                for m in &mods {
-                    match m.btf(&main) {
-                        Ok(b) => parsed.push((m.name.as_str(), b)),
-                        Err(e) => self
-                            .notes
-                            .push(format!("module BTF {} skipped: {e}", m.path.display())),
-                    }
-                }
-                let modules: Vec<Module<'_>> = parsed
-                    .iter()
-                    .map(|(name, btf)| Module { name, btf })
-                    .collect();
-                let targets = Targets {
-                    main: &main,
-                    modules: &modules,
-                    is_override: !from_sysfs,
-                };
-                self.with_targets(Some((&targets, k)))
+                (mods, from_sysfs)
             }
-            None => self.with_targets(None),
+            _ => (Vec::new(), false),
+        };
+        let mut parsed = Vec::new();
+        if let Some(main) = &running_main {
+            for m in &mods {
+                match m.btf(main) {
+                    Ok(b) => parsed.push((m.name.as_str(), b)),
+                    Err(e) => self
+                        .notes
+                        .push(format!("module BTF {} skipped: {e}", m.path.display())),
+                }
+            }
+        }
+        let modules: Vec<Module<'_>> = parsed
+            .iter()
+            .map(|(name, btf)| Module { name, btf })
+            .collect();
+        let kernel = running_main.as_ref().map(|main| Targets {
+            main,
+            modules: &modules,
+            // Found elsewhere than sysfs: libbpf's fallback paths.
+            is_override: !from_sysfs,
+        });
+        let core = match &external_main {
+            Some(main) => Some(Targets {
+                main,
+                modules: &[],
+                is_override: true,
+            }),
+            None => kernel.filter(|_| needs.core > 0),
+        };
+        self.with_targets(core.as_ref(), kernel.as_ref())
+    }
+
+    /// Every module BTF of the running kernel: from sysfs, or through
+    /// bpf(2) when sysfs hides (some of) it.
+    fn read_modules(&mut self) -> Vec<ModuleBtf> {
+        let (found, failed) = module_btfs(None);
+        let hidden = std::fs::read_dir("/sys/kernel/btf").is_err();
+        if !hidden && failed.is_empty() {
+            return found;
+        }
+        match crate::kernel_btf_objects::module_btfs_from_kernel() {
+            Ok(m) => {
+                self.notes.push(format!(
+                    "module BTF read through bpf(2): {} modules",
+                    m.len()
+                ));
+                m
+            }
+            Err(e) => {
+                self.notes
+                    .push(format!("module BTF via bpf(2) failed: {e}"));
+                found
+            }
         }
     }
 
+    /// Loads with `core` as the CO-RE target and `kernel` (the running
+    /// kernel's BTF) for attach targets, kfuncs and typed ksyms; either is
+    /// `None` when nothing needs it.
     fn with_targets(
         mut self,
-        targets: Option<(&Targets<'_>, &KernelBtf)>,
+        core: Option<&Targets<'_>>,
+        kernel: Option<&Targets<'_>>,
     ) -> Result<Ebpf, LoadError> {
         let obj = self.obj;
         // CO-RE.
-        let (mut code, relocations) = match targets {
-            Some((t, _)) => relocation::relocate_all(obj, t).map_err(|source| LoadError::Core {
+        let (mut code, relocations) = match core {
+            Some(t) => relocation::relocate_all(obj, t).map_err(|source| LoadError::Core {
                 program: source
                     .func
                     .and_then(|f| obj.function(f))
@@ -461,8 +549,8 @@ impl<'l, 'o> Loading<'l, 'o> {
             self.notes.push(format!("CO-RE {}", r.text));
         }
         // ksyms.
-        let resolved = self.resolve_externs(targets.map(|(t, _)| t))?;
-        let module_fds = self.module_fds(&resolved, targets.map(|(t, _)| t))?;
+        let resolved = self.resolve_externs(kernel)?;
+        let module_fds = self.module_fds(&resolved, kernel)?;
         let raw_of = |t: usize| {
             module_fds
                 .iter()
@@ -503,7 +591,7 @@ impl<'l, 'o> Loading<'l, 'o> {
                 &code,
                 &map_fd,
                 btf_fd.as_ref(),
-                targets.map(|(t, _)| t),
+                kernel,
                 &relocations,
                 &resolved,
                 &fd_array,

@@ -3,34 +3,47 @@
 
 use super::*;
 
-/// What needs kernel BTF, for the error when there is none.
-pub(super) fn kernel_btf_needs(obj: &Object<'_>) -> Option<String> {
-    let mut why = Vec::new();
-    let relos = obj
-        .btf_ext
-        .map_or(0, |e| e.core_relos().map(|b| b.len()).sum::<usize>());
-    if relos > 0 {
-        why.push(format!(
-            "{relos} CO-RE relocation{}",
-            if relos == 1 { "" } else { "s" }
-        ));
-    }
-    for x in &obj.externs {
-        match x.kind {
-            ExternKind::Kfunc => why.push(format!("kfunc '{}'", x.name)),
-            ExternKind::TypedVar => why.push(format!("typed ksym '{}'", x.name)),
-            _ => {}
+/// What a load needs kernel BTF for.
+#[derive(Debug, Default)]
+pub(super) struct Needs {
+    /// CO-RE relocations: any target BTF serves, the running kernel's or
+    /// an external file.
+    pub(super) core: usize,
+    /// What needs the running kernel's own type ids, which the kernel
+    /// checks against its BTF (`kfunc 'x'`, `typed ksym 'y'`,
+    /// `program 'z' (tp_btf/...)`): no external file can stand in.
+    pub(super) ids: Vec<String>,
+}
+
+impl Needs {
+    pub(super) fn of(obj: &Object<'_>) -> Needs {
+        let core = obj
+            .btf_ext
+            .map_or(0, |e| e.core_relos().map(|b| b.len()).sum::<usize>());
+        let mut ids = Vec::new();
+        for x in &obj.externs {
+            match x.kind {
+                ExternKind::Kfunc => ids.push(format!("kfunc '{}'", x.name)),
+                ExternKind::TypedVar => ids.push(format!("typed ksym '{}'", x.name)),
+                _ => {}
+            }
         }
-    }
-    for f in obj.programs() {
-        if f.sec_def
-            .is_some_and(|d| needs_attach_btf(d.prog_type, d.attach_type))
-        {
-            let sec = obj.code_section(f.section).map_or("", |c| c.name);
-            why.push(format!("program '{}' ({sec})", f.name));
+        for f in obj.programs() {
+            if f.sec_def
+                .is_some_and(|d| needs_attach_btf(d.prog_type, d.attach_type))
+            {
+                let sec = obj.code_section(f.section).map_or("", |c| c.name);
+                ids.push(format!("program '{}' ({sec})", f.name));
+            }
         }
+        Needs { core, ids }
     }
-    (!why.is_empty()).then(|| why.join(", "))
+
+    /// `3 CO-RE relocations`.
+    pub(super) fn core_text(&self) -> String {
+        let n = self.core;
+        format!("{n} CO-RE relocation{}", if n == 1 { "" } else { "s" })
+    }
 }
 
 pub(super) fn needs_attach_btf(p: ProgType, a: Option<AttachType>) -> bool {
@@ -48,10 +61,12 @@ pub(super) fn attach_name(a: AttachType, target: &str) -> (String, Kind) {
 }
 
 impl Loading<'_, '_> {
-    /// Whether module BTF must be read at all: only when vmlinux lacks a
-    /// CO-RE root type or a kfunc/typed ksym (module BTF is then parsed,
-    /// as libbpf searches it, only for what vmlinux does not have).
-    pub(super) fn needs_modules(&mut self, main: &Btf<'_>) -> bool {
+    /// Whether module BTF must be read at all: only when the running
+    /// kernel's vmlinux `main` lacks a kfunc, typed ksym or attach target,
+    /// or (when `core`: it is also the CO-RE target) a CO-RE root type.
+    /// Module BTF is then parsed, as libbpf searches it, only for what
+    /// vmlinux does not have.
+    pub(super) fn needs_modules(&mut self, main: &Btf<'_>, core: bool) -> bool {
         let obj = self.obj;
         let Some(local) = obj.btf.as_ref() else {
             return false;
@@ -77,16 +92,17 @@ impl Loading<'_, '_> {
             })
         });
         let alone = Targets::single(main);
-        let core = match ember_core::reloc::solve(obj, &alone) {
-            Ok(plan) => plan.iter().any(|r| {
-                r.target.is_none()
-                    && r.kind != ember_core::reloc::RelocKind::TypeIdLocal
-                    && ember_core::reloc::find_candidates(local, r.relo.type_id, &alone)
-                        .is_ok_and(|c| c.is_empty())
-            }),
-            // Let the full solve report it, with modules in view.
-            Err(_) => true,
-        };
+        let core = core
+            && match ember_core::reloc::solve(obj, &alone) {
+                Ok(plan) => plan.iter().any(|r| {
+                    r.target.is_none()
+                        && r.kind != ember_core::reloc::RelocKind::TypeIdLocal
+                        && ember_core::reloc::find_candidates(local, r.relo.type_id, &alone)
+                            .is_ok_and(|c| c.is_empty())
+                }),
+                // Let the full solve report it, with modules in view.
+                Err(_) => true,
+            };
         if externs || core || attach {
             self.notes.push(
                 "vmlinux lacks a type, kfunc or attach target the object needs: reading module BTF"
