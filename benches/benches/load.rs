@@ -279,6 +279,7 @@ impl Floor {
                     attach_btf_obj_fd: None,
                     kern_version: 0,
                     fd_array: &[],
+                    ifindex: 0,
                 })
                 .expect("PROG_LOAD")
             })

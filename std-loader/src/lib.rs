@@ -16,6 +16,7 @@ pub mod kernel_btf_objects;
 pub mod load;
 pub mod mapped;
 pub mod maps;
+pub mod spec;
 pub mod write;
 
 pub use ember_core;
@@ -24,6 +25,7 @@ pub use error::{Error, Result};
 pub use load::{Ebpf, EbpfLoader, LoadError, Program, Relocation};
 pub use mapped::FileBytes;
 pub use maps::{Map, MapError, MapErrorKind};
+pub use spec::{AttachTarget, MapSpec, ObjectSpec, ProgramSpec, SpecError};
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]

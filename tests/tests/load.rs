@@ -417,8 +417,21 @@ fn set_global_of_the_wrong_size_is_an_error() {
         .set_global("record_count", &5u64.to_ne_bytes())
         .load_file(fixture("load.bpf-el.o"))
         .unwrap_err();
-    assert!(matches!(e, LoadError::Global { .. }), "{e}");
-    assert!(e.to_string().contains("is 4 bytes, value is 8"), "{e}");
+    let LoadError::Spec(why) = &e else {
+        panic!("{e}")
+    };
+    assert_eq!(
+        *why,
+        ember::SpecError::GlobalSize {
+            name: "record_count".into(),
+            size: 4,
+            given: 8
+        }
+    );
+    assert_eq!(
+        why.to_string(),
+        "global 'record_count' is 4 bytes, the value is 8"
+    );
     assert_eq!(open_fds(), before, "fds leaked after a failed load");
 }
 
@@ -1072,8 +1085,16 @@ fn set_global_of_an_unknown_name_is_an_error() {
         .set_global("record_cuont", &5u32.to_ne_bytes())
         .load_file(fixture("load.bpf-el.o"))
         .unwrap_err();
-    assert!(matches!(e, LoadError::Global { .. }), "{e}");
-    assert!(e.to_string().contains("record_cuont"), "{e}");
+    let LoadError::Spec(why) = &e else {
+        panic!("{e}")
+    };
+    // The unknown name, and the names there are.
+    let text = why.to_string();
+    assert!(
+        text.starts_with("no global variable 'record_cuont' (globals: "),
+        "{text}"
+    );
+    assert!(text.contains("record_count"), "{text}");
 }
 
 /// Fuzzer finds, kept: objects on which load preparation once produced BTF

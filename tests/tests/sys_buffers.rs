@@ -135,6 +135,7 @@ fn load(prog_type: u32, name: &str, list: &[Insn]) -> OwnedFd {
         attach_btf_obj_fd: None,
         kern_version: 0,
         fd_array: &[],
+        ifindex: 0,
     };
     match prog_load(&mut p) {
         Ok(fd) => fd,

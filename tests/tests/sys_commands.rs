@@ -81,6 +81,7 @@ fn try_load(
         attach_btf_obj_fd: None,
         kern_version: 0,
         fd_array: &[],
+        ifindex: 0,
     };
     prog_load(&mut p).map_err(|e| {
         let text = String::from_utf8_lossy(&log);

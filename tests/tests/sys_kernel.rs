@@ -143,6 +143,7 @@ fn prog_load_accepted_and_rejected_with_log() {
             attach_btf_obj_fd: None,
             kern_version: 0,
             fd_array: &[],
+            ifindex: 0,
         };
         prog_load(&mut p).expect("accepted");
         let bad = insns(&[EXIT]);

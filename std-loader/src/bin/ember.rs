@@ -51,6 +51,17 @@ enum Cmd {
         /// Show relocations, fallbacks and the verifier's log.
         #[arg(long, short)]
         verbose: bool,
+        /// Set a map's max_entries before load: MAP=N (repeatable).
+        #[arg(long = "max-entries", value_name = "MAP=N")]
+        max_entries: Vec<String>,
+        /// Set a global variable before load: NAME=VALUE, where VALUE is
+        /// a decimal or 0x integer (stored at the variable's BTF size,
+        /// native byte order) or hex:BYTES (exactly its size); repeatable.
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+        /// Do not load this program (repeatable).
+        #[arg(long = "no-autoload", value_name = "PROG")]
+        no_autoload: Vec<String>,
     },
 }
 
@@ -193,12 +204,105 @@ fn parse<'a>(path: &Path, bytes: &'a [u8], base: Option<&'a Btf<'a>>) -> Result<
     })
 }
 
+/// What `ember load` sets on the object before loading it.
+struct Settings {
+    max_entries: Vec<String>,
+    set: Vec<String>,
+    no_autoload: Vec<String>,
+}
+
+/// `NAME=VALUE`, split.
+fn assignment<'s>(
+    flag: &str,
+    s: &'s str,
+) -> Result<(&'s str, &'s str), Box<dyn core::error::Error>> {
+    s.split_once('=')
+        .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+        .ok_or_else(|| format!("{flag} {s}: expected NAME=VALUE").into())
+}
+
+/// A `--set` value as the variable's bytes: an integer of its size
+/// (native byte order), or `hex:` bytes of exactly its size.
+fn global_value(text: &str, size: usize) -> Result<Vec<u8>, String> {
+    if let Some(hex) = text.strip_prefix("hex:") {
+        let hex: String = hex.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        if !hex.len().is_multiple_of(2) || hex.len() / 2 != size {
+            return Err(format!("hex:{hex} is not {size} bytes"));
+        }
+        return (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+            .collect::<Result<Vec<u8>, _>>()
+            .map_err(|e| format!("hex:{hex}: {e}"));
+    }
+    if !matches!(size, 1 | 2 | 4 | 8) {
+        return Err(format!(
+            "the variable is {size} bytes: give it as hex:BYTES, not an integer"
+        ));
+    }
+    let (neg, digits) = match text.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, text),
+    };
+    let magnitude = match digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
+        Some(h) => u128::from_str_radix(h, 16),
+        None => digits.parse::<u128>(),
+    }
+    .map_err(|e| format!("{text}: {e}"))?;
+    let bits = size * 8;
+    let fits = if neg {
+        magnitude <= 1u128 << (bits - 1)
+    } else {
+        magnitude < 1u128 << bits
+    };
+    if !fits {
+        return Err(format!("{text} does not fit in {size} bytes"));
+    }
+    let v = if neg {
+        0u128.wrapping_sub(magnitude)
+    } else {
+        magnitude
+    };
+    let bytes = v.to_ne_bytes();
+    Ok(if cfg!(target_endian = "little") {
+        bytes[..size].to_vec()
+    } else {
+        bytes[16 - size..].to_vec()
+    })
+}
+
+/// Applies `ember load`'s settings to the opened object.
+fn configure(
+    spec: &mut ember::ObjectSpec<'_>,
+    s: &Settings,
+) -> Result<(), Box<dyn core::error::Error>> {
+    for a in &s.max_entries {
+        let (map, n) = assignment("--max-entries", a)?;
+        let n: u32 = n.parse().map_err(|e| format!("--max-entries {a}: {e}"))?;
+        spec.map_mut(map)?.set_max_entries(n)?;
+    }
+    for a in &s.set {
+        let (name, value) = assignment("--set", a)?;
+        let size = spec.global_size(name)?;
+        let bytes = global_value(value, size).map_err(|e| format!("--set {name}: {e}"))?;
+        spec.set_global_bytes(name, &bytes)?;
+    }
+    for p in &s.no_autoload {
+        spec.program_mut(p)?.set_autoload(false);
+    }
+    Ok(())
+}
+
 fn load(
     file: &Path,
     btf: Option<PathBuf>,
     btf_dir: Option<PathBuf>,
     pin: Option<PathBuf>,
     verbose: bool,
+    settings: &Settings,
 ) -> Result<(), Box<dyn core::error::Error>> {
     let mut loader = ember::EbpfLoader::new();
     if let Some(b) = btf {
@@ -214,8 +318,16 @@ fn load(
     if verbose {
         loader = loader.verifier_log_level(1);
     }
+    let bytes = read(file)?;
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let at_file = |e: Box<dyn core::error::Error>| context(file.display().to_string(), e);
+    let mut spec = ember::ObjectSpec::parse(&bytes, &name).map_err(|e| at_file(e.into()))?;
+    configure(&mut spec, settings).map_err(at_file)?;
     let ebpf = loader
-        .load_file(file)
+        .load_spec(spec)
         .map_err(|e| context(file.display().to_string(), e))?;
     let mut o = io::stdout().lock();
     if verbose {
@@ -317,7 +429,17 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
             btf_dir,
             pin,
             verbose,
-        } => load(&file, btf, btf_dir, pin, verbose),
+            max_entries,
+            set,
+            no_autoload,
+        } => {
+            let settings = Settings {
+                max_entries,
+                set,
+                no_autoload,
+            };
+            load(&file, btf, btf_dir, pin, verbose, &settings)
+        }
         Cmd::Object(ObjectCmd::Inspect { file, json }) => {
             let bytes = read(&file)?;
             let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");

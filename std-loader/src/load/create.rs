@@ -154,18 +154,41 @@ impl Loading<'_, '_> {
     /// by-name maps as soon as they are made and filled, as libbpf does,
     /// so that a loader racing us for the same pin reuses our map and we
     /// reuse theirs.
-    pub(super) fn create_maps(&mut self, btf: Option<&OwnedFd>) -> Result<Vec<Map>, LoadError> {
+    /// `None` stands for a map the spec left uncreated.
+    pub(super) fn create_maps(
+        &mut self,
+        btf: Option<&OwnedFd>,
+    ) -> Result<Vec<Option<Map>>, LoadError> {
         let obj = self.obj;
+        let spec = self.spec;
         let btf = btf.map(AsFd::as_fd);
         let mut out = Vec::with_capacity(obj.maps.len());
-        for m in &obj.maps {
-            let pin = match (m.pinning, &self.cfg.pin_dir) {
-                (Pinning::ByName, Some(dir)) => Some(dir.join(crate::maps::pin_name(&m.name))),
+        for (i, m) in obj.maps.iter().enumerate() {
+            let opts = spec.maps.get(i);
+            if opts.is_some_and(|o| !o.autocreate) {
+                self.notes
+                    .push(format!("map '{}': not created (autocreate off)", m.name));
+                out.push(None);
+                continue;
+            }
+            if let Some(fd) = opts.and_then(|o| o.reuse.as_ref()) {
+                out.push(Some(self.reuse_fd(m, fd)?));
+                continue;
+            }
+            let pin = match (
+                opts.and_then(|o| o.pin_path.clone()),
+                m.pinning,
+                &self.cfg.pin_dir,
+            ) {
+                (Some(p), _, _) => Some(p),
+                (None, Pinning::ByName, Some(dir)) => {
+                    Some(dir.join(crate::maps::pin_name(&m.name)))
+                }
                 _ => None,
             };
             let Some(path) = pin else {
                 let map = self.create_new(m, btf)?;
-                out.push(map);
+                out.push(Some(map));
                 continue;
             };
             // Check, then act: another loader may pin the same name between
@@ -198,9 +221,32 @@ impl Loading<'_, '_> {
                     }
                 }
             };
-            out.push(map);
+            out.push(Some(map));
         }
         Ok(out)
+    }
+
+    /// Uses the caller's map `fd` for `m`, if it is the same map.
+    fn reuse_fd(&mut self, m: &MapDef<'_>, fd: &OwnedFd) -> Result<Map, LoadError> {
+        let max = self.map_create_attr(m, None, None)?.max_entries;
+        let dup = fd.try_clone().map_err(|e| LoadError::Map {
+            map: m.name.to_string(),
+            action: "duplicate the fd to reuse",
+            source: ember_sys::SysError {
+                cmd: "F_DUPFD_CLOEXEC",
+                errno: Errno::from_io_error(&e).unwrap_or(Errno::BADF),
+            },
+        })?;
+        let map = describe(m, dup, true)?;
+        if let Some(detail) = map.differs_from(m, max) {
+            return Err(LoadError::MapDefinition {
+                map: m.name.to_string(),
+                reason: format!("the map given to reuse differs ({detail})"),
+            });
+        }
+        self.notes
+            .push(format!("map '{}': reused the given fd", m.name));
+        Ok(map)
     }
 
     /// Creates and fills one map.
@@ -240,18 +286,10 @@ impl Loading<'_, '_> {
     pub(super) fn init_internal(&self, m: &MapDef<'_>, map: &Map) -> Result<(), LoadError> {
         let obj = self.obj;
         let mut value = match m.kind {
-            MapKind::Data(i) => {
-                let Some(d) = obj.data.get(i) else {
-                    return Ok(());
-                };
-                let mut v = vec![0u8; d.size as usize];
-                if let Some(init) = d.init {
-                    let n = init.len().min(v.len());
-                    v[..n].copy_from_slice(&init[..n]);
-                }
-                self.apply_globals(d.name, d.datasec, &mut v)?;
-                v
-            }
+            MapKind::Data(i) => match self.spec.image(i) {
+                Some(image) => image.to_vec(),
+                None => return Ok(()),
+            },
             MapKind::Kconfig => kconfig::fill(obj, m.value_size, &self.feat, self.syscall_wrapper)?,
             _ => return Ok(()),
         };
@@ -270,54 +308,9 @@ impl Loading<'_, '_> {
         Ok(())
     }
 
-    /// Writes values given with `set_global` into section `sec`'s image.
-    pub(super) fn apply_globals(
-        &self,
-        sec: &str,
-        datasec: Option<TypeId>,
-        image: &mut [u8],
-    ) -> Result<(), LoadError> {
-        let obj = self.obj;
-        for (name, value) in &self.cfg.globals {
-            let Some(sym) = obj
-                .data_symbols
-                .iter()
-                .find(|s| s.section == sec && s.name == *name)
-            else {
-                continue;
-            };
-            let size = datasec
-                .and_then(|d| {
-                    let btf = obj.btf.as_ref()?;
-                    btf.get(d)?.datasec_entries().find_map(|e| {
-                        let v = btf.get(e.type_id)?;
-                        (btf.name(&v).ok()? == name).then(|| btf.resolve_size(v.type_id()).ok())?
-                    })
-                })
-                .map(|s| s as usize);
-            if let Some(s) = size {
-                if s != value.len() {
-                    return Err(LoadError::Global {
-                        name: name.clone(),
-                        reason: format!("is {s} bytes, value is {}", value.len()),
-                    });
-                }
-            }
-            let start = sym.offset as usize;
-            let dst = image
-                .get_mut(start..start.saturating_add(value.len()))
-                .ok_or_else(|| LoadError::Global {
-                    name: name.clone(),
-                    reason: format!("value of {} bytes overruns section {sec}", value.len()),
-                })?;
-            dst.copy_from_slice(value);
-        }
-        Ok(())
-    }
-
     pub(super) fn fill_slots(
         &self,
-        maps: &[Map],
+        maps: &[Option<Map>],
         programs: &[Program],
         prog_of_func: &HashMap<usize, usize>,
     ) -> Result<(), LoadError> {
@@ -325,13 +318,16 @@ impl Loading<'_, '_> {
         for (mi, m) in obj.maps.iter().enumerate() {
             for &(slot, v) in &m.init {
                 let fd = match v {
-                    MapValues::Map(t) => maps.get(t.index()).map(Map::raw_fd),
+                    MapValues::Map(t) => maps
+                        .get(t.index())
+                        .and_then(Option::as_ref)
+                        .map(Map::raw_fd),
                     MapValues::Program(f) => prog_of_func
                         .get(&f.index())
                         .and_then(|&p| programs.get(p))
                         .map(|p| std::os::fd::AsRawFd::as_raw_fd(&p.fd)),
                 };
-                let (Some(fd), Some(target)) = (fd, maps.get(mi)) else {
+                let (Some(fd), Some(target)) = (fd, maps.get(mi).and_then(Option::as_ref)) else {
                     continue;
                 };
                 // A reused pinned map is someone else's: its slots are

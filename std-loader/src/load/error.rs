@@ -125,6 +125,17 @@ pub enum LoadError {
         /// The bpf(2) error.
         source: SysError,
     },
+    /// A setting given before load was refused (an unknown map, program
+    /// or global, or a value of the wrong size).
+    Spec(crate::spec::SpecError),
+    /// A program uses a map that was left uncreated
+    /// ([`MapSpec::set_autocreate`](crate::MapSpec::set_autocreate)).
+    MapNotCreated {
+        /// The program.
+        program: String,
+        /// The map.
+        map: String,
+    },
     /// A map's definition cannot be turned into a kernel map (a size
     /// that has no valid rounding, for example).
     MapDefinition {
@@ -225,6 +236,11 @@ impl fmt::Display for LoadError {
             ),
             LoadError::MapCreate { map, .. } => write!(f, "map '{map}' cannot be created"),
             LoadError::MapDefinition { map, reason } => write!(f, "map '{map}': {reason}"),
+            LoadError::Spec(_) => f.write_str("invalid setting"),
+            LoadError::MapNotCreated { program, map } => write!(
+                f,
+                "program '{program}' uses map '{map}', which was set not to be created"
+            ),
             LoadError::Map { map, action, .. } => write!(f, "map '{map}': {action} failed"),
             LoadError::PinMismatch { map, path, detail } => write!(
                 f,
@@ -263,6 +279,7 @@ impl core::error::Error for LoadError {
             LoadError::Io { source, .. } => Some(source),
             LoadError::Parse(_) => None,
             LoadError::Object(e) | LoadError::KernelBtf { source: e, .. } => Some(e),
+            LoadError::Spec(e) => Some(e),
             LoadError::NoKernelBtf { source, .. } | LoadError::NoKernelIdBtf { source, .. } => {
                 Some(source)
             }

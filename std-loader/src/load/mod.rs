@@ -24,13 +24,12 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
-use ember_core::btf::{Btf, Kind, TypeId};
+use ember_core::btf::{Btf, Kind};
 use ember_core::insn::INSN_SIZE;
 use ember_core::ksym::{self, POISON_KFUNC_BASE, Resolved};
 use ember_core::load::{self as prep, FUNC_INFO_SIZE, LINE_INFO_SIZE};
 use ember_core::object::{
     AttachType, ExternKind, Map as MapDef, MapKind, MapType, MapValues, Object, Pinning, ProgType,
-    object_name,
 };
 use ember_core::reloc::{Module, Targets};
 use ember_sys::{
@@ -45,6 +44,7 @@ use crate::btf_source::{BtfSearch, KernelBtf, ModuleBtf, find_kernel_btf, module
 use crate::features::{self, Features};
 use crate::kallsyms::Kallsyms;
 use crate::maps::Map;
+use crate::spec::ObjectSpec;
 
 /// Configures a load.
 ///
@@ -335,22 +335,34 @@ impl EbpfLoader {
     /// # Errors
     /// See [`LoadError`].
     pub fn load(&self, data: &[u8], file_name: &str) -> Result<Ebpf, LoadError> {
-        let obj = Object::parse(data, object_name(file_name)).map_err(|e| {
-            if e.is_missing_btf() {
-                LoadError::NoObjectBtf {
-                    object: file_name.to_owned(),
-                }
-            } else {
-                LoadError::Parse(e.into())
-            }
-        })?;
-        Loading::new(self, &obj, file_name).run()
+        let mut spec = ObjectSpec::parse(data, file_name)?;
+        // The shorthand setters of this loader apply to the spec; an
+        // unknown name is an error, as in the spec's own setters.
+        for (name, value) in &self.globals {
+            spec.set_global_bytes(name, value)
+                .map_err(LoadError::Spec)?;
+        }
+        for (name, load) in &self.autoload {
+            spec.program_mut(name)
+                .map_err(LoadError::Spec)?
+                .set_autoload(*load);
+        }
+        self.load_spec(spec)
+    }
+
+    /// Loads an object opened and configured as an [`ObjectSpec`].
+    ///
+    /// # Errors
+    /// See [`LoadError`].
+    pub fn load_spec(&self, spec: ObjectSpec<'_>) -> Result<Ebpf, LoadError> {
+        Loading::new(self, &spec).run()
     }
 }
 
 /// One load in progress.
 struct Loading<'l, 'o> {
     cfg: &'l EbpfLoader,
+    spec: &'l ObjectSpec<'o>,
     obj: &'l Object<'o>,
     file: &'l str,
     feat: Features,
@@ -363,11 +375,12 @@ struct Loading<'l, 'o> {
 }
 
 impl<'l, 'o> Loading<'l, 'o> {
-    fn new(cfg: &'l EbpfLoader, obj: &'l Object<'o>, file: &'l str) -> Self {
+    fn new(cfg: &'l EbpfLoader, spec: &'l ObjectSpec<'o>) -> Self {
         Loading {
             cfg,
-            obj,
-            file,
+            spec,
+            obj: &spec.obj,
+            file: &spec.file,
             feat: cfg.btf_features.unwrap_or_else(features::probe),
             notes: Vec::new(),
             syscall_wrapper: false,
@@ -382,19 +395,6 @@ impl<'l, 'o> Loading<'l, 'o> {
                 ember_core::ErrorKind::ForeignEndian,
                 0,
             )));
-        }
-        // A mistyped set_global would silently keep the default.
-        for (name, _) in &self.cfg.globals {
-            let known = obj
-                .data_symbols
-                .iter()
-                .any(|d| d.name == name && ember_core::object::is_data_section(d.section));
-            if !known {
-                return Err(LoadError::Global {
-                    name: name.clone(),
-                    reason: "no such variable in .data, .rodata or .bss".into(),
-                });
-            }
         }
         let needs = Needs::of(obj);
         let search = &self.cfg.search;
@@ -577,13 +577,14 @@ impl<'l, 'o> Loading<'l, 'o> {
 
         // Maps.
         let maps = self.create_maps(btf_fd.as_ref())?;
-        let map_fd = |i: usize| maps.get(i).map(Map::raw_fd);
+        let map_fd = |i: usize| maps.get(i).and_then(Option::as_ref).map(Map::raw_fd);
 
         // Programs.
         let mut programs = Vec::new();
         let mut prog_of_func = HashMap::new();
         for (fi, f) in obj.functions.iter().enumerate() {
-            if !f.is_program || !self.cfg.autoload.get(f.name).copied().unwrap_or(true) {
+            let autoload = self.spec.programs.get(fi).is_none_or(|o| o.autoload);
+            if !f.is_program || !autoload {
                 continue;
             }
             let p = self.load_program(
@@ -604,7 +605,7 @@ impl<'l, 'o> Loading<'l, 'o> {
         self.fill_slots(&maps, &programs, &prog_of_func)?;
         let pinned = self.pins.keep();
         Ok(Ebpf {
-            maps,
+            maps: maps.into_iter().flatten().collect(),
             programs,
             btf_fd,
             pinned,

@@ -36,27 +36,57 @@ impl Loading<'_, '_> {
             .code_section(f.section)
             .map_or("", |c| c.name)
             .to_owned();
-        let def = f.sec_def.ok_or_else(|| LoadError::UnknownSection {
-            program: f.name.to_owned(),
-            section: section.clone(),
+        let opts = self.spec.programs.get(fi).cloned().unwrap_or_default();
+        let def = f.sec_def;
+        let prog_type = opts.prog_type.or(def.map(|d| d.prog_type)).ok_or_else(|| {
+            LoadError::UnknownSection {
+                program: f.name.to_owned(),
+                section: section.clone(),
+            }
         })?;
-        if matches!(def.prog_type, ProgType::STRUCT_OPS | ProgType::EXT) {
+        let attach_type = opts
+            .attach_type
+            .unwrap_or_else(|| def.and_then(|d| d.attach_type));
+        if matches!(prog_type, ProgType::STRUCT_OPS | ProgType::EXT) {
             return Err(LoadError::Unsupported {
                 program: f.name.to_owned(),
                 what: format!(
-                    "{} programs (they need a struct_ops map or a target program)",
-                    def.prog_type
+                    "{prog_type} programs (they need a struct_ops map or a target program)"
                 ),
             });
         }
-        let map_fd = |m: ember_core::id::MapIndex| map_fd(m.index());
+        // A map left uncreated by the spec: name it and the program,
+        // rather than hand the kernel fd -1.
+        let missing = core::cell::Cell::new(None);
+        let map_fd = |m: ember_core::id::MapIndex| {
+            let fd = map_fd(m.index());
+            if fd.is_none() && missing.get().is_none() {
+                missing.set(Some(m));
+            }
+            fd
+        };
         let linked = prep::link_program(obj, code, ember_core::id::FuncIndex(fi), &map_fd)
             .map_err(LoadError::Object)?;
+        if let Some(m) = missing.get() {
+            return Err(LoadError::MapNotCreated {
+                program: f.name.to_owned(),
+                map: obj.map(m).map_or_else(String::new, |m| m.name.to_string()),
+            });
+        }
         let mut attach_btf_id = 0;
         let mut attach_module: Option<OwnedFd> = None;
-        if needs_attach_btf(def.prog_type, def.attach_type) {
-            let target = f.attach_target.unwrap_or("");
-            let (name, kind) = attach_name(def.attach_type.unwrap_or(AttachType(0)), target);
+        let by_id = match &opts.attach_target {
+            Some(crate::spec::AttachTarget::VmlinuxBtfId(id)) => Some(*id),
+            _ => None,
+        };
+        if let Some(id) = by_id {
+            attach_btf_id = id;
+        } else if needs_attach_btf(prog_type, attach_type) {
+            let target = match &opts.attach_target {
+                Some(crate::spec::AttachTarget::Function(name)) => name.as_str(),
+                _ => f.attach_target.unwrap_or(""),
+            };
+            let (name, kind) = attach_name(attach_type.unwrap_or(AttachType(0)), target);
             // vmlinux first, then modules (a module function's BTF id is
             // only meaningful with that module's BTF object fd).
             let found = kernel.and_then(|t| {
@@ -85,7 +115,7 @@ impl Loading<'_, '_> {
         let license = CString::new(obj.license.unwrap_or("")).unwrap_or_default();
         // Kernels before 5.0 check a kprobe's version against their own:
         // SEC("version") when given, else the running kernel's (libbpf).
-        let kern_version = if def.prog_type == ProgType::KPROBE {
+        let kern_version = if prog_type == ProgType::KPROBE {
             obj.kern_version.unwrap_or_else(|| {
                 let rel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
                 super::kconfig::kernel_version(rel.trim())
@@ -93,13 +123,16 @@ impl Loading<'_, '_> {
         } else {
             0
         };
-        let mut flags = 0;
-        if def.sleepable {
-            flags |= 1 << 4; // BPF_F_SLEEPABLE
-        }
-        if def.xdp_frags {
-            flags |= 1 << 5; // BPF_F_XDP_HAS_FRAGS
-        }
+        let flags = opts.flags.unwrap_or_else(|| {
+            let mut flags = 0;
+            if def.is_some_and(|d| d.sleepable) {
+                flags |= crate::spec::F_SLEEPABLE;
+            }
+            if def.is_some_and(|d| d.xdp_frags) {
+                flags |= crate::spec::F_XDP_HAS_FRAGS;
+            }
+            flags
+        });
         // func/line info name BTF FUNCs: without kernel FUNC support they
         // were rewritten away, and the kernel would refuse the records.
         let prog_btf = btf_fd
@@ -113,8 +146,8 @@ impl Loading<'_, '_> {
             });
         let attempt = |log: Option<&mut [u8]>, level: u32| {
             prog_load(&mut ProgLoad {
-                prog_type: def.prog_type.0,
-                expected_attach_type: def.attach_type.map_or(0, |a| a.0),
+                prog_type: prog_type.0,
+                expected_attach_type: attach_type.map_or(0, |a| a.0),
                 insns: &linked.insns,
                 license: &license,
                 name: f.name,
@@ -126,21 +159,22 @@ impl Loading<'_, '_> {
                 attach_btf_obj_fd: attach_module.as_ref().map(AsFd::as_fd),
                 kern_version,
                 fd_array,
+                ifindex: opts.ifindex,
             })
         };
         let program = |fd, log| Program {
             name: f.name.to_owned(),
             section: section.clone(),
-            prog_type: def.prog_type,
-            attach_type: def.attach_type,
+            prog_type,
+            attach_type,
             attach_btf_id,
             insn_count: linked.insns.len() / INSN_SIZE,
             fd,
             log,
         };
         // Fast path: no log unless asked for.
-        let mut size = self.cfg.log_size.max(64 * 1024);
-        let level = self.cfg.log_level;
+        let mut size = opts.log_size.unwrap_or(self.cfg.log_size).max(64 * 1024);
+        let level = opts.log_level.unwrap_or(self.cfg.log_level);
         if level == 0 {
             if let Ok(fd) = attempt(None, 0) {
                 return Ok(program(fd, String::new()));

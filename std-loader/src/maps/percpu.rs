@@ -99,7 +99,7 @@ impl<'m, V: Pod> PerCpuArray<'m, V> {
     /// A view over `map`, which must be a per-CPU array of `V`.
     ///
     /// # Errors
-    /// [`MapErrorKind::Mismatch`] naming what differs.
+    /// [`MapErrorKind::Mismatch`](super::MapErrorKind::Mismatch) naming what differs.
     pub fn new(map: &'m Map) -> Result<Self, MapError> {
         map.expect(&[MapType::PERCPU_ARRAY], 4, size_of::<V>())?;
         Ok(PerCpuArray {
@@ -141,7 +141,7 @@ impl<'m, K: Pod, V: Pod> PerCpuHashMap<'m, K, V> {
     /// A view over `map`, which must be a per-CPU hash of `K` → `V`.
     ///
     /// # Errors
-    /// [`MapErrorKind::Mismatch`] naming what differs.
+    /// [`MapErrorKind::Mismatch`](super::MapErrorKind::Mismatch) naming what differs.
     pub fn new(map: &'m Map) -> Result<Self, MapError> {
         map.expect(
             &[MapType::PERCPU_HASH, MapType::LRU_PERCPU_HASH],

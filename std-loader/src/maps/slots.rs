@@ -24,7 +24,7 @@ impl<'m> ProgArray<'m> {
     /// A view over `map`, which must be a prog array.
     ///
     /// # Errors
-    /// [`MapErrorKind::Mismatch`] naming what differs.
+    /// [`MapErrorKind::Mismatch`](super::MapErrorKind::Mismatch) naming what differs.
     pub fn new(map: &'m Map) -> Result<Self, MapError> {
         map.expect(&[MapType::PROG_ARRAY], 4, 4)?;
         Ok(ProgArray { map })
@@ -61,7 +61,7 @@ impl<'m> MapOfMaps<'m> {
     /// A view over `map`, which must be an array or hash of maps.
     ///
     /// # Errors
-    /// [`MapErrorKind::Mismatch`] naming what differs.
+    /// [`MapErrorKind::Mismatch`](super::MapErrorKind::Mismatch) naming what differs.
     pub fn new(map: &'m Map) -> Result<Self, MapError> {
         map.expect(
             &[MapType::ARRAY_OF_MAPS, MapType::HASH_OF_MAPS],

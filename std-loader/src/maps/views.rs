@@ -20,7 +20,7 @@ impl<'m, K: Pod, V: Pod> HashMap<'m, K, V> {
     /// A view over `map`, which must be a (LRU) hash of `K` → `V`.
     ///
     /// # Errors
-    /// [`MapErrorKind::Mismatch`] naming what differs.
+    /// [`MapErrorKind::Mismatch`](super::MapErrorKind::Mismatch) naming what differs.
     pub fn new(map: &'m Map) -> Result<Self, MapError> {
         map.expect(
             &[MapType::HASH, MapType::LRU_HASH],
@@ -86,7 +86,7 @@ impl<'m, V: Pod> Array<'m, V> {
     /// A view over `map`, which must be an array of `V`.
     ///
     /// # Errors
-    /// [`MapErrorKind::Mismatch`] naming what differs.
+    /// [`MapErrorKind::Mismatch`](super::MapErrorKind::Mismatch) naming what differs.
     pub fn new(map: &'m Map) -> Result<Self, MapError> {
         map.expect(&[MapType::ARRAY], 4, size_of::<V>())?;
         Ok(Array {
@@ -137,7 +137,7 @@ macro_rules! push_pop {
             /// A view over `map`, which must hold values of `V`.
             ///
             /// # Errors
-            /// [`MapErrorKind::Mismatch`] naming what differs.
+            /// [`MapErrorKind::Mismatch`](super::MapErrorKind::Mismatch) naming what differs.
             pub fn new(map: &'m Map) -> Result<Self, MapError> {
                 map.expect(&[$map_type], 0, size_of::<V>())?;
                 Ok($ty {
@@ -204,7 +204,7 @@ impl<'m, K: Pod, V: Pod> LpmTrie<'m, K, V> {
     /// A view over `map`, which must be an LPM trie of `K` → `V`.
     ///
     /// # Errors
-    /// [`MapErrorKind::Mismatch`] naming what differs.
+    /// [`MapErrorKind::Mismatch`](super::MapErrorKind::Mismatch) naming what differs.
     pub fn new(map: &'m Map) -> Result<Self, MapError> {
         map.expect(&[MapType::LPM_TRIE], 4 + size_of::<K>(), size_of::<V>())?;
         Ok(LpmTrie {
@@ -257,7 +257,7 @@ impl<'m, V: Pod> BloomFilter<'m, V> {
     /// A view over `map`, which must be a bloom filter of `V`.
     ///
     /// # Errors
-    /// [`MapErrorKind::Mismatch`] naming what differs.
+    /// [`MapErrorKind::Mismatch`](super::MapErrorKind::Mismatch) naming what differs.
     pub fn new(map: &'m Map) -> Result<Self, MapError> {
         map.expect(&[MapType::BLOOM_FILTER], 0, size_of::<V>())?;
         Ok(BloomFilter {

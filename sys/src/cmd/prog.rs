@@ -51,6 +51,9 @@ pub struct ProgLoad<'a> {
     /// kfunc calls (`insn.off` = index; 0 means vmlinux, so slot 0 is
     /// unused).
     pub fd_array: &'a [BorrowedFd<'a>],
+    /// Offload device (`prog_ifindex`; 0: not offloaded). XDP programs
+    /// given one are bound to that device (dev-bound or offloaded).
+    pub ifindex: u32,
 }
 
 /// A program's BTF and its `.BTF.ext` records, in the kernel's layout.
@@ -140,6 +143,7 @@ pub fn prog_load(p: &mut ProgLoad<'_>) -> core::result::Result<OwnedFd, ProgLoad
     a.put_name(offset_of!(A, prog_name), p.name);
     a.put_u32(offset_of!(A, expected_attach_type), p.expected_attach_type);
     a.put_u32(offset_of!(A, attach_btf_id), p.attach_btf_id);
+    a.put_u32(offset_of!(A, prog_ifindex), p.ifindex);
     a.put_slice(offset_of!(A, fd_array), &fds);
     if let Some(fd) = p.attach_btf_obj_fd {
         a.put_fd(offset_of!(A, attach_fd), fd);

@@ -298,6 +298,7 @@ fn prog_load_sends_pointers_and_counts() {
         attach_btf_obj_fd: Some(target.as_fd()),
         kern_version: 0x50000,
         fd_array: &fds,
+        ifindex: 9,
     };
     prog_load(&mut p).unwrap();
     assert_eq!(&log[..3], b"ok\0");
@@ -312,6 +313,7 @@ fn prog_load_sends_pointers_and_counts() {
     assert_eq!(c.u32(offset_of!(P, log_size)), 64);
     assert_eq!(c.u64(offset_of!(P, log_buf)), addr(&log));
     assert_eq!(c.u32(offset_of!(P, kern_version)), 0x50000);
+    assert_eq!(c.u32(offset_of!(P, prog_ifindex)), 9);
     assert_eq!(c.u32(offset_of!(P, prog_flags)), 8);
     assert_eq!(&c.attr()[48..53], b"prog\0");
     assert_eq!(c.u32(offset_of!(P, expected_attach_type)), 2);

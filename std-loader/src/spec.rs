@@ -1,0 +1,759 @@
+//! An opened object, configured before load: open (parse, no kernel) →
+//! [`ObjectSpec`] (maps, programs and globals, each checked as it is set)
+//! → [`EbpfLoader::load_spec`](crate::EbpfLoader::load_spec).
+//!
+//! The spec borrows the object's bytes (the parsed object is zero-copy)
+//! and owns only what was changed: map definitions are edited in place,
+//! program and map options sit beside them, and each global-data section
+//! has its own image, so typed writes land where the kernel map's initial
+//! value is taken from.
+
+use core::fmt;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use bytemuck::Pod;
+use ember_core::btf::TypeId;
+use ember_core::object::{
+    AttachType, Map as MapDef, MapKind, Object, Pinning, ProgType, is_data_section, object_name,
+};
+
+use crate::load::LoadError;
+
+/// Why a setting was refused. Each names what was asked for; unknown
+/// names list the names that exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SpecError {
+    /// No map of that name.
+    UnknownMap {
+        /// The name asked for.
+        name: String,
+        /// The object's maps.
+        known: Vec<String>,
+    },
+    /// No program of that name.
+    UnknownProgram {
+        /// The name asked for.
+        name: String,
+        /// The object's programs.
+        known: Vec<String>,
+    },
+    /// No global variable of that name in `.data`, `.rodata`, `.bss` or
+    /// their `.data.*`-style siblings.
+    UnknownGlobal {
+        /// The name asked for.
+        name: String,
+        /// The object's global variables.
+        known: Vec<String>,
+    },
+    /// No global-data section of that name.
+    UnknownSection {
+        /// The name asked for.
+        name: String,
+        /// The object's global-data sections.
+        known: Vec<String>,
+    },
+    /// A value of the wrong size for a variable.
+    GlobalSize {
+        /// The variable.
+        name: String,
+        /// Its size from BTF (or, without BTF, the room left in its
+        /// section).
+        size: usize,
+        /// The value's size.
+        given: usize,
+    },
+    /// A map setting the kernel cannot take for this map.
+    Map {
+        /// The map.
+        map: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn list(known: &[String]) -> String {
+    if known.is_empty() {
+        "none".into()
+    } else {
+        known.join(", ")
+    }
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpecError::UnknownMap { name, known } => {
+                write!(f, "no map '{name}' (maps: {})", list(known))
+            }
+            SpecError::UnknownProgram { name, known } => {
+                write!(f, "no program '{name}' (programs: {})", list(known))
+            }
+            SpecError::UnknownGlobal { name, known } => {
+                write!(f, "no global variable '{name}' (globals: {})", list(known))
+            }
+            SpecError::UnknownSection { name, known } => {
+                write!(
+                    f,
+                    "no global-data section '{name}' (sections: {})",
+                    list(known)
+                )
+            }
+            SpecError::GlobalSize { name, size, given } => {
+                write!(f, "global '{name}' is {size} bytes, the value is {given}")
+            }
+            SpecError::Map { map, reason } => write!(f, "map '{map}': {reason}"),
+        }
+    }
+}
+
+impl core::error::Error for SpecError {}
+
+/// Where a tracing, LSM or extension program attaches, when not where its
+/// section says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AttachTarget {
+    /// A kernel function (or tracepoint, LSM hook) looked up by name in
+    /// the running kernel's BTF, vmlinux first, then modules.
+    Function(String),
+    /// A BTF id in the running kernel's vmlinux BTF.
+    VmlinuxBtfId(u32),
+}
+
+/// Settings of one map beside its definition.
+#[derive(Debug)]
+pub(crate) struct MapOptions {
+    pub(crate) autocreate: bool,
+    pub(crate) reuse: Option<OwnedFd>,
+    pub(crate) pin_path: Option<PathBuf>,
+}
+
+impl Default for MapOptions {
+    fn default() -> Self {
+        MapOptions {
+            autocreate: true,
+            reuse: None,
+            pin_path: None,
+        }
+    }
+}
+
+/// Settings of one program beside its section's defaults.
+#[derive(Debug, Clone)]
+pub(crate) struct ProgramOptions {
+    pub(crate) autoload: bool,
+    pub(crate) prog_type: Option<ProgType>,
+    pub(crate) attach_type: Option<Option<AttachType>>,
+    pub(crate) attach_target: Option<AttachTarget>,
+    pub(crate) log_level: Option<u32>,
+    pub(crate) log_size: Option<usize>,
+    pub(crate) flags: Option<u32>,
+    pub(crate) ifindex: u32,
+}
+
+impl Default for ProgramOptions {
+    fn default() -> Self {
+        ProgramOptions {
+            autoload: true,
+            prog_type: None,
+            attach_type: None,
+            attach_target: None,
+            log_level: None,
+            log_size: None,
+            flags: None,
+            ifindex: 0,
+        }
+    }
+}
+
+/// `BPF_F_SLEEPABLE`.
+pub const F_SLEEPABLE: u32 = 1 << 4;
+/// `BPF_F_XDP_HAS_FRAGS`.
+pub const F_XDP_HAS_FRAGS: u32 = 1 << 5;
+
+/// An object opened and being configured: what libbpf calls an open
+/// object, cilium a `CollectionSpec`.
+#[derive(Debug)]
+pub struct ObjectSpec<'a> {
+    pub(crate) obj: Object<'a>,
+    pub(crate) file: String,
+    pub(crate) maps: Vec<MapOptions>,
+    pub(crate) programs: Vec<ProgramOptions>,
+    /// One image per [`Object::data`] section: its initial bytes, with
+    /// the globals set so far.
+    pub(crate) images: Vec<Vec<u8>>,
+}
+
+impl<'a> ObjectSpec<'a> {
+    /// Parses the object in `data` (no kernel is touched). `file_name`
+    /// names internal maps as libbpf does (`load.rodata`).
+    ///
+    /// # Errors
+    /// [`LoadError::Parse`] naming what is malformed, or
+    /// [`LoadError::NoObjectBtf`].
+    pub fn parse(data: &'a [u8], file_name: &str) -> Result<ObjectSpec<'a>, LoadError> {
+        let obj = Object::parse(data, object_name(file_name)).map_err(|e| {
+            if e.is_missing_btf() {
+                LoadError::NoObjectBtf {
+                    object: file_name.to_owned(),
+                }
+            } else {
+                LoadError::Parse(e.into())
+            }
+        })?;
+        let images = obj
+            .data
+            .iter()
+            .map(|d| {
+                let mut v = vec![0u8; d.size as usize];
+                if let Some(init) = d.init {
+                    let n = init.len().min(v.len());
+                    v[..n].copy_from_slice(&init[..n]);
+                }
+                v
+            })
+            .collect();
+        Ok(ObjectSpec {
+            maps: obj.maps.iter().map(|_| MapOptions::default()).collect(),
+            programs: obj
+                .functions
+                .iter()
+                .map(|_| ProgramOptions::default())
+                .collect(),
+            images,
+            file: file_name.to_owned(),
+            obj,
+        })
+    }
+
+    /// The parsed object (read-only: change it through the setters).
+    pub fn object(&self) -> &Object<'a> {
+        &self.obj
+    }
+
+    /// The file name it was opened as.
+    pub fn file_name(&self) -> &str {
+        &self.file
+    }
+
+    /// Every map's name, in object order.
+    pub fn map_names(&self) -> Vec<String> {
+        self.obj.maps.iter().map(|m| m.name.to_string()).collect()
+    }
+
+    /// Every program's name, in object order.
+    pub fn program_names(&self) -> Vec<String> {
+        self.obj.programs().map(|f| f.name.to_owned()).collect()
+    }
+
+    fn map_index(&self, name: &str) -> Result<usize, SpecError> {
+        self.obj
+            .maps
+            .iter()
+            .position(|m| m.name == name)
+            .ok_or_else(|| SpecError::UnknownMap {
+                name: name.to_owned(),
+                known: self.map_names(),
+            })
+    }
+
+    fn program_index(&self, name: &str) -> Result<usize, SpecError> {
+        self.obj
+            .functions
+            .iter()
+            .position(|f| f.is_program && f.name == name)
+            .ok_or_else(|| SpecError::UnknownProgram {
+                name: name.to_owned(),
+                known: self.program_names(),
+            })
+    }
+
+    /// The definition of map `name` as it stands.
+    ///
+    /// # Errors
+    /// [`SpecError::UnknownMap`].
+    pub fn map(&self, name: &str) -> Result<&MapDef<'a>, SpecError> {
+        let i = self.map_index(name)?;
+        self.obj.maps.get(i).ok_or_else(|| SpecError::UnknownMap {
+            name: name.to_owned(),
+            known: self.map_names(),
+        })
+    }
+
+    /// Map `name`, to configure.
+    ///
+    /// # Errors
+    /// [`SpecError::UnknownMap`].
+    pub fn map_mut(&mut self, name: &str) -> Result<MapSpec<'_, 'a>, SpecError> {
+        let i = self.map_index(name)?;
+        match (self.obj.maps.get_mut(i), self.maps.get_mut(i)) {
+            (Some(def), Some(opts)) => Ok(MapSpec { def, opts }),
+            _ => Err(SpecError::UnknownMap {
+                name: name.to_owned(),
+                known: Vec::new(),
+            }),
+        }
+    }
+
+    /// Program `name`, to configure.
+    ///
+    /// # Errors
+    /// [`SpecError::UnknownProgram`].
+    pub fn program_mut(&mut self, name: &str) -> Result<ProgramSpec<'_>, SpecError> {
+        let i = self.program_index(name)?;
+        let f = self.obj.functions.get(i);
+        let (default_type, default_attach) = f
+            .and_then(|f| f.sec_def)
+            .map_or((None, None), |d| (Some(d.prog_type), d.attach_type));
+        let flags_default = f.and_then(|f| f.sec_def).map_or(0, |d| {
+            let mut fl = 0;
+            if d.sleepable {
+                fl |= F_SLEEPABLE;
+            }
+            if d.xdp_frags {
+                fl |= F_XDP_HAS_FRAGS;
+            }
+            fl
+        });
+        match self.programs.get_mut(i) {
+            Some(opts) => Ok(ProgramSpec {
+                opts,
+                default_type,
+                default_attach,
+                flags_default,
+            }),
+            None => Err(SpecError::UnknownProgram {
+                name: name.to_owned(),
+                known: Vec::new(),
+            }),
+        }
+    }
+
+    /// Whether program `name` will be loaded.
+    ///
+    /// # Errors
+    /// [`SpecError::UnknownProgram`].
+    pub fn autoload(&self, name: &str) -> Result<bool, SpecError> {
+        let i = self.program_index(name)?;
+        Ok(self.programs.get(i).is_none_or(|o| o.autoload))
+    }
+
+    /// Every global variable's name.
+    pub fn global_names(&self) -> Vec<String> {
+        self.obj
+            .data_symbols
+            .iter()
+            .filter(|d| is_data_section(d.section))
+            .map(|d| d.name.to_owned())
+            .collect()
+    }
+
+    /// Where global `name` lives: its section's image index, its offset
+    /// and its size (from BTF; without BTF, the room left in its section).
+    fn global_slot(&self, name: &str) -> Result<(usize, usize, usize), SpecError> {
+        let unknown = || SpecError::UnknownGlobal {
+            name: name.to_owned(),
+            known: self.global_names(),
+        };
+        let sym = self
+            .obj
+            .data_symbols
+            .iter()
+            .find(|d| d.name == name && is_data_section(d.section))
+            .ok_or_else(unknown)?;
+        let di = self
+            .obj
+            .data
+            .iter()
+            .position(|d| d.name == sym.section)
+            .ok_or_else(unknown)?;
+        let d = self.obj.data.get(di).ok_or_else(unknown)?;
+        let off = sym.offset as usize;
+        let room = (d.size as usize).checked_sub(off).ok_or_else(unknown)?;
+        let size = d
+            .datasec
+            .and_then(|ds| var_size(&self.obj, ds, name))
+            .unwrap_or(room)
+            .min(room);
+        Ok((di, off, size))
+    }
+
+    /// The size of global `name` (from its BTF type; without BTF, the
+    /// room left in its section).
+    ///
+    /// # Errors
+    /// [`SpecError::UnknownGlobal`].
+    pub fn global_size(&self, name: &str) -> Result<usize, SpecError> {
+        self.global_slot(name).map(|(_, _, size)| size)
+    }
+
+    /// Sets global `name` (in `.rodata`, `.data`, `.bss` or a `.data.*`
+    /// section) to `value`, whose size must be the variable's BTF size.
+    /// A `.rodata` value is what the programs see (and the verifier
+    /// trusts) after load.
+    ///
+    /// # Errors
+    /// [`SpecError::UnknownGlobal`] or [`SpecError::GlobalSize`].
+    pub fn set_global<T: Pod>(&mut self, name: &str, value: &T) -> Result<(), SpecError> {
+        self.set_global_bytes(name, bytemuck::bytes_of(value))
+    }
+
+    /// As [`ObjectSpec::set_global`], but a variable the object does not
+    /// have is not an error: `Ok(false)` (for values optional builds of
+    /// the object may lack).
+    ///
+    /// # Errors
+    /// [`SpecError::GlobalSize`].
+    pub fn set_global_if_present<T: Pod>(
+        &mut self,
+        name: &str,
+        value: &T,
+    ) -> Result<bool, SpecError> {
+        match self.set_global(name, value) {
+            Ok(()) => Ok(true),
+            Err(SpecError::UnknownGlobal { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sets global `name` from bytes (exactly its size).
+    ///
+    /// # Errors
+    /// [`SpecError::UnknownGlobal`] or [`SpecError::GlobalSize`].
+    pub fn set_global_bytes(&mut self, name: &str, value: &[u8]) -> Result<(), SpecError> {
+        let (di, off, size) = self.global_slot(name)?;
+        let wrong = SpecError::GlobalSize {
+            name: name.to_owned(),
+            size,
+            given: value.len(),
+        };
+        if size != value.len() {
+            return Err(wrong);
+        }
+        let dst = self
+            .images
+            .get_mut(di)
+            .and_then(|img| img.get_mut(off..off.saturating_add(size)))
+            .ok_or(wrong)?;
+        dst.copy_from_slice(value);
+        Ok(())
+    }
+
+    /// The value global `name` will start with.
+    ///
+    /// # Errors
+    /// [`SpecError::UnknownGlobal`] or [`SpecError::GlobalSize`] when `T`
+    /// is not the variable's size.
+    pub fn global<T: Pod>(&self, name: &str) -> Result<T, SpecError> {
+        let (di, off, size) = self.global_slot(name)?;
+        let wrong = || SpecError::GlobalSize {
+            name: name.to_owned(),
+            size,
+            given: size_of::<T>(),
+        };
+        if size != size_of::<T>() {
+            return Err(wrong());
+        }
+        let src = self
+            .images
+            .get(di)
+            .and_then(|img| img.get(off..off.saturating_add(size)))
+            .ok_or_else(wrong)?;
+        Ok(bytemuck::pod_read_unaligned(src))
+    }
+
+    fn section_index(&self, section: &str) -> Result<usize, SpecError> {
+        self.obj
+            .data
+            .iter()
+            .position(|d| d.name == section)
+            .ok_or_else(|| SpecError::UnknownSection {
+                name: section.to_owned(),
+                known: self.obj.data.iter().map(|d| d.name.to_owned()).collect(),
+            })
+    }
+
+    /// The whole image of global-data section `section` (`.rodata`,
+    /// `.data`, `.bss`, `.data.custom`, ...).
+    ///
+    /// # Errors
+    /// [`SpecError::UnknownSection`].
+    pub fn section_data(&self, section: &str) -> Result<&[u8], SpecError> {
+        let i = self.section_index(section)?;
+        Ok(self.images.get(i).map_or(&[][..], Vec::as_slice))
+    }
+
+    /// The whole image of global-data section `section`, to write.
+    ///
+    /// # Errors
+    /// [`SpecError::UnknownSection`].
+    pub fn section_data_mut(&mut self, section: &str) -> Result<&mut [u8], SpecError> {
+        let i = self.section_index(section)?;
+        Ok(self
+            .images
+            .get_mut(i)
+            .map_or(&mut [][..], Vec::as_mut_slice))
+    }
+
+    /// The image of data section `i`, for the loader.
+    pub(crate) fn image(&self, i: usize) -> Option<&[u8]> {
+        self.images.get(i).map(Vec::as_slice)
+    }
+}
+
+/// The BTF size of variable `name` in DATASEC `ds`.
+fn var_size(obj: &Object<'_>, ds: TypeId, name: &str) -> Option<usize> {
+    let btf = obj.btf.as_ref()?;
+    btf.get(ds)?
+        .datasec_entries()
+        .find_map(|e| {
+            let v = btf.get(e.type_id)?;
+            (btf.name(&v).ok()? == name).then(|| btf.resolve_size(v.type_id()).ok())?
+        })
+        .map(|s| s as usize)
+}
+
+/// One map of an [`ObjectSpec`], to configure. Setters check what can be
+/// checked without the kernel; the kernel has the last word at load.
+#[derive(Debug)]
+pub struct MapSpec<'s, 'a> {
+    def: &'s mut MapDef<'a>,
+    opts: &'s mut MapOptions,
+}
+
+impl<'a> MapSpec<'_, 'a> {
+    /// The definition as it stands.
+    pub fn def(&self) -> &MapDef<'a> {
+        self.def
+    }
+
+    fn refuse(&self, reason: impl Into<String>) -> SpecError {
+        SpecError::Map {
+            map: self.def.name.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Sets `max_entries` (ring buffers: the data size in bytes, rounded
+    /// up to a power-of-two number of pages at load, as libbpf does).
+    ///
+    /// # Errors
+    /// [`SpecError::Map`] for global-data maps, which hold one entry.
+    pub fn set_max_entries(&mut self, n: u32) -> Result<&mut Self, SpecError> {
+        if !matches!(self.def.kind, MapKind::Btf | MapKind::Legacy) {
+            return Err(self.refuse("a global-data map has exactly one entry"));
+        }
+        self.def.max_entries = n;
+        Ok(self)
+    }
+
+    /// Sets the key size.
+    ///
+    /// # Errors
+    /// [`SpecError::Map`] for global-data maps and for maps whose key the
+    /// object describes in BTF (a different size would contradict it).
+    pub fn set_key_size(&mut self, n: u32) -> Result<&mut Self, SpecError> {
+        if !matches!(self.def.kind, MapKind::Btf | MapKind::Legacy) {
+            return Err(self.refuse("a global-data map's key is its 4-byte index"));
+        }
+        if self.def.key_type.is_some() && n != self.def.key_size {
+            return Err(self.refuse(format!(
+                "its key type in BTF is {} bytes",
+                self.def.key_size
+            )));
+        }
+        self.def.key_size = n;
+        Ok(self)
+    }
+
+    /// Sets the value size (e.g. a stack-trace map's depth × 8).
+    ///
+    /// # Errors
+    /// [`SpecError::Map`] for global-data maps and for maps whose value
+    /// the object describes in BTF.
+    pub fn set_value_size(&mut self, n: u32) -> Result<&mut Self, SpecError> {
+        if !matches!(self.def.kind, MapKind::Btf | MapKind::Legacy) {
+            return Err(self.refuse(
+                "resizing a global-data section is not supported yet; set its variables instead",
+            ));
+        }
+        if self.def.value_type.is_some() && n != self.def.value_size {
+            return Err(self.refuse(format!(
+                "its value type in BTF is {} bytes",
+                self.def.value_size
+            )));
+        }
+        self.def.value_size = n;
+        Ok(self)
+    }
+
+    /// Sets `map_flags` (`BPF_F_*`), replacing the object's.
+    pub fn set_flags(&mut self, flags: u32) -> &mut Self {
+        self.def.map_flags = flags;
+        self
+    }
+
+    /// Sets the NUMA node (with `BPF_F_NUMA_NODE` in the flags).
+    pub fn set_numa_node(&mut self, node: u32) -> &mut Self {
+        self.def.numa_node = node;
+        self
+    }
+
+    /// Sets `map_extra` (bloom filter hash count, arena address).
+    pub fn set_map_extra(&mut self, extra: u64) -> &mut Self {
+        self.def.map_extra = extra;
+        self
+    }
+
+    /// Pins the map by name in the loader's pin directory
+    /// ([`Pinning::ByName`]) or not at all ([`Pinning::None`]).
+    pub fn set_pinning(&mut self, pinning: Pinning) -> &mut Self {
+        self.def.pinning = pinning;
+        self
+    }
+
+    /// Pins the map at `path` (reusing a compatible map already there),
+    /// whatever the object or the pin directory say.
+    pub fn set_pin_path(&mut self, path: impl Into<PathBuf>) -> &mut Self {
+        self.opts.pin_path = Some(path.into());
+        self
+    }
+
+    /// Uses this existing map instead of creating one. At load its type,
+    /// sizes, entries and flags must match the definition, or the load
+    /// fails naming what differs.
+    pub fn reuse_fd(&mut self, fd: OwnedFd) -> &mut Self {
+        self.opts.reuse = Some(fd);
+        self
+    }
+
+    /// Whether the map is created at load (default: yes). A program that
+    /// uses a map left uncreated fails to load, naming both.
+    pub fn set_autocreate(&mut self, on: bool) -> &mut Self {
+        self.opts.autocreate = on;
+        self
+    }
+
+    /// The inner map template of a map of maps, to configure (its
+    /// `max_entries`, for example).
+    pub fn inner(&mut self) -> Option<InnerMapSpec<'_, 'a>> {
+        let name = self.def.name.to_string();
+        self.def
+            .inner
+            .as_deref_mut()
+            .map(|def| InnerMapSpec { outer: name, def })
+    }
+}
+
+/// The inner map template of a map of maps.
+#[derive(Debug)]
+pub struct InnerMapSpec<'s, 'a> {
+    outer: String,
+    def: &'s mut MapDef<'a>,
+}
+
+impl InnerMapSpec<'_, '_> {
+    /// Sets the template's `max_entries`.
+    pub fn set_max_entries(&mut self, n: u32) -> &mut Self {
+        self.def.max_entries = n;
+        self
+    }
+
+    /// Sets the template's flags.
+    pub fn set_flags(&mut self, flags: u32) -> &mut Self {
+        self.def.map_flags = flags;
+        self
+    }
+
+    /// The map of maps it belongs to.
+    pub fn outer(&self) -> &str {
+        &self.outer
+    }
+}
+
+/// One program of an [`ObjectSpec`], to configure. Unset settings come
+/// from its section name, as libbpf's `SEC()` conventions say.
+#[derive(Debug)]
+pub struct ProgramSpec<'s> {
+    opts: &'s mut ProgramOptions,
+    default_type: Option<ProgType>,
+    default_attach: Option<AttachType>,
+    flags_default: u32,
+}
+
+impl ProgramSpec<'_> {
+    /// The program type it will be loaded as (`None`: its section names
+    /// none and none was set).
+    pub fn prog_type(&self) -> Option<ProgType> {
+        self.opts.prog_type.or(self.default_type)
+    }
+
+    /// The expected attach type it will be loaded with.
+    pub fn expected_attach_type(&self) -> Option<AttachType> {
+        self.opts.attach_type.unwrap_or(self.default_attach)
+    }
+
+    /// The program flags (`BPF_F_SLEEPABLE`, ...) it will be loaded with.
+    pub fn flags(&self) -> u32 {
+        self.opts.flags.unwrap_or(self.flags_default)
+    }
+
+    /// Whether it will be loaded.
+    pub fn autoload(&self) -> bool {
+        self.opts.autoload
+    }
+
+    /// Loads it, or not (default: yes).
+    pub fn set_autoload(&mut self, on: bool) -> &mut Self {
+        self.opts.autoload = on;
+        self
+    }
+
+    /// Sets the program type, replacing the section's.
+    pub fn set_prog_type(&mut self, t: ProgType) -> &mut Self {
+        self.opts.prog_type = Some(t);
+        self
+    }
+
+    /// Sets the expected attach type (`None`: none).
+    pub fn set_expected_attach_type(&mut self, t: Option<AttachType>) -> &mut Self {
+        self.opts.attach_type = Some(t);
+        self
+    }
+
+    /// Sets where a tracing or LSM program attaches.
+    pub fn set_attach_target(&mut self, target: AttachTarget) -> &mut Self {
+        self.opts.attach_target = Some(target);
+        self
+    }
+
+    /// Sets the program flags, replacing the section's
+    /// ([`F_SLEEPABLE`], [`F_XDP_HAS_FRAGS`]).
+    pub fn set_flags(&mut self, flags: u32) -> &mut Self {
+        self.opts.flags = Some(flags);
+        self
+    }
+
+    /// Binds it to a network device (`prog_ifindex`: offloaded or
+    /// dev-bound XDP).
+    pub fn set_ifindex(&mut self, ifindex: u32) -> &mut Self {
+        self.opts.ifindex = ifindex;
+        self
+    }
+
+    /// Verifier log level for this program, also on success (1 basic, 2
+    /// verbose); the loader's level otherwise.
+    pub fn set_log_level(&mut self, level: u32) -> &mut Self {
+        self.opts.log_level = Some(level);
+        self
+    }
+
+    /// Initial verifier log size for this program (it grows as the kernel
+    /// asks).
+    pub fn set_log_size(&mut self, size: usize) -> &mut Self {
+        self.opts.log_size = Some(size);
+        self
+    }
+}
