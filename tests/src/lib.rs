@@ -187,3 +187,59 @@ pub const EXIT: ember::ember_core::insn::Insn = ember::ember_core::insn::Insn {
     off: 0,
     imm: 0,
 };
+
+/// Root, and a kernel with BTF.
+pub fn kernel_ready() -> bool {
+    if !is_root() {
+        return false;
+    }
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        skip("this kernel has no /sys/kernel/btf/vmlinux");
+        return false;
+    }
+    true
+}
+
+/// A fresh directory in a bpffs, removed (with what was pinned in it) when
+/// dropped, also when the test fails.
+#[derive(Debug)]
+pub struct BpffsDir(PathBuf);
+
+impl Drop for BpffsDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl core::ops::Deref for BpffsDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+/// A fresh directory in the bpffs at /sys/fs/bpf; skips (loudly, so
+/// `EMBER_REQUIRE_KERNEL=1` fails) when there is none.
+pub fn bpffs_dir(name: &str) -> Option<BpffsDir> {
+    let fs = match Command::new("stat")
+        .args(["-f", "-c", "%T", "/sys/fs/bpf"])
+        .output()
+    {
+        Ok(out) => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        Err(e) => {
+            skip(&format!("cannot run stat to find bpffs: {e}"));
+            return None;
+        }
+    };
+    if fs != "bpf_fs" {
+        skip("no bpffs at /sys/fs/bpf (mount -t bpf bpf /sys/fs/bpf)");
+        return None;
+    }
+    let d = PathBuf::from(format!(
+        "/sys/fs/bpf/ember-test-{}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("bpffs dir");
+    Some(BpffsDir(d))
+}

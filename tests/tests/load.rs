@@ -18,67 +18,14 @@ use ember::maps::{
     Queue, Stack,
 };
 use ember::{EbpfLoader, LoadError};
-use ember_tests::{build_oracle, ember_bin, fixture, open_fds, root, serial, skip, tool};
-
-/// Root, and a kernel with BTF.
-fn kernel_ready() -> bool {
-    if !ember_tests::is_root() {
-        return false;
-    }
-    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
-        skip("this kernel has no /sys/kernel/btf/vmlinux");
-        return false;
-    }
-    true
-}
+use ember_tests::{
+    bpffs_dir, build_oracle, ember_bin, fixture, kernel_ready, open_fds, root, serial, skip, tool,
+};
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("ember-load-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&d).expect("tmp dir");
     d
-}
-
-/// A fresh directory in a bpffs, removed (with what was pinned in it) when
-/// dropped, also when the test fails.
-struct BpffsDir(PathBuf);
-
-impl Drop for BpffsDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl core::ops::Deref for BpffsDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-/// A fresh directory in the bpffs at /sys/fs/bpf; skips (loudly, so
-/// `EMBER_REQUIRE_KERNEL=1` fails) when there is none.
-fn bpffs_dir(name: &str) -> Option<BpffsDir> {
-    let fs = match Command::new("stat")
-        .args(["-f", "-c", "%T", "/sys/fs/bpf"])
-        .output()
-    {
-        Ok(out) => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-        Err(e) => {
-            skip(&format!("cannot run stat to find bpffs: {e}"));
-            return None;
-        }
-    };
-    if fs != "bpf_fs" {
-        skip("no bpffs at /sys/fs/bpf (mount -t bpf bpf /sys/fs/bpf)");
-        return None;
-    }
-    let d = PathBuf::from(format!(
-        "/sys/fs/bpf/ember-test-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("bpffs dir");
-    Some(BpffsDir(d))
 }
 
 fn objects() -> Vec<PathBuf> {

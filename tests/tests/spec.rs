@@ -1,0 +1,337 @@
+//! Open → configure → load on this kernel, as root: run-time map sizes,
+//! typed globals read back from the kernel's maps, uncreated maps, reused
+//! fds, pin paths, program overrides, and `ember load`'s flags.
+
+use std::process::Command;
+
+use ember::ember_core::btf::Kind;
+use ember::ember_core::object::{MapType, ProgType};
+use ember::ember_sys::{self, Errno};
+use ember::maps::HashMap;
+use ember::{AttachTarget, EbpfLoader, LoadError, ObjectSpec, SpecError};
+use ember_tests::{bpffs_dir, ember_bin, fixture, kernel_ready, open_fds, serial};
+
+fn bytes(name: &str) -> Vec<u8> {
+    std::fs::read(fixture(name)).expect("fixture")
+}
+
+#[test]
+fn maps_sized_at_run_time_load_only_once_sized() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let before = open_fds();
+    let data = bytes("runtime_sizes.bpf-el.o");
+    // Unsized: the kernel refuses the first map it is given, and the
+    // error names it.
+    let spec = ObjectSpec::parse(&data, "runtime_sizes.bpf-el.o").unwrap();
+    let e = EbpfLoader::new().load_spec(spec).unwrap_err();
+    let LoadError::MapCreate { map, source } = &e else {
+        panic!("{e}");
+    };
+    assert!(
+        ["counts", "stack_ids", "events"].contains(&map.as_str()),
+        "{map}"
+    );
+    assert_eq!(source.errno, Errno::INVAL);
+
+    let mut spec = ObjectSpec::parse(&data, "runtime_sizes.bpf-el.o").unwrap();
+    spec.map_mut("counts").unwrap().set_max_entries(64).unwrap();
+    {
+        let mut st = spec.map_mut("stack_ids").unwrap();
+        st.set_max_entries(16).unwrap();
+        st.set_value_size(8 * 20).unwrap();
+    }
+    spec.map_mut("events")
+        .unwrap()
+        .set_max_entries(5000)
+        .unwrap();
+    // BTF fixes the hash's key: another size is refused before load.
+    let e = spec.map_mut("counts").unwrap().set_key_size(8).unwrap_err();
+    assert!(matches!(e, SpecError::Map { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "map 'counts': its key type in BTF is 4 bytes"
+    );
+    {
+        let e = EbpfLoader::new().load_spec(spec).unwrap();
+        let m = |n| e.map(n).unwrap();
+        assert_eq!(m("counts").max_entries(), 64);
+        assert_eq!(m("stack_ids").value_size(), 160);
+        assert_eq!(m("stack_ids").max_entries(), 16);
+        // Rounded up to a power-of-two number of pages, as libbpf does.
+        assert_eq!(m("events").max_entries(), 8192);
+    }
+    assert_eq!(open_fds(), before, "fds leaked");
+}
+
+#[test]
+fn typed_globals_reach_the_kernel_maps() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let data = bytes("load.bpf-el.o");
+    let mut spec = ObjectSpec::parse(&data, "load.bpf-el.o").unwrap();
+    assert_eq!(
+        spec.global::<u32>("record_count").unwrap(),
+        3,
+        "the object's"
+    );
+    spec.set_global("record_count", &9u32).unwrap();
+    assert_eq!(spec.global::<u32>("record_count").unwrap(), 9);
+    // The wrong size, an unknown name, an optional one.
+    assert!(matches!(
+        spec.set_global("record_count", &9u64),
+        Err(SpecError::GlobalSize {
+            size: 4,
+            given: 8,
+            ..
+        })
+    ));
+    assert!(matches!(
+        spec.global::<u16>("record_count"),
+        Err(SpecError::GlobalSize { .. })
+    ));
+    assert!(matches!(
+        spec.set_global("no_such", &1u32),
+        Err(SpecError::UnknownGlobal { .. })
+    ));
+    assert!(!spec.set_global_if_present("no_such", &1u32).unwrap());
+    let ro = spec.section_data(".rodata").unwrap().to_vec();
+    assert!(spec.section_data(".nope").is_err());
+
+    let e = EbpfLoader::new().load_spec(spec).unwrap();
+    // What the kernel's .rodata map holds is the image set above.
+    let map = e.map("load.rodata").unwrap();
+    let kernel = map.lookup(&0u32.to_ne_bytes()).unwrap().unwrap();
+    assert_eq!(kernel, ro);
+    let obj = ember::ember_core::object::Object::parse(&data, "load").unwrap();
+    let sym = obj
+        .data_symbols
+        .iter()
+        .find(|d| d.name == "record_count")
+        .unwrap();
+    let at = sym.offset as usize;
+    assert_eq!(kernel[at..at + 4], 9u32.to_ne_bytes());
+}
+
+#[test]
+fn an_uncreated_map_fails_the_program_that_uses_it() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let before = open_fds();
+    let data = bytes("load.bpf-el.o");
+    let mut spec = ObjectSpec::parse(&data, "load.bpf-el.o").unwrap();
+    spec.map_mut("runs").unwrap().set_autocreate(false);
+    let e = EbpfLoader::new().load_spec(spec).unwrap_err();
+    let LoadError::MapNotCreated { program, map } = &e else {
+        panic!("{e}");
+    };
+    assert_eq!((program.as_str(), map.as_str()), ("emit", "runs"));
+    assert_eq!(
+        e.to_string(),
+        "program 'emit' uses map 'runs', which was set not to be created"
+    );
+    // Without the programs that use it, the load goes on without it.
+    let mut spec = ObjectSpec::parse(&data, "load.bpf-el.o").unwrap();
+    spec.map_mut("runs").unwrap().set_autocreate(false);
+    spec.program_mut("emit").unwrap().set_autoload(false);
+    {
+        let e = EbpfLoader::new().load_spec(spec).unwrap();
+        assert!(e.map("runs").is_none());
+        assert!(e.program("emit").is_none());
+        assert!(e.program("on_newtask").is_some());
+    }
+    assert_eq!(open_fds(), before, "fds leaked");
+}
+
+#[test]
+fn a_given_map_fd_is_reused_when_it_matches() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let before = open_fds();
+    {
+        let data = bytes("load.bpf-el.o");
+        let create = |value_size| {
+            ember_sys::map_create(&ember_sys::MapCreate {
+                map_type: MapType::HASH.0,
+                key_size: 4,
+                value_size,
+                max_entries: 16,
+                name: "mine",
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        let mine = create(8);
+        let id = ember_sys::map_info(std::os::fd::AsFd::as_fd(&mine))
+            .unwrap()
+            .id;
+        let mut spec = ObjectSpec::parse(&data, "load.bpf-el.o").unwrap();
+        spec.map_mut("runs").unwrap().reuse_fd(mine);
+        let e = EbpfLoader::new().load_spec(spec).unwrap();
+        let runs = e.map("runs").unwrap();
+        assert!(runs.reused());
+        assert_eq!(ember_sys::map_info(runs.fd()).unwrap().id, id);
+        // The program writes the map we gave.
+        assert_eq!(
+            HashMap::<u32, u64>::new(runs).unwrap().get(&1).unwrap(),
+            None
+        );
+        // A map of another shape is refused, naming what differs.
+        let mut spec = ObjectSpec::parse(&data, "load.bpf-el.o").unwrap();
+        spec.map_mut("runs").unwrap().reuse_fd(create(4));
+        let err = EbpfLoader::new().load_spec(spec).unwrap_err();
+        assert!(matches!(err, LoadError::MapDefinition { .. }), "{err}");
+        assert!(err.to_string().contains("value size 4 vs 8"), "{err}");
+    }
+    assert_eq!(open_fds(), before, "fds leaked");
+}
+
+#[test]
+fn a_map_pins_at_its_own_path() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let Some(dir) = bpffs_dir("spec-pin") else {
+        return;
+    };
+    let data = bytes("load.bpf-el.o");
+    let path = dir.join("my_runs");
+    let mut spec = ObjectSpec::parse(&data, "load.bpf-el.o").unwrap();
+    spec.map_mut("runs").unwrap().set_pin_path(&path);
+    let e = EbpfLoader::new().load_spec(spec).unwrap();
+    assert_eq!(e.pinned, vec![path.clone()]);
+    let pinned = ember::Map::from_pin(&path).unwrap();
+    assert_eq!(
+        ember_sys::map_info(pinned.fd()).unwrap().id,
+        ember_sys::map_info(e.map("runs").unwrap().fd()).unwrap().id
+    );
+}
+
+#[test]
+fn program_settings_override_the_section() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let data = bytes("load.bpf-el.o");
+    let mut spec = ObjectSpec::parse(&data, "load.bpf-el.o").unwrap();
+    {
+        let mut p = spec.program_mut("on_newtask").unwrap();
+        assert_eq!(p.prog_type(), Some(ProgType::TRACING));
+        // Same arguments shape (a task first): attach elsewhere.
+        p.set_attach_target(AttachTarget::Function("sched_process_fork".into()));
+        p.set_log_level(2);
+    }
+    let e = EbpfLoader::new().load_spec(spec).unwrap();
+    let p = e.program("on_newtask").unwrap();
+    let vmlinux = std::fs::read("/sys/kernel/btf/vmlinux").unwrap();
+    let btf = ember::ember_core::btf::Btf::parse(&vmlinux).unwrap();
+    let want = btf
+        .find_by_name_kind("btf_trace_sched_process_fork", Kind::Typedef)
+        .unwrap();
+    assert_eq!(p.attach_btf_id(), want.0);
+    assert!(p.log().contains("processed"), "log level 2 kept the log");
+    assert!(e.program("emit").unwrap().log().is_empty());
+
+    // An unknown program is named with those there are.
+    let mut spec = ObjectSpec::parse(&data, "load.bpf-el.o").unwrap();
+    let err = spec.program_mut("nope").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "no program 'nope' (programs: on_newtask, emit)"
+    );
+}
+
+fn ember_load(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(ember_bin())
+        .arg("load")
+        .args(args)
+        .output()
+        .expect("run ember");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cli_sets_sizes_globals_and_autoload() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let obj = fixture("runtime_sizes.bpf-el.o");
+    let obj = obj.to_str().unwrap();
+    let (ok, _, err) = ember_load(&[obj]);
+    assert!(!ok);
+    assert!(err.contains("cannot be created"), "{err}");
+    let (ok, out, err) = ember_load(&[
+        obj,
+        "--max-entries",
+        "counts=32",
+        "--max-entries",
+        "stack_ids=8",
+        "--max-entries",
+        "events=4096",
+    ]);
+    // The stack map still has no value size: the kernel says no, naming it.
+    assert!(!ok, "{out}");
+    assert!(err.contains("map 'stack_ids'"), "{err}");
+    let (ok, _, err) = ember_load(&[obj, "--max-entries", "count=32"]);
+    assert!(!ok);
+    assert!(
+        err.contains("no map 'count' (maps: stack_ids, counts, events)"),
+        "{err}"
+    );
+
+    let load = fixture("load.bpf-el.o");
+    let load = load.to_str().unwrap();
+    let (ok, out, err) = ember_load(&[
+        load,
+        "--set",
+        "record_count=0x3",
+        "--max-entries",
+        "runs=32",
+        "--no-autoload",
+        "on_newtask",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("map runs type hash key 4 value 8 max_entries 32"),
+        "{out}"
+    );
+    assert!(out.contains("prog emit"), "{out}");
+    assert!(!out.contains("prog on_newtask"), "{out}");
+    for (args, want) in [
+        (
+            vec!["--set", "record_count=0x100000000"],
+            "does not fit in 4 bytes",
+        ),
+        (vec!["--set", "record_count=hex:01"], "is not 4 bytes"),
+        (
+            vec!["--set", "recordcount=1"],
+            "no global variable 'recordcount'",
+        ),
+        (vec!["--set", "record_count"], "expected NAME=VALUE"),
+        (
+            vec!["--no-autoload", "emitt"],
+            "no program 'emitt' (programs: on_newtask, emit)",
+        ),
+    ] {
+        let mut a = vec![load];
+        a.extend(args);
+        let (ok, _, err) = ember_load(&a);
+        assert!(!ok);
+        assert!(err.contains(want), "{want}: {err}");
+    }
+}
