@@ -127,8 +127,16 @@ impl<'a> Map<'a> {
         }
     }
 
-    /// libbpf's internal map for a global-data section.
-    pub(super) fn internal(obj_name: &str, d: &DataSection<'a>, i: usize) -> Map<'a> {
+    /// libbpf's internal map for a global-data section. It is mmapable
+    /// only when its DATASEC holds a non-static variable, as libbpf 1.7's
+    /// `map_is_mmapable` decides (1.1 made every one mmapable): string
+    /// literal sections and static-only sections are not.
+    pub(super) fn internal(
+        obj_name: &str,
+        d: &DataSection<'a>,
+        i: usize,
+        btf: Option<&Btf<'a>>,
+    ) -> Map<'a> {
         let mut m = Map::empty(
             Cow::Owned(internal_map_name(obj_name, d.name)),
             MapKind::Data(i),
@@ -138,16 +146,24 @@ impl<'a> Map<'a> {
         m.key_size = 4;
         m.value_size = d.size;
         m.max_entries = 1;
-        m.map_flags = BPF_F_MMAPABLE;
         if d.name.starts_with(".rodata") {
             m.map_flags |= BPF_F_RDONLY_PROG;
+        }
+        if mmapable(btf, d.datasec) {
+            m.map_flags |= BPF_F_MMAPABLE;
         }
         m.btf_id = d.datasec;
         m
     }
 
-    /// libbpf's internal `.kconfig` map.
-    pub(super) fn kconfig(obj_name: &str, size: u32) -> Map<'a> {
+    /// libbpf's internal `.kconfig` map, described by DATASEC `datasec`
+    /// (mmapable by the same rule as other internal maps).
+    pub(super) fn kconfig(
+        obj_name: &str,
+        size: u32,
+        btf: Option<&Btf<'a>>,
+        datasec: Option<TypeId>,
+    ) -> Map<'a> {
         let mut m = Map::empty(
             Cow::Owned(internal_map_name(obj_name, ".kconfig")),
             MapKind::Kconfig,
@@ -156,9 +172,28 @@ impl<'a> Map<'a> {
         m.key_size = 4;
         m.value_size = size;
         m.max_entries = 1;
-        m.map_flags = BPF_F_MMAPABLE | BPF_F_RDONLY_PROG;
+        m.map_flags = BPF_F_RDONLY_PROG;
+        if mmapable(btf, datasec) {
+            m.map_flags |= BPF_F_MMAPABLE;
+        }
+        m.btf_id = datasec;
         m
     }
+}
+
+/// libbpf's `map_is_mmapable`: the DATASEC has a variable that is not
+/// static.
+fn mmapable(btf: Option<&Btf<'_>>, datasec: Option<TypeId>) -> bool {
+    let (Some(btf), Some(ds)) = (btf, datasec) else {
+        return false;
+    };
+    btf.get(ds).is_some_and(|t| {
+        t.datasec_entries().any(|e| {
+            btf.get(e.type_id)
+                .and_then(|v| v.var_linkage())
+                .is_some_and(|l| l != 0)
+        })
+    })
 }
 
 /// libbpf's name for an internal map: as much of the object name as fits

@@ -345,16 +345,16 @@ impl<'a> Object<'a> {
             maps::legacy_maps(elf, ls, self.endian, &mut self.maps)?;
         }
         for (i, d) in self.data.iter().enumerate() {
-            try_push(&mut self.maps, Map::internal(name, d, i))?;
+            try_push(&mut self.maps, Map::internal(name, d, i, self.btf.as_ref()))?;
         }
         if let Some(size) = kconfig_size(&self.externs) {
-            let mut m = Map::kconfig(name, size);
             // Described by its DATASEC, as libbpf does (sized to match when
             // the BTF goes to the kernel).
-            m.btf_id = self
+            let ds = self
                 .btf
                 .as_ref()
                 .and_then(|b| b.find_by_name_kind(".kconfig", Kind::Datasec));
+            let m = Map::kconfig(name, size, self.btf.as_ref(), ds);
             try_push(&mut self.maps, m)?;
         }
         if let Some(ms) = secs.btf {
