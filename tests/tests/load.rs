@@ -588,6 +588,7 @@ fn verifier_rejection_carries_the_log() {
         source,
         log,
         cause,
+        ..
     } = &e
     else {
         panic!("{e}");
@@ -1079,7 +1080,7 @@ fn ring_buffer_sizes_are_checked_not_wrapped() {
     let e = EbpfLoader::new()
         .load_file(fixture("ringbuf_zero.bpf-el.o"))
         .unwrap_err();
-    let LoadError::MapCreate { map, source } = &e else {
+    let LoadError::MapCreate { map, source, .. } = &e else {
         panic!("{e}");
     };
     assert_eq!(map, "zero_ring");

@@ -270,6 +270,9 @@ impl EbpfLoader {
                 LoadError::Object(e)
             }
         })?;
+        // Once per process, and only on kernels that charge RLIMIT_MEMLOCK;
+        // a failure is named if a load is then refused with EPERM.
+        let _ = crate::privilege::raise_memlock();
         Loading::new(self, &obj, file_name).run()
     }
 }

@@ -155,11 +155,20 @@ impl Loading<'_, '_> {
                     }
                     let log = log_text(&buf);
                     let cause = self.poison_cause(&log, &linked, fi, relocations, resolved);
+                    let eperm = crate::privilege::explain_errno(
+                        e.error.errno,
+                        crate::privilege::Operation::ProgLoad {
+                            prog_type: def.prog_type,
+                            attach_type: def.attach_type,
+                            empty_log: log.trim().is_empty(),
+                        },
+                    );
                     return Err(LoadError::ProgLoad {
                         program: f.name.to_owned(),
                         source: e.error,
                         log,
                         cause,
+                        eperm,
                     });
                 }
             }
