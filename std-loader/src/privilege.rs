@@ -28,7 +28,8 @@ use std::sync::OnceLock;
 
 use ember_core::object::{AttachType, MapType, ProgType};
 use ember_sys::Errno;
-use rustix::thread::CapabilitySet;
+/// The capability set type of [`Snapshot::effective`] (rustix's).
+pub use rustix::thread::CapabilitySet;
 
 /// The kernel lockdown mode (`/sys/kernel/security/lockdown`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
