@@ -675,10 +675,11 @@ fn read_lockdown_detached() -> std::io::Result<String> {
 
 /// Explains `errno` from `op` when it is EPERM, reading the system only
 /// then.
-pub(crate) fn explain_errno(errno: Errno, op: Operation) -> Option<EpermReason> {
+pub(crate) fn explain_errno(errno: Errno, op: Operation) -> Option<Box<EpermReason>> {
     (errno == Errno::PERM)
         .then(|| explain(op, &Snapshot::read()))
         .flatten()
+        .map(Box::new)
 }
 
 #[cfg(test)]

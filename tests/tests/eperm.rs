@@ -90,7 +90,7 @@ fn fentry_refused_under_lockdown_is_explained() {
     assert_eq!(program, "on_nanosleep");
     assert_eq!(source.errno, ember::ember_sys::Errno::PERM, "{e}");
     assert!(log.trim().is_empty(), "{log}");
-    match (mode, eperm) {
+    match (mode, eperm.as_deref()) {
         (Some(m), Some(EpermReason::Lockdown { mode, .. })) => assert_eq!(*mode, m),
         (None, Some(EpermReason::LikelyLockdown { .. })) => {}
         (m, why) => panic!("lockdown {m:?}, explanation {why:?}: {e}"),

@@ -109,7 +109,7 @@ pub enum LoadError {
         /// The bpf(2) error.
         source: SysError,
         /// When the error is EPERM: why, if ember can tell.
-        eperm: Option<EpermReason>,
+        eperm: Option<Box<EpermReason>>,
     },
     /// A map's definition cannot be turned into a kernel map (a size
     /// that has no valid rounding, for example).
@@ -158,7 +158,7 @@ pub enum LoadError {
         /// When the error is EPERM with an empty log: why (lockdown,
         /// capabilities, `unprivileged_bpf_disabled`, RLIMIT_MEMLOCK), if
         /// ember can tell.
-        eperm: Option<EpermReason>,
+        eperm: Option<Box<EpermReason>>,
     },
 }
 
@@ -357,13 +357,13 @@ mod tests {
             LoadError::MapCreate {
                 map: "m".into(),
                 source: sys(),
-                eperm: Some(EpermReason::MissingCapabilities {
+                eperm: Some(Box::new(EpermReason::MissingCapabilities {
                     op: Operation::MapCreate {
                         map_type: MapType::LRU_HASH,
                     },
                     missing: vec![Capability::Bpf],
                     root: true,
-                }),
+                })),
             },
             LoadError::Map {
                 map: "m".into(),
@@ -392,14 +392,14 @@ mod tests {
                 },
                 log: String::new(),
                 cause: None,
-                eperm: Some(EpermReason::Lockdown {
+                eperm: Some(Box::new(EpermReason::Lockdown {
                     op: Operation::ProgLoad {
                         prog_type: ProgType::TRACING,
                         attach_type: Some(AttachType::TRACE_FENTRY),
                         empty_log: true,
                     },
                     mode: Lockdown::Integrity,
-                }),
+                })),
             },
         ];
         for e in &errors {
