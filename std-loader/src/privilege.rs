@@ -561,11 +561,13 @@ fn probe_memcg_accounting() -> Option<bool> {
 pub fn raise_memlock() -> Result<(), Errno> {
     let state = MEMLOCK.get_or_init(|| {
         let memcg_accounting = probe_memcg_accounting();
-        let raise_error = if memcg_accounting == Some(true) {
-            None
-        } else {
-            raise_memlock_now()
+        // An inconclusive probe (EPERM: unprivileged) decides nothing; the
+        // kernel's version does.
+        let charged = match memcg_accounting {
+            Some(memcg) => !memcg,
+            None => running_kernel_version() < version(5, 11),
         };
+        let raise_error = if charged { raise_memlock_now() } else { None };
         MemlockState {
             memcg_accounting,
             raise_error,
@@ -619,11 +621,16 @@ impl Snapshot {
                 },
                 raise_error: memlock_state.and_then(|m| m.raise_error),
             },
-            kernel_version: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-                .map(|r| parse_release(r.trim()))
-                .unwrap_or(0),
+            kernel_version: running_kernel_version(),
         }
     }
+}
+
+/// The running kernel's `version(major, minor)`; 0 when unknown.
+fn running_kernel_version() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|r| parse_release(r.trim()))
+        .unwrap_or(0)
 }
 
 /// `version(major, minor)` of `6.18.0-1-amd64`; 0 when it does not parse.

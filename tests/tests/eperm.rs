@@ -120,18 +120,23 @@ fn fentry_refused_under_lockdown_is_explained() {
 /// `ember load eperm.bpf-el.o` with `drop` removed from the capability
 /// bounding set (root gets only what that set allows at exec).
 fn load_without(drop: &str) -> Option<String> {
+    setpriv(&[&format!("--bounding-set={drop}")])
+}
+
+/// `ember load eperm.bpf-el.o` under `setpriv ARGS`; its stderr.
+fn setpriv(args: &[&str]) -> Option<String> {
     let Some(setpriv) = tool("setpriv") else {
         skip("no setpriv(1) (util-linux)");
         return None;
     };
     let out = Command::new(setpriv)
-        .arg(format!("--bounding-set={drop}"))
+        .args(args)
         .arg(ember_bin())
         .arg("load")
         .arg(fixture("eperm.bpf-el.o"))
         .output()
         .unwrap();
-    assert!(!out.status.success(), "loaded without {drop}");
+    assert!(!out.status.success(), "loaded under setpriv {args:?}");
     Some(String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
@@ -181,4 +186,56 @@ fn unprivileged_bpf_disabled_is_named() {
     for want in wants {
         assert!(err.contains(want), "missing '{want}' in:\n{err}");
     }
+    // Root is told that dropped capabilities must be kept; anyone else
+    // that they need root or a grant.
+    assert!(err.contains("being root is not enough"), "{err}");
+    if sysctl.is_some_and(|v| v != 0) {
+        let Some(err) = setpriv(&[
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ]) else {
+            return;
+        };
+        if err.contains("failed to execute") {
+            skip(&format!("user nobody cannot run the ember CLI here: {err}"));
+            return;
+        }
+        let want = "this process lacks CAP_BPF; run it as root or grant CAP_BPF";
+        assert!(err.contains(want), "missing '{want}' in:\n{err}");
+    }
+}
+
+/// `Max locked memory` of /proc/self/limits.
+fn memlock_line() -> String {
+    std::fs::read_to_string("/proc/self/limits")
+        .expect("limits")
+        .lines()
+        .find(|l| l.starts_with("Max locked memory"))
+        .expect("memlock line")
+        .to_owned()
+}
+
+#[test]
+fn memlock_is_left_alone_with_memcg_accounting() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let s = Snapshot::read();
+    if s.memlock.memcg_accounting != Some(true) {
+        skip(
+            "this kernel charges BPF memory to RLIMIT_MEMLOCK: raising it is tested by unit tests only",
+        );
+        return;
+    }
+    let before = memlock_line();
+    assert_eq!(ember::privilege::raise_memlock(), Ok(()));
+    EbpfLoader::new()
+        .autoload("on_enter", false)
+        .autoload("on_nanosleep", false)
+        .load_file(fixture("eperm.bpf-el.o"))
+        .expect("a socket filter loads");
+    assert_eq!(memlock_line(), before, "RLIMIT_MEMLOCK changed");
 }
