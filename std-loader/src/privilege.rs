@@ -17,6 +17,11 @@
 //! - RLIMIT_MEMLOCK is too low on a kernel that charges BPF memory to it
 //!   (before 5.11, without memcg accounting).
 //!
+//! Lockdown also withholds some helpers (`bpf_probe_write_user`, and
+//! under confidentiality the kernel-memory reads), which the verifier then
+//! refuses with EINVAL and a log that blames the program type;
+//! [`lockdown_helper_cause`] says so.
+//!
 //! [`explain`] is the pure decision over a [`Snapshot`]; [`Snapshot::read`]
 //! reads the system, and the loader calls it only after an EPERM, so a
 //! successful load pays nothing. [`raise_memlock`] raises RLIMIT_MEMLOCK
@@ -680,6 +685,60 @@ fn read_lockdown_detached() -> std::io::Result<String> {
     Ok(text)
 }
 
+/// The helpers lockdown withholds from programs (`bpf_tracing_func_proto`
+/// and `bpf_base_func_proto` return no prototype, so the verifier refuses
+/// the call with EINVAL and `program of this type cannot use helper`):
+/// id, name, and the mode from which on it is withheld.
+const LOCKDOWN_HELPERS: [(u32, &str, Lockdown); 5] = [
+    (36, "bpf_probe_write_user", Lockdown::Integrity),
+    (4, "bpf_probe_read", Lockdown::Confidentiality),
+    (45, "bpf_probe_read_str", Lockdown::Confidentiality),
+    (113, "bpf_probe_read_kernel", Lockdown::Confidentiality),
+    (115, "bpf_probe_read_kernel_str", Lockdown::Confidentiality),
+];
+
+/// The helper id of the verifier's `cannot use helper NAME#ID` (or older
+/// kernels' `unknown func NAME#ID`) line.
+fn refused_helper(log: &str) -> Option<u32> {
+    log.lines().find_map(|l| {
+        let rest = l
+            .split_once("cannot use helper ")
+            .or_else(|| l.split_once("unknown func "))?
+            .1;
+        rest.rsplit_once('#')?.1.trim().parse().ok()
+    })
+}
+
+/// Why the verifier refused a helper call, when lockdown in `mode`
+/// withholds that helper; `None` for any other log.
+pub fn lockdown_helper_cause(log: &str, mode: Lockdown) -> Option<String> {
+    let id = refused_helper(log)?;
+    let (_, name, from) = LOCKDOWN_HELPERS.iter().find(|(i, ..)| *i == id)?;
+    let withheld = match from {
+        Lockdown::Integrity => mode != Lockdown::None,
+        _ => mode == Lockdown::Confidentiality,
+    };
+    withheld.then(|| {
+        let advice = if id == 36 {
+            "no locked-down kernel offers it"
+        } else {
+            "use bpf_probe_read_user for user memory; kernel memory cannot be read in this mode"
+        };
+        format!("{name} is withheld by kernel lockdown ({mode}), which is why the verifier refuses it; {advice}")
+    })
+}
+
+/// [`lockdown_helper_cause`] for this kernel: reads the lockdown mode only
+/// when the log refuses a helper lockdown may withhold.
+pub(crate) fn helper_cause(log: &str) -> Option<String> {
+    let id = refused_helper(log)?;
+    LOCKDOWN_HELPERS
+        .iter()
+        .any(|(i, ..)| *i == id)
+        .then_some(())?;
+    lockdown_helper_cause(log, read_lockdown()?)
+}
+
 /// Explains `errno` from `op` when it is EPERM, reading the system only
 /// then.
 pub(crate) fn explain_errno(errno: Errno, op: Operation) -> Option<Box<EpermReason>> {
@@ -967,6 +1026,33 @@ mod tests {
             ..unknown
         };
         assert_eq!(explain(map, &recent), None);
+    }
+
+    #[test]
+    fn helpers_withheld_by_lockdown() {
+        let log = "6: (85) call bpf_probe_write_user#36\n\
+                   program of this type cannot use helper bpf_probe_write_user#36\n\
+                   processed 7 insns";
+        let c = lockdown_helper_cause(log, Lockdown::Integrity).expect("a cause");
+        assert!(
+            c.starts_with("bpf_probe_write_user is withheld by kernel lockdown (integrity)"),
+            "{c}"
+        );
+        assert_eq!(lockdown_helper_cause(log, Lockdown::None), None);
+        let read = "unknown func bpf_probe_read_kernel#113\n";
+        assert_eq!(lockdown_helper_cause(read, Lockdown::Integrity), None);
+        let c = lockdown_helper_cause(read, Lockdown::Confidentiality).expect("a cause");
+        assert!(c.contains("bpf_probe_read_user"), "{c}");
+        // Other helpers, other logs: nothing.
+        let other = "program of this type cannot use helper bpf_sk_lookup_tcp#84\n";
+        assert_eq!(
+            lockdown_helper_cause(other, Lockdown::Confidentiality),
+            None
+        );
+        assert_eq!(
+            lockdown_helper_cause("R1 invalid mem access", Lockdown::Confidentiality),
+            None
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A bare EPERM explained on this kernel, as root: an fentry program under
 //! lockdown (read from securityfs, through a private mount when it is not
-//! mounted), and the CLI run with capabilities dropped by setpriv(1),
-//! naming what is missing.
+//! mounted), a helper lockdown withholds, and the CLI run with
+//! capabilities dropped by setpriv(1), naming what is missing.
 
 use std::path::Path;
 use std::process::Command;
@@ -65,6 +65,7 @@ fn fentry_refused_under_lockdown_is_explained() {
     let r = EbpfLoader::new()
         .autoload("plain", false)
         .autoload("on_enter", false)
+        .autoload("writes_user", false)
         .load_file(fixture("eperm.bpf-el.o"));
     let e = match (r, mode) {
         (Ok(_), Some(Lockdown::Integrity | Lockdown::Confidentiality)) => {
@@ -235,7 +236,38 @@ fn memlock_is_left_alone_with_memcg_accounting() {
     EbpfLoader::new()
         .autoload("on_enter", false)
         .autoload("on_nanosleep", false)
+        .autoload("writes_user", false)
         .load_file(fixture("eperm.bpf-el.o"))
         .expect("a socket filter loads");
     assert_eq!(memlock_line(), before, "RLIMIT_MEMLOCK changed");
+}
+
+#[test]
+fn a_helper_withheld_by_lockdown_is_explained() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let mode = Snapshot::read().lockdown;
+    let before = open_fds();
+    let r = EbpfLoader::new()
+        .autoload("plain", false)
+        .autoload("on_enter", false)
+        .autoload("on_nanosleep", false)
+        .load_file(fixture("eperm.bpf-el.o"));
+    match (r, mode) {
+        (Ok(_), Some(Lockdown::None)) => {}
+        (Ok(_), m) => panic!("bpf_probe_write_user allowed under lockdown {m:?}"),
+        (Err(LoadError::ProgLoad { cause, log, .. }), Some(Lockdown::None)) => {
+            assert_eq!(cause, None, "{log}");
+        }
+        (Err(LoadError::ProgLoad { cause, log, .. }), Some(m)) => {
+            assert!(log.contains("bpf_probe_write_user#36"), "{log}");
+            let cause = cause.expect("a cause");
+            let want = format!("bpf_probe_write_user is withheld by kernel lockdown ({m})");
+            assert!(cause.starts_with(&want), "{cause}");
+        }
+        (Err(e), m) => panic!("lockdown {m:?}: {e}"),
+    }
+    assert_eq!(open_fds(), before, "fds leaked");
 }

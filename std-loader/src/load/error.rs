@@ -153,7 +153,8 @@ pub enum LoadError {
         /// The complete verifier log.
         log: String,
         /// When the failure is a poisoned CO-RE relocation or an absent
-        /// weak kfunc: which one, with its source line.
+        /// weak kfunc: which one, with its source line; or a helper that
+        /// kernel lockdown withholds.
         cause: Option<String>,
         /// When the error is EPERM with an empty log: why (lockdown,
         /// capabilities, `unprivileged_bpf_disabled`, RLIMIT_MEMLOCK), if

@@ -154,7 +154,9 @@ impl Loading<'_, '_> {
                         continue;
                     }
                     let log = log_text(&buf);
-                    let cause = self.poison_cause(&log, &linked, fi, relocations, resolved);
+                    let cause = self
+                        .poison_cause(&log, &linked, fi, relocations, resolved)
+                        .or_else(|| crate::privilege::helper_cause(&log));
                     let eperm = crate::privilege::explain_errno(
                         e.error.errno,
                         crate::privilege::Operation::ProgLoad {
