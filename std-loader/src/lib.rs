@@ -16,6 +16,7 @@ pub mod kernel_btf_objects;
 pub mod load;
 pub mod mapped;
 pub mod maps;
+pub mod privilege;
 pub mod spec;
 pub mod write;
 

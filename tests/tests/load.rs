@@ -637,6 +637,7 @@ fn verifier_rejection_carries_the_log() {
         source,
         log,
         cause,
+        ..
     } = &e
     else {
         panic!("{e}");
@@ -1175,7 +1176,7 @@ fn ring_buffer_sizes_are_checked_not_wrapped() {
     let e = EbpfLoader::new()
         .load_file(fixture("ringbuf_zero.bpf-el.o"))
         .unwrap_err();
-    let LoadError::MapCreate { map, source } = &e else {
+    let LoadError::MapCreate { map, source, .. } = &e else {
         panic!("{e}");
     };
     assert_eq!(map, "zero_ring");

@@ -27,7 +27,7 @@ fn maps_sized_at_run_time_load_only_once_sized() {
     // error names it.
     let spec = ObjectSpec::parse(&data, "runtime_sizes.bpf-el.o").unwrap();
     let e = EbpfLoader::new().load_spec(spec).unwrap_err();
-    let LoadError::MapCreate { map, source } = &e else {
+    let LoadError::MapCreate { map, source, .. } = &e else {
         panic!("{e}");
     };
     assert!(

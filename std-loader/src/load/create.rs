@@ -39,9 +39,11 @@ impl Loading<'_, '_> {
         }
         // Nothing this loader loads requires BTF (struct_ops would): go on
         // without it, as libbpf does, and say so.
-        log::warn!("kernel rejected object BTF ({e}); loading without it");
+        let why = crate::privilege::explain_errno(e.errno, crate::privilege::Operation::BtfLoad)
+            .map_or_else(String::new, |r| format!(" ({r})"));
+        log::warn!("kernel rejected object BTF ({e}){why}; loading without it");
         self.notes.push(format!(
-            "kernel rejected object BTF ({e}); loading without it:\n{text}"
+            "kernel rejected object BTF ({e}){why}; loading without it:\n{text}"
         ));
         Ok(None)
     }
@@ -63,6 +65,7 @@ impl Loading<'_, '_> {
                 ember_sys::cpu::possible_cpus().map_err(|source| LoadError::MapCreate {
                     map: m.name.to_string(),
                     source,
+                    eperm: None,
                 })?;
         }
         if matches!(m.map_type, MapType::RINGBUF | MapType::USER_RINGBUF) {
@@ -131,22 +134,26 @@ impl Loading<'_, '_> {
             None => None,
         };
         let attr = self.map_create_attr(m, btf, inner.as_ref().map(AsFd::as_fd))?;
+        let refused = |source: ember_sys::SysError| LoadError::MapCreate {
+            map: m.name.to_string(),
+            source,
+            eperm: crate::privilege::explain_errno(
+                source.errno,
+                crate::privilege::Operation::MapCreate {
+                    map_type: m.map_type,
+                },
+            ),
+        };
         match map_create(&attr) {
             Ok(fd) => Ok(fd),
             Err(e) if attr.btf.is_some() => {
                 let plain = MapCreate { btf: None, ..attr };
-                let fd = map_create(&plain).map_err(|_| LoadError::MapCreate {
-                    map: m.name.to_string(),
-                    source: e,
-                })?;
+                let fd = map_create(&plain).map_err(|_| refused(e))?;
                 self.notes
                     .push(format!("map '{}': created without BTF ({e})", m.name));
                 Ok(fd)
             }
-            Err(source) => Err(LoadError::MapCreate {
-                map: m.name.to_string(),
-                source,
-            }),
+            Err(source) => Err(refused(source)),
         }
     }
 

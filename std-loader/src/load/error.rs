@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use ember_sys::SysError;
 
 use crate::btf_source::NoKernelBtf;
+use crate::privilege::EpermReason;
 
 /// A failed load. Every variant names the object part at fault.
 #[derive(Debug)]
@@ -124,6 +125,8 @@ pub enum LoadError {
         map: String,
         /// The bpf(2) error.
         source: SysError,
+        /// When the error is EPERM: why, if ember can tell.
+        eperm: Option<Box<EpermReason>>,
     },
     /// A setting given before load was refused (an unknown map, program
     /// or global, or a value of the wrong size).
@@ -178,8 +181,13 @@ pub enum LoadError {
         /// The complete verifier log.
         log: String,
         /// When the failure is a poisoned CO-RE relocation or an absent
-        /// weak kfunc: which one, with its source line.
+        /// weak kfunc: which one, with its source line; or a helper that
+        /// kernel lockdown withholds.
         cause: Option<String>,
+        /// When the error is EPERM with an empty log: why (lockdown,
+        /// capabilities, `unprivileged_bpf_disabled`, RLIMIT_MEMLOCK), if
+        /// ember can tell.
+        eperm: Option<Box<EpermReason>>,
     },
 }
 
@@ -234,7 +242,13 @@ impl fmt::Display for LoadError {
                 f,
                 "program '{program}': section '{section}' does not name a program type"
             ),
-            LoadError::MapCreate { map, .. } => write!(f, "map '{map}' cannot be created"),
+            LoadError::MapCreate { map, eperm, .. } => {
+                write!(f, "map '{map}' cannot be created")?;
+                if let Some(why) = eperm {
+                    write!(f, "\n  cause: {why}")?;
+                }
+                Ok(())
+            }
             LoadError::MapDefinition { map, reason } => write!(f, "map '{map}': {reason}"),
             LoadError::Spec(_) => f.write_str("invalid setting"),
             LoadError::MapNotCreated { program, map } => write!(
@@ -258,11 +272,15 @@ impl fmt::Display for LoadError {
                 program,
                 log,
                 cause,
+                eperm,
                 ..
             } => {
                 write!(f, "program '{program}' was rejected")?;
                 if let Some(c) = cause {
                     write!(f, "\n  cause: {c}")?;
+                }
+                if let Some(why) = eperm {
+                    write!(f, "\n  cause: {why}")?;
                 }
                 if !log.is_empty() {
                     write!(f, "\n  verifier log:\n{}", log.trim_end())?;
@@ -306,6 +324,8 @@ mod tests {
 
     use super::LoadError;
     use crate::btf_source::{NoKernelBtf, Why};
+    use crate::privilege::{Capability, EpermReason, Lockdown, Operation};
+    use ember_core::object::{AttachType, MapType, ProgType};
 
     /// Every level of `e`'s chain says its own part only: no message holds
     /// its source's text, so printing the chain repeats nothing.
@@ -387,6 +407,18 @@ mod tests {
             LoadError::MapCreate {
                 map: "m".into(),
                 source: sys(),
+                eperm: None,
+            },
+            LoadError::MapCreate {
+                map: "m".into(),
+                source: sys(),
+                eperm: Some(Box::new(EpermReason::MissingCapabilities {
+                    op: Operation::MapCreate {
+                        map_type: MapType::LRU_HASH,
+                    },
+                    missing: vec![Capability::Bpf],
+                    root: true,
+                })),
             },
             LoadError::Map {
                 map: "m".into(),
@@ -405,6 +437,24 @@ mod tests {
                 },
                 log: "0: (85) call unknown#195896080\ninvalid func unknown#195896080".into(),
                 cause: Some("p: insn 0: field offset of struct t.f: POISONED (x)".into()),
+                eperm: None,
+            },
+            LoadError::ProgLoad {
+                program: "p".into(),
+                source: SysError {
+                    cmd: "BPF_PROG_LOAD",
+                    errno: Errno::PERM,
+                },
+                log: String::new(),
+                cause: None,
+                eperm: Some(Box::new(EpermReason::Lockdown {
+                    op: Operation::ProgLoad {
+                        prog_type: ProgType::TRACING,
+                        attach_type: Some(AttachType::TRACE_FENTRY),
+                        empty_log: true,
+                    },
+                    mode: Lockdown::Integrity,
+                })),
             },
         ];
         for e in &errors {

@@ -1,5 +1,6 @@
 //! Values for `.kconfig` externs: `LINUX_KERNEL_VERSION` from the running
-//! kernel's release, `LINUX_HAS_SYSCALL_WRAPPER` from kallsyms,
+//! kernel's release, `LINUX_HAS_SYSCALL_WRAPPER` from kallsyms (libbpf
+//! probes with a kprobe instead; see [`syscall_wrapper_symbol`]),
 //! `LINUX_HAS_BPF_COOKIE` from a probe, options from `/proc/config.gz` or
 //! `/boot/config-<release>`.
 
@@ -146,7 +147,15 @@ fn syscall_prefix() -> Option<&'static str> {
 }
 
 /// The kallsyms name whose presence means syscalls are wrapped
-/// (`__x64_sys_bpf`), as libbpf checks it.
+/// (`__x64_sys_bpf`).
+///
+/// ember answers `LINUX_HAS_SYSCALL_WRAPPER` by looking this symbol up in
+/// `/proc/kallsyms`. libbpf does not: its `probe_kern_syscall_wrapper`
+/// creates a kprobe on the symbol (a perf event, or a legacy
+/// `kprobe_events` entry) and answers 1 only when that succeeds, so on a
+/// kernel without kprobes (`CONFIG_KPROBES=n`), or where creating one is
+/// refused, libbpf says 0 although the wrapper exists. ember's value is the
+/// kernel's actual one; the two differ only there.
 pub(crate) fn syscall_wrapper_symbol() -> Option<String> {
     syscall_prefix().map(|p| format!("__{p}_sys_bpf"))
 }

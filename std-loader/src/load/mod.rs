@@ -355,6 +355,9 @@ impl EbpfLoader {
     /// # Errors
     /// See [`LoadError`].
     pub fn load_spec(&self, spec: ObjectSpec<'_>) -> Result<Ebpf, LoadError> {
+        // Once per process, and only on kernels that charge RLIMIT_MEMLOCK;
+        // a failure is named if a load is then refused with EPERM.
+        let _ = crate::privilege::raise_memlock();
         Loading::new(self, &spec).run()
     }
 }

@@ -193,12 +193,23 @@ impl Loading<'_, '_> {
                         continue;
                     }
                     let log = log_text(&buf);
-                    let cause = self.poison_cause(&log, &linked, fi, relocations, resolved);
+                    let cause = self
+                        .poison_cause(&log, &linked, fi, relocations, resolved)
+                        .or_else(|| crate::privilege::helper_cause(&log));
+                    let eperm = crate::privilege::explain_errno(
+                        e.error.errno,
+                        crate::privilege::Operation::ProgLoad {
+                            prog_type,
+                            attach_type,
+                            empty_log: log.trim().is_empty(),
+                        },
+                    );
                     return Err(LoadError::ProgLoad {
                         program: f.name.to_owned(),
                         source: e.error,
                         log,
                         cause,
+                        eperm,
                     });
                 }
             }
