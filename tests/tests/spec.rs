@@ -335,3 +335,84 @@ fn cli_sets_sizes_globals_and_autoload() {
         assert!(err.contains(want), "{want}: {err}");
     }
 }
+
+#[test]
+fn one_parsed_btf_serves_many_loads() {
+    use ember::ember_core::btf::Btf;
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let Some(dir) = ember_tests::kernel_btf_dir() else {
+        ember_tests::skip("no Debian 6.1 kernel BTF (run tests/scripts/kernel-btf.sh)");
+        return;
+    };
+    let before = open_fds();
+    {
+        let bytes = ember::FileBytes::open("/sys/kernel/btf/vmlinux".as_ref()).unwrap();
+        let vmlinux = Btf::parse(&bytes).unwrap();
+        let shared = EbpfLoader::new().kernel_btf(&vmlinux);
+        // Each object loads with the caller's parse exactly as with the
+        // loader's own: same programs, instructions and attach ids.
+        for f in ["load.bpf-el.o", "kernel_ids.bpf-el.o", "core_only.bpf-el.o"] {
+            let a = shared
+                .load_file(fixture(f))
+                .unwrap_or_else(|e| panic!("{f}: {e}"));
+            let b = EbpfLoader::new().load_file(fixture(f)).unwrap();
+            let shape = |e: &ember::Ebpf| {
+                e.programs()
+                    .iter()
+                    .map(|p| (p.name().to_owned(), p.insn_count(), p.attach_btf_id()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(shape(&a), shape(&b), "{f}");
+            assert!(
+                a.notes
+                    .iter()
+                    .any(|n| n.starts_with("kernel BTF: the caller's"))
+            );
+            assert!(
+                !b.notes
+                    .iter()
+                    .any(|n| n.starts_with("kernel BTF: the caller's"))
+            );
+            let relos = |e: &ember::Ebpf| {
+                e.relocations
+                    .iter()
+                    .map(|r| (r.insn, r.outcome))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(relos(&a), relos(&b), "{f}");
+        }
+        // A CO-RE target parsed from bytes acts as the same file given by
+        // path: the offsets are Debian 6.1's, the kernel ids this kernel's.
+        let debian = std::fs::read(dir.join("vmlinux")).unwrap();
+        let debian = Btf::parse_any(&debian, None).unwrap();
+        let by_parse = EbpfLoader::new()
+            .kernel_btf(&vmlinux)
+            .core_btf(&debian)
+            .load_file(fixture("kernel_ids.bpf-el.o"))
+            .unwrap();
+        let by_path = EbpfLoader::new()
+            .btf_file(dir.join("vmlinux"))
+            .load_file(fixture("kernel_ids.bpf-el.o"))
+            .unwrap();
+        let own = EbpfLoader::new()
+            .load_file(fixture("kernel_ids.bpf-el.o"))
+            .unwrap();
+        let values = |e: &ember::Ebpf| e.relocations.iter().map(|r| r.outcome).collect::<Vec<_>>();
+        assert_eq!(values(&by_parse), values(&by_path));
+        assert!(
+            by_parse
+                .notes
+                .iter()
+                .any(|n| n == "CO-RE target: the caller's parsed BTF")
+        );
+        assert_ne!(
+            values(&by_parse),
+            values(&own),
+            "6.1's offsets differ from this kernel's"
+        );
+    }
+    assert_eq!(open_fds(), before, "fds leaked");
+}

@@ -59,8 +59,13 @@ use crate::spec::ObjectSpec;
 /// # Ok::<(), ember::LoadError>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct EbpfLoader {
+pub struct EbpfLoader<'k> {
     search: BtfSearch,
+    /// The running kernel's vmlinux BTF, parsed once by the caller and
+    /// shared across loads.
+    kernel_btf: Option<&'k Btf<'k>>,
+    /// A CO-RE target parsed by the caller (instead of `search.file`).
+    core_btf: Option<&'k Btf<'k>>,
     pin_dir: Option<PathBuf>,
     globals: Vec<(String, Vec<u8>)>,
     log_level: u32,
@@ -69,7 +74,7 @@ pub struct EbpfLoader {
     btf_features: Option<features::Features>,
 }
 
-impl Default for EbpfLoader {
+impl Default for EbpfLoader<'_> {
     fn default() -> Self {
         EbpfLoader::new()
     }
@@ -231,12 +236,14 @@ fn cpath(p: &Path) -> CString {
 /// The largest verifier or BTF log the kernel accepts (`UINT_MAX >> 2`).
 const MAX_LOG: usize = (u32::MAX >> 2) as usize;
 
-impl EbpfLoader {
+impl<'k> EbpfLoader<'k> {
     /// A loader with the defaults: kernel BTF from the standard places,
     /// no pinning, verifier log only on failure.
-    pub fn new() -> EbpfLoader {
+    pub fn new() -> EbpfLoader<'k> {
         EbpfLoader {
             search: BtfSearch::default(),
+            kernel_btf: None,
+            core_btf: None,
             pin_dir: None,
             globals: Vec::new(),
             log_level: 0,
@@ -254,6 +261,34 @@ impl EbpfLoader {
     /// [`LoadError::NoKernelIdBtf`].
     pub fn btf_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.search.file = Some(path.into());
+        self
+    }
+
+    /// Uses `btf`, the running kernel's vmlinux BTF parsed by the caller,
+    /// instead of reading and parsing `/sys/kernel/btf/vmlinux` for each
+    /// load: one parse (and one lazily built name index) serves every
+    /// object. It is the kernel-id BTF (attach targets, kfuncs, typed
+    /// ksyms) and, unless a CO-RE target is given, the CO-RE target.
+    /// Module BTF is still read as needed, split over it.
+    ///
+    /// ```no_run
+    /// use ember::ember_core::btf::Btf;
+    /// let bytes = ember::FileBytes::open("/sys/kernel/btf/vmlinux".as_ref())?;
+    /// let vmlinux = Btf::parse(&bytes)?;
+    /// for obj in ["a.bpf.o", "b.bpf.o"] {
+    ///     let _ebpf = ember::EbpfLoader::new().kernel_btf(&vmlinux).load_file(obj)?;
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn kernel_btf(mut self, btf: &'k Btf<'k>) -> Self {
+        self.kernel_btf = Some(btf);
+        self
+    }
+
+    /// Uses `btf` (parsed by the caller, from any file or bytes) as the
+    /// CO-RE target only, as [`EbpfLoader::btf_file`] does for a file.
+    pub fn core_btf(mut self, btf: &'k Btf<'k>) -> Self {
+        self.core_btf = Some(btf);
         self
     }
 
@@ -364,7 +399,7 @@ impl EbpfLoader {
 
 /// One load in progress.
 struct Loading<'l, 'o> {
-    cfg: &'l EbpfLoader,
+    cfg: &'l EbpfLoader<'l>,
     spec: &'l ObjectSpec<'o>,
     obj: &'l Object<'o>,
     file: &'l str,
@@ -378,7 +413,7 @@ struct Loading<'l, 'o> {
 }
 
 impl<'l, 'o> Loading<'l, 'o> {
-    fn new(cfg: &'l EbpfLoader, spec: &'l ObjectSpec<'o>) -> Self {
+    fn new(cfg: &'l EbpfLoader<'l>, spec: &'l ObjectSpec<'o>) -> Self {
         Loading {
             cfg,
             spec,
@@ -406,7 +441,11 @@ impl<'l, 'o> Loading<'l, 'o> {
         // checks against it); the CO-RE target is an external file when
         // one is given, else the same running kernel's BTF. The running
         // kernel's is read only when one of the two needs it.
-        let running_needed = !needs.ids.is_empty() || (needs.core > 0 && search.file.is_none());
+        // BTF the caller parsed stands in for reading and parsing files.
+        let (given_kernel, given_core) = (self.cfg.kernel_btf, self.cfg.core_btf);
+        let core_given = search.file.is_some() || given_core.is_some();
+        let running_needed =
+            given_kernel.is_none() && (!needs.ids.is_empty() || (needs.core > 0 && !core_given));
         let mut running_missing = None;
         let running = if running_needed {
             match find_kernel_btf(&search.running_kernel()) {
@@ -428,7 +467,10 @@ impl<'l, 'o> Loading<'l, 'o> {
             None
         };
         // The CO-RE target when it is not the running kernel's BTF.
-        let external = if needs.core == 0 {
+        let external = if needs.core == 0
+            || given_core.is_some()
+            || (given_kernel.is_some() && search.file.is_none())
+        {
             None
         } else {
             match (&search.file, &running) {
@@ -456,10 +498,25 @@ impl<'l, 'o> Loading<'l, 'o> {
                 k.path.display()
             ));
         }
-        let (mods, from_sysfs) = match (&running, &running_main) {
-            (Some(k), Some(main)) => {
-                let from_sysfs = k.path == Path::new("/sys/kernel/btf/vmlinux");
-                let core_too = external.is_none() && needs.core > 0;
+        // The caller's parsed vmlinux, or the one found and parsed here.
+        let main_btf: Option<&Btf<'_>> = given_kernel.or(running_main.as_ref());
+        if given_kernel.is_some() {
+            self.notes
+                .push("kernel BTF: the caller's parsed vmlinux (no file read)".into());
+        }
+        if given_core.is_some() && needs.core > 0 {
+            self.notes
+                .push("CO-RE target: the caller's parsed BTF".into());
+        }
+        let running_path = match (&running, given_kernel) {
+            (_, Some(_)) => Some(Path::new("/sys/kernel/btf/vmlinux")),
+            (Some(k), None) => Some(k.path.as_path()),
+            (None, None) => None,
+        };
+        let (mods, from_sysfs) = match (running_path, main_btf) {
+            (Some(path), Some(main)) => {
+                let from_sysfs = path == Path::new("/sys/kernel/btf/vmlinux");
+                let core_too = external.is_none() && given_core.is_none() && needs.core > 0;
                 let mods = if from_sysfs && self.needs_modules(main, core_too) {
                     self.read_modules()
                 } else {
@@ -470,7 +527,7 @@ impl<'l, 'o> Loading<'l, 'o> {
             _ => (Vec::new(), false),
         };
         let mut parsed = Vec::new();
-        if let Some(main) = &running_main {
+        if let Some(main) = main_btf {
             for m in &mods {
                 match m.btf(main) {
                     Ok(b) => parsed.push((m.name.as_str(), b)),
@@ -484,19 +541,19 @@ impl<'l, 'o> Loading<'l, 'o> {
             .iter()
             .map(|(name, btf)| Module { name, btf })
             .collect();
-        let kernel = running_main.as_ref().map(|main| Targets {
+        let kernel = main_btf.map(|main| Targets {
             main,
             modules: &modules,
             // Found elsewhere than sysfs: libbpf's fallback paths.
             is_override: !from_sysfs,
         });
-        let core = match &external_main {
-            Some(main) => Some(Targets {
+        let core = match (given_core, &external_main) {
+            (Some(main), _) | (None, Some(main)) => Some(Targets {
                 main,
                 modules: &[],
                 is_override: true,
             }),
-            None => kernel.filter(|_| needs.core > 0),
+            (None, None) => kernel.filter(|_| needs.core > 0),
         };
         self.with_targets(core.as_ref(), kernel.as_ref())
     }
