@@ -184,6 +184,9 @@ pub struct ObjectSpec<'a> {
     /// One image per [`Object::data`] section: its initial bytes, with
     /// the globals set so far.
     pub(crate) images: Vec<Vec<u8>>,
+    /// Per data section: resized, so its last (array) variable spans
+    /// whatever follows its offset.
+    resized: Vec<bool>,
 }
 
 impl<'a> ObjectSpec<'a> {
@@ -216,6 +219,7 @@ impl<'a> ObjectSpec<'a> {
             })
             .collect();
         Ok(ObjectSpec {
+            resized: obj.data.iter().map(|_| false).collect(),
             maps: obj.maps.iter().map(|_| MapOptions::default()).collect(),
             programs: obj
                 .functions
@@ -372,11 +376,19 @@ impl<'a> ObjectSpec<'a> {
         let d = self.obj.data.get(di).ok_or_else(unknown)?;
         let off = sym.offset as usize;
         let room = (d.size as usize).checked_sub(off).ok_or_else(unknown)?;
-        let size = d
-            .datasec
-            .and_then(|ds| var_size(&self.obj, ds, name))
-            .unwrap_or(room)
-            .min(room);
+        let last = self.resized.get(di).copied().unwrap_or(false)
+            && d.datasec
+                .and_then(|ds| last_var(&self.obj, d.name, ds))
+                .map(|v| v.0)
+                == Some(sym.offset);
+        let size = if last {
+            room
+        } else {
+            d.datasec
+                .and_then(|ds| var_size(&self.obj, ds, name))
+                .unwrap_or(room)
+                .min(room)
+        };
         Ok((di, off, size))
     }
 
@@ -497,6 +509,70 @@ impl<'a> ObjectSpec<'a> {
             .map_or(&mut [][..], Vec::as_mut_slice))
     }
 
+    /// Resizes global-data section `section` (and its map's value) to
+    /// `size` bytes, as libbpf's `bpf_map__set_value_size` does for
+    /// `.bss`/`.data.*` maps: the section's last variable must be an
+    /// array, and `size` must end on a whole element of it. The array's
+    /// new length shows in [`ObjectSpec::global_size`]; new bytes are
+    /// zero. The map is then created without its BTF value type (the
+    /// object's DATASEC still says the old size), where libbpf rewrites
+    /// the BTF.
+    ///
+    /// # Errors
+    /// [`SpecError::UnknownSection`], or [`SpecError::Map`] saying why the
+    /// section cannot take that size.
+    pub fn resize_section(&mut self, section: &str, size: u32) -> Result<(), SpecError> {
+        let di = self.section_index(section)?;
+        let mi = self
+            .obj
+            .maps
+            .iter()
+            .position(|m| m.kind == MapKind::Data(di));
+        let map_name = mi
+            .and_then(|i| self.obj.maps.get(i))
+            .map_or_else(|| section.to_owned(), |m| m.name.to_string());
+        let refuse = |reason: String| SpecError::Map {
+            map: map_name.clone(),
+            reason,
+        };
+        let d = self
+            .obj
+            .data
+            .get(di)
+            .ok_or_else(|| refuse("no such section".into()))?;
+        let (off, elem) = d
+            .datasec
+            .and_then(|ds| last_var(&self.obj, section, ds))
+            .and_then(|(off, ty)| Some((off, array_elem_size(&self.obj, ty)?)))
+            .ok_or_else(|| {
+                refuse(format!(
+                    "section {section} can be resized only when its last variable is an array"
+                ))
+            })?;
+        let fits = size
+            .checked_sub(off)
+            .is_some_and(|rest| elem != 0 && rest.is_multiple_of(elem));
+        if !fits {
+            return Err(refuse(format!(
+                "{size} bytes do not end on a whole element of the last variable (at offset {off}, {elem}-byte elements)"
+            )));
+        }
+        if let Some(img) = self.images.get_mut(di) {
+            img.resize(size as usize, 0);
+        }
+        if let Some(d) = self.obj.data.get_mut(di) {
+            d.size = size;
+        }
+        if let Some(r) = self.resized.get_mut(di) {
+            *r = true;
+        }
+        if let Some(m) = mi.and_then(|i| self.obj.maps.get_mut(i)) {
+            m.value_size = size;
+            m.btf_id = None;
+        }
+        Ok(())
+    }
+
     /// The image of data section `i`, for the loader.
     pub(crate) fn image(&self, i: usize) -> Option<&[u8]> {
         self.images.get(i).map(Vec::as_slice)
@@ -513,6 +589,29 @@ fn var_size(obj: &Object<'_>, ds: TypeId, name: &str) -> Option<usize> {
             (btf.name(&v).ok()? == name).then(|| btf.resolve_size(v.type_id()).ok())?
         })
         .map(|s| s as usize)
+}
+
+/// The variable of data section `section` (DATASEC `ds`) at the highest
+/// offset: (offset, VAR's type). Offsets come from the ELF symbols, as the
+/// object's DATASEC leaves them for the loader to fill.
+fn last_var(obj: &Object<'_>, section: &str, ds: TypeId) -> Option<(u32, TypeId)> {
+    let btf = obj.btf.as_ref()?;
+    let sym = obj
+        .data_symbols
+        .iter()
+        .filter(|d| d.section == section)
+        .max_by_key(|d| d.offset)?;
+    btf.get(ds)?.datasec_entries().find_map(|e| {
+        let v = btf.get(e.type_id)?;
+        (btf.name(&v).ok()? == sym.name).then(|| (sym.offset, v.type_id()))
+    })
+}
+
+/// The element size of array type `ty` (through modifiers and typedefs).
+fn array_elem_size(obj: &Object<'_>, ty: TypeId) -> Option<u32> {
+    let btf = obj.btf.as_ref()?;
+    let arr = btf.get(btf.skip_mods_and_typedefs(ty).ok()?)?.as_array()?;
+    btf.resolve_size(arr.elem_type).ok()
 }
 
 /// One map of an [`ObjectSpec`], to configure. Setters check what can be
@@ -576,7 +675,7 @@ impl<'a> MapSpec<'_, 'a> {
     pub fn set_value_size(&mut self, n: u32) -> Result<&mut Self, SpecError> {
         if !matches!(self.def.kind, MapKind::Btf | MapKind::Legacy) {
             return Err(self.refuse(
-                "resizing a global-data section is not supported yet; set its variables instead",
+                "a global-data map's value is its section: resize it with ObjectSpec::resize_section",
             ));
         }
         if self.def.value_type.is_some() && n != self.def.value_size {

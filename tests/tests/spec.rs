@@ -416,3 +416,55 @@ fn one_parsed_btf_serves_many_loads() {
     }
     assert_eq!(open_fds(), before, "fds leaked");
 }
+
+#[test]
+fn a_data_section_with_a_trailing_array_is_resized() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let before = open_fds();
+    {
+        let data = bytes("resizable.bpf-el.o");
+        // As built: one slot, and the verifier refuses the read of eight.
+        let spec = ObjectSpec::parse(&data, "resizable.bpf-el.o").unwrap();
+        let e = EbpfLoader::new().load_spec(spec).unwrap_err();
+        assert!(matches!(e, LoadError::ProgLoad { .. }), "{e}");
+
+        let mut spec = ObjectSpec::parse(&data, "resizable.bpf-el.o").unwrap();
+        assert_eq!(spec.global_size("slots").unwrap(), 4);
+        // Not on a whole element, or a section without a trailing array.
+        assert!(spec.resize_section(".data.slots", 34).is_err());
+        let err = spec
+            .map_mut(".data.slots")
+            .map(|mut m| m.set_value_size(36).err());
+        assert!(matches!(err, Ok(Some(SpecError::Map { .. }))), "{err:?}");
+        spec.resize_section(".data.slots", 4 + 8 * 4).unwrap();
+        assert_eq!(spec.global_size("slots").unwrap(), 32);
+        assert_eq!(
+            spec.global::<[u32; 8]>("slots").unwrap(),
+            [7, 0, 0, 0, 0, 0, 0, 0]
+        );
+        spec.set_global("slots", &[9u32; 8]).unwrap();
+        let e = EbpfLoader::new()
+            .load_spec(spec)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let map = e.map(".data.slots").unwrap();
+        assert_eq!(map.value_size(), 36);
+        // Whatever slot the program reads, it holds 9.
+        let pkt = [0u8; 64];
+        let mut t = ember_sys::TestRun {
+            data_in: &pkt,
+            data_out: None,
+            ctx_in: None,
+            ctx_out: None,
+            repeat: 16,
+            flags: 0,
+            cpu: 0,
+            batch_size: 0,
+        };
+        let r = ember_sys::prog_test_run(e.program("read_slot").unwrap().fd(), &mut t).unwrap();
+        assert_eq!(r.retval, 9);
+    }
+    assert_eq!(open_fds(), before, "fds leaked");
+}
