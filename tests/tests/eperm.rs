@@ -8,19 +8,7 @@ use std::process::Command;
 
 use ember::privilege::{EpermReason, Lockdown, Snapshot};
 use ember::{EbpfLoader, LoadError};
-use ember_tests::{ember_bin, fixture, open_fds, serial, skip, tool};
-
-/// Root, and a kernel with BTF (fentry needs it for its target).
-fn kernel_ready() -> bool {
-    if !ember_tests::is_root() {
-        return false;
-    }
-    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
-        skip("this kernel has no /sys/kernel/btf/vmlinux");
-        return false;
-    }
-    true
-}
+use ember_tests::{ember_bin, fixture, kernel_ready, open_fds, serial, skip, tool};
 
 fn mounts() -> String {
     std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo")
