@@ -17,16 +17,15 @@ pub mod load;
 pub mod mapped;
 pub mod maps;
 pub mod privilege;
-pub mod spec;
 pub mod write;
 
 pub use ember_core;
 pub use ember_sys;
 pub use error::{Error, Result};
+pub use load::spec::{self, AttachTarget, MapSpec, ObjectSpec, ProgramSpec, SpecError};
 pub use load::{Ebpf, EbpfLoader, LoadError, Program, Relocation};
 pub use mapped::FileBytes;
 pub use maps::{Map, MapError, MapErrorKind};
-pub use spec::{AttachTarget, MapSpec, ObjectSpec, ProgramSpec, SpecError};
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]

@@ -130,7 +130,7 @@ pub enum LoadError {
     },
     /// A setting given before load was refused (an unknown map, program
     /// or global, or a value of the wrong size).
-    Spec(crate::spec::SpecError),
+    Spec(crate::load::spec::SpecError),
     /// A program uses a map that was left uncreated
     /// ([`MapSpec::set_autocreate`](crate::MapSpec::set_autocreate)).
     MapNotCreated {

@@ -19,6 +19,7 @@ mod kconfig;
 mod needs;
 mod program;
 mod relocation;
+pub mod spec;
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -43,8 +44,8 @@ pub use self::relocation::Relocation;
 use crate::btf_source::{BtfSearch, KernelBtf, ModuleBtf, find_kernel_btf, module_btfs};
 use crate::features::{self, Features};
 use crate::kallsyms::Kallsyms;
+use crate::load::spec::ObjectSpec;
 use crate::maps::Map;
-use crate::spec::ObjectSpec;
 
 /// Configures a load.
 ///

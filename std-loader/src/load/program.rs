@@ -76,14 +76,14 @@ impl Loading<'_, '_> {
         let mut attach_btf_id = 0;
         let mut attach_module: Option<OwnedFd> = None;
         let by_id = match &opts.attach_target {
-            Some(crate::spec::AttachTarget::VmlinuxBtfId(id)) => Some(*id),
+            Some(crate::load::spec::AttachTarget::VmlinuxBtfId(id)) => Some(*id),
             _ => None,
         };
         if let Some(id) = by_id {
             attach_btf_id = id;
         } else if needs_attach_btf(prog_type, attach_type) {
             let target = match &opts.attach_target {
-                Some(crate::spec::AttachTarget::Function(name)) => name.as_str(),
+                Some(crate::load::spec::AttachTarget::Function(name)) => name.as_str(),
                 _ => f.attach_target.unwrap_or(""),
             };
             let (name, kind) = attach_name(attach_type.unwrap_or(AttachType(0)), target);
@@ -126,10 +126,10 @@ impl Loading<'_, '_> {
         let flags = opts.flags.unwrap_or_else(|| {
             let mut flags = 0;
             if def.is_some_and(|d| d.sleepable) {
-                flags |= crate::spec::F_SLEEPABLE;
+                flags |= crate::load::spec::F_SLEEPABLE;
             }
             if def.is_some_and(|d| d.xdp_frags) {
-                flags |= crate::spec::F_XDP_HAS_FRAGS;
+                flags |= crate::load::spec::F_XDP_HAS_FRAGS;
             }
             flags
         });

@@ -18,7 +18,7 @@ use ember_core::object::{
     AttachType, Map as MapDef, MapKind, Object, Pinning, ProgType, is_data_section, object_name,
 };
 
-use crate::load::LoadError;
+use super::LoadError;
 
 /// Why a setting was refused. Each names what was asked for; unknown
 /// names list the names that exist.
