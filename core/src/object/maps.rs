@@ -266,6 +266,38 @@ fn uint_field<'a>(btf: &Btf<'a>, t: TypeId, d: Def<'a>, attr: &'a str) -> PResul
         .ok_or(d.bad(attr, UINT, Found::Kind(a.kind())))
 }
 
+const ULONG: &str = "a pointer to an array (__uint) or an enum of one value (__ulong)";
+
+/// An attribute given with `__uint(name, N)` or `__ulong(name, N)`: the
+/// latter is an ENUM or ENUM64 whose one enumerator is N (libbpf's
+/// `get_map_field_long`). ENUM values widen by the enum's signedness.
+fn long_field<'a>(btf: &Btf<'a>, t: TypeId, d: Def<'a>, attr: &'a str) -> PResult<'a, u64> {
+    let e = btf
+        .type_by_id(btf.skip_mods_and_typedefs(t).map_err(d.btf())?)
+        .map_err(d.btf())?;
+    match e.kind() {
+        Kind::Ptr => uint_field(btf, t, d, attr).map(u64::from),
+        Kind::Enum | Kind::Enum64 => {
+            let mut values = e.enumerators();
+            match (values.next(), values.next()) {
+                (Some(v), None) => Ok(v.value),
+                _ => Err(d.bad(
+                    attr,
+                    "an enum of exactly one value (__ulong)",
+                    Found::Value(u64::from(e.vlen())),
+                )),
+            }
+        }
+        k => Err(d.bad(attr, ULONG, Found::Kind(k))),
+    }
+}
+
+/// A 32-bit attribute, from `__uint` or (as libbpf 1.7 accepts) `__ulong`.
+fn int_field<'a>(btf: &Btf<'a>, t: TypeId, d: Def<'a>, attr: &'a str) -> PResult<'a, u32> {
+    let v = long_field(btf, t, d, attr)?;
+    u32::try_from(v).map_err(|_| d.bad(attr, "a value that fits 32 bits", Found::Value(v)))
+}
+
 /// Parses one BTF map definition struct; also returns where its `values`
 /// initializers start, for a map-in-map or prog array that has them.
 fn parse_def<'a>(
@@ -290,15 +322,15 @@ fn parse_def<'a>(
     for mem in def.members() {
         let field = btf.str_at(mem.name_off).map_err(d.btf())?;
         match field {
-            "type" => m.map_type = MapType(uint_field(btf, mem.type_id, d, field)?),
-            "max_entries" => m.max_entries = uint_field(btf, mem.type_id, d, field)?,
-            "map_flags" => m.map_flags = uint_field(btf, mem.type_id, d, field)?,
-            "numa_node" => m.numa_node = uint_field(btf, mem.type_id, d, field)?,
-            "map_extra" => m.map_extra = u64::from(uint_field(btf, mem.type_id, d, field)?),
-            "key_size" => m.key_size = uint_field(btf, mem.type_id, d, field)?,
-            "value_size" => m.value_size = uint_field(btf, mem.type_id, d, field)?,
+            "type" => m.map_type = MapType(int_field(btf, mem.type_id, d, field)?),
+            "max_entries" => m.max_entries = int_field(btf, mem.type_id, d, field)?,
+            "map_flags" => m.map_flags = int_field(btf, mem.type_id, d, field)?,
+            "numa_node" => m.numa_node = int_field(btf, mem.type_id, d, field)?,
+            "map_extra" => m.map_extra = long_field(btf, mem.type_id, d, field)?,
+            "key_size" => m.key_size = int_field(btf, mem.type_id, d, field)?,
+            "value_size" => m.value_size = int_field(btf, mem.type_id, d, field)?,
             "pinning" => {
-                m.pinning = match uint_field(btf, mem.type_id, d, field)? {
+                m.pinning = match int_field(btf, mem.type_id, d, field)? {
                     0 => Pinning::None,
                     1 => Pinning::ByName,
                     v => {
@@ -539,4 +571,65 @@ pub(super) fn link_initializers<'a>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::error::{Found, ObjectErrorKind};
+    use super::super::{MapKind, Object};
+    use super::MapType;
+
+    /// `__ulong(name, N)` reads as `__uint` would, past 32 bits for
+    /// `map_extra` (ENUM64), in both byte orders.
+    #[test]
+    fn ulong_attributes() {
+        for bytes in [
+            include_bytes!("../../../tests/fixtures/libbpf17/ulong.bpf-el.o").as_slice(),
+            include_bytes!("../../../tests/fixtures/libbpf17/ulong.bpf-eb.o").as_slice(),
+        ] {
+            let obj = Object::parse(bytes, "ulong").unwrap();
+            let got: alloc::vec::Vec<_> = obj
+                .maps
+                .iter()
+                .filter(|m| m.kind == MapKind::Btf)
+                .map(|m| {
+                    (
+                        &*m.name,
+                        m.map_type,
+                        m.max_entries,
+                        m.map_flags,
+                        m.map_extra,
+                    )
+                })
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    ("counts", MapType::ARRAY, 8, 1024, 0),
+                    ("bloom", MapType::BLOOM_FILTER, 64, 0, 3),
+                    ("wide", MapType::HASH, 4, 0, 0x12_3456_789a),
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn an_enum_of_two_values_is_not_a_ulong() {
+        for bytes in [
+            include_bytes!("../../../tests/fixtures/bad/map_ulong.bpf-el.o").as_slice(),
+            include_bytes!("../../../tests/fixtures/bad/map_ulong.bpf-eb.o").as_slice(),
+        ] {
+            let e = Object::parse(bytes, "bad").unwrap_err();
+            assert_eq!(e.section, Some(".maps"));
+            assert_eq!(
+                e.kind,
+                ObjectErrorKind::BadMapDef {
+                    map: "hashes",
+                    attr: "map_extra",
+                    expected: "an enum of exactly one value (__ulong)",
+                    found: Found::Value(2),
+                }
+            );
+        }
+    }
 }
