@@ -702,7 +702,7 @@ mod tests {
                 [
                     ("counts", MapType::ARRAY, 8, 1024, 0),
                     ("bloom", MapType::BLOOM_FILTER, 64, 0, 3),
-                    ("wide", MapType::HASH, 4, 0, 0x12_3456_789a),
+                    ("wide", MapType::ARENA, 1, 1024, 1 << 32),
                 ]
             );
         }
