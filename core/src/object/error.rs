@@ -131,6 +131,12 @@ pub enum ObjectErrorKind<'a> {
         /// What was expected.
         expected: &'static str,
     },
+    /// Something libbpf accepts that this loader does not implement
+    /// (arena global data in `.addr_space.1`).
+    Unsupported {
+        /// What it is.
+        what: &'static str,
+    },
     /// No memory for a table sized from the input.
     OutOfMemory,
 }
@@ -300,6 +306,7 @@ impl fmt::Display for ObjectErrorKind<'_> {
                     )
                 }
             }
+            Unsupported { what } => write!(f, "{what} is not supported"),
             OutOfMemory => f.write_str("out of memory for a table sized from the input"),
         }
     }

@@ -206,6 +206,38 @@ named_u32! {
         TCX_EGRESS = 47 => "tcx_egress",
         /// `BPF_TRACE_UPROBE_MULTI`.
         TRACE_UPROBE_MULTI = 48 => "trace_uprobe_multi",
+        /// `BPF_CGROUP_UNIX_CONNECT` (6.7).
+        CGROUP_UNIX_CONNECT = 49 => "cgroup_unix_connect",
+        /// `BPF_CGROUP_UNIX_SENDMSG` (6.7).
+        CGROUP_UNIX_SENDMSG = 50 => "cgroup_unix_sendmsg",
+        /// `BPF_CGROUP_UNIX_RECVMSG` (6.7).
+        CGROUP_UNIX_RECVMSG = 51 => "cgroup_unix_recvmsg",
+        /// `BPF_CGROUP_UNIX_GETPEERNAME` (6.7).
+        CGROUP_UNIX_GETPEERNAME = 52 => "cgroup_unix_getpeername",
+        /// `BPF_CGROUP_UNIX_GETSOCKNAME` (6.7).
+        CGROUP_UNIX_GETSOCKNAME = 53 => "cgroup_unix_getsockname",
+        /// `BPF_NETKIT_PRIMARY` (6.7).
+        NETKIT_PRIMARY = 54 => "netkit_primary",
+        /// `BPF_NETKIT_PEER` (6.7).
+        NETKIT_PEER = 55 => "netkit_peer",
+        /// `BPF_TRACE_KPROBE_SESSION` (6.10).
+        TRACE_KPROBE_SESSION = 56 => "trace_kprobe_session",
+        /// `BPF_TRACE_UPROBE_SESSION` (6.13).
+        TRACE_UPROBE_SESSION = 57 => "trace_uprobe_session",
+        /// `BPF_TRACE_FSESSION` (7.0): one tracing program run at entry
+        /// and exit of a function.
+        TRACE_FSESSION = 58 => "trace_fsession",
+        /// `BPF_TRACE_FENTRY_MULTI`: fentry over many functions (the
+        /// tracing_multi link). The number follows the enum order in
+        /// copies of a newer uapi header, not a released header this
+        /// crate was checked against.
+        TRACE_FENTRY_MULTI = 59 => "trace_fentry_multi",
+        /// `BPF_TRACE_FEXIT_MULTI` (number as for
+        /// [`TRACE_FENTRY_MULTI`](Self::TRACE_FENTRY_MULTI)).
+        TRACE_FEXIT_MULTI = 60 => "trace_fexit_multi",
+        /// `BPF_TRACE_FSESSION_MULTI` (number as for
+        /// [`TRACE_FENTRY_MULTI`](Self::TRACE_FENTRY_MULTI)).
+        TRACE_FSESSION_MULTI = 61 => "trace_fsession_multi",
     }
 }
 

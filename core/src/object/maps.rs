@@ -266,6 +266,38 @@ fn uint_field<'a>(btf: &Btf<'a>, t: TypeId, d: Def<'a>, attr: &'a str) -> PResul
         .ok_or(d.bad(attr, UINT, Found::Kind(a.kind())))
 }
 
+const ULONG: &str = "a pointer to an array (__uint) or an enum of one value (__ulong)";
+
+/// An attribute given with `__uint(name, N)` or `__ulong(name, N)`: the
+/// latter is an ENUM or ENUM64 whose one enumerator is N (libbpf's
+/// `get_map_field_long`). ENUM values widen by the enum's signedness.
+fn long_field<'a>(btf: &Btf<'a>, t: TypeId, d: Def<'a>, attr: &'a str) -> PResult<'a, u64> {
+    let e = btf
+        .type_by_id(btf.skip_mods_and_typedefs(t).map_err(d.btf())?)
+        .map_err(d.btf())?;
+    match e.kind() {
+        Kind::Ptr => uint_field(btf, t, d, attr).map(u64::from),
+        Kind::Enum | Kind::Enum64 => {
+            let mut values = e.enumerators();
+            match (values.next(), values.next()) {
+                (Some(v), None) => Ok(v.value),
+                _ => Err(d.bad(
+                    attr,
+                    "an enum of exactly one value (__ulong)",
+                    Found::Value(u64::from(e.vlen())),
+                )),
+            }
+        }
+        k => Err(d.bad(attr, ULONG, Found::Kind(k))),
+    }
+}
+
+/// A 32-bit attribute, from `__uint` or (as libbpf 1.7 accepts) `__ulong`.
+fn int_field<'a>(btf: &Btf<'a>, t: TypeId, d: Def<'a>, attr: &'a str) -> PResult<'a, u32> {
+    let v = long_field(btf, t, d, attr)?;
+    u32::try_from(v).map_err(|_| d.bad(attr, "a value that fits 32 bits", Found::Value(v)))
+}
+
 /// Parses one BTF map definition struct; also returns where its `values`
 /// initializers start, for a map-in-map or prog array that has them.
 fn parse_def<'a>(
@@ -290,15 +322,15 @@ fn parse_def<'a>(
     for mem in def.members() {
         let field = btf.str_at(mem.name_off).map_err(d.btf())?;
         match field {
-            "type" => m.map_type = MapType(uint_field(btf, mem.type_id, d, field)?),
-            "max_entries" => m.max_entries = uint_field(btf, mem.type_id, d, field)?,
-            "map_flags" => m.map_flags = uint_field(btf, mem.type_id, d, field)?,
-            "numa_node" => m.numa_node = uint_field(btf, mem.type_id, d, field)?,
-            "map_extra" => m.map_extra = u64::from(uint_field(btf, mem.type_id, d, field)?),
-            "key_size" => m.key_size = uint_field(btf, mem.type_id, d, field)?,
-            "value_size" => m.value_size = uint_field(btf, mem.type_id, d, field)?,
+            "type" => m.map_type = MapType(int_field(btf, mem.type_id, d, field)?),
+            "max_entries" => m.max_entries = int_field(btf, mem.type_id, d, field)?,
+            "map_flags" => m.map_flags = int_field(btf, mem.type_id, d, field)?,
+            "numa_node" => m.numa_node = int_field(btf, mem.type_id, d, field)?,
+            "map_extra" => m.map_extra = long_field(btf, mem.type_id, d, field)?,
+            "key_size" => m.key_size = int_field(btf, mem.type_id, d, field)?,
+            "value_size" => m.value_size = int_field(btf, mem.type_id, d, field)?,
             "pinning" => {
-                m.pinning = match uint_field(btf, mem.type_id, d, field)? {
+                m.pinning = match int_field(btf, mem.type_id, d, field)? {
                     0 => Pinning::None,
                     1 => Pinning::ByName,
                     v => {
@@ -425,7 +457,20 @@ pub(super) fn btf_maps<'a>(
     Ok(starts)
 }
 
-/// Legacy `struct bpf_map_def` entries of the `maps` section.
+/// `sizeof(struct bpf_map_def)`: type, key_size, value_size, max_entries,
+/// map_flags.
+const MAP_DEF_SIZE: usize = 20;
+/// `sizeof(struct bpf_elf_map)` (iproute2): `bpf_map_def`'s five words,
+/// then id, pinning, inner_id, inner_idx.
+const ELF_MAP_SIZE: usize = 36;
+const ELF_MAP_EXTRA: [&str; 4] = ["id", "pinning", "inner_id", "inner_idx"];
+
+/// Legacy `struct bpf_map_def` entries of the `maps` section. As libbpf
+/// did, every definition is the section size over the number of map
+/// symbols, and each must lie inside the section; a symbol of another
+/// size, or bytes past `struct bpf_map_def` that are not zero, are
+/// refused naming the map: iproute2's `struct bpf_elf_map` pinning and
+/// inner-map fields are not implemented.
 pub(super) fn legacy_maps<'a>(
     elf: &Elf<'a>,
     sec: SectionIndex,
@@ -444,20 +489,102 @@ pub(super) fn legacy_maps<'a>(
         })
         .collect();
     syms.sort_by_key(|s| s.address());
+    let bad = |map, attr, expected, found| {
+        err(
+            "maps",
+            ObjectErrorKind::BadMapDef {
+                map,
+                attr,
+                expected,
+                found,
+            },
+        )
+    };
+    let Some(first) = syms.first() else {
+        return Ok(());
+    };
+    let size = data.len();
+    let def_size = size.checked_div(syms.len()).unwrap_or(0);
+    if !size.is_multiple_of(syms.len()) {
+        return Err(bad(
+            first.name().unwrap_or(""),
+            "",
+            "one of equal-sized definitions filling the section (its size over the number of maps)",
+            Found::Value(size as u64),
+        ));
+    }
     for sym in syms {
         let name = sym.name().unwrap_or("");
         let off = fit(sym.address(), "maps", "symbol offset")?;
         let at = usize::try_from(off).unwrap_or(usize::MAX);
-        let w = |i: usize| u32_at(data, at.saturating_add(i.saturating_mul(4)), e);
+        let def = at
+            .checked_add(def_size)
+            .and_then(|end| data.get(at..end))
+            .filter(|d| d.len() >= 16);
+        let Some(def) = def else {
+            return Err(bad(
+                name,
+                "",
+                "a struct bpf_map_def (at least 16 bytes) inside the section",
+                Found::Nothing,
+            ));
+        };
+        if sym.size() != 0 && sym.size() != def_size as u64 {
+            return Err(bad(
+                name,
+                "",
+                "the size of every definition (the section's size over the number of maps)",
+                Found::Value(sym.size()),
+            ));
+        }
+        let w = |i: usize| u32_at(def, i.saturating_mul(4), e);
+        if def_size > MAP_DEF_SIZE {
+            let extra = (MAP_DEF_SIZE / 4..def_size.div_ceil(4))
+                .map(|i| (i, w(i).unwrap_or(0)))
+                .find(|&(_, v)| v != 0);
+            if let Some((i, v)) = extra {
+                // A trailing partial word reads as zero: check its bytes.
+                return Err(if def_size == ELF_MAP_SIZE {
+                    let field = ELF_MAP_EXTRA
+                        .get(i.saturating_sub(MAP_DEF_SIZE / 4))
+                        .copied()
+                        .unwrap_or("");
+                    bad(
+                        name,
+                        field,
+                        "0: iproute2's struct bpf_elf_map id, pinning and inner maps are not \
+                         supported (pin a BTF-defined map with LIBBPF_PIN_BY_NAME)",
+                        Found::Value(u64::from(v)),
+                    )
+                } else {
+                    bad(
+                        name,
+                        "",
+                        "a struct bpf_map_def (20 bytes) followed only by zeros (libbpf 1.x \
+                         refuses unrecognized fields)",
+                        Found::Value(u64::from(v)),
+                    )
+                });
+            }
+            if def
+                .get(def_size & !3..)
+                .is_some_and(|t| t.iter().any(|&b| b != 0))
+            {
+                return Err(bad(
+                    name,
+                    "",
+                    "a struct bpf_map_def (20 bytes) followed only by zeros (libbpf 1.x \
+                     refuses unrecognized fields)",
+                    Found::Nothing,
+                ));
+            }
+        }
         let (Some(t), Some(k), Some(v), Some(n)) = (w(0), w(1), w(2), w(3)) else {
-            return Err(err(
-                "maps",
-                ObjectErrorKind::BadMapDef {
-                    map: name,
-                    attr: "",
-                    expected: "a struct bpf_map_def (at least 16 bytes) inside the section",
-                    found: Found::Nothing,
-                },
+            return Err(bad(
+                name,
+                "",
+                "a struct bpf_map_def (at least 16 bytes) inside the section",
+                Found::Nothing,
             ));
         };
         let mut m = Map::empty(Cow::Borrowed(name), MapKind::Legacy);
@@ -539,4 +666,182 @@ pub(super) fn link_initializers<'a>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::error::{Found, ObjectErrorKind};
+    use super::super::{MapKind, Object};
+    use super::MapType;
+
+    /// `__ulong(name, N)` reads as `__uint` would, past 32 bits for
+    /// `map_extra` (ENUM64), in both byte orders.
+    #[test]
+    fn ulong_attributes() {
+        for bytes in [
+            include_bytes!("../../../tests/fixtures/libbpf17/ulong.bpf-el.o").as_slice(),
+            include_bytes!("../../../tests/fixtures/libbpf17/ulong.bpf-eb.o").as_slice(),
+        ] {
+            let obj = Object::parse(bytes, "ulong").unwrap();
+            let got: alloc::vec::Vec<_> = obj
+                .maps
+                .iter()
+                .filter(|m| m.kind == MapKind::Btf)
+                .map(|m| {
+                    (
+                        &*m.name,
+                        m.map_type,
+                        m.max_entries,
+                        m.map_flags,
+                        m.map_extra,
+                    )
+                })
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    ("counts", MapType::ARRAY, 8, 1024, 0),
+                    ("bloom", MapType::BLOOM_FILTER, 64, 0, 3),
+                    ("wide", MapType::ARENA, 1, 1024, 1 << 32),
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn an_enum_of_two_values_is_not_a_ulong() {
+        for bytes in [
+            include_bytes!("../../../tests/fixtures/bad/map_ulong.bpf-el.o").as_slice(),
+            include_bytes!("../../../tests/fixtures/bad/map_ulong.bpf-eb.o").as_slice(),
+        ] {
+            let e = Object::parse(bytes, "bad").unwrap_err();
+            assert_eq!(e.section, Some(".maps"));
+            assert_eq!(
+                e.kind,
+                ObjectErrorKind::BadMapDef {
+                    map: "hashes",
+                    attr: "map_extra",
+                    expected: "an enum of exactly one value (__ulong)",
+                    found: Found::Value(2),
+                }
+            );
+        }
+    }
+
+    fn legacy_error(bytes: &[u8]) -> (alloc::string::String, ObjectErrorKind<'_>) {
+        let e = Object::parse(bytes, "bad").unwrap_err();
+        assert_eq!(e.section, Some("maps"));
+        (alloc::format!("{e}"), e.kind)
+    }
+
+    macro_rules! both {
+        ($name:literal) => {
+            [
+                include_bytes!(concat!("../../../tests/fixtures/bad/", $name, ".bpf-el.o"))
+                    .as_slice(),
+                include_bytes!(concat!("../../../tests/fixtures/bad/", $name, ".bpf-eb.o"))
+                    .as_slice(),
+            ]
+        };
+    }
+
+    #[test]
+    fn legacy_definition_with_unknown_nonzero_fields_names_the_map() {
+        for bytes in both!("legacy_map_extra") {
+            let (msg, kind) = legacy_error(bytes);
+            assert!(
+                matches!(
+                    kind,
+                    ObjectErrorKind::BadMapDef {
+                        map: "extended",
+                        attr: "",
+                        found: Found::Value(9),
+                        ..
+                    }
+                ),
+                "{kind:?}"
+            );
+            assert!(msg.starts_with("section 'maps': map 'extended': "), "{msg}");
+            assert!(msg.contains("unrecognized fields"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn iproute2_pinning_is_refused_by_name() {
+        for bytes in both!("legacy_map_pinning") {
+            let (msg, kind) = legacy_error(bytes);
+            assert!(
+                matches!(
+                    kind,
+                    ObjectErrorKind::BadMapDef {
+                        map: "tc_counts",
+                        attr: "pinning",
+                        found: Found::Value(2),
+                        ..
+                    }
+                ),
+                "{kind:?}"
+            );
+            assert!(
+                msg.contains("map 'tc_counts': attribute 'pinning'"),
+                "{msg}"
+            );
+            assert!(msg.contains("bpf_elf_map"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn legacy_definitions_of_different_sizes_name_the_first_misfit() {
+        for bytes in both!("legacy_map_sizes") {
+            let (msg, kind) = legacy_error(bytes);
+            // (20 + 24) / 2 = 22 bytes a definition; short_def's symbol is 20.
+            assert!(
+                matches!(
+                    kind,
+                    ObjectErrorKind::BadMapDef {
+                        map: "short_def",
+                        found: Found::Value(20),
+                        ..
+                    }
+                ),
+                "{kind:?}"
+            );
+            assert!(msg.contains("map 'short_def'"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn arena_maps_open_and_arena_data_is_refused_by_name() {
+        for bytes in [
+            include_bytes!("../../../tests/fixtures/libbpf17/arena.bpf-el.o").as_slice(),
+            include_bytes!("../../../tests/fixtures/libbpf17/arena.bpf-eb.o").as_slice(),
+        ] {
+            let obj = Object::parse(bytes, "arena").unwrap();
+            let m = obj.maps.iter().find(|m| m.name == "arena").unwrap();
+            assert_eq!(
+                (
+                    m.map_type,
+                    m.key_size,
+                    m.value_size,
+                    m.max_entries,
+                    m.map_flags,
+                    m.map_extra
+                ),
+                (MapType::ARENA, 0, 0, 4, super::BPF_F_MMAPABLE, 0)
+            );
+        }
+        for bytes in [
+            include_bytes!("../../../tests/fixtures/libbpf17/arena_data.bpf-el.o").as_slice(),
+            include_bytes!("../../../tests/fixtures/libbpf17/arena_data.bpf-eb.o").as_slice(),
+        ] {
+            let e = Object::parse(bytes, "arena_data").unwrap_err();
+            assert_eq!(e.section, Some(".addr_space.1"));
+            assert!(matches!(e.kind, ObjectErrorKind::Unsupported { .. }));
+            assert_eq!(
+                alloc::format!("{e}"),
+                "section '.addr_space.1': global data in a BPF arena (__arena variables) is not \
+                 supported"
+            );
+        }
+    }
 }

@@ -201,6 +201,15 @@ impl<'a> Object<'a> {
                 map_secs.btf = Some(idx);
             } else if sname == "maps" {
                 map_secs.legacy = Some(idx);
+            } else if sname == ".addr_space.1" && s.size() > 0 {
+                // libbpf copies it into the arena map (arena_data); refuse
+                // it rather than load programs whose globals are missing.
+                return Err(err(
+                    sname,
+                    ObjectErrorKind::Unsupported {
+                        what: "global data in a BPF arena (__arena variables)",
+                    },
+                ));
             } else if is_data_section(sname) && s.size() > 0 {
                 let init = if s.kind() == SectionKind::UninitializedData {
                     None

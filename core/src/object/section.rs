@@ -21,6 +21,10 @@ pub struct SecDef {
     pub sleepable: bool,
     /// Whether an XDP program accepts multi-buffer frames (`xdp.frags`).
     pub xdp_frags: bool,
+    /// Whether the program is loaded against a BTF id named by the text
+    /// after the slash (libbpf's `SEC_ATTACH_BTF`: `fentry`, `lsm`,
+    /// `tp_btf`, `iter`, `freplace`, ...).
+    pub attach_btf: bool,
 }
 
 const fn d(pattern: &'static str, prog_type: P, attach_type: Option<A>) -> SecDef {
@@ -30,6 +34,7 @@ const fn d(pattern: &'static str, prog_type: P, attach_type: Option<A>) -> SecDe
         attach_type,
         sleepable: false,
         xdp_frags: false,
+        attach_btf: false,
     }
 }
 
@@ -40,6 +45,22 @@ const fn s(pattern: &'static str, prog_type: P, attach_type: Option<A>) -> SecDe
     }
 }
 
+/// `SEC_ATTACH_BTF`.
+const fn b(pattern: &'static str, prog_type: P, attach_type: Option<A>) -> SecDef {
+    SecDef {
+        attach_btf: true,
+        ..d(pattern, prog_type, attach_type)
+    }
+}
+
+/// `SEC_ATTACH_BTF | SEC_SLEEPABLE`.
+const fn bs(pattern: &'static str, prog_type: P, attach_type: Option<A>) -> SecDef {
+    SecDef {
+        sleepable: true,
+        ..b(pattern, prog_type, attach_type)
+    }
+}
+
 const fn f(pattern: &'static str, attach_type: A) -> SecDef {
     SecDef {
         xdp_frags: true,
@@ -47,8 +68,13 @@ const fn f(pattern: &'static str, attach_type: A) -> SecDef {
     }
 }
 
-/// The table, in libbpf's order (later libbpf additions slotted where
-/// libbpf puts them).
+const fn sa(pattern: &'static str, attach_type: A) -> SecDef {
+    d(pattern, P::CGROUP_SOCK_ADDR, Some(attach_type))
+}
+
+/// The table, in libbpf 1.7's `section_defs[]` order, plus the names
+/// libbpf gained after 1.7 (`tracepoint.s`, `tp_btf.s`, ...: see
+/// README's "libbpf 1.7 vs 1.1"), slotted where libbpf puts them.
 pub const SEC_DEFS: &[SecDef] = &[
     d("socket", P::SOCKET_FILTER, None),
     d(
@@ -69,10 +95,17 @@ pub const SEC_DEFS: &[SecDef] = &[
     s("uretprobe.s+", P::KPROBE, None),
     d("kprobe.multi+", P::KPROBE, Some(A::TRACE_KPROBE_MULTI)),
     d("kretprobe.multi+", P::KPROBE, Some(A::TRACE_KPROBE_MULTI)),
+    d("kprobe.session+", P::KPROBE, Some(A::TRACE_KPROBE_SESSION)),
     d("uprobe.multi+", P::KPROBE, Some(A::TRACE_UPROBE_MULTI)),
     d("uretprobe.multi+", P::KPROBE, Some(A::TRACE_UPROBE_MULTI)),
+    d("uprobe.session+", P::KPROBE, Some(A::TRACE_UPROBE_SESSION)),
     s("uprobe.multi.s+", P::KPROBE, Some(A::TRACE_UPROBE_MULTI)),
     s("uretprobe.multi.s+", P::KPROBE, Some(A::TRACE_UPROBE_MULTI)),
+    s(
+        "uprobe.session.s+",
+        P::KPROBE,
+        Some(A::TRACE_UPROBE_SESSION),
+    ),
     d("ksyscall+", P::KPROBE, None),
     d("kretsyscall+", P::KPROBE, None),
     d("usdt+", P::KPROBE, None),
@@ -84,25 +117,46 @@ pub const SEC_DEFS: &[SecDef] = &[
     d("tc", P::SCHED_CLS, None),
     d("classifier", P::SCHED_CLS, None),
     d("action", P::SCHED_ACT, None),
+    d("netkit/primary", P::SCHED_CLS, Some(A::NETKIT_PRIMARY)),
+    d("netkit/peer", P::SCHED_CLS, Some(A::NETKIT_PEER)),
     d("tracepoint+", P::TRACEPOINT, None),
     d("tp+", P::TRACEPOINT, None),
+    s("tracepoint.s+", P::TRACEPOINT, None),
+    s("tp.s+", P::TRACEPOINT, None),
     d("raw_tracepoint+", P::RAW_TRACEPOINT, None),
     d("raw_tp+", P::RAW_TRACEPOINT, None),
+    s("raw_tracepoint.s+", P::RAW_TRACEPOINT, None),
+    s("raw_tp.s+", P::RAW_TRACEPOINT, None),
     d("raw_tracepoint.w+", P::RAW_TRACEPOINT_WRITABLE, None),
     d("raw_tp.w+", P::RAW_TRACEPOINT_WRITABLE, None),
-    d("tp_btf+", P::TRACING, Some(A::TRACE_RAW_TP)),
-    d("fentry+", P::TRACING, Some(A::TRACE_FENTRY)),
-    d("fmod_ret+", P::TRACING, Some(A::MODIFY_RETURN)),
-    d("fexit+", P::TRACING, Some(A::TRACE_FEXIT)),
-    s("fentry.s+", P::TRACING, Some(A::TRACE_FENTRY)),
-    s("fmod_ret.s+", P::TRACING, Some(A::MODIFY_RETURN)),
-    s("fexit.s+", P::TRACING, Some(A::TRACE_FEXIT)),
-    d("freplace+", P::EXT, None),
-    d("lsm+", P::LSM, Some(A::LSM_MAC)),
-    s("lsm.s+", P::LSM, Some(A::LSM_MAC)),
-    d("lsm_cgroup+", P::LSM, Some(A::LSM_CGROUP)),
-    d("iter+", P::TRACING, Some(A::TRACE_ITER)),
-    s("iter.s+", P::TRACING, Some(A::TRACE_ITER)),
+    b("tp_btf+", P::TRACING, Some(A::TRACE_RAW_TP)),
+    bs("tp_btf.s+", P::TRACING, Some(A::TRACE_RAW_TP)),
+    b("fentry+", P::TRACING, Some(A::TRACE_FENTRY)),
+    b("fmod_ret+", P::TRACING, Some(A::MODIFY_RETURN)),
+    b("fexit+", P::TRACING, Some(A::TRACE_FEXIT)),
+    bs("fentry.s+", P::TRACING, Some(A::TRACE_FENTRY)),
+    bs("fmod_ret.s+", P::TRACING, Some(A::MODIFY_RETURN)),
+    bs("fexit.s+", P::TRACING, Some(A::TRACE_FEXIT)),
+    b("fsession+", P::TRACING, Some(A::TRACE_FSESSION)),
+    bs("fsession.s+", P::TRACING, Some(A::TRACE_FSESSION)),
+    // tracing_multi: the functions are named by BTF ids when the link is
+    // made, so the program loads without an attach BTF id.
+    d("fentry.multi+", P::TRACING, Some(A::TRACE_FENTRY_MULTI)),
+    d("fexit.multi+", P::TRACING, Some(A::TRACE_FEXIT_MULTI)),
+    d("fsession.multi+", P::TRACING, Some(A::TRACE_FSESSION_MULTI)),
+    s("fentry.multi.s+", P::TRACING, Some(A::TRACE_FENTRY_MULTI)),
+    s("fexit.multi.s+", P::TRACING, Some(A::TRACE_FEXIT_MULTI)),
+    s(
+        "fsession.multi.s+",
+        P::TRACING,
+        Some(A::TRACE_FSESSION_MULTI),
+    ),
+    b("freplace+", P::EXT, None),
+    b("lsm+", P::LSM, Some(A::LSM_MAC)),
+    bs("lsm.s+", P::LSM, Some(A::LSM_MAC)),
+    b("lsm_cgroup+", P::LSM, Some(A::LSM_CGROUP)),
+    b("iter+", P::TRACING, Some(A::TRACE_ITER)),
+    bs("iter.s+", P::TRACING, Some(A::TRACE_ITER)),
     s("syscall", P::SYSCALL, None),
     f("xdp.frags/devmap", A::XDP_DEVMAP),
     d("xdp/devmap", P::XDP, Some(A::XDP_DEVMAP)),
@@ -167,66 +221,23 @@ pub const SEC_DEFS: &[SecDef] = &[
         P::CGROUP_SOCK,
         Some(A::CGROUP_INET6_POST_BIND),
     ),
-    d(
-        "cgroup/bind4",
-        P::CGROUP_SOCK_ADDR,
-        Some(A::CGROUP_INET4_BIND),
-    ),
-    d(
-        "cgroup/bind6",
-        P::CGROUP_SOCK_ADDR,
-        Some(A::CGROUP_INET6_BIND),
-    ),
-    d(
-        "cgroup/connect4",
-        P::CGROUP_SOCK_ADDR,
-        Some(A::CGROUP_INET4_CONNECT),
-    ),
-    d(
-        "cgroup/connect6",
-        P::CGROUP_SOCK_ADDR,
-        Some(A::CGROUP_INET6_CONNECT),
-    ),
-    d(
-        "cgroup/sendmsg4",
-        P::CGROUP_SOCK_ADDR,
-        Some(A::CGROUP_UDP4_SENDMSG),
-    ),
-    d(
-        "cgroup/sendmsg6",
-        P::CGROUP_SOCK_ADDR,
-        Some(A::CGROUP_UDP6_SENDMSG),
-    ),
-    d(
-        "cgroup/recvmsg4",
-        P::CGROUP_SOCK_ADDR,
-        Some(A::CGROUP_UDP4_RECVMSG),
-    ),
-    d(
-        "cgroup/recvmsg6",
-        P::CGROUP_SOCK_ADDR,
-        Some(A::CGROUP_UDP6_RECVMSG),
-    ),
-    d(
-        "cgroup/getpeername4",
-        P::CGROUP_SOCK_ADDR,
-        Some(A::CGROUP_INET4_GETPEERNAME),
-    ),
-    d(
-        "cgroup/getpeername6",
-        P::CGROUP_SOCK_ADDR,
-        Some(A::CGROUP_INET6_GETPEERNAME),
-    ),
-    d(
-        "cgroup/getsockname4",
-        P::CGROUP_SOCK_ADDR,
-        Some(A::CGROUP_INET4_GETSOCKNAME),
-    ),
-    d(
-        "cgroup/getsockname6",
-        P::CGROUP_SOCK_ADDR,
-        Some(A::CGROUP_INET6_GETSOCKNAME),
-    ),
+    sa("cgroup/bind4", A::CGROUP_INET4_BIND),
+    sa("cgroup/bind6", A::CGROUP_INET6_BIND),
+    sa("cgroup/connect4", A::CGROUP_INET4_CONNECT),
+    sa("cgroup/connect6", A::CGROUP_INET6_CONNECT),
+    sa("cgroup/connect_unix", A::CGROUP_UNIX_CONNECT),
+    sa("cgroup/sendmsg4", A::CGROUP_UDP4_SENDMSG),
+    sa("cgroup/sendmsg6", A::CGROUP_UDP6_SENDMSG),
+    sa("cgroup/sendmsg_unix", A::CGROUP_UNIX_SENDMSG),
+    sa("cgroup/recvmsg4", A::CGROUP_UDP4_RECVMSG),
+    sa("cgroup/recvmsg6", A::CGROUP_UDP6_RECVMSG),
+    sa("cgroup/recvmsg_unix", A::CGROUP_UNIX_RECVMSG),
+    sa("cgroup/getpeername4", A::CGROUP_INET4_GETPEERNAME),
+    sa("cgroup/getpeername6", A::CGROUP_INET6_GETPEERNAME),
+    sa("cgroup/getpeername_unix", A::CGROUP_UNIX_GETPEERNAME),
+    sa("cgroup/getsockname4", A::CGROUP_INET4_GETSOCKNAME),
+    sa("cgroup/getsockname6", A::CGROUP_INET6_GETSOCKNAME),
+    sa("cgroup/getsockname_unix", A::CGROUP_UNIX_GETSOCKNAME),
     d("cgroup/sysctl", P::CGROUP_SYSCTL, Some(A::CGROUP_SYSCTL)),
     d(
         "cgroup/getsockopt",
@@ -296,6 +307,174 @@ mod tests {
         assert_eq!(t("raw_tp.w/foo"), Some("raw_tp.w+"));
         assert_eq!(t("fentry.s/vfs_read"), Some("fentry.s+"));
         assert_eq!(t("bogus"), None);
+    }
+
+    /// Every program of `libbpf17/sections_17.bpf.c` gets libbpf 1.7's
+    /// (program type, expected attach type, sleepable) for its section
+    /// (written from libbpf's `section_defs[]`, not from this table).
+    #[test]
+    fn libbpf_17_section_names() {
+        use crate::object::Object;
+        const NONE: Option<A> = None;
+        let want: &[(&str, P, Option<A>, bool)] = &[
+            (
+                "kprobe.session/do_unlinkat",
+                P::KPROBE,
+                Some(A::TRACE_KPROBE_SESSION),
+                false,
+            ),
+            (
+                "uprobe.session//usr/bin/bash:readline",
+                P::KPROBE,
+                Some(A::TRACE_UPROBE_SESSION),
+                false,
+            ),
+            (
+                "uprobe.session.s//usr/bin/bash:readline",
+                P::KPROBE,
+                Some(A::TRACE_UPROBE_SESSION),
+                true,
+            ),
+            (
+                "netkit/primary",
+                P::SCHED_CLS,
+                Some(A::NETKIT_PRIMARY),
+                false,
+            ),
+            ("netkit/peer", P::SCHED_CLS, Some(A::NETKIT_PEER), false),
+            (
+                "tracepoint.s/syscalls/sys_enter_openat",
+                P::TRACEPOINT,
+                NONE,
+                true,
+            ),
+            ("tp.s/syscalls/sys_enter_openat", P::TRACEPOINT, NONE, true),
+            ("raw_tracepoint.s/sys_enter", P::RAW_TRACEPOINT, NONE, true),
+            ("raw_tp.s/sys_enter", P::RAW_TRACEPOINT, NONE, true),
+            (
+                "tp_btf.s/sys_enter",
+                P::TRACING,
+                Some(A::TRACE_RAW_TP),
+                true,
+            ),
+            (
+                "fsession/do_unlinkat",
+                P::TRACING,
+                Some(A::TRACE_FSESSION),
+                false,
+            ),
+            (
+                "fsession.s/do_unlinkat",
+                P::TRACING,
+                Some(A::TRACE_FSESSION),
+                true,
+            ),
+            (
+                "fentry.multi/do_unlink*",
+                P::TRACING,
+                Some(A::TRACE_FENTRY_MULTI),
+                false,
+            ),
+            (
+                "fexit.multi/do_unlink*",
+                P::TRACING,
+                Some(A::TRACE_FEXIT_MULTI),
+                false,
+            ),
+            (
+                "fsession.multi/do_unlink*",
+                P::TRACING,
+                Some(A::TRACE_FSESSION_MULTI),
+                false,
+            ),
+            (
+                "fentry.multi.s/do_unlink*",
+                P::TRACING,
+                Some(A::TRACE_FENTRY_MULTI),
+                true,
+            ),
+            (
+                "fexit.multi.s/do_unlink*",
+                P::TRACING,
+                Some(A::TRACE_FEXIT_MULTI),
+                true,
+            ),
+            (
+                "fsession.multi.s/do_unlink*",
+                P::TRACING,
+                Some(A::TRACE_FSESSION_MULTI),
+                true,
+            ),
+            (
+                "cgroup/connect_unix",
+                P::CGROUP_SOCK_ADDR,
+                Some(A::CGROUP_UNIX_CONNECT),
+                false,
+            ),
+            (
+                "cgroup/sendmsg_unix",
+                P::CGROUP_SOCK_ADDR,
+                Some(A::CGROUP_UNIX_SENDMSG),
+                false,
+            ),
+            (
+                "cgroup/recvmsg_unix",
+                P::CGROUP_SOCK_ADDR,
+                Some(A::CGROUP_UNIX_RECVMSG),
+                false,
+            ),
+            (
+                "cgroup/getpeername_unix",
+                P::CGROUP_SOCK_ADDR,
+                Some(A::CGROUP_UNIX_GETPEERNAME),
+                false,
+            ),
+            (
+                "cgroup/getsockname_unix",
+                P::CGROUP_SOCK_ADDR,
+                Some(A::CGROUP_UNIX_GETSOCKNAME),
+                false,
+            ),
+        ];
+        for bytes in [
+            include_bytes!("../../../tests/fixtures/libbpf17/sections_17.bpf-el.o").as_slice(),
+            include_bytes!("../../../tests/fixtures/libbpf17/sections_17.bpf-eb.o").as_slice(),
+        ] {
+            let obj = Object::parse(bytes, "sections_17").unwrap();
+            let got: alloc::vec::Vec<_> = obj
+                .programs()
+                .map(|f| {
+                    let d = f.sec_def.expect(f.name);
+                    let sec = obj.code_section(f.section).map_or("", |c| c.name);
+                    (sec, d.prog_type, d.attach_type, d.sleepable)
+                })
+                .collect();
+            assert_eq!(got, want);
+        }
+        // The new attach types print as libbpf names them.
+        assert_eq!(A::TRACE_FSESSION.name(), Some("trace_fsession"));
+        assert_eq!(
+            alloc::format!("{}", A::CGROUP_UNIX_CONNECT),
+            "cgroup_unix_connect"
+        );
+    }
+
+    #[test]
+    fn attach_btf_flag_follows_libbpf() {
+        let f = |s: &str| lookup(s).map(|d| d.attach_btf);
+        for s in [
+            "fentry/f",
+            "fsession/f",
+            "tp_btf.s/t",
+            "lsm.s/h",
+            "iter/task",
+            "freplace/g",
+        ] {
+            assert_eq!(f(s), Some(true), "{s}");
+        }
+        for s in ["fentry.multi/f*", "kprobe/f", "tp.s/a/b", "syscall"] {
+            assert_eq!(f(s), Some(false), "{s}");
+        }
     }
 
     #[test]

@@ -188,14 +188,14 @@ fn malformed_map_definition_names_map_attribute_and_what_was_found() {
         assert_eq!(
             alloc::format!("{e}"),
             "section '.maps': map 'events': attribute 'max_entries' must be a pointer to an \
-             array (__uint), found INT"
+             array (__uint) or an enum of one value (__ulong), found INT"
         );
         assert_eq!(
             e.kind,
             ObjectErrorKind::BadMapDef {
                 map: "events",
                 attr: "max_entries",
-                expected: "a pointer to an array (__uint)",
+                expected: "a pointer to an array (__uint) or an enum of one value (__ulong)",
                 found: Found::Kind(crate::btf::Kind::Int),
             }
         );

@@ -46,8 +46,19 @@ impl Needs {
     }
 }
 
+/// Whether the program loads against a kernel BTF id. The tracing_multi
+/// types (`fentry.multi`, ...) name their functions when the link is
+/// made, not at load.
 pub(super) fn needs_attach_btf(p: ProgType, a: Option<AttachType>) -> bool {
-    (p == ProgType::TRACING || p == ProgType::LSM) && a.is_some()
+    let multi = matches!(
+        a,
+        Some(
+            AttachType::TRACE_FENTRY_MULTI
+                | AttachType::TRACE_FEXIT_MULTI
+                | AttachType::TRACE_FSESSION_MULTI
+        )
+    );
+    (p == ProgType::TRACING || p == ProgType::LSM) && a.is_some() && !multi
 }
 
 /// The kernel BTF name and kind a tracing program attaches to.

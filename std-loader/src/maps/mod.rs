@@ -49,6 +49,10 @@ pub struct Map {
     flags: u32,
     map_extra: u64,
     reused: bool,
+    /// A new arena's pages, mapped so the kernel fixes the arena's user
+    /// address (libbpf does the same before programs load; the verifier
+    /// refuses arena programs until it is set).
+    arena: Option<ember_sys::mmap::Mmap>,
 }
 
 /// A map operation that failed, naming the map.
@@ -130,8 +134,24 @@ impl Map {
     /// [`Map::from_fd`] with the kernel's error as it is.
     pub(crate) fn describe(name: String, fd: OwnedFd, reused: bool) -> Result<Map, SysError> {
         let info = ember_sys::map_info(fd.as_fd())?;
+        // An arena whose address the object left to the kernel
+        // (map_extra 0) gets it from its first mmap(): map it now, for its
+        // whole size. One reused from a pin was mapped by its creator.
+        let arena = if info.map_type == MapType::ARENA.0 && info.map_extra == 0 && !reused {
+            let pages = usize::try_from(info.max_entries).unwrap_or(usize::MAX);
+            let len = pages.saturating_mul(ember_sys::mmap::page_size());
+            Some(ember_sys::mmap::Mmap::map(
+                fd.as_fd(),
+                0,
+                len,
+                ember_sys::mmap::Access::ReadWrite,
+            )?)
+        } else {
+            None
+        };
         let fd = MapFd::from_fd(fd)?;
         Ok(Map {
+            arena,
             name,
             fd,
             map_type: MapType(info.map_type),
@@ -231,6 +251,13 @@ impl Map {
     /// Map flags as defined in the object.
     pub fn flags(&self) -> u32 {
         self.flags
+    }
+
+    /// The user-space mapping of an arena this load created with
+    /// `map_extra` 0 (its address is the arena's user address); `None`
+    /// for other maps and for arenas at a fixed `map_extra`.
+    pub fn arena(&self) -> Option<&ember_sys::mmap::Mmap> {
+        self.arena.as_ref()
     }
 
     /// Whether it was reused from a pin rather than created.
