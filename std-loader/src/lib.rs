@@ -23,10 +23,10 @@ pub mod write;
 pub use ember_core;
 pub use ember_sys;
 pub use error::{Error, Result};
-pub use load::{Ebpf, EbpfLoader, LoadError, Program, Relocation};
+pub use load::{Ebpf, EbpfLoader, LoadError, Program, Relocation, StructOpsMap};
 pub use mapped::FileBytes;
 pub use maps::{Map, MapError, MapErrorKind};
-pub use spec::{AttachTarget, MapSpec, ObjectSpec, ProgramSpec, SpecError};
+pub use spec::{AttachTarget, MapSpec, ObjectSpec, ProgramSpec, SpecError, TargetProgram};
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]

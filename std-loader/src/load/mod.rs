@@ -19,6 +19,7 @@ mod kconfig;
 mod needs;
 mod program;
 mod relocation;
+mod struct_ops;
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -40,6 +41,7 @@ use ember_sys::{
 pub use self::error::LoadError;
 use self::needs::Needs;
 pub use self::relocation::Relocation;
+pub use self::struct_ops::StructOpsMap;
 use crate::btf_source::{BtfSearch, KernelBtf, ModuleBtf, find_kernel_btf, module_btfs};
 use crate::features::{self, Features};
 use crate::kallsyms::Kallsyms;
@@ -160,6 +162,8 @@ impl AsFd for Program {
 /// (pinned objects stay pinned).
 #[derive(Debug)]
 pub struct Ebpf {
+    /// First, so they unregister before their programs close.
+    struct_ops: Vec<StructOpsMap>,
     maps: Vec<Map>,
     programs: Vec<Program>,
     btf_fd: Option<OwnedFd>,
@@ -200,6 +204,17 @@ impl Ebpf {
     /// Every loaded program.
     pub fn programs(&self) -> &[Program] {
         &self.programs
+    }
+
+    /// The struct_ops map called `name`, registered with the kernel until
+    /// this [`Ebpf`] is dropped.
+    pub fn struct_ops(&self, name: &str) -> Option<&StructOpsMap> {
+        self.struct_ops.iter().find(|m| m.name() == name)
+    }
+
+    /// Every registered struct_ops map, in object order.
+    pub fn struct_ops_maps(&self) -> &[StructOpsMap] {
+        &self.struct_ops
     }
 
     /// The loaded object BTF, when the kernel took it.
@@ -375,6 +390,9 @@ struct Loading<'l, 'o> {
     syscall_wrapper: bool,
     /// Maps this load pinned, unpinned again if the load fails.
     pins: create::Pins,
+    /// Where struct_ops programs attach, and the kernel types of the
+    /// struct_ops maps.
+    struct_ops: struct_ops::Plan,
 }
 
 impl<'l, 'o> Loading<'l, 'o> {
@@ -388,6 +406,7 @@ impl<'l, 'o> Loading<'l, 'o> {
             notes: Vec::new(),
             syscall_wrapper: false,
             pins: create::Pins::default(),
+            struct_ops: struct_ops::Plan::default(),
         }
     }
 
@@ -583,11 +602,19 @@ impl<'l, 'o> Loading<'l, 'o> {
         let map_fd = |i: usize| maps.get(i).and_then(Option::as_ref).map(Map::raw_fd);
 
         // Programs.
+        self.struct_ops = self.plan_struct_ops(kernel)?;
         let mut programs = Vec::new();
         let mut prog_of_func = HashMap::new();
         for (fi, f) in obj.functions.iter().enumerate() {
             let autoload = self.spec.programs.get(fi).is_none_or(|o| o.autoload);
             if !f.is_program || !autoload {
+                continue;
+            }
+            if self.unused_struct_ops(fi) {
+                self.notes.push(format!(
+                    "struct_ops program '{}' is used by no struct_ops map: not loaded",
+                    f.name
+                ));
                 continue;
             }
             let p = self.load_program(
@@ -606,8 +633,12 @@ impl<'l, 'o> Loading<'l, 'o> {
 
         // Slots of prog arrays and maps of maps.
         self.fill_slots(&maps, &programs, &prog_of_func)?;
+        let plan = core::mem::take(&mut self.struct_ops);
+        let struct_ops =
+            self.register_struct_ops(&plan, kernel, btf_fd.as_ref(), &programs, &prog_of_func)?;
         let pinned = self.pins.keep();
         Ok(Ebpf {
+            struct_ops,
             maps: maps.into_iter().flatten().collect(),
             programs,
             btf_fd,
