@@ -2,7 +2,8 @@
 //! of our own registered (and unregistered on drop), and an extension
 //! program replacing a global function of another program.
 
-use ember::EbpfLoader;
+use ember::privilege::{EpermReason, Lockdown, Snapshot};
+use ember::{AttachTarget, EbpfLoader, LoadError, ObjectSpec};
 use ember_core::btf::{Btf, Kind};
 use ember_tests::{fixture, kernel_ready};
 
@@ -86,4 +87,106 @@ fn tcp_congestion_ops_register_and_unregister_on_drop() {
         !after.iter().any(|n| n.starts_with("ember_test")),
         "{after:?}"
     );
+}
+
+#[test]
+fn freplace_loads_against_a_target_program_and_replaces_its_function() {
+    if !kernel_ready() {
+        return;
+    }
+    let data = std::fs::read(fixture("freplace.bpf-el.o")).unwrap();
+    let target = EbpfLoader::new()
+        .autoload("ember_replacement", false)
+        .load(&data, "freplace.bpf-el.o")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tprog = target.program("ember_target").unwrap();
+    let run = |fd| {
+        let mut packet = [0u8; 64];
+        ember_sys::prog_test_run(
+            fd,
+            &mut ember_sys::TestRun {
+                data_in: &[0u8; 64],
+                data_out: Some(&mut packet),
+                repeat: 1,
+                ..Default::default()
+            },
+        )
+        .expect("test run")
+        .retval
+    };
+    assert_eq!(run(tprog.fd()), 1, "XDP_DROP before replacement");
+
+    // Without a target: refused by name, before the kernel sees it.
+    let e = EbpfLoader::new()
+        .autoload("ember_target", false)
+        .load(&data, "freplace.bpf-el.o")
+        .unwrap_err();
+    assert!(matches!(e, LoadError::TargetProgram { .. }), "{e}");
+    assert!(e.to_string().contains("ember_replacement"), "{e}");
+
+    // A function the target lacks: named.
+    let mut spec = ObjectSpec::parse(&data, "freplace.bpf-el.o").unwrap();
+    spec.program_mut("ember_target")
+        .unwrap()
+        .set_autoload(false);
+    spec.program_mut("ember_replacement")
+        .unwrap()
+        .set_attach_target(AttachTarget::program(tprog.fd(), "no_such_fn").unwrap());
+    let e = EbpfLoader::new().load_spec(spec).unwrap_err();
+    assert!(e.to_string().contains("no function 'no_such_fn'"), "{e}");
+
+    // Against the target, with the function from the section name.
+    let mut spec = ObjectSpec::parse(&data, "freplace.bpf-el.o").unwrap();
+    spec.program_mut("ember_target")
+        .unwrap()
+        .set_autoload(false);
+    spec.program_mut("ember_replacement")
+        .unwrap()
+        .set_attach_target(AttachTarget::program(tprog.fd(), "").unwrap());
+    // Kernel lockdown (integrity or stricter) refuses extension programs
+    // with EPERM, as it does every program that needs a BPF trampoline:
+    // then the refusal must be exactly that, and explained.
+    let mode = Snapshot::read().lockdown;
+    let ext = match (EbpfLoader::new().load_spec(spec), mode) {
+        (Ok(ext), _) => ext,
+        (Err(e), Some(Lockdown::Integrity | Lockdown::Confidentiality) | None) => {
+            let LoadError::ProgLoad {
+                program,
+                source,
+                eperm,
+                ..
+            } = &e
+            else {
+                panic!("{e}");
+            };
+            assert_eq!(program, "ember_replacement");
+            assert_eq!(source.errno, ember_sys::Errno::PERM, "{e}");
+            match (mode, eperm.as_deref()) {
+                (Some(m), Some(EpermReason::Lockdown { mode, .. })) => assert_eq!(*mode, m),
+                (None, Some(EpermReason::LikelyLockdown { .. })) => {}
+                (m, why) => panic!("lockdown {m:?}, explanation {why:?}: {e}"),
+            }
+            assert!(e.to_string().contains("freplace"), "{e}");
+            eprintln!("freplace refused by lockdown {mode:?} here, as expected: {e}");
+            return;
+        }
+        (Err(e), m) => panic!("lockdown {m:?}: {e}"),
+    };
+    let eprog = ext.program("ember_replacement").unwrap();
+    assert_eq!(eprog.prog_type().0, 28);
+    assert!(eprog.attach_btf_id() > 0);
+
+    // Attached (BPF_LINK_CREATE with the target and the function's id),
+    // the replacement runs in place of ember_verdict; detached, not.
+    let link = ember_sys::link_create(&ember_sys::LinkCreate {
+        prog: eprog.fd(),
+        target: ember_sys::LinkTarget::Fd(tprog.fd()),
+        attach_type: 0,
+        flags: 0,
+        extra: ember_sys::LinkExtra::TargetBtfId(eprog.attach_btf_id()),
+    })
+    .unwrap_or_else(|e| panic!("freplace link: {e}"));
+    assert_eq!(run(tprog.fd()), 2, "XDP_PASS from the replacement");
+    drop(link);
+    assert_eq!(run(tprog.fd()), 1, "XDP_DROP again once detached");
 }
