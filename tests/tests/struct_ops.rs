@@ -80,7 +80,7 @@ fn tcp_congestion_ops_register_and_unregister_on_drop() {
         if !after.iter().any(|n| n.starts_with("ember_test")) {
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(core::time::Duration::from_millis(20));
         after = available();
     }
     assert!(

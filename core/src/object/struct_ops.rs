@@ -180,7 +180,7 @@ impl<'a> Object<'a> {
                 let map = out
                     .iter_mut()
                     .skip(first)
-                    .find(|m| off >= m.offset && off - m.offset < m.size)
+                    .find(|m| off.checked_sub(m.offset).is_some_and(|d| d < m.size))
                     .ok_or(bad(
                         sname,
                         "",
@@ -188,7 +188,7 @@ impl<'a> Object<'a> {
                         "relocations inside a struct_ops variable",
                     ))?;
                 let (member, member_name) =
-                    member_at(btf, map.type_id, off - map.offset).ok_or(bad(
+                    member_at(btf, map.type_id, off.saturating_sub(map.offset)).ok_or(bad(
                         sname,
                         map.name,
                         "",
