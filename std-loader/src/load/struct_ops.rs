@@ -62,6 +62,7 @@ impl Plan {
 #[derive(Debug)]
 pub struct StructOpsMap {
     name: String,
+    value_size: u32,
     map: MapFd,
     link: Option<OwnedFd>,
 }
@@ -70,6 +71,11 @@ impl StructOpsMap {
     /// The map's name (its variable's).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The map's value size: the kernel's `struct bpf_struct_ops_NAME`.
+    pub fn value_size(&self) -> u32 {
+        self.value_size
     }
 
     /// The map fd.
@@ -264,6 +270,7 @@ impl Loading<'_, '_> {
             ));
             out.push(StructOpsMap {
                 name: m.name.to_owned(),
+                value_size: ks.value_size,
                 map,
                 link,
             });
