@@ -190,3 +190,32 @@ fn freplace_loads_against_a_target_program_and_replaces_its_function() {
     drop(link);
     assert_eq!(run(tprog.fd()), 1, "XDP_DROP again once detached");
 }
+
+#[test]
+fn struct_ops_the_kernel_cannot_take_are_named() {
+    if !kernel_ready() {
+        return;
+    }
+    for (fixture_name, want) in [
+        (
+            "struct_ops_bad_type",
+            "struct_ops map 'ember_bad_type': this kernel has no struct_ops type 'struct ember_no_such_ops'",
+        ),
+        (
+            "struct_ops_bad_member",
+            "struct_ops map 'ember_bad_member': member 'ember_extra': set in the object, but this kernel's struct tcp_congestion_ops has no such member",
+        ),
+        (
+            "struct_ops_bad_size",
+            "struct_ops map 'ember_bad_size': member 'flags': 8 bytes here, 4 in the kernel's struct tcp_congestion_ops",
+        ),
+    ] {
+        let e = EbpfLoader::new()
+            .load_file(fixture(&format!("{fixture_name}.bpf-el.o")))
+            .unwrap_err();
+        assert!(matches!(e, LoadError::StructOps { .. }), "{e}");
+        assert!(e.to_string().starts_with(want), "{fixture_name}: {e}");
+    }
+    // Nothing was registered on the way.
+    assert!(!available().iter().any(|n| n == "ember_bad"));
+}
