@@ -8,7 +8,10 @@
 //! and sanitized for this kernel; dropped with a warning when the kernel
 //! refuses it and nothing requires it); create maps (inner templates,
 //! internal maps filled, `.rodata`/`.kconfig` frozen); link and load each
-//! program; fill prog arrays and map-in-map slots; pin. Every fd is owned
+//! program (struct_ops programs at their kernel struct and member,
+//! extensions against their target program); fill prog arrays and
+//! map-in-map slots; create, fill and register struct_ops maps
+//! (`struct_ops.rs`); pin. Every fd is owned
 //! by a value that is dropped on the way out, so a failed load leaves
 //! nothing open, and maps this load pinned are unpinned again.
 
@@ -113,7 +116,10 @@ impl Program {
         self.attach_type
     }
 
-    /// The attach target's BTF id (tracing and LSM programs; 0 otherwise).
+    /// The attach target's BTF id: a kernel function (tracing, LSM), the
+    /// kernel struct (struct_ops, whose attach type is then the member's
+    /// index), a function of the target program (extensions); 0
+    /// otherwise.
     pub fn attach_btf_id(&self) -> u32 {
         self.attach_btf_id
     }
