@@ -320,6 +320,25 @@ mod tests {
     }
 
     #[test]
+    fn a_member_set_to_another_kind_of_program_is_refused_by_name() {
+        for bytes in [
+            include_bytes!("../../../tests/fixtures/bad/struct_ops_not_prog.bpf-el.o").as_slice(),
+            include_bytes!("../../../tests/fixtures/bad/struct_ops_not_prog.bpf-eb.o").as_slice(),
+        ] {
+            let e = Object::parse(bytes, "struct_ops_not_prog").unwrap_err();
+            assert_eq!(
+                e.kind,
+                ObjectErrorKind::BadStructOps {
+                    map: "ember_not_prog",
+                    member: "ssthresh",
+                    expected: "a program in a struct_ops/ section",
+                }
+            );
+            assert_eq!(e.section, Some(".struct_ops"));
+        }
+    }
+
+    #[test]
     fn errors_name_the_map_and_member() {
         let obj = Object::parse(EL, "struct_ops").unwrap();
         assert!(obj.struct_ops[0].progs.len() == 3);
