@@ -240,6 +240,7 @@ impl Floor {
                         .then(|| (btf.as_fd(), i.btf_key_type_id, i.btf_value_type_id)),
                     map_extra: i.map_extra,
                     numa_node: 0,
+                    btf_vmlinux_value_type_id: 0,
                 })
                 .expect("MAP_CREATE");
                 // MapFd::new costs one GET_INFO, as in ember's loader.

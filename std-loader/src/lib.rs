@@ -22,8 +22,10 @@ pub mod write;
 pub use ember_core;
 pub use ember_sys;
 pub use error::{Error, Result};
-pub use load::spec::{self, AttachTarget, MapSpec, ObjectSpec, ProgramSpec, SpecError};
-pub use load::{Ebpf, EbpfLoader, LoadError, Program, Relocation};
+pub use load::spec::{
+    self, AttachTarget, MapSpec, ObjectSpec, ProgramSpec, SpecError, TargetProgram,
+};
+pub use load::{Ebpf, EbpfLoader, LoadError, Program, Relocation, StructOpsMap};
 pub use mapped::FileBytes;
 pub use maps::{Map, MapError, MapErrorKind};
 

@@ -137,6 +137,16 @@ pub enum ObjectErrorKind<'a> {
         /// What it is.
         what: &'static str,
     },
+    /// A struct_ops variable or one of its members that libbpf would not
+    /// accept.
+    BadStructOps {
+        /// The struct_ops map (variable), empty when none is known.
+        map: &'a str,
+        /// The member, empty when the fault is not in one.
+        member: &'a str,
+        /// What was expected.
+        expected: &'static str,
+    },
     /// No memory for a table sized from the input.
     OutOfMemory,
 }
@@ -307,6 +317,20 @@ impl fmt::Display for ObjectErrorKind<'_> {
                 }
             }
             Unsupported { what } => write!(f, "{what} is not supported"),
+            BadStructOps {
+                map,
+                member,
+                expected,
+            } => {
+                f.write_str("struct_ops")?;
+                if !map.is_empty() {
+                    write!(f, " map '{map}'")?;
+                }
+                if !member.is_empty() {
+                    write!(f, " member '{member}'")?;
+                }
+                write!(f, ": expected {expected}")
+            }
             OutOfMemory => f.write_str("out of memory for a table sized from the input"),
         }
     }

@@ -10,7 +10,7 @@
 //! Files: `parse.rs` reads the ELF file in phases (and documents the
 //! invariants of a parsed [`Object`]); `maps.rs` reads map definitions;
 //! `error.rs` names what is wrong with a rejected object; this file holds
-//! the model and the queries on it.
+//! the model and the queries on it; `struct_ops.rs` reads struct_ops maps.
 #![cfg_attr(not(test), deny(clippy::cast_possible_truncation))]
 
 pub mod error;
@@ -18,6 +18,7 @@ mod kinds;
 pub mod maps;
 mod parse;
 pub mod section;
+pub mod struct_ops;
 #[cfg(test)]
 mod tests;
 
@@ -27,6 +28,7 @@ pub use self::error::{Found, ObjectError, ObjectErrorKind};
 pub use self::kinds::{AttachType, MapType, ProgType};
 pub use self::maps::{Map, MapKind, MapValues, Pinning};
 pub use self::section::SecDef;
+pub use self::struct_ops::{StructOps, StructOpsProg};
 use crate::btf::{Btf, TypeId};
 use crate::bytes::Endian;
 use crate::error::{Error, ErrorKind, Result};
@@ -205,6 +207,10 @@ pub struct Object<'a> {
     /// Defined data symbols (section name, symbol name, offset): what
     /// DATASEC variable offsets are fixed up from.
     pub data_symbols: Vec<DataSymbol<'a>>,
+    /// struct_ops maps (`.struct_ops`, `.struct_ops.link`), in section
+    /// then variable order; apart from [`Object::maps`], as their value
+    /// takes the running kernel's layout only at load.
+    pub struct_ops: Vec<StructOps<'a>>,
 }
 
 /// A defined variable symbol in a data section.

@@ -8,7 +8,8 @@
 //! 4. [`maps`](Object::read_maps): BTF-defined, legacy, internal, then the
 //!    `.maps` slot initializers;
 //! 5. [`relocations`](Object::read_relocs) of each code section;
-//! 6. [`.BTF.ext` func_info](Object::attach_func_info) onto functions.
+//! 6. [`.BTF.ext` func_info](Object::attach_func_info) onto functions;
+//! 7. [struct_ops maps](Object::read_struct_ops) (`struct_ops.rs`).
 //!
 //! The invariants of a parsed object are listed on [`Object::parse`].
 
@@ -138,6 +139,7 @@ impl<'a> Object<'a> {
             externs: Vec::new(),
             sections: Vec::new(),
             data_symbols: Vec::new(),
+            struct_ops: Vec::new(),
         };
         let map_secs = obj.read_sections(&elf)?;
         obj.read_symbols(&elf)?;
@@ -153,6 +155,7 @@ impl<'a> Object<'a> {
             ));
         }
         obj.attach_func_info();
+        obj.read_struct_ops(&elf)?;
         Ok(obj)
     }
 
@@ -614,7 +617,12 @@ impl<'a> Object<'a> {
                 MapValues::Program(f) => f.index() < self.functions.len(),
             })
         });
-        funcs_ok && in_code && relocs_ok && refs_ok && init_ok
+        let struct_ops_ok = self.struct_ops.iter().all(|m| {
+            m.progs
+                .iter()
+                .all(|p| p.func.index() < self.functions.len())
+        });
+        funcs_ok && in_code && relocs_ok && refs_ok && init_ok && struct_ops_ok
     }
 }
 

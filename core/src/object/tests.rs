@@ -111,6 +111,7 @@ fn empty<'a>(o: &Object<'a>) -> Object<'a> {
         externs: Vec::new(),
         sections: Vec::new(),
         data_symbols: Vec::new(),
+        struct_ops: Vec::new(),
     }
 }
 

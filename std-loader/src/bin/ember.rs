@@ -349,6 +349,15 @@ fn load(
         }
         writeln!(o, "{line}")?;
     }
+    for m in ebpf.struct_ops_maps() {
+        let by = if m.link_fd().is_some() {
+            "link"
+        } else {
+            "map update"
+        };
+        // Registered until this process exits (the Ebpf is dropped).
+        writeln!(o, "struct_ops {} registered by {by}", m.name())?;
+    }
     for p in ebpf.programs() {
         writeln!(
             o,

@@ -119,6 +119,7 @@ impl Loading<'_, '_> {
             btf: btf_ids,
             map_extra: m.map_extra,
             numa_node: m.numa_node,
+            btf_vmlinux_value_type_id: 0,
         })
     }
 

@@ -112,6 +112,26 @@ pub enum LoadError {
         /// What is missing.
         what: String,
     },
+    /// A struct_ops map this kernel cannot take: its struct is missing, a
+    /// member does not fit, or creating or registering it failed.
+    StructOps {
+        /// The map (the struct_ops variable).
+        map: String,
+        /// What is wrong, naming the member when one is at fault.
+        what: String,
+        /// The bpf(2) error, when the kernel refused.
+        source: Option<SysError>,
+    },
+    /// A program that needs a target program (freplace, or fentry/fexit
+    /// on a BPF program) has none, or the target cannot serve.
+    TargetProgram {
+        /// The program.
+        program: String,
+        /// What is wrong.
+        what: String,
+        /// The bpf(2) error, when reading the target failed.
+        source: Option<SysError>,
+    },
     /// A program's section name does not say what it is.
     UnknownSection {
         /// The program.
@@ -238,6 +258,12 @@ impl fmt::Display for LoadError {
                 f,
                 "program '{program}': ember does not load {what} yet; skip it with autoload(\"{program}\", false)"
             ),
+            LoadError::StructOps { map, what, .. } => {
+                write!(f, "struct_ops map '{map}': {what}")
+            }
+            LoadError::TargetProgram { program, what, .. } => {
+                write!(f, "program '{program}': {what}")
+            }
             LoadError::UnknownSection { program, section } => write!(
                 f,
                 "program '{program}': section '{section}' does not name a program type"
@@ -307,6 +333,14 @@ impl core::error::Error for LoadError {
             | LoadError::ModuleBtf { source, .. }
             | LoadError::ProgLoad { source, .. } => Some(source),
             LoadError::Core { source, .. } => Some(source),
+            LoadError::StructOps {
+                source: Some(source),
+                ..
+            }
+            | LoadError::TargetProgram {
+                source: Some(source),
+                ..
+            } => Some(source),
             _ => None,
         }
     }

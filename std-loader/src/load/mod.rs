@@ -8,7 +8,10 @@
 //! and sanitized for this kernel; dropped with a warning when the kernel
 //! refuses it and nothing requires it); create maps (inner templates,
 //! internal maps filled, `.rodata`/`.kconfig` frozen); link and load each
-//! program; fill prog arrays and map-in-map slots; pin. Every fd is owned
+//! program (struct_ops programs at their kernel struct and member,
+//! extensions against their target program); fill prog arrays and
+//! map-in-map slots; create, fill and register struct_ops maps
+//! (`struct_ops.rs`); pin. Every fd is owned
 //! by a value that is dropped on the way out, so a failed load leaves
 //! nothing open, and maps this load pinned are unpinned again.
 
@@ -20,6 +23,7 @@ mod needs;
 mod program;
 mod relocation;
 pub mod spec;
+mod struct_ops;
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -41,6 +45,7 @@ use ember_sys::{
 pub use self::error::LoadError;
 use self::needs::Needs;
 pub use self::relocation::Relocation;
+pub use self::struct_ops::StructOpsMap;
 use crate::btf_source::{BtfSearch, KernelBtf, ModuleBtf, find_kernel_btf, module_btfs};
 use crate::features::{self, Features};
 use crate::kallsyms::Kallsyms;
@@ -117,7 +122,10 @@ impl Program {
         self.attach_type
     }
 
-    /// The attach target's BTF id (tracing and LSM programs; 0 otherwise).
+    /// The attach target's BTF id: a kernel function (tracing, LSM), the
+    /// kernel struct (struct_ops, whose attach type is then the member's
+    /// index), a function of the target program (extensions); 0
+    /// otherwise.
     pub fn attach_btf_id(&self) -> u32 {
         self.attach_btf_id
     }
@@ -166,6 +174,8 @@ impl AsFd for Program {
 /// (pinned objects stay pinned).
 #[derive(Debug)]
 pub struct Ebpf {
+    /// First, so they unregister before their programs close.
+    struct_ops: Vec<StructOpsMap>,
     maps: Vec<Map>,
     programs: Vec<Program>,
     btf_fd: Option<OwnedFd>,
@@ -206,6 +216,17 @@ impl Ebpf {
     /// Every loaded program.
     pub fn programs(&self) -> &[Program] {
         &self.programs
+    }
+
+    /// The struct_ops map called `name`, registered with the kernel until
+    /// this [`Ebpf`] is dropped.
+    pub fn struct_ops(&self, name: &str) -> Option<&StructOpsMap> {
+        self.struct_ops.iter().find(|m| m.name() == name)
+    }
+
+    /// Every registered struct_ops map, in object order.
+    pub fn struct_ops_maps(&self) -> &[StructOpsMap] {
+        &self.struct_ops
     }
 
     /// The loaded object BTF, when the kernel took it.
@@ -411,6 +432,9 @@ struct Loading<'l, 'o> {
     syscall_wrapper: bool,
     /// Maps this load pinned, unpinned again if the load fails.
     pins: create::Pins,
+    /// Where struct_ops programs attach, and the kernel types of the
+    /// struct_ops maps.
+    struct_ops: struct_ops::Plan,
 }
 
 impl<'l, 'o> Loading<'l, 'o> {
@@ -424,6 +448,7 @@ impl<'l, 'o> Loading<'l, 'o> {
             notes: Vec::new(),
             syscall_wrapper: false,
             pins: create::Pins::default(),
+            struct_ops: struct_ops::Plan::default(),
         }
     }
 
@@ -641,11 +666,19 @@ impl<'l, 'o> Loading<'l, 'o> {
         let map_fd = |i: usize| maps.get(i).and_then(Option::as_ref).map(Map::raw_fd);
 
         // Programs.
+        self.struct_ops = self.plan_struct_ops(kernel)?;
         let mut programs = Vec::new();
         let mut prog_of_func = HashMap::new();
         for (fi, f) in obj.functions.iter().enumerate() {
             let autoload = self.spec.programs.get(fi).is_none_or(|o| o.autoload);
             if !f.is_program || !autoload {
+                continue;
+            }
+            if self.unused_struct_ops(fi) {
+                self.notes.push(format!(
+                    "struct_ops program '{}' is used by no struct_ops map: not loaded",
+                    f.name
+                ));
                 continue;
             }
             let p = self.load_program(
@@ -664,8 +697,12 @@ impl<'l, 'o> Loading<'l, 'o> {
 
         // Slots of prog arrays and maps of maps.
         self.fill_slots(&maps, &programs, &prog_of_func)?;
+        let plan = core::mem::take(&mut self.struct_ops);
+        let struct_ops =
+            self.register_struct_ops(&plan, kernel, btf_fd.as_ref(), &programs, &prog_of_func)?;
         let pinned = self.pins.keep();
         Ok(Ebpf {
+            struct_ops,
             maps: maps.into_iter().flatten().collect(),
             programs,
             btf_fd,

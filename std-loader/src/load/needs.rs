@@ -36,6 +36,12 @@ impl Needs {
                 ids.push(format!("program '{}' ({sec})", f.name));
             }
         }
+        for m in &obj.struct_ops {
+            ids.push(format!(
+                "struct_ops map '{}' (struct {})",
+                m.name, m.type_name
+            ));
+        }
         Needs { core, ids }
     }
 

@@ -44,17 +44,9 @@ impl Loading<'_, '_> {
                 section: section.clone(),
             }
         })?;
-        let attach_type = opts
+        let mut attach_type = opts
             .attach_type
             .unwrap_or_else(|| def.and_then(|d| d.attach_type));
-        if matches!(prog_type, ProgType::STRUCT_OPS | ProgType::EXT) {
-            return Err(LoadError::Unsupported {
-                program: f.name.to_owned(),
-                what: format!(
-                    "{prog_type} programs (they need a struct_ops map or a target program)"
-                ),
-            });
-        }
         // A map left uncreated by the spec: name it and the program,
         // rather than hand the kernel fd -1.
         let missing = core::cell::Cell::new(None);
@@ -79,7 +71,38 @@ impl Loading<'_, '_> {
             Some(crate::load::spec::AttachTarget::VmlinuxBtfId(id)) => Some(*id),
             _ => None,
         };
-        if let Some(id) = by_id {
+        let target_prog = match &opts.attach_target {
+            Some(crate::spec::AttachTarget::Program { prog, function }) => Some((prog, function)),
+            _ => None,
+        };
+        if prog_type == ProgType::STRUCT_OPS {
+            // The kernel struct and the member this program implements.
+            let (id, member) =
+                self.struct_ops
+                    .attach(fi)
+                    .ok_or_else(|| LoadError::TargetProgram {
+                        program: f.name.to_owned(),
+                        what: "struct_ops program used by no struct_ops map".into(),
+                        source: None,
+                    })?;
+            attach_btf_id = id;
+            attach_type = Some(AttachType(member));
+        } else if let Some((prog, function)) = target_prog {
+            let function = if function.is_empty() {
+                f.attach_target.unwrap_or("")
+            } else {
+                function.as_str()
+            };
+            attach_btf_id = target_func_id(f.name, prog.as_fd(), function)?;
+        } else if prog_type == ProgType::EXT {
+            return Err(LoadError::TargetProgram {
+                program: f.name.to_owned(),
+                what: "freplace programs need the program whose function they replace: \
+                       set AttachTarget::Program"
+                    .into(),
+                source: None,
+            });
+        } else if let Some(id) = by_id {
             attach_btf_id = id;
         } else if needs_attach_btf(prog_type, attach_type) {
             let target = match &opts.attach_target {
@@ -156,7 +179,11 @@ impl Loading<'_, '_> {
                 prog_flags: flags,
                 btf: prog_btf,
                 attach_btf_id,
-                attach_btf_obj_fd: attach_module.as_ref().map(AsFd::as_fd),
+                // The same field: a module's BTF, or the target program.
+                attach_btf_obj_fd: attach_module
+                    .as_ref()
+                    .map(AsFd::as_fd)
+                    .or(target_prog.map(|(p, _)| p.as_fd())),
                 kern_version,
                 fd_array,
                 ifindex: opts.ifindex,
@@ -251,6 +278,42 @@ impl Loading<'_, '_> {
             })
         })
     }
+}
+
+/// The BTF id of FUNC `function` in the BTF of program `prog` (freplace,
+/// fentry/fexit on a BPF program): `prog_info` → BTF id → the BTF's bytes.
+fn target_func_id(program: &str, prog: BorrowedFd<'_>, function: &str) -> Result<u32, LoadError> {
+    let fail = |what: String, source| LoadError::TargetProgram {
+        program: program.to_owned(),
+        what,
+        source,
+    };
+    let info = ember_sys::prog_info(prog)
+        .map_err(|e| fail("the target program's info cannot be read".into(), Some(e)))?;
+    if info.btf_id.0 == 0 {
+        return Err(fail(
+            format!(
+                "target program '{}' has no BTF to find '{function}' in",
+                info.name()
+            ),
+            None,
+        ));
+    }
+    let mut data = Vec::new();
+    ember_sys::get_fd_by_id(info.btf_id, 0)
+        .and_then(|fd| ember_sys::btf_info_full(fd.as_fd(), Some(&mut data)))
+        .map_err(|e| fail("the target program's BTF cannot be read".into(), Some(e)))?;
+    let btf = Btf::parse(&data).map_err(LoadError::Object)?;
+    let id = btf.find_by_name_kind(function, Kind::Func).ok_or_else(|| {
+        fail(
+            format!(
+                "target program '{}' has no function '{function}'",
+                info.name()
+            ),
+            None,
+        )
+    })?;
+    Ok(id.0)
 }
 
 /// The first verifier-log line `PC: ... unknown#NUM ...` that `explain`

@@ -35,6 +35,10 @@ pub struct MapCreate<'a> {
     pub map_extra: u64,
     /// NUMA node (with `BPF_F_NUMA_NODE`).
     pub numa_node: u32,
+    /// struct_ops maps: the kernel's value type (`bpf_struct_ops_<name>`)
+    /// in vmlinux BTF; `btf` must then carry the object's BTF fd with key
+    /// and value type ids 0.
+    pub btf_vmlinux_value_type_id: u32,
 }
 
 /// `BPF_MAP_CREATE`—Creates a map.
@@ -63,6 +67,10 @@ pub fn map_create(m: &MapCreate<'_>) -> Result<OwnedFd> {
         a.put_u32(offset_of!(A, btf_key_type_id), k);
         a.put_u32(offset_of!(A, btf_value_type_id), v);
     }
+    a.put_u32(
+        offset_of!(A, btf_vmlinux_value_type_id),
+        m.btf_vmlinux_value_type_id,
+    );
     a.put_u64(offset_of!(A, map_extra), m.map_extra);
     bpf_fd(&mut a)
 }

@@ -75,6 +75,7 @@ fn map_create_sends_every_field() {
         btf: Some((btf.as_fd(), 3, 5)),
         map_extra: 0x1234_5678_9abc,
         numa_node: 2,
+        btf_vmlinux_value_type_id: 7,
     })
     .unwrap();
     assert!(fd.as_raw_fd() > 2);
@@ -91,6 +92,7 @@ fn map_create_sends_every_field() {
     assert_eq!(c.u32(offset_of!(A, btf_fd)), raw(&btf));
     assert_eq!(c.u32(offset_of!(A, btf_key_type_id)), 3);
     assert_eq!(c.u32(offset_of!(A, btf_value_type_id)), 5);
+    assert_eq!(c.u32(offset_of!(A, btf_vmlinux_value_type_id)), 7);
     assert_eq!(c.u64(offset_of!(A, map_extra)), 0x1234_5678_9abc);
     let name = &c.attr()[offset_of!(A, map_name)..][..16];
     assert_eq!(name, b"a_name_longer_t\0");
