@@ -72,7 +72,7 @@ impl Loading<'_, '_> {
             _ => None,
         };
         let target_prog = match &opts.attach_target {
-            Some(crate::spec::AttachTarget::Program { prog, function }) => Some((prog, function)),
+            Some(super::spec::AttachTarget::Program { prog, function }) => Some((prog, function)),
             _ => None,
         };
         if prog_type == ProgType::STRUCT_OPS {
