@@ -267,11 +267,10 @@ fn settings(spec: &ObjectSpec<'_>) -> Vec<Setting> {
         s.push(Setting::new("data", &m.name, hex(&bytes)));
     }
     let progs = spec.program_names();
+    // All on the first program, so the others show the section's view.
     if let Some(p) = progs.first() {
         s.push(Setting::new("autoload", p, 0));
         s.push(Setting::new("pflags", p, 4));
-    }
-    if let Some(p) = progs.last() {
         s.push(Setting::new("type", p, ProgType::SOCKET_FILTER.0));
         s.push(Setting::new("attach", p, 2));
     }
@@ -281,7 +280,7 @@ fn settings(spec: &ObjectSpec<'_>) -> Vec<Setting> {
 /// Sections the system's libbpf (1.1) does not know and ember does,
 /// following libbpf 1.7's SEC() table: 1.1 leaves such programs
 /// `unspec` with no expected attach type.
-const NEWER_SECTIONS: &[&str] = &["tcx/", "netfilter", "uprobe.multi"];
+const NEWER_SECTIONS: &[&str] = &["tcx/", "tc/", "netfilter", "uprobe.multi"];
 
 /// Program flags a section implies (`.s`: `BPF_F_SLEEPABLE`, `xdp.frags`:
 /// `BPF_F_XDP_HAS_FRAGS`, `syscall`: sleepable).
