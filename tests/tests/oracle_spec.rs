@@ -428,7 +428,7 @@ fn setters_ember_refuses_where_libbpf_takes_them() {
             .find(|w| *w == what)
             .expect("known setting");
         let s = Setting::new(what, name, value);
-        let want = libbpf(bin, &obj, std::slice::from_ref(&s)).expect("libbpf opens");
+        let want = libbpf(bin, &obj, core::slice::from_ref(&s)).expect("libbpf opens");
         assert_eq!(
             want.results,
             [(arg.to_owned(), true)],

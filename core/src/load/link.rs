@@ -108,10 +108,7 @@ pub fn link_program(
     // being linked (piece, next instruction): at most one per piece.
     let mut stack: Vec<(usize, u32)> = Vec::new();
     let (mut cur, mut k) = (0usize, 0u32);
-    loop {
-        let Some(&piece) = out.pieces.get(cur) else {
-            break;
-        };
+    while let Some(&piece) = out.pieces.get(cur) {
         let Some(f) = obj.function(piece.func) else {
             break;
         };
