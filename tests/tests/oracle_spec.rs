@@ -439,3 +439,86 @@ fn setters_ember_refuses_where_libbpf_takes_them() {
         eprintln!("{arg}: libbpf takes it, ember refuses: {why}");
     }
 }
+
+fn u16_at(d: &[u8], o: usize) -> usize {
+    u16::from_le_bytes([d[o], d[o + 1]]) as usize
+}
+
+fn u32_at(d: &[u8], o: usize) -> usize {
+    u32::from_le_bytes(d[o..o + 4].try_into().expect("4 bytes")) as usize
+}
+
+fn u64_at(d: &[u8], o: usize) -> usize {
+    u64::from_le_bytes(d[o..o + 8].try_into().expect("8 bytes")) as usize
+}
+
+/// `obj` (little-endian ELF64) with the first two entries of its `.maps`
+/// DATASEC swapped: the BTF order no longer follows the symbols' offsets.
+fn swap_first_maps(obj: &[u8]) -> Vec<u8> {
+    let mut d = obj.to_vec();
+    let (shoff, shentsize, shnum, shstrndx) = (
+        u64_at(&d, 0x28),
+        u16_at(&d, 0x3a),
+        u16_at(&d, 0x3c),
+        u16_at(&d, 0x3e),
+    );
+    let sh = |i: usize| shoff + i * shentsize;
+    let cstr = |d: &[u8], o: usize| -> String {
+        let end = d[o..].iter().position(|&b| b == 0).expect("NUL") + o;
+        String::from_utf8_lossy(&d[o..end]).into_owned()
+    };
+    let shstr = u64_at(&d, sh(shstrndx) + 0x18);
+    let btf = (0..shnum)
+        .find(|&i| cstr(&d, shstr + u32_at(&d, sh(i))) == ".BTF")
+        .map(|i| u64_at(&d, sh(i) + 0x18))
+        .expect(".BTF section");
+    let hdr = u32_at(&d, btf + 4);
+    let (types, types_len) = (btf + hdr + u32_at(&d, btf + 8), u32_at(&d, btf + 12));
+    let strs = btf + hdr + u32_at(&d, btf + 16);
+    let mut p = types;
+    while p < types + types_len {
+        let (name, info) = (u32_at(&d, p), u32_at(&d, p + 4));
+        let (kind, vlen) = ((info >> 24) & 0x1f, info & 0xffff);
+        p += 12;
+        let extra = match kind {
+            1 | 14 | 17 => 4,
+            3 => 12,
+            4 | 5 | 15 | 19 => 12 * vlen,
+            6 | 13 => 8 * vlen,
+            _ => 0,
+        };
+        if kind == 15 && cstr(&d, strs + name) == ".maps" {
+            assert!(vlen >= 2, "fewer than two maps");
+            let (a, b) = (d[p..p + 12].to_vec(), d[p + 12..p + 24].to_vec());
+            d[p..p + 12].copy_from_slice(&b);
+            d[p + 12..p + 24].copy_from_slice(&a);
+            return d;
+        }
+        p += extra;
+    }
+    panic!("no .maps DATASEC");
+}
+
+/// libbpf lists `.maps` maps in the order of their symbols' offsets
+/// (btf_fixup_datasec sorts the DATASEC before the maps are read), not in
+/// the DATASEC's order; clang emits both the same way, so the object is
+/// edited to tell them apart.
+#[test]
+fn maps_are_listed_by_offset_as_with_libbpf() {
+    let Some(bin) = oracle() else { return };
+    let orig = std::fs::read(fixture("runtime_sizes.bpf-el.o")).expect("read fixture");
+    let swapped = swap_first_maps(&orig);
+    assert_ne!(swapped, orig);
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("maps_swapped.bpf-el.o");
+    std::fs::write(&path, &swapped).expect("write");
+    let want: Vec<String> = libbpf(bin, &path, &[])
+        .expect("libbpf opens it")
+        .lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("M\t"))
+        .map(|l| l.split('\t').next().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(want, ["stack_ids", "counts", "events"], "libbpf's order");
+    let spec = ObjectSpec::parse(&swapped, "maps_swapped.bpf-el.o").expect("parse");
+    assert_eq!(spec.map_names(), want);
+}
