@@ -308,7 +308,8 @@ fn known_difference(ours: &str, theirs: &str) -> Option<&'static str> {
             // set; the section's are ORed in at load
             // (libbpf_prepare_prog_load, 1.1 to 1.7). ember's
             // ProgramSpec::flags reports the flags it will load with, the
-            // section's included.
+            // section's included. (So ember's set_flags replaces the
+            // section's, and can drop BPF_F_SLEEPABLE; libbpf's cannot.)
             (f & !SECTION_FLAGS == f2 && f & SECTION_FLAGS != 0).then_some(
                 "ember reports the section's program flags before load, libbpf adds them at load",
             )
