@@ -1,6 +1,6 @@
 //! Turning one program of an object into the instruction stream the kernel
 //! loads: its own instructions, then every subprogram it reaches (each
-//! once, in the order first called), with calls, function addresses, map
+//! once, depth-first in call order, as libbpf lays them out), with calls, function addresses, map
 //! and global-data references resolved, and `.BTF.ext` func/line records
 //! moved to where their instructions ended up.
 
@@ -101,110 +101,123 @@ pub fn link_program(
         .position(|m| m.kind == MapKind::Kconfig)
         .map(MapIndex);
     append(obj, code, prog, &mut out)?;
-    let mut next = 0;
-    while let Some(&piece) = out.pieces.get(next) {
-        next = next.saturating_add(1);
+    // Depth-first, as libbpf's bpf_object__reloc_code: each piece's
+    // instructions in order, and a subprogram called for the first time
+    // is appended and linked before the caller's next instruction. The
+    // kernel's program tag hashes this layout. `stack` holds the callers
+    // being linked (piece, next instruction): at most one per piece.
+    let mut stack: Vec<(usize, u32)> = Vec::new();
+    let (mut cur, mut k) = (0usize, 0u32);
+    while let Some(&piece) = out.pieces.get(cur) {
         let Some(f) = obj.function(piece.func) else {
-            continue;
+            break;
         };
         let Some(sec) = obj.code_section(f.section) else {
-            continue;
+            break;
         };
+        if k >= f.len {
+            match stack.pop() {
+                Some((p, next)) => (cur, k) = (p, next),
+                None => break,
+            }
+            continue;
+        }
+        let fi = FuncInsn(k);
+        k = k.saturating_add(1);
+        let si = f.section_insn(fi);
         let src = code_of(code, f.section);
         let end = f.end();
-        // Relocations are sorted by instruction (Object::parse): this
-        // function's are one run of them.
-        let lo = sec.relocs.partition_point(|r| r.insn < f.start);
-        let hi = sec.relocs.partition_point(|r| r.insn < end);
-        let relocs = sec.relocs.get(lo..hi).unwrap_or(&[]);
-        for r in relocs {
-            let Some(fi) = f.func_insn(r.insn) else {
-                continue;
-            };
-            let pc = piece.pc(fi);
-            let at = pc.byte_offset();
-            let pc = pc.index();
-            let mut insn = read_at(&out.insns, pc, obj.endian)
-                .ok_or(Error::new(ErrorKind::BadCodeLayout(f.section), at))?;
-            let ld = |insn: &Insn| {
-                if insn.code == LD_IMM64 {
-                    Ok(())
-                } else {
-                    Err(Error::new(ErrorKind::CoreBadInsn(insn.code), at))
-                }
-            };
-            let (src_reg, imm, hi) = match r.target {
-                RelocTarget::Function(g) => {
-                    let start = callee(obj, code, g, &mut out)?;
-                    let rel = jump(start, piece.pc(fi), at)?;
-                    if insn.code == CALL {
-                        insn.src = PSEUDO_CALL;
-                        insn.imm = rel;
-                        write_at(&mut out.insns, pc, obj.endian, &insn);
-                        continue;
+        let pieces_before = out.pieces.len();
+        // Relocations are sorted by instruction (Object::parse).
+        match sec.relocs.binary_search_by_key(&si, |r| r.insn) {
+            Ok(ri) => {
+                let Some(r) = sec.relocs.get(ri) else {
+                    continue;
+                };
+                let pc = piece.pc(fi);
+                let at = pc.byte_offset();
+                let pc = pc.index();
+                let mut insn = read_at(&out.insns, pc, obj.endian)
+                    .ok_or(Error::new(ErrorKind::BadCodeLayout(f.section), at))?;
+                let ld = |insn: &Insn| {
+                    if insn.code == LD_IMM64 {
+                        Ok(())
+                    } else {
+                        Err(Error::new(ErrorKind::CoreBadInsn(insn.code), at))
                     }
-                    ld(&insn)?;
-                    (PSEUDO_FUNC, rel, 0)
-                }
-                RelocTarget::Map(m) => {
-                    ld(&insn)?;
-                    (PSEUDO_MAP_FD, map_fd(m).unwrap_or(-1), 0)
-                }
-                RelocTarget::Data { map, offset } => {
-                    ld(&insn)?;
-                    (
-                        PSEUDO_MAP_VALUE,
-                        map_fd(map).unwrap_or(-1),
-                        offset.cast_signed(),
-                    )
-                }
-                RelocTarget::Extern(x) => match obj.extern_(x).map(|x| x.kind) {
-                    Some(ExternKind::Kconfig { offset, .. }) => {
+                };
+                let (src_reg, imm, hi) = match r.target {
+                    RelocTarget::Function(g) => {
+                        let start = callee(obj, code, g, &mut out)?;
+                        let rel = jump(start, piece.pc(fi), at)?;
+                        if insn.code == CALL {
+                            insn.src = PSEUDO_CALL;
+                            insn.imm = rel;
+                            write_at(&mut out.insns, pc, obj.endian, &insn);
+                            descend(&mut stack, &mut cur, &mut k, pieces_before, &out)?;
+                            continue;
+                        }
                         ld(&insn)?;
-                        let fd = kconfig_map.and_then(map_fd).unwrap_or(-1);
-                        (PSEUDO_MAP_VALUE, fd, offset.cast_signed())
+                        (PSEUDO_FUNC, rel, 0)
                     }
-                    // ksyms were patched before linking.
-                    _ => continue,
-                },
-            };
-            // Both halves of the LD_IMM64 must be this function's.
-            if r.insn.plus(1) >= end {
-                return Err(Error::new(ErrorKind::CoreBadInsn(insn.code), at));
+                    RelocTarget::Map(m) => {
+                        ld(&insn)?;
+                        (PSEUDO_MAP_FD, map_fd(m).unwrap_or(-1), 0)
+                    }
+                    RelocTarget::Data { map, offset } => {
+                        ld(&insn)?;
+                        (
+                            PSEUDO_MAP_VALUE,
+                            map_fd(map).unwrap_or(-1),
+                            offset.cast_signed(),
+                        )
+                    }
+                    RelocTarget::Extern(x) => match obj.extern_(x).map(|x| x.kind) {
+                        Some(ExternKind::Kconfig { offset, .. }) => {
+                            ld(&insn)?;
+                            let fd = kconfig_map.and_then(map_fd).unwrap_or(-1);
+                            (PSEUDO_MAP_VALUE, fd, offset.cast_signed())
+                        }
+                        // ksyms were patched before linking.
+                        _ => continue,
+                    },
+                };
+                // Both halves of the LD_IMM64 must be this function's.
+                if r.insn.plus(1) >= end {
+                    return Err(Error::new(ErrorKind::CoreBadInsn(insn.code), at));
+                }
+                insn.src = src_reg;
+                insn.imm = imm;
+                write_at(&mut out.insns, pc, obj.endian, &insn);
+                let mut second = read_at(&out.insns, pc.saturating_add(1), obj.endian)
+                    .ok_or(Error::new(ErrorKind::CoreBadInsn(insn.code), at))?;
+                second.imm = hi;
+                write_at(&mut out.insns, pc.saturating_add(1), obj.endian, &second);
+                descend(&mut stack, &mut cur, &mut k, pieces_before, &out)?;
             }
-            insn.src = src_reg;
-            insn.imm = imm;
-            write_at(&mut out.insns, pc, obj.endian, &insn);
-            let mut second = read_at(&out.insns, pc.saturating_add(1), obj.endian)
-                .ok_or(Error::new(ErrorKind::CoreBadInsn(insn.code), at))?;
-            second.imm = hi;
-            write_at(&mut out.insns, pc.saturating_add(1), obj.endian, &second);
-        }
-        // Calls inside one section that clang resolved without a relocation.
-        for k in 0..f.len {
-            let fi = FuncInsn(k);
-            let si = f.section_insn(fi);
-            if relocs.binary_search_by_key(&si, |r| r.insn).is_ok() {
-                continue;
+            // A call inside one section that clang resolved without a
+            // relocation.
+            Err(_) => {
+                let Some(insn) = read_at(src, si.index(), obj.endian) else {
+                    continue;
+                };
+                if insn.code != CALL || insn.src != PSEUDO_CALL {
+                    continue;
+                }
+                let target = i64::from(si.0)
+                    .saturating_add(i64::from(insn.imm))
+                    .saturating_add(1);
+                let g = u32::try_from(target)
+                    .ok()
+                    .and_then(|t| obj.function_starting_at(f.section, SectionInsn(t)))
+                    .ok_or(Error::new(ErrorKind::BadCallTarget(si), 0))?;
+                let start = callee(obj, code, g, &mut out)?;
+                let pc = piece.pc(fi);
+                let mut patched = insn;
+                patched.imm = jump(start, pc, pc.byte_offset())?;
+                write_at(&mut out.insns, pc.index(), obj.endian, &patched);
+                descend(&mut stack, &mut cur, &mut k, pieces_before, &out)?;
             }
-            let Some(insn) = read_at(src, si.index(), obj.endian) else {
-                continue;
-            };
-            if insn.code != CALL || insn.src != PSEUDO_CALL {
-                continue;
-            }
-            let target = i64::from(si.0)
-                .saturating_add(i64::from(insn.imm))
-                .saturating_add(1);
-            let g = u32::try_from(target)
-                .ok()
-                .and_then(|t| obj.function_starting_at(f.section, SectionInsn(t)))
-                .ok_or(Error::new(ErrorKind::BadCallTarget(si), 0))?;
-            let start = callee(obj, code, g, &mut out)?;
-            let pc = piece.pc(fi);
-            let mut patched = insn;
-            patched.imm = jump(start, pc, pc.byte_offset())?;
-            write_at(&mut out.insns, pc.index(), obj.endian, &patched);
         }
     }
     ext_records(obj, &mut out)?;
@@ -223,6 +236,23 @@ fn jump(to: Pc, from: Pc, at: usize) -> Result<i32> {
         .saturating_sub(1);
     i32::try_from(rel)
         .map_err(|_| Error::new(ErrorKind::TooMany("instructions in one program"), at))
+}
+
+/// When the instruction just linked appended a piece (a first call), links
+/// that piece next and comes back to the caller's next instruction after.
+fn descend(
+    stack: &mut Vec<(usize, u32)>,
+    cur: &mut usize,
+    k: &mut u32,
+    pieces_before: usize,
+    out: &Linked,
+) -> Result<()> {
+    if out.pieces.len() > pieces_before {
+        stack.try_reserve(1).map_err(|_| oom())?;
+        stack.push((*cur, *k));
+        (*cur, *k) = (pieces_before, 0);
+    }
+    Ok(())
 }
 
 /// Where function `g` starts in `out`, appending it on first use.

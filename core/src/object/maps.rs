@@ -413,7 +413,7 @@ fn parse_def<'a>(
     Ok((m, values_off))
 }
 
-/// The BTF-defined maps of `.maps`, in DATASEC order. Returns where the
+/// The BTF-defined maps of `.maps`, by offset (as libbpf). Returns where the
 /// `values` initializers of each map that has them start (map, byte
 /// offset in its definition).
 pub(super) fn btf_maps<'a>(
@@ -429,9 +429,24 @@ pub(super) fn btf_maps<'a>(
     ))?;
     let in_btf = |e: Error| err(".maps", e.into());
     let ds = btf.type_by_id(ds).map_err(in_btf)?;
+    // libbpf lists the maps by offset in `.maps` (btf_fixup_datasec sorts
+    // the DATASEC by its symbols' offsets before the maps are read);
+    // clang emits both in one order, other producers need not.
+    let mut entries = Vec::new();
     for entry in ds.datasec_entries() {
         let var = btf.type_by_id(entry.type_id).map_err(in_btf)?;
         let name = btf.name(&var).map_err(in_btf)?;
+        let offset = match elf.symbols().find(|s| {
+            s.section() == SymbolSection::Section(object::SectionIndex(sec.0))
+                && s.name() == Ok(name)
+        }) {
+            Some(s) => fit(s.address(), ".maps", "symbol offset")?,
+            None => entry.offset,
+        };
+        try_push(&mut entries, (offset, entry.type_id, var, name))?;
+    }
+    entries.sort_by_key(|e| e.0);
+    for (offset, type_id, var, name) in entries {
         let d = Def { map: name };
         if var.kind() != Kind::Var {
             return Err(d.bad("", "a VAR in the .maps DATASEC", Found::Kind(var.kind())));
@@ -440,15 +455,9 @@ pub(super) fn btf_maps<'a>(
             .type_by_id(btf.skip_mods_and_typedefs(var.type_id()).map_err(in_btf)?)
             .map_err(in_btf)?;
         let (mut m, values_off) = parse_def(btf, Cow::Borrowed(name), &def, d, 0)?;
-        m.btf_id = Some(entry.type_id);
+        m.btf_id = Some(type_id);
         m.section = Some(sec);
-        m.sec_offset = match elf.symbols().find(|s| {
-            s.section() == SymbolSection::Section(object::SectionIndex(sec.0))
-                && s.name() == Ok(name)
-        }) {
-            Some(s) => fit(s.address(), ".maps", "symbol offset")?,
-            None => entry.offset,
-        };
+        m.sec_offset = offset;
         if let Some(v) = values_off {
             try_push(&mut starts, (MapIndex(out.len()), v))?;
         }

@@ -335,7 +335,7 @@ impl Loading<'_, '_> {
                         .and_then(|&p| programs.get(p))
                         .map(|p| std::os::fd::AsRawFd::as_raw_fd(&p.fd)),
                 };
-                let (Some(fd), Some(target)) = (fd, maps.get(mi).and_then(Option::as_ref)) else {
+                let Some(target) = maps.get(mi).and_then(Option::as_ref) else {
                     continue;
                 };
                 // A reused pinned map is someone else's: its slots are
@@ -343,6 +343,21 @@ impl Loading<'_, '_> {
                 if target.reused() {
                     continue;
                 }
+                let Some(fd) = fd else {
+                    // libbpf (1.1 to 1.7) fails the load here too
+                    // (EBADF): an empty slot is not what the object says.
+                    if let MapValues::Program(f) = v {
+                        let name = obj.functions.get(f.index()).map_or("?", |f| f.name);
+                        return Err(LoadError::MapDefinition {
+                            map: target.name().to_owned(),
+                            reason: format!(
+                                "slot {slot} holds program '{name}', which is not loaded \
+                                 (autoload is off)"
+                            ),
+                        });
+                    }
+                    continue;
+                };
                 target
                     .fd_raw()
                     .update(&slot.to_ne_bytes(), &(fd as u32).to_ne_bytes(), 0)

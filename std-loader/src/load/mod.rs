@@ -15,7 +15,7 @@
 //! by a value that is dropped on the way out, so a failed load leaves
 //! nothing open, and maps this load pinned are unpinned again.
 
-mod create;
+pub(crate) mod create;
 mod error;
 mod externs;
 mod kconfig;

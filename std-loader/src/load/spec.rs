@@ -15,7 +15,8 @@ use std::path::PathBuf;
 use bytemuck::Pod;
 use ember_core::btf::TypeId;
 use ember_core::object::{
-    AttachType, Map as MapDef, MapKind, Object, Pinning, ProgType, is_data_section, object_name,
+    AttachType, Map as MapDef, MapKind, MapType, Object, Pinning, ProgType, is_data_section,
+    object_name,
 };
 
 use super::LoadError;
@@ -690,7 +691,9 @@ impl<'a> MapSpec<'_, 'a> {
     }
 
     /// Sets `max_entries` (ring buffers: the data size in bytes, rounded
-    /// up to a power-of-two number of pages at load, as libbpf does).
+    /// up here to a power-of-two number of pages, as libbpf's
+    /// `bpf_map__set_max_entries` does; a size with no such rounding in
+    /// 32 bits is kept for the load to refuse).
     ///
     /// # Errors
     /// [`SpecError::Map`] for global-data maps, which hold one entry.
@@ -698,7 +701,12 @@ impl<'a> MapSpec<'_, 'a> {
         if !matches!(self.def.kind, MapKind::Btf | MapKind::Legacy) {
             return Err(self.refuse("a global-data map has exactly one entry"));
         }
-        self.def.max_entries = n;
+        self.def.max_entries =
+            if matches!(self.def.map_type, MapType::RINGBUF | MapType::USER_RINGBUF) {
+                crate::load::create::ring_size(n, ember_sys::mmap::page_size()).unwrap_or(n)
+            } else {
+                n
+            };
         Ok(self)
     }
 
@@ -780,6 +788,11 @@ impl<'a> MapSpec<'_, 'a> {
     pub fn reuse_fd(&mut self, fd: OwnedFd) -> &mut Self {
         self.opts.reuse = Some(fd);
         self
+    }
+
+    /// Whether the map will be created at load.
+    pub fn autocreate(&self) -> bool {
+        self.opts.autocreate
     }
 
     /// Whether the map is created at load (default: yes). A program that
