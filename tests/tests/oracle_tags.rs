@@ -302,6 +302,15 @@ fn every_fixture_program_has_libbpfs_tag() {
             Ok(spec) => spec,
             Err(e) => panic!("{file}: ember cannot open it: {e}"),
         };
+        // By design: libbpf 1.1 cannot load struct_ops objects whole (it
+        // ignores `.struct_ops.link` and loads unused struct_ops programs
+        // without a target: -524), and alone a struct_ops program needs
+        // its map; their attach ids and registration are checked in
+        // struct_ops.rs instead.
+        if !spec.object().struct_ops.is_empty() {
+            eprintln!("{file}: struct_ops object: tags not comparable with libbpf 1.1");
+            continue;
+        }
         let programs = spec.program_names();
         let types = newer_section_types(&mut spec);
         // The whole object first, then each program not compared yet on
@@ -364,6 +373,22 @@ fn every_fixture_program_has_libbpfs_tag() {
                 // load.rs).
                 (Ok(_), Err(b)) if b.contains("cannot open") && file.starts_with("legacy_maps") => {
                     eprintln!("{file} ({what}): legacy maps: libbpf >= 1.0 refuses, ember loads");
+                }
+                // By design: libbpf 1.1 loads a struct_ops program that
+                // no struct_ops map uses without a target, and gets
+                // ENOTSUPP (-524); ember skips it, as libbpf >= 1.4 does
+                // (1.1 also ignores `.struct_ops.link`). So the tags of
+                // struct_ops objects cannot be compared with 1.1; the
+                // struct_ops test checks their attach ids instead.
+                (Ok(_), Err(b))
+                    if b.contains("-524")
+                        && spec.object().programs().any(|f| {
+                            f.sec_def.is_some_and(|d| {
+                                d.prog_type == ember::ember_core::object::ProgType::STRUCT_OPS
+                            })
+                        }) =>
+                {
+                    eprintln!("{file} ({what}): struct_ops: libbpf 1.1 fails (-524), ember loads");
                 }
                 (a, b) => panic!("{file} ({what}): ember {a:?}, libbpf {b:?}"),
             }
