@@ -1417,6 +1417,18 @@ fn views_of_stacks_sockets_redirects_and_storage() {
         assert!(err.to_string().contains("map 'cpus'"), "{err}");
         assert!(devs.remove(2).unwrap());
 
+        // AF_XDP: a socket bound (copy mode) to loopback's queue 0, with a
+        // UMEM of our own; binding sends nothing.
+        let xsks = ember::maps::XskMap::new(e.map("xsks").unwrap()).unwrap();
+        let (xsk, _umem) = af_xdp_on_loopback();
+        xsks.set(1, xsk.as_fd()).unwrap();
+        xsks.remove(1).unwrap();
+        xsks.remove(1).unwrap();
+        assert!(xsks.remove(9).is_err(), "past the end");
+        let not_xsk = xsks.set(1, a.as_fd()).unwrap_err();
+        assert_eq!(not_xsk.errno(), Some(Errno::OPNOTSUPP), "{not_xsk}");
+        assert!(not_xsk.to_string().contains("map 'xsks'"), "{not_xsk}");
+
         // Local storage on this process (a pidfd) and on a socket.
         #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
         #[repr(C)]
@@ -1447,4 +1459,33 @@ fn views_of_stacks_sockets_redirects_and_storage() {
 fn pidfd_self() -> std::os::fd::OwnedFd {
     use rustix::process::{PidfdFlags, getpid, pidfd_open};
     pidfd_open(getpid(), PidfdFlags::empty()).expect("pidfd_open")
+}
+
+/// An AF_XDP socket bound in copy mode to queue 0 of loopback, and the
+/// page-aligned UMEM it registered (kept alive with the socket).
+fn af_xdp_on_loopback() -> (std::os::fd::OwnedFd, Vec<u8>) {
+    use rustix::net::xdp::{SocketAddrXdp, SocketAddrXdpFlags, XdpUmemReg, XdpUmemRegFlags};
+    use rustix::net::{AddressFamily, SocketType, bind, socket, sockopt};
+    const PAGE: usize = 4096;
+    const CHUNKS: usize = 16;
+    let mut umem = vec![0u8; (CHUNKS + 1) * PAGE];
+    let addr = umem.as_mut_ptr().addr().next_multiple_of(PAGE);
+    let fd = socket(AddressFamily::XDP, SocketType::RAW, None).expect("AF_XDP socket");
+    sockopt::set_xdp_umem_reg(
+        &fd,
+        XdpUmemReg {
+            addr: addr as u64,
+            len: (CHUNKS * PAGE) as u64,
+            chunk_size: PAGE as u32,
+            headroom: 0,
+            flags: XdpUmemRegFlags::empty(),
+            tx_metadata_len: 0,
+        },
+    )
+    .expect("XDP_UMEM_REG");
+    sockopt::set_xdp_umem_fill_ring_size(&fd, 16).expect("fill ring");
+    sockopt::set_xdp_umem_completion_ring_size(&fd, 16).expect("completion ring");
+    sockopt::set_xdp_rx_ring_size(&fd, 16).expect("rx ring");
+    bind(&fd, &SocketAddrXdp::new(SocketAddrXdpFlags::XDP_COPY, 1, 0)).expect("bind to lo queue 0");
+    (fd, umem)
 }

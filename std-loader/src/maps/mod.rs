@@ -23,7 +23,7 @@ mod views;
 pub use events::{PerfEventArray, RingBuffer, StackTraceMap};
 
 pub use percpu::{PerCpuArray, PerCpuHashMap, PerCpuValues};
-pub use slots::{MapOfMaps, ProgArray, RedirectMap, RedirectSlot, SockMap};
+pub use slots::{MapOfMaps, ProgArray, RedirectMap, RedirectSlot, SockMap, XskMap};
 pub use storage::LocalStorage;
 pub use views::{Array, BloomFilter, HashMap, LpmKey, LpmTrie, Queue, Stack};
 

@@ -232,3 +232,41 @@ impl<'m> RedirectMap<'m> {
         self.map.delete(&key.to_ne_bytes())
     }
 }
+
+/// An `XSKMAP`: AF_XDP sockets by queue index, for `bpf_redirect_map` from
+/// XDP. User space can set and clear slots; the kernel does not answer
+/// lookups from user space.
+#[derive(Debug)]
+pub struct XskMap<'m> {
+    map: &'m Map,
+}
+
+impl<'m> XskMap<'m> {
+    /// A view over `map`, which must be an xskmap.
+    ///
+    /// # Errors
+    /// [`MapErrorKind::Mismatch`](super::MapErrorKind::Mismatch) naming
+    /// what differs.
+    pub fn new(map: &'m Map) -> Result<Self, MapError> {
+        map.expect(&[MapType::XSKMAP], 4, 4)?;
+        Ok(XskMap { map })
+    }
+
+    /// Puts AF_XDP socket `xsk` (bound to a device queue) at `index`.
+    ///
+    /// # Errors
+    /// The kernel's error (`EOPNOTSUPP` for a socket that is not a bound
+    /// AF_XDP socket, `E2BIG` past the end).
+    pub fn set(&self, index: u32, xsk: BorrowedFd<'_>) -> Result<(), MapError> {
+        self.map.update(&index.to_ne_bytes(), &fd_value(xsk), ANY)
+    }
+
+    /// Empties slot `index` (the kernel does not say whether it held a
+    /// socket: an empty slot is emptied without error).
+    ///
+    /// # Errors
+    /// The kernel's error (`EINVAL` past the end).
+    pub fn remove(&self, index: u32) -> Result<(), MapError> {
+        self.map.delete(&index.to_ne_bytes()).map(drop)
+    }
+}
