@@ -468,3 +468,22 @@ fn a_data_section_with_a_trailing_array_is_resized() {
     }
     assert_eq!(open_fds(), before, "fds leaked");
 }
+
+#[test]
+fn a_slot_naming_an_uncreated_map_fails_naming_both() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let before = open_fds();
+    let data = bytes("maps.bpf-el.o");
+    let mut spec = ObjectSpec::parse(&data, "maps.bpf-el.o").unwrap();
+    spec.program_mut("use_maps").unwrap().set_autoload(false);
+    spec.map_mut("inner_a").unwrap().set_autocreate(false);
+    let e = EbpfLoader::new().load_spec(spec).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "map 'outer_array': slot 0 holds map 'inner_a', which was set not to be created"
+    );
+    assert_eq!(open_fds(), before, "fds leaked");
+}

@@ -346,17 +346,25 @@ impl Loading<'_, '_> {
                 let Some(fd) = fd else {
                     // libbpf (1.1 to 1.7) fails the load here too
                     // (EBADF): an empty slot is not what the object says.
-                    if let MapValues::Program(f) = v {
-                        let name = obj.functions.get(f.index()).map_or("?", |f| f.name);
-                        return Err(LoadError::MapDefinition {
-                            map: target.name().to_owned(),
-                            reason: format!(
+                    let reason = match v {
+                        MapValues::Program(f) => {
+                            let name = obj.functions.get(f.index()).map_or("?", |f| f.name);
+                            format!(
                                 "slot {slot} holds program '{name}', which is not loaded \
                                  (autoload is off)"
-                            ),
-                        });
-                    }
-                    continue;
+                            )
+                        }
+                        MapValues::Map(t) => {
+                            let name = obj.map(t).map_or_else(String::new, |m| m.name.to_string());
+                            format!(
+                                "slot {slot} holds map '{name}', which was set not to be created"
+                            )
+                        }
+                    };
+                    return Err(LoadError::MapDefinition {
+                        map: target.name().to_owned(),
+                        reason,
+                    });
                 };
                 target
                     .fd_raw()
