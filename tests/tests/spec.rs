@@ -241,6 +241,14 @@ fn program_settings_override_the_section() {
     assert_eq!(p.attach_btf_id(), want.0);
     assert!(p.log().contains("processed"), "log level 2 kept the log");
     assert!(e.program("emit").unwrap().log().is_empty());
+    drop(e);
+    // The same target given as a vmlinux BTF id.
+    let mut spec = ObjectSpec::parse(&data, "load.bpf-el.o").unwrap();
+    spec.program_mut("on_newtask")
+        .unwrap()
+        .set_attach_target(AttachTarget::VmlinuxBtfId(want.0));
+    let e = EbpfLoader::new().load_spec(spec).unwrap();
+    assert_eq!(e.program("on_newtask").unwrap().attach_btf_id(), want.0);
 
     // An unknown program is named with those there are.
     let mut spec = ObjectSpec::parse(&data, "load.bpf-el.o").unwrap();
@@ -485,5 +493,50 @@ fn a_slot_naming_an_uncreated_map_fails_naming_both() {
         e.to_string(),
         "map 'outer_array': slot 0 holds map 'inner_a', which was set not to be created"
     );
+    assert_eq!(open_fds(), before, "fds leaked");
+}
+
+#[test]
+fn an_inner_map_template_is_configured_before_load() {
+    use ember::maps::MapOfMaps;
+    use std::os::fd::AsFd;
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let before = open_fds();
+    {
+        let data = bytes("maps.bpf-el.o");
+        let mut spec = ObjectSpec::parse(&data, "maps.bpf-el.o").unwrap();
+        spec.program_mut("use_maps").unwrap().set_autoload(false);
+        {
+            let mut outer = spec.map_mut("outer_hash").unwrap();
+            let mut inner = outer.inner().expect("a template");
+            assert_eq!(inner.outer(), "outer_hash");
+            inner.set_flags(1 /* BPF_F_NO_PREALLOC */);
+        }
+        let e = EbpfLoader::new().load_spec(spec).unwrap();
+        let outer = MapOfMaps::new(e.map("outer_hash").unwrap()).unwrap();
+        // The kernel holds inner maps to the template: flags included.
+        let hash = |flags| {
+            ember_sys::map_create(&ember_sys::MapCreate {
+                map_type: MapType::HASH.0,
+                key_size: 4,
+                value_size: 8,
+                max_entries: 2,
+                map_flags: flags,
+                name: "inner",
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        let prealloc = hash(0);
+        let err = outer
+            .set(&1u32.to_ne_bytes(), prealloc.as_fd())
+            .unwrap_err();
+        assert_eq!(err.errno(), Some(Errno::INVAL), "{err}");
+        let no_prealloc = hash(1);
+        outer.set(&1u32.to_ne_bytes(), no_prealloc.as_fd()).unwrap();
+    }
     assert_eq!(open_fds(), before, "fds leaked");
 }
