@@ -388,9 +388,42 @@ fn load(c: &mut Criterion) {
     assert_eq!(open_fds(), fds, "an fd leaked across iterations");
 }
 
+/// One vmlinux parse for many loads (`EbpfLoader::kernel_btf`) against
+/// each load finding and parsing it, on a CO-RE object with no ksyms (so
+/// kallsyms does not dominate): what sharing the parse saves per load.
+fn shared_btf(c: &mut Criterion) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/core_only.bpf-el.o");
+    let bytes = std::fs::read(&path).expect("core_only.bpf-el.o");
+    if let Err(e) = EbpfLoader::new().load(&bytes, "core_only.bpf-el.o") {
+        eprintln!("skipping: ember cannot load core_only.bpf-el.o here: {e}");
+        return;
+    }
+    let vmlinux = ember::FileBytes::open(Path::new("/sys/kernel/btf/vmlinux")).expect("vmlinux");
+    let btf = ember::ember_core::btf::Btf::parse(&vmlinux).expect("parse vmlinux");
+    let fds = open_fds();
+    let mut g = c.benchmark_group("shared_btf");
+    g.bench_function("ember_load_own_parse", |b| {
+        b.iter(|| {
+            EbpfLoader::new()
+                .load(black_box(&bytes), "core_only.bpf-el.o")
+                .expect("load")
+        })
+    });
+    let shared = EbpfLoader::new().kernel_btf(&btf);
+    g.bench_function("ember_load_shared_parse", |b| {
+        b.iter(|| {
+            shared
+                .load(black_box(&bytes), "core_only.bpf-el.o")
+                .expect("load")
+        })
+    });
+    g.finish();
+    assert_eq!(open_fds(), fds, "an fd leaked across iterations");
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(4));
-    targets = load
+    targets = load, shared_btf
 }
 criterion_main!(benches);
