@@ -163,7 +163,7 @@ impl<'a> Attr<'a> {
             cmd,
             len: layout.size(),
             buf: [0; MAX],
-            ptrs: [None, None, None, None, None, None, None, None],
+            ptrs: [const { None }; MAX_PTRS],
             error: None,
             _borrows: PhantomData,
         }
@@ -275,11 +275,16 @@ impl<'a> Attr<'a> {
         }
     }
 
+    /// Forgets the pointee at `off` and zeroes the field, so an address a
+    /// previous `prepare` wrote there cannot outlive its borrow.
     fn clear_ptr(&mut self, off: usize) {
         for s in &mut self.ptrs {
             if s.as_ref().is_some_and(|(o, _)| *o == off) {
                 *s = None;
             }
+        }
+        if let Some(d) = self.buf.get_mut(off..off.saturating_add(8)) {
+            d.fill(0);
         }
     }
 
@@ -458,6 +463,33 @@ mod tests {
         assert_eq!(a.check(), Ok(()));
         let p = a.prepare().unwrap();
         assert_ne!(get64(p, offset_of!(TestRunAttr, data_out)), 0);
+    }
+
+    #[test]
+    fn a_replaced_pointer_leaves_no_stale_address() {
+        let mut out = [0u8; 16];
+        let mut a = Attr::new(Cmd::ProgTestRun);
+        a.put_mut_slice(offset_of!(TestRunAttr, data_out), &mut out[..]);
+        a.put_u32(offset_of!(TestRunAttr, data_size_out), 16);
+        let p = a.prepare().unwrap();
+        assert_ne!(get64(p, offset_of!(TestRunAttr, data_out)), 0);
+        // An empty buffer goes as NULL: the address written by the first
+        // prepare must not stay behind, unchecked, for a larger size.
+        a.put_mut_slice(offset_of!(TestRunAttr, data_out), &mut [0u8; 0][..]);
+        a.put_u32(offset_of!(TestRunAttr, data_size_out), 4096);
+        let p = a.prepare().unwrap();
+        assert_eq!(get64(p, offset_of!(TestRunAttr, data_out)), 0);
+    }
+
+    #[test]
+    fn info_pointers_refuse_integers() {
+        let mut a = Attr::info(Layout::ProgInfo);
+        let r = std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| {
+            a.put_u64(offset_of!(BpfProgInfo, map_ids), 0x1000);
+        }));
+        if r.is_ok() {
+            assert_eq!(a.check(), Err(Errno::INVAL));
+        }
     }
 
     #[test]

@@ -276,9 +276,9 @@ impl Layout {
     /// The pointer fields ember sets, from `uapi/linux/bpf.h` and the
     /// kernel code that dereferences them. Every other offset is an
     /// integer. Pointer fields of the info structs that ember never sets
-    /// (`jited_prog_insns`, `map_ids`, ...) are left out, so they stay
-    /// NULL; `BPF_LINK_CREATE`'s union is used only for integers
-    /// (`target_btf_id`, cookies).
+    /// (`jited_prog_insns`, `map_ids`, ...) are listed too, so no integer
+    /// lands on them and they stay NULL; `BPF_LINK_CREATE`'s union is used
+    /// only for integers (`target_btf_id`, cookies).
     pub(crate) const fn ptrs(self) -> &'static [PtrField] {
         type P = ProgLoadAttr;
         type T = TestRunAttr;
@@ -394,14 +394,69 @@ impl Layout {
                 ];
                 F
             }
+            // Pointers ember leaves NULL, listed so that no integer can
+            // be written where the kernel would write through it.
+            Layout::ProgInfo => {
+                type I = BpfProgInfo;
+                const F: &[PtrField] = &[
+                    w(
+                        offset_of!(I, jited_prog_insns),
+                        bytes(offset_of!(I, jited_prog_len)),
+                    ),
+                    w(
+                        offset_of!(I, xlated_prog_insns),
+                        bytes(offset_of!(I, xlated_prog_len)),
+                    ),
+                    w(
+                        offset_of!(I, map_ids),
+                        Bound::Field(offset_of!(I, nr_map_ids), 4),
+                    ),
+                    w(
+                        offset_of!(I, jited_ksyms),
+                        Bound::Field(offset_of!(I, nr_jited_ksyms), 8),
+                    ),
+                    w(
+                        offset_of!(I, jited_func_lens),
+                        Bound::Field(offset_of!(I, nr_jited_func_lens), 4),
+                    ),
+                    w(
+                        offset_of!(I, func_info),
+                        Bound::Product(
+                            offset_of!(I, nr_func_info),
+                            offset_of!(I, func_info_rec_size),
+                        ),
+                    ),
+                    w(
+                        offset_of!(I, line_info),
+                        Bound::Product(
+                            offset_of!(I, nr_line_info),
+                            offset_of!(I, line_info_rec_size),
+                        ),
+                    ),
+                    w(
+                        offset_of!(I, jited_line_info),
+                        Bound::Product(
+                            offset_of!(I, nr_jited_line_info),
+                            offset_of!(I, jited_line_info_rec_size),
+                        ),
+                    ),
+                    w(
+                        offset_of!(I, prog_tags),
+                        Bound::Field(offset_of!(I, nr_prog_tags), 8),
+                    ),
+                ];
+                F
+            }
             Layout::MapCreate
             | Layout::ProgAttach
             | Layout::GetId
             | Layout::LinkCreate
             | Layout::LinkUpdate
             | Layout::One
-            | Layout::ProgInfo
             | Layout::MapInfo
+            // The per-type union opens with `raw_tracepoint.tp_name`, a
+            // pointer, where other link types have integers the kernel
+            // writes: ember sends the whole struct zeroed.
             | Layout::LinkInfo => {
                 const F: &[PtrField] = &[];
                 F
@@ -476,7 +531,7 @@ pub(crate) fn hits_ptr(ptrs: &[PtrField], off: usize, len: usize) -> bool {
 /// The largest layout (`struct bpf_prog_info`).
 pub(crate) const MAX: usize = size_of::<BpfProgInfo>();
 /// Most pointer fields any layout has.
-pub(crate) const MAX_PTRS: usize = 8;
+pub(crate) const MAX_PTRS: usize = 9;
 
 const _: () = {
     let all = [
