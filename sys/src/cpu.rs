@@ -66,10 +66,22 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<u32>> {
 
 /// Reads a small sysfs file to the end (a short read must not cut a CPU
 /// list short) into `buf`; returns the text.
+/// `SYSFS_MAGIC` from `uapi/linux/magic.h`.
+const SYSFS_MAGIC: u64 = 0x6265_6572;
+
 fn read_small<'b>(path: &'static str, buf: &'b mut [u8; 4096]) -> Result<&'b str> {
     use rustix::fs::{Mode, OFlags};
     let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
         .map_err(err(path))?;
+    // Per-CPU buffers are sized from these files: only the kernel's own
+    // sysfs may say how many CPUs there are (a file bind-mounted over it,
+    // as container CPU virtualisation does, could undercount, and the
+    // kernel would write past a buffer).
+    let on_sysfs = rustix::fs::fstatfs(&fd)
+        .is_ok_and(|s| u64::try_from(s.f_type).is_ok_and(|t| t == SYSFS_MAGIC));
+    if !on_sysfs {
+        return Err(err(path)(Errno::PERM));
+    }
     let mut len = 0usize;
     loop {
         let rest = buf.get_mut(len..).unwrap_or_default();
@@ -132,8 +144,9 @@ pub fn count_possible(list: &str, kernel_max: u32) -> Result<u32> {
 /// error, never a guess such as 1.
 ///
 /// # Errors
-/// The errno from opening or reading either file; `EINVAL` for a list
-/// that is empty, malformed, or names a CPU above `kernel_max`.
+/// The errno from opening or reading either file; `EPERM` when a file is
+/// not served by sysfs (something is mounted over it); `EINVAL` for a
+/// list that is empty, malformed, or names a CPU above `kernel_max`.
 ///
 /// # References
 /// `Documentation/ABI/testing/sysfs-devices-system-cpu`; libbpf

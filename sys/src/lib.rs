@@ -54,7 +54,7 @@ pub use cmd::{
     prog_load,
 };
 pub use error::{Result, SysError};
-pub use mmap::{Access, AccessError, Mmap};
+pub use mmap::{Access, AccessError, ArenaReservation, Mmap};
 pub use perf::{PerfBuffer, PerfEvent, PerfEventAttr, PerfRecord, perf_event_open};
 pub use ringbuf::{RingBuf, RingBufPoller};
 pub use rustix::fd::{AsFd, BorrowedFd, OwnedFd};

@@ -75,9 +75,56 @@ pub struct Mmap {
     region: Region,
 }
 
+/// `BPF_MAP_TYPE_ARENA`.
+const MAP_TYPE_ARENA: u32 = 33;
+/// `BPF_F_SEGV_ON_FAULT`.
+const F_SEGV_ON_FAULT: u32 = 1 << 17;
+
 /// The system page size.
 pub fn page_size() -> usize {
     rustix::param::page_size()
+}
+
+/// An arena's address range, mapped so the kernel fixes the arena's user
+/// address, with no access to its bytes: for arenas made with
+/// `BPF_F_SEGV_ON_FAULT`, where touching a page the program has not
+/// allocated raises SIGSEGV. Unmapped on drop.
+#[derive(Debug)]
+pub struct ArenaReservation {
+    region: Region,
+}
+
+impl ArenaReservation {
+    /// `mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_SHARED, arena_fd, 0)`,
+    /// for a BPF arena map only.
+    ///
+    /// # Errors
+    /// `EBADF` when `fd` is not a BPF arena; the kernel's errno.
+    pub fn map(fd: BorrowedFd<'_>, len: usize) -> Result<ArenaReservation> {
+        let refused = |errno| SysError { cmd: "mmap", errno };
+        let info = crate::cmd::map_info(fd).map_err(|_| refused(rustix::io::Errno::BADF))?;
+        if info.map_type != MAP_TYPE_ARENA {
+            return Err(refused(rustix::io::Errno::BADF));
+        }
+        Region::map(fd, 0, len, true)
+            .map(|region| ArenaReservation { region })
+            .map_err(refused)
+    }
+
+    /// The start address (the arena's user address).
+    pub fn addr(&self) -> usize {
+        self.region.addr()
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.region.len()
+    }
+
+    /// Whether the reservation is empty (never: mapping zero bytes fails).
+    pub fn is_empty(&self) -> bool {
+        self.region.len() == 0
+    }
 }
 
 impl Mmap {
@@ -89,8 +136,31 @@ impl Mmap {
     /// (as `SysError { cmd: "mmap", .. }`); BPF objects refuse lengths
     /// beyond the object with `EINVAL` and writable maps of frozen or
     /// read-only maps with `EPERM`.
+    ///
+    /// `fd` must be a BPF map (an mmapable array, a ring buffer or an
+    /// arena): the kernel backs every page of those it lets us map. Any
+    /// other fd is refused with `EBADF`, because a file can be truncated
+    /// under a mapping (then a read raises SIGBUS), and so is an arena
+    /// made with `BPF_F_SEGV_ON_FAULT` (reading a page the program has not
+    /// allocated raises SIGSEGV).
     #[doc(alias = "mmap")]
     pub fn map(fd: BorrowedFd<'_>, offset: u64, len: usize, access: Access) -> Result<Mmap> {
+        let refused = |errno| SysError { cmd: "mmap", errno };
+        let info = crate::cmd::map_info(fd).map_err(|_| refused(rustix::io::Errno::BADF))?;
+        if info.map_type == MAP_TYPE_ARENA && info.map_flags & F_SEGV_ON_FAULT != 0 {
+            return Err(refused(rustix::io::Errno::INVAL));
+        }
+        Mmap::map_fd(fd, offset, len, access)
+    }
+
+    /// [`Mmap::map`] without the check, for fds this crate made itself
+    /// (perf events, ring buffers it checked).
+    pub(crate) fn map_fd(
+        fd: BorrowedFd<'_>,
+        offset: u64,
+        len: usize,
+        access: Access,
+    ) -> Result<Mmap> {
         Region::map(fd, offset, len, access == Access::ReadWrite)
             .map(|region| Mmap { region })
             .map_err(|errno| SysError { cmd: "mmap", errno })

@@ -43,6 +43,11 @@ fn arena_map_loads_and_its_program_allocates_a_page() {
         // Mapped before the program loaded, as libbpf does: that mapping
         // gives the arena its user address.
         let pages = m.arena().expect("arena mapped");
+        let segv = e.map("arena_segv").expect("second arena");
+        assert!(segv.arena().is_none(), "its bytes must not be exposed");
+        let r = segv.arena_reservation().expect("reserved");
+        assert_eq!(r.len(), 2 * ember::ember_sys::mmap::page_size());
+        assert_ne!(r.addr(), 0);
         assert_eq!(pages.len(), 4 * ember::ember_sys::mmap::page_size());
         assert_ne!(pages.addr(), 0);
         // bpf_arena_alloc_pages() returned a page, which was freed again.

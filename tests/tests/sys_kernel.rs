@@ -198,3 +198,15 @@ fn pin_and_reopen() {
         .expect("lookup through the pin");
     assert_eq!(u32::from_ne_bytes(v), 77);
 }
+
+/// `Mmap::map` maps BPF maps only: a file could be truncated under the
+/// mapping (SIGBUS behind a safe slice).
+#[test]
+fn mmap_refuses_what_is_not_a_bpf_map() {
+    use std::os::fd::AsFd;
+    let f = std::fs::File::open("/proc/self/exe").expect("a regular file");
+    let e = ember_sys::Mmap::map(f.as_fd(), 0, 4096, ember_sys::Access::ReadOnly).unwrap_err();
+    assert_eq!(e.errno, ember_sys::Errno::BADF);
+    let e = ember_sys::ArenaReservation::map(f.as_fd(), 4096).unwrap_err();
+    assert_eq!(e.errno, ember_sys::Errno::BADF);
+}

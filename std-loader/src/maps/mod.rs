@@ -53,6 +53,9 @@ pub struct Map {
     /// address (libbpf does the same before programs load; the verifier
     /// refuses arena programs until it is set).
     arena: Option<ember_sys::mmap::Mmap>,
+    /// The same for an arena made with `BPF_F_SEGV_ON_FAULT`: its range,
+    /// mapped without access to its bytes.
+    arena_reserved: Option<ember_sys::mmap::ArenaReservation>,
 }
 
 /// A map operation that failed, naming the map.
@@ -137,21 +140,27 @@ impl Map {
         // An arena whose address the object left to the kernel
         // (map_extra 0) gets it from its first mmap(): map it now, for its
         // whole size. One reused from a pin was mapped by its creator.
-        let arena = if info.map_type == MapType::ARENA.0 && info.map_extra == 0 && !reused {
+        let (mut arena, mut arena_reserved) = (None, None);
+        if info.map_type == MapType::ARENA.0 && info.map_extra == 0 && !reused {
             let pages = usize::try_from(info.max_entries).unwrap_or(usize::MAX);
             let len = pages.saturating_mul(ember_sys::mmap::page_size());
-            Some(ember_sys::mmap::Mmap::map(
-                fd.as_fd(),
-                0,
-                len,
-                ember_sys::mmap::Access::ReadWrite,
-            )?)
-        } else {
-            None
-        };
+            // With BPF_F_SEGV_ON_FAULT, pages the program has not allocated
+            // fault: reserve the range without exposing its bytes.
+            if info.map_flags & F_SEGV_ON_FAULT != 0 {
+                arena_reserved = Some(ember_sys::mmap::ArenaReservation::map(fd.as_fd(), len)?);
+            } else {
+                arena = Some(ember_sys::mmap::Mmap::map(
+                    fd.as_fd(),
+                    0,
+                    len,
+                    ember_sys::mmap::Access::ReadWrite,
+                )?);
+            }
+        }
         let fd = MapFd::from_fd(fd)?;
         Ok(Map {
             arena,
+            arena_reserved,
             name,
             fd,
             map_type: MapType(info.map_type),
@@ -258,6 +267,13 @@ impl Map {
     /// for other maps and for arenas at a fixed `map_extra`.
     pub fn arena(&self) -> Option<&ember_sys::mmap::Mmap> {
         self.arena.as_ref()
+    }
+
+    /// The address range of an arena this load created with `map_extra`
+    /// 0 and `BPF_F_SEGV_ON_FAULT`: mapped (so the kernel fixed the
+    /// arena's user address) but without access to its bytes.
+    pub fn arena_reservation(&self) -> Option<&ember_sys::mmap::ArenaReservation> {
+        self.arena_reserved.as_ref()
     }
 
     /// Whether it was reused from a pin rather than created.
@@ -395,6 +411,9 @@ impl AsFd for Map {
         self.fd.fd()
     }
 }
+
+/// `BPF_F_SEGV_ON_FAULT`.
+const F_SEGV_ON_FAULT: u32 = 1 << 17;
 
 /// The bpffs file name for map `name`: `.` as `_` (bpffs refuses dots).
 pub(crate) fn pin_name(name: &str) -> String {

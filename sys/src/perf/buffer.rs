@@ -228,7 +228,7 @@ impl PerfBuffer {
         };
         for &cpu in cpus {
             let ev = perf_event_open(&PerfEventAttr::bpf_output(), None, Some(cpu), None)?;
-            let mmap = Mmap::map(ev.as_fd(), 0, len, Access::ReadWrite)?;
+            let mmap = Mmap::map_fd(ev.as_fd(), 0, len, Access::ReadWrite)?;
             ev.enable()?;
             epoll::add(&pb.epoll, ev.as_fd(), pb.rings.len())?;
             let fd = u32::try_from(ev.as_fd().as_raw_fd()).map_err(|_| fail(N)(Errno::BADF))?;
