@@ -156,7 +156,10 @@ mod tests {
         // On sysfs but not kernel BTF: read, never mapped.
         let other = Path::new("/sys/kernel/mm/transparent_hugepage/enabled");
         if other.exists() {
-            assert!(matches!(FileBytes::open(other).unwrap(), FileBytes::Owned(_)));
+            assert!(matches!(
+                FileBytes::open(other).unwrap(),
+                FileBytes::Owned(_)
+            ));
             assert!(FileBytes::map_sysfs(other).is_err());
         }
         std::fs::remove_file(&p).unwrap();

@@ -222,6 +222,8 @@ pub struct DataSymbol<'a> {
     pub name: &'a str,
     /// Its offset in the section.
     pub offset: u32,
+    /// Its size (`st_size`; 0 when the compiler gave none).
+    pub size: u32,
     /// Hidden or internal visibility: its VAR is given static linkage.
     pub hidden: bool,
 }

@@ -253,6 +253,7 @@ impl<'a> Object<'a> {
                                 section,
                                 name: sym.name().unwrap_or(""),
                                 offset: fit(sym.address(), section, "symbol offset")?,
+                                size: fit(sym.size(), section, "symbol size")?,
                                 hidden: hidden(sym.elf_symbol().st_other()),
                             },
                         )?;

@@ -23,20 +23,19 @@ impl Loading<'_, '_> {
             Ok(fd) => return Ok(Some(fd)),
             Err(e) => e,
         };
-        let mut text = String::new();
         let mut size = 1 << 16;
-        while size <= MAX_LOG {
+        let text = loop {
             let mut log = vec![0u8; size];
             match btf_load(&blob, Some(&mut log)) {
                 // Loaded with a log after failing without one: keep it.
                 Ok(fd) => return Ok(Some(fd)),
-                Err(le) if le.errno == Errno::NOSPC => size *= 4,
-                Err(_) => {
-                    text = log_text(&log);
-                    break;
+                // Grow up to the kernel's limit, then keep what fits.
+                Err(le) if le.errno == Errno::NOSPC && size < MAX_LOG => {
+                    size = size.saturating_mul(4).min(MAX_LOG);
                 }
+                Err(_) => break log_text(&log),
             }
-        }
+        };
         // Nothing this loader loads requires BTF (struct_ops would): go on
         // without it, as libbpf does, and say so.
         let why = crate::privilege::explain_errno(e.errno, crate::privilege::Operation::BtfLoad)
@@ -194,6 +193,13 @@ impl Loading<'_, '_> {
                 }
                 _ => None,
             };
+            if pin.is_none() && m.pinning == Pinning::ByName {
+                self.notes.push(format!(
+                    "map '{}': pinning by name asked, but no pin directory given: not pinned \
+                     (libbpf would pin it under /sys/fs/bpf)",
+                    m.name
+                ));
+            }
             let Some(path) = pin else {
                 let map = self.create_new(m, btf)?;
                 out.push(Some(map));
@@ -236,7 +242,8 @@ impl Loading<'_, '_> {
 
     /// Uses the caller's map `fd` for `m`, if it is the same map.
     fn reuse_fd(&mut self, m: &MapDef<'_>, fd: &OwnedFd) -> Result<Map, LoadError> {
-        let max = self.map_create_attr(m, None, None)?.max_entries;
+        let attr = self.map_create_attr(m, None, None)?;
+        let (max, flags) = (attr.max_entries, attr.map_flags);
         let dup = fd.try_clone().map_err(|e| LoadError::Map {
             map: m.name.to_string(),
             action: "duplicate the fd to reuse",
@@ -246,7 +253,7 @@ impl Loading<'_, '_> {
             },
         })?;
         let map = describe(m, dup, true)?;
-        if let Some(detail) = map.differs_from(m, max) {
+        if let Some(detail) = map.differs_from(m, max, flags) {
             return Err(LoadError::MapDefinition {
                 map: m.name.to_string(),
                 reason: format!("the map given to reuse differs ({detail})"),
@@ -271,14 +278,15 @@ impl Loading<'_, '_> {
 
     /// Opens the map pinned at `path` if it is the object's map `m`.
     fn reuse(&mut self, m: &MapDef<'_>, path: &Path) -> Result<Map, LoadError> {
-        let max = self.map_create_attr(m, None, None)?.max_entries;
+        let attr = self.map_create_attr(m, None, None)?;
+        let (max, flags) = (attr.max_entries, attr.map_flags);
         let fd = obj_get(&cpath(path)).map_err(|source| LoadError::Map {
             map: m.name.to_string(),
             action: "open pinned map",
             source,
         })?;
         let map = describe(m, fd, true)?;
-        if let Some(detail) = map.differs_from(m, max) {
+        if let Some(detail) = map.differs_from(m, max, flags) {
             return Err(LoadError::PinMismatch {
                 map: m.name.to_string(),
                 path: path.to_path_buf(),

@@ -261,18 +261,23 @@ impl<'a> ObjectSpec<'a> {
                 LoadError::Parse(e.into())
             }
         })?;
-        let images = obj
-            .data
-            .iter()
-            .map(|d| {
-                let mut v = vec![0u8; d.size as usize];
-                if let Some(init) = d.init {
-                    let n = init.len().min(v.len());
-                    v[..n].copy_from_slice(&init[..n]);
-                }
-                v
-            })
-            .collect();
+        let mut images = Vec::with_capacity(obj.data.len());
+        for d in &obj.data {
+            // A `.bss` is only a size in the file: refuse one that cannot
+            // be allocated rather than abort.
+            let mut v = Vec::new();
+            v.try_reserve_exact(d.size as usize)
+                .map_err(|_| LoadError::MapDefinition {
+                    map: d.name.to_owned(),
+                    reason: format!("a {}-byte section cannot be allocated", d.size),
+                })?;
+            v.resize(d.size as usize, 0);
+            if let Some(init) = d.init {
+                let n = init.len().min(v.len());
+                v[..n].copy_from_slice(&init[..n]);
+            }
+            images.push(v);
+        }
         Ok(ObjectSpec {
             resized: obj.data.iter().map(|_| false).collect(),
             maps: obj.maps.iter().map(|_| MapOptions::default()).collect(),
@@ -439,8 +444,11 @@ impl<'a> ObjectSpec<'a> {
         let size = if last {
             room
         } else {
+            // BTF's size; without BTF the symbol's (if it has one).
+            let elf = (sym.size != 0).then_some(sym.size as usize);
             d.datasec
                 .and_then(|ds| var_size(&self.obj, ds, name))
+                .or(elf)
                 .unwrap_or(room)
                 .min(room)
         };

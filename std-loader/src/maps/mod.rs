@@ -200,7 +200,14 @@ impl Map {
 
     /// What differs between this (pinned) map and the object's definition
     /// `def` created with `max_entries`, as libbpf's reuse check sees it.
-    pub(crate) fn differs_from(&self, def: &MapDef<'_>, max_entries: u32) -> Option<String> {
+    /// `max_entries` and `flags` are what this loader would create the
+    /// map with (ring buffers rounded, flags the kernel lacks dropped).
+    pub(crate) fn differs_from(
+        &self,
+        def: &MapDef<'_>,
+        max_entries: u32,
+        flags: u32,
+    ) -> Option<String> {
         let mut d = Vec::new();
         if self.map_type != def.map_type {
             d.push(format!("type {} vs {}", self.map_type, def.map_type));
@@ -217,8 +224,8 @@ impl Map {
         if self.max_entries != max_entries {
             d.push(format!("max_entries {} vs {max_entries}", self.max_entries));
         }
-        if self.flags != def.map_flags {
-            d.push(format!("flags {:#x} vs {:#x}", self.flags, def.map_flags));
+        if self.flags != flags {
+            d.push(format!("flags {:#x} vs {flags:#x}", self.flags));
         }
         if self.map_extra != def.map_extra {
             d.push(format!("map_extra {} vs {}", self.map_extra, def.map_extra));
