@@ -48,6 +48,8 @@ fn guest_loads_typed_ksyms_and_module_kfuncs() {
         "module_kfunc",
         "module_kfunc_loaded",
         "module_attach",
+        "freplace_target",
+        "freplace",
     ] {
         assert!(
             console.contains(&format!("VMTEST {check} OK")),

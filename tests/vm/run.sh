@@ -73,7 +73,7 @@ while read -r _ path _; do
 done < <(modprobe -d "$kroot" -S "$kver" --show-depends nf_conntrack | grep '^insmod')
 printf '%s\n' "${order[@]}" | awk '!seen[$0]++' > "$ir/load-order"
 cp "$ember" "$ir/bin/ember"
-cp "$root"/tests/fixtures/vm/*.bpf-el.o "$ir/fix/"
+cp "$root"/tests/fixtures/vm/*.bpf-el.o "$root"/tests/fixtures/freplace.bpf-el.o "$ir/fix/"
 
 cat > "$ir/init" <<'INIT'
 #!/bin/busybox sh
@@ -101,6 +101,12 @@ check module_kfunc "resolved in module 'nf_conntrack'" load -v /fix/module_kfunc
 check module_kfunc_loaded "prog ct_lookup type sched_cls" load /fix/module_kfunc.bpf-el.o
 # A module function as fentry target: attach_btf_obj_fd = the module's BTF.
 check module_attach "prog on_get_id type tracing" load /fix/module_fentry.bpf-el.o
+# freplace (no lockdown here): the target loaded and pinned, then an
+# extension loaded against its global function ember_verdict.
+check freplace_target "prog ember_target type xdp" load --no-autoload ember_replacement \
+  --pin /sys/fs/bpf/freplace /fix/freplace.bpf-el.o
+check freplace "prog ember_replacement type ext" load --no-autoload ember_target \
+  --target ember_replacement=/sys/fs/bpf/freplace/ember_target /fix/freplace.bpf-el.o
 echo "VMDONE rc=$rc"
 # qemu's isa-debug-exit (port 0xf4) exits with (rc << 1) | 1.
 printf "\\$(printf %03o $rc)" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null

@@ -62,6 +62,12 @@ enum Cmd {
         /// Do not load this program (repeatable).
         #[arg(long = "no-autoload", value_name = "PROG")]
         no_autoload: Vec<String>,
+        /// Load an extension (freplace) or fentry/fexit program against a
+        /// loaded program pinned at PIN, replacing or tracing its function
+        /// FUNC (default: the one its section names): PROG=PIN[:FUNC]
+        /// (repeatable).
+        #[arg(long = "target", value_name = "PROG=PIN[:FUNC]")]
+        target: Vec<String>,
     },
 }
 
@@ -209,6 +215,7 @@ struct Settings {
     max_entries: Vec<String>,
     set: Vec<String>,
     no_autoload: Vec<String>,
+    target: Vec<String>,
 }
 
 /// `NAME=VALUE`, split.
@@ -292,6 +299,16 @@ fn configure(
     }
     for p in &s.no_autoload {
         spec.program_mut(p)?.set_autoload(false);
+    }
+    for a in &s.target {
+        let (prog, to) = assignment("--target", a)?;
+        let (pin, func) = to.split_once(':').unwrap_or((to, ""));
+        let path = std::ffi::CString::new(pin).map_err(|_| format!("--target {a}: bad path"))?;
+        let fd =
+            ember::ember_sys::obj_get(&path).map_err(|e| context(format!("--target {pin}"), e))?;
+        let target = ember::AttachTarget::program(&fd, func)
+            .map_err(|e| context(format!("--target {pin}"), e))?;
+        spec.program_mut(prog)?.set_attach_target(target);
     }
     Ok(())
 }
@@ -441,11 +458,13 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
             max_entries,
             set,
             no_autoload,
+            target,
         } => {
             let settings = Settings {
                 max_entries,
                 set,
                 no_autoload,
+                target,
             };
             load(&file, btf, btf_dir, pin, verbose, &settings)
         }
