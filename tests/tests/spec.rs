@@ -577,3 +577,37 @@ fn a_program_is_bound_to_a_device() {
     assert_eq!(program, "prog_29");
     assert_eq!(source.errno, Errno::OPNOTSUPP);
 }
+
+#[test]
+fn cli_loads_an_extension_against_a_pinned_target() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let Some(dir) = bpffs_dir("freplace") else {
+        return;
+    };
+    let obj = fixture("freplace.bpf-el.o");
+    let obj = obj.to_str().unwrap();
+    let pin = dir.to_str().unwrap();
+    let (ok, out, err) = ember_load(&[obj, "--no-autoload", "ember_replacement", "--pin", pin]);
+    assert!(ok, "{err}");
+    assert!(out.contains("prog ember_target type xdp"), "{out}");
+    let target = format!("ember_replacement={pin}/ember_target");
+    let (ok, out, err) = ember_load(&[obj, "--no-autoload", "ember_target", "--target", &target]);
+    if ok {
+        assert!(out.contains("prog ember_replacement type ext"), "{out}");
+    } else {
+        // Lockdown (this machine) refuses extensions before verifying
+        // them; what matters is that the target reached the kernel, not
+        // "needs a target program".
+        assert!(err.contains("locked down"), "{err}");
+    }
+    // Without the target: refused by name.
+    let (ok, _, err) = ember_load(&[obj, "--no-autoload", "ember_target"]);
+    assert!(!ok);
+    assert!(err.contains("ember_replacement"), "{err}");
+    let (ok, _, err) = ember_load(&[obj, "--target", &format!("nope={pin}/ember_target")]);
+    assert!(!ok);
+    assert!(err.contains("no program 'nope'"), "{err}");
+}
