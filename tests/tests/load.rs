@@ -1451,6 +1451,33 @@ fn views_of_stacks_sockets_redirects_and_storage() {
         sks.insert(a.as_fd(), &Stored { a: 3, b: 4 }, 0).unwrap();
         assert_eq!(sks.get(a.as_fd()).unwrap(), Some(Stored { a: 3, b: 4 }));
         assert!(LocalStorage::<u32>::new(e.map("sk_store").unwrap()).is_err());
+        // On a file's inode, and on a cgroup (its directory's fd).
+        let file = std::fs::File::open(fixture("map_views.bpf.c")).unwrap();
+        let inodes = LocalStorage::<Stored>::new(e.map("inode_store").unwrap()).unwrap();
+        inodes
+            .insert(file.as_fd(), &Stored { a: 5, b: 6 }, 0)
+            .unwrap();
+        let again = std::fs::File::open(fixture("map_views.bpf.c")).unwrap();
+        assert_eq!(
+            inodes.get(again.as_fd()).unwrap(),
+            Some(Stored { a: 5, b: 6 }),
+            "stored on the inode, not the fd"
+        );
+        match cgroup2_mount() {
+            Some(root) => {
+                let cgroup = std::fs::File::open(root).unwrap();
+                let cgroups = LocalStorage::<Stored>::new(e.map("cgrp_store").unwrap()).unwrap();
+                cgroups
+                    .insert(cgroup.as_fd(), &Stored { a: 7, b: 8 }, 0)
+                    .unwrap();
+                assert_eq!(
+                    cgroups.get(cgroup.as_fd()).unwrap(),
+                    Some(Stored { a: 7, b: 8 })
+                );
+                assert!(cgroups.remove(cgroup.as_fd()).unwrap());
+            }
+            None => skip("no cgroup2 mount for cgroup storage"),
+        }
     }
     assert_eq!(open_fds(), before, "fds leaked");
 }
@@ -1488,4 +1515,17 @@ fn af_xdp_on_loopback() -> (std::os::fd::OwnedFd, Vec<u8>) {
     sockopt::set_xdp_rx_ring_size(&fd, 16).expect("rx ring");
     bind(&fd, &SocketAddrXdp::new(SocketAddrXdpFlags::XDP_COPY, 1, 0)).expect("bind to lo queue 0");
     (fd, umem)
+}
+
+/// Where a cgroup2 hierarchy is mounted (`/sys/fs/cgroup` or, beside v1
+/// controllers, `/sys/fs/cgroup/unified`).
+fn cgroup2_mount() -> Option<PathBuf> {
+    std::fs::read_to_string("/proc/self/mounts")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_, at, fs) = (f.next()?, f.next()?, f.next()?);
+            (fs == "cgroup2").then(|| PathBuf::from(at))
+        })
 }
