@@ -15,6 +15,7 @@
 
 pub mod error;
 mod kinds;
+mod legacy_maps;
 pub mod maps;
 mod parse;
 pub mod section;

@@ -23,6 +23,7 @@ use object::{
 };
 
 use super::error::{ObjectError, ObjectErrorKind};
+use super::legacy_maps;
 use super::maps::{self, Map, MapValues};
 use super::{
     CodeSection, DataSection, DataSymbol, Extern, ExternKind, Function, Object, R_BPF_64_ABS32,
@@ -355,7 +356,7 @@ impl<'a> Object<'a> {
             starts = maps::btf_maps(elf, ms, btf, &mut self.maps)?;
         }
         if let Some(ls) = secs.legacy {
-            maps::legacy_maps(elf, ls, self.endian, &mut self.maps)?;
+            legacy_maps::legacy_maps(elf, ls, self.endian, &mut self.maps)?;
         }
         for (i, d) in self.data.iter().enumerate() {
             try_push(&mut self.maps, Map::internal(name, d, i, self.btf.as_ref()))?;
