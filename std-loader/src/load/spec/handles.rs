@@ -1,4 +1,4 @@
-//! Handles to one map or program of an [`ObjectSpec`], to configure it.
+//! Handles to one map or program of an [`ObjectSpec`](super::ObjectSpec), to configure it.
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -7,7 +7,7 @@ use ember_core::object::{AttachType, Map as MapDef, MapKind, MapType, Pinning, P
 
 use super::{AttachTarget, MapOptions, ProgramOptions, SpecError};
 
-/// One map of an [`ObjectSpec`], to configure. Setters check what can be
+/// One map of an [`ObjectSpec`](super::ObjectSpec), to configure. Setters check what can be
 /// checked without the kernel; the kernel has the last word at load.
 #[derive(Debug)]
 pub struct MapSpec<'s, 'a> {
@@ -177,7 +177,7 @@ impl InnerMapSpec<'_, '_> {
     }
 }
 
-/// One program of an [`ObjectSpec`], to configure. Unset settings come
+/// One program of an [`ObjectSpec`](super::ObjectSpec), to configure. Unset settings come
 /// from its section name, as libbpf's `SEC()` conventions say.
 #[derive(Debug)]
 pub struct ProgramSpec<'s> {
