@@ -235,7 +235,7 @@ impl ProgramSpec<'_> {
     }
 
     /// Sets the program flags, replacing the section's
-    /// ([`F_SLEEPABLE`], [`F_XDP_HAS_FRAGS`]).
+    /// ([`F_SLEEPABLE`](super::F_SLEEPABLE), [`F_XDP_HAS_FRAGS`](super::F_XDP_HAS_FRAGS)).
     pub fn set_flags(&mut self, flags: u32) -> &mut Self {
         self.opts.flags = Some(flags);
         self
