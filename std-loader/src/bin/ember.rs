@@ -233,6 +233,10 @@ fn assignment<'s>(
 fn global_value(text: &str, size: usize) -> Result<Vec<u8>, String> {
     if let Some(hex) = text.strip_prefix("hex:") {
         let hex: String = hex.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        // Only ASCII hex digits: the pairs below are byte slices.
+        if let Some(c) = hex.chars().find(|c| !c.is_ascii_hexdigit()) {
+            return Err(format!("hex:{hex}: '{c}' is not a hex digit"));
+        }
         if !hex.len().is_multiple_of(2) || hex.len() / 2 != size {
             return Err(format!("hex:{hex} is not {size} bytes"));
         }
@@ -690,5 +694,32 @@ fn main() -> ExitCode {
             eprintln!("ember: {}", chain(&*e));
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::global_value;
+
+    #[test]
+    fn set_values_take_the_variable_size() {
+        let ne = |v: u64, n: usize| {
+            let b = v.to_ne_bytes();
+            if cfg!(target_endian = "little") {
+                b[..n].to_vec()
+            } else {
+                b[8 - n..].to_vec()
+            }
+        };
+        assert_eq!(global_value("5", 4).unwrap(), ne(5, 4));
+        assert_eq!(global_value("0xff", 1).unwrap(), vec![0xff]);
+        assert_eq!(global_value("-1", 2).unwrap(), vec![0xff, 0xff]);
+        assert_eq!(global_value("hex:01 02", 2).unwrap(), vec![1, 2]);
+        assert!(global_value("256", 1).is_err());
+        assert!(global_value("-129", 1).is_err());
+        assert!(global_value("1", 3).is_err(), "odd sizes need hex:");
+        assert!(global_value("hex:0102", 1).is_err());
+        // Not hex: an error, never a slice through a multi-byte char.
+        assert!(global_value("hex:a\u{e9}b", 2).is_err());
     }
 }
