@@ -168,7 +168,14 @@ fn sha256(data: &[u8]) -> [u8; 32] {
 /// The tag the kernel gives `insns` (little-endian host): the hash of the
 /// instructions with the immediates of map fd and map value loads zeroed,
 /// as `bpf_prog_calc_tag` does.
-fn tag_of(insns: &[Insn]) -> String {
+/// The kernel's program tag hash: SHA-256 since 6.x, SHA-1 before.
+#[derive(Debug, Clone, Copy)]
+enum TagHash {
+    Sha256,
+    Sha1,
+}
+
+fn tag_with(insns: &[Insn], hash: TagHash) -> String {
     const LD_IMM64: u8 = 0x18;
     let mut bytes = Vec::with_capacity(insns.len() * 8);
     let mut was_ld_map = false;
@@ -187,7 +194,54 @@ fn tag_of(insns: &[Insn]) -> String {
         bytes.extend_from_slice(&off.to_le_bytes());
         bytes.extend_from_slice(&imm.to_le_bytes());
     }
-    hex(&sha256(&bytes)[..8])
+    match hash {
+        TagHash::Sha256 => hex(&sha256(&bytes)[..8]),
+        TagHash::Sha1 => hex(&sha1(&bytes)[..8]),
+    }
+}
+
+/// SHA-1 (FIPS 180-4), the kernel's tag hash before SHA-256.
+fn sha1(data: &[u8]) -> [u8; 20] {
+    let mut h: [u32; 5] = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0];
+    let mut msg = data.to_vec();
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&((data.len() as u64) * 8).to_be_bytes());
+    for block in msg.chunks(64) {
+        let mut w = [0u32; 80];
+        for (i, c) in block.chunks(4).enumerate() {
+            w[i] = u32::from_be_bytes(c.try_into().unwrap());
+        }
+        for i in 16..80 {
+            w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e] = h;
+        for (i, wi) in w.iter().enumerate() {
+            let (f, k) = match i {
+                0..=19 => ((b & c) | (!b & d), 0x5A827999),
+                20..=39 => (b ^ c ^ d, 0x6ED9EBA1),
+                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1BBCDC),
+                _ => (b ^ c ^ d, 0xCA62C1D6),
+            };
+            let t = a
+                .rotate_left(5)
+                .wrapping_add(f)
+                .wrapping_add(e)
+                .wrapping_add(k)
+                .wrapping_add(*wi);
+            (e, d, c, b, a) = (d, c, b.rotate_left(30), a, t);
+        }
+        for (x, y) in h.iter_mut().zip([a, b, c, d, e]) {
+            *x = x.wrapping_add(y);
+        }
+    }
+    let mut out = [0u8; 20];
+    for (o, x) in out.chunks_mut(4).zip(h) {
+        o.copy_from_slice(&x.to_be_bytes());
+    }
+    out
 }
 
 /// Where ember's tag of a program differs from libbpf 1.1's by design:
@@ -225,13 +279,11 @@ fn weak_kfunc_poisoned(
         .filter(|(n, _)| n == prog)
         .map(|(_, i)| *i)
         .collect();
-    // The hash is the kernel's only if it reproduces libbpf's own tag.
-    if tag_of(&insns) != libbpf_tag {
-        eprintln!("{file}: {prog}: this kernel's tag hash is not SHA-256; checked by name only");
-        return Some(format!(
-            "absent weak kfunc {kfunc} poisoned as libbpf 1.7 does"
-        ));
-    }
+    // The kernel's hash is the one that reproduces libbpf's own tag; if
+    // neither does, the difference is not explained.
+    let hash = [TagHash::Sha256, TagHash::Sha1]
+        .into_iter()
+        .find(|&h| tag_with(&insns, h) == libbpf_tag)?;
     let base = ember::ember_core::ksym::POISON_KFUNC_BASE;
     let mut poisoned = 0;
     for i in insns.iter_mut() {
@@ -241,7 +293,7 @@ fn weak_kfunc_poisoned(
             poisoned += 1;
         }
     }
-    (poisoned > 0 && tag_of(&insns) == ours).then(|| {
+    (poisoned > 0 && tag_with(&insns, hash) == ours).then(|| {
         format!(
             "{poisoned} call(s) to absent weak kfunc {kfunc} poisoned as libbpf 1.7 does \
              (call {}); libbpf 1.1 emits a kfunc call with BTF id 0; every other \
@@ -278,6 +330,15 @@ fn newer_section_types(spec: &mut ObjectSpec<'_>) -> Vec<String> {
             )
         })
         .collect()
+}
+
+#[test]
+fn sha1_matches_the_standard() {
+    // FIPS 180 test vector "abc".
+    assert_eq!(
+        hex(&sha1(b"abc")),
+        "a9993e364706816aba3e25717850c26c9cd0d89d"
+    );
 }
 
 #[test]

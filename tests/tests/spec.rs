@@ -115,6 +115,16 @@ fn typed_globals_reach_the_kernel_maps() {
         .unwrap();
     let at = sym.offset as usize;
     assert_eq!(kernel[at..at + 4], 9u32.to_ne_bytes());
+    // And everything else is the section as compiled.
+    let mut want = obj
+        .data
+        .iter()
+        .find(|d| d.name == ".rodata")
+        .and_then(|d| d.init)
+        .unwrap()
+        .to_vec();
+    want[at..at + 4].copy_from_slice(&9u32.to_ne_bytes());
+    assert_eq!(kernel, want);
 }
 
 #[test]

@@ -323,7 +323,10 @@ impl Loading<'_, '_> {
                 }
                 continue;
             }
-            let koff = ks.data_off + km.bit_offset / 8;
+            let koff = ks
+                .data_off
+                .checked_add(km.bit_offset / 8)
+                .ok_or_else(|| member("lies outside the kernel's value"))?;
             let kfn = is_func_ptr(kb, km.type_id);
             if let Some(f) = prog {
                 let fd = prog_of_func
@@ -352,8 +355,11 @@ impl Loading<'_, '_> {
                     m.type_name
                 )));
             }
+            let end = koff
+                .checked_add(ksize)
+                .ok_or_else(|| member("lies outside the kernel's value"))?;
             let at = value
-                .get_mut(koff as usize..(koff + ksize) as usize)
+                .get_mut(koff as usize..end as usize)
                 .ok_or_else(|| member("lies outside the kernel's value"))?;
             at.copy_from_slice(&bytes);
         }
