@@ -100,6 +100,8 @@ fn ulong_attributes_reach_the_kernel() {
 
 #[test]
 fn arena_globals_are_refused_by_name() {
+    // Other tests here count this process's fds.
+    let _serial = serial();
     let err = EbpfLoader::new()
         .load_file(fixture("libbpf17/arena_data.bpf-el.o"))
         .expect_err("arena data refused");
@@ -112,6 +114,8 @@ fn arena_globals_are_refused_by_name() {
 
 #[test]
 fn inspect_shows_libbpf_17_section_names() {
+    // Other tests here count this process's fds.
+    let _serial = serial();
     let out = Command::new(ember_bin())
         .args(["object", "inspect", "--json"])
         .arg(fixture("libbpf17/sections_17.bpf-el.o"))
@@ -136,6 +140,8 @@ fn inspect_shows_libbpf_17_section_names() {
 
 #[test]
 fn legacy_map_faults_name_the_map() {
+    // Other tests here count this process's fds.
+    let _serial = serial();
     let cases: &[(&str, &[&str])] = &[
         (
             "legacy_map_extra",
