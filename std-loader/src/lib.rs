@@ -6,6 +6,7 @@
 //! crate also hosts the `ember` CLI.
 #![deny(unsafe_code)]
 
+pub mod attach;
 pub mod btf_source;
 pub mod error;
 pub mod explain;
@@ -19,6 +20,7 @@ pub mod maps;
 pub mod privilege;
 pub mod write;
 
+pub use attach::{AttachError, AttachMode, AttachOpts, Link, Mechanism};
 pub use ember_core;
 pub use ember_sys;
 pub use error::{Error, Result};

@@ -45,9 +45,9 @@ pub mod ringbuf;
 pub use cmd::{
     Batch, BatchError, BtfId, BtfInfo, Id, LinkCreate, LinkExtra, LinkId, LinkInfo, LinkTarget,
     MapId, MapInfo, ObjIds, ObjKind, ProgId, ProgInfo, ProgQuery, TestRun, TestRunResult, btf_info,
-    btf_info_full, enable_stats, get_fd_by_id, get_next_id, link_create, link_detach, link_info,
-    link_update, map_info, obj_ids, prog_attach, prog_detach, prog_info, prog_query, prog_test_run,
-    raw_tracepoint_open,
+    btf_info_full, enable_stats, get_fd_by_id, get_next_id, iter_create, link_create, link_detach,
+    link_info, link_update, map_info, obj_ids, prog_attach, prog_detach, prog_info, prog_query,
+    prog_test_run, raw_tracepoint_open,
 };
 pub use cmd::{
     MapCreate, MapFd, ProgBtf, ProgLoad, ProgLoadError, btf_load, map_create, obj_get, obj_pin,

@@ -314,3 +314,40 @@ named_u32! {
         ARENA = 33 => "arena",
     }
 }
+
+named_u32! {
+    /// `enum bpf_link_type`, with the names libbpf prints
+    /// (`libbpf_bpf_link_type_str`).
+    LinkType {
+        /// `BPF_LINK_TYPE_UNSPEC`.
+        UNSPEC = 0 => "unspec",
+        /// `BPF_LINK_TYPE_RAW_TRACEPOINT`.
+        RAW_TRACEPOINT = 1 => "raw_tracepoint",
+        /// `BPF_LINK_TYPE_TRACING`.
+        TRACING = 2 => "tracing",
+        /// `BPF_LINK_TYPE_CGROUP`.
+        CGROUP = 3 => "cgroup",
+        /// `BPF_LINK_TYPE_ITER`.
+        ITER = 4 => "iter",
+        /// `BPF_LINK_TYPE_NETNS`.
+        NETNS = 5 => "netns",
+        /// `BPF_LINK_TYPE_XDP`.
+        XDP = 6 => "xdp",
+        /// `BPF_LINK_TYPE_PERF_EVENT`.
+        PERF_EVENT = 7 => "perf_event",
+        /// `BPF_LINK_TYPE_KPROBE_MULTI`.
+        KPROBE_MULTI = 8 => "kprobe_multi",
+        /// `BPF_LINK_TYPE_STRUCT_OPS`.
+        STRUCT_OPS = 9 => "struct_ops",
+        /// `BPF_LINK_TYPE_NETFILTER`.
+        NETFILTER = 10 => "netfilter",
+        /// `BPF_LINK_TYPE_TCX`.
+        TCX = 11 => "tcx",
+        /// `BPF_LINK_TYPE_UPROBE_MULTI`.
+        UPROBE_MULTI = 12 => "uprobe_multi",
+        /// `BPF_LINK_TYPE_NETKIT`.
+        NETKIT = 13 => "netkit",
+        /// `BPF_LINK_TYPE_SOCKMAP`.
+        SOCKMAP = 14 => "sockmap",
+    }
+}

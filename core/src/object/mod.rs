@@ -26,7 +26,7 @@ mod tests;
 use alloc::vec::Vec;
 
 pub use self::error::{Found, ObjectError, ObjectErrorKind};
-pub use self::kinds::{AttachType, MapType, ProgType};
+pub use self::kinds::{AttachType, LinkType, MapType, ProgType};
 pub use self::maps::{Map, MapKind, MapValues, Pinning};
 pub use self::section::SecDef;
 pub use self::struct_ops::{StructOps, StructOpsProg};

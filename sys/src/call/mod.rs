@@ -174,6 +174,13 @@ impl<'a> Attr<'a> {
         Attr::with(cmd.layout(), Some(cmd))
     }
 
+    /// A zeroed attr for `cmd` read as `layout` (a union member other than
+    /// the command's default, such as `BPF_LINK_CREATE`'s `iter_info`).
+    pub(crate) fn with_layout(cmd: Cmd, layout: Layout) -> Attr<'a> {
+        debug_assert!(layout.size() == cmd.layout().size());
+        Attr::with(layout, Some(cmd))
+    }
+
     /// A zeroed info struct (`Layout::ProgInfo`, ...), for
     /// [`Attr::put_nested`] under a `BPF_OBJ_GET_INFO_BY_FD`.
     pub(crate) fn info(layout: Layout) -> Attr<'a> {
@@ -194,8 +201,8 @@ impl<'a> Attr<'a> {
     /// The pointer fields of this attr.
     fn ptr_fields(&self) -> &'static [PtrField] {
         match self.cmd {
-            Some(c) => c.ptrs(),
-            None => self.layout.ptrs(),
+            Some(c) if c.layout() == self.layout => c.ptrs(),
+            _ => self.layout.ptrs(),
         }
     }
 

@@ -77,6 +77,8 @@ pub enum Cmd {
     LinkGetNextId = 31,
     /// `BPF_ENABLE_STATS`.
     EnableStats = 32,
+    /// `BPF_ITER_CREATE`.
+    IterCreate = 33,
     /// `BPF_LINK_DETACH`.
     LinkDetach = 34,
 }
@@ -117,6 +119,7 @@ impl Cmd {
             Cmd::LinkGetFdById => "BPF_LINK_GET_FD_BY_ID",
             Cmd::LinkGetNextId => "BPF_LINK_GET_NEXT_ID",
             Cmd::EnableStats => "BPF_ENABLE_STATS",
+            Cmd::IterCreate => "BPF_ITER_CREATE",
             Cmd::LinkDetach => "BPF_LINK_DETACH",
         }
     }
@@ -153,7 +156,7 @@ impl Cmd {
             | Cmd::MapDeleteBatch => Layout::Batch,
             Cmd::LinkCreate => Layout::LinkCreate,
             Cmd::LinkUpdate => Layout::LinkUpdate,
-            Cmd::EnableStats | Cmd::LinkDetach => Layout::One,
+            Cmd::EnableStats | Cmd::LinkDetach | Cmd::IterCreate => Layout::One,
         }
     }
 
@@ -172,6 +175,7 @@ impl Cmd {
                 | Cmd::LinkCreate
                 | Cmd::LinkGetFdById
                 | Cmd::EnableStats
+                | Cmd::IterCreate
         )
     }
 }
@@ -193,6 +197,8 @@ pub(crate) enum Layout {
     BtfLoad,
     Batch,
     LinkCreate,
+    /// `BPF_LINK_CREATE` for an iterator: the union holds `iter_info`.
+    LinkCreateIter,
     LinkUpdate,
     One,
     ProgInfo,
@@ -263,7 +269,7 @@ impl Layout {
             Layout::RawTracepoint => size_of::<RawTracepointAttr>(),
             Layout::BtfLoad => size_of::<BtfLoadAttr>(),
             Layout::Batch => size_of::<BatchAttr>(),
-            Layout::LinkCreate => size_of::<LinkCreateAttr>(),
+            Layout::LinkCreate | Layout::LinkCreateIter => size_of::<LinkCreateAttr>(),
             Layout::LinkUpdate => size_of::<LinkUpdateAttr>(),
             Layout::One => size_of::<OneAttr>(),
             Layout::ProgInfo => size_of::<BpfProgInfo>(),
@@ -357,6 +363,14 @@ impl Layout {
                         Bound::Field(offset_of!(Q, prog_cnt), 4),
                     ),
                 ];
+                F
+            }
+            Layout::LinkCreateIter => {
+                // `iter_info` at the union's start, `iter_info_len` after.
+                const F: &[PtrField] = &[r(
+                    offset_of!(LinkCreateAttr, target_btf_id),
+                    bytes(offset_of!(LinkCreateAttr, cookie)),
+                )];
                 F
             }
             Layout::RawTracepoint => {
@@ -548,6 +562,7 @@ const _: () = {
         Layout::BtfLoad,
         Layout::Batch,
         Layout::LinkCreate,
+        Layout::LinkCreateIter,
         Layout::LinkUpdate,
         Layout::One,
         Layout::ProgInfo,

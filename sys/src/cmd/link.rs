@@ -12,7 +12,7 @@ use super::{bpf, bpf_errno, bpf_fd, errno, len_out};
 use crate::attr::{
     LinkCreateAttr, LinkUpdateAttr, OneAttr, ProgAttachAttr, QueryAttr, RawTracepointAttr,
 };
-use crate::call::{Attr, Cmd};
+use crate::call::{Attr, Cmd, Layout};
 use crate::error::Result;
 use crate::id::ProgId;
 
@@ -41,7 +41,7 @@ pub enum LinkTarget<'a> {
 
 /// The type-dependent tail of `BPF_LINK_CREATE`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum LinkExtra {
+pub enum LinkExtra<'a> {
     /// Nothing.
     #[default]
     None,
@@ -60,6 +60,10 @@ pub enum LinkExtra {
         /// Value for `bpf_get_attach_cookie()`.
         cookie: u64,
     },
+    /// `iter_info` (attach type `BPF_TRACE_ITER`): the bytes of a
+    /// `union bpf_iter_link_info` (a map fd for map iterators, a cgroup or
+    /// task for those iterators), which the kernel reads.
+    Iter(&'a [u8]),
 }
 
 /// What `BPF_LINK_CREATE` needs.
@@ -74,7 +78,7 @@ pub struct LinkCreate<'a> {
     /// Flags.
     pub flags: u32,
     /// Type-dependent tail.
-    pub extra: LinkExtra,
+    pub extra: LinkExtra<'a>,
 }
 
 /// `BPF_LINK_CREATE`—Attaches a program through a link; closing the last
@@ -88,7 +92,10 @@ pub struct LinkCreate<'a> {
 #[doc(alias = "BPF_LINK_CREATE")]
 pub fn link_create(l: &LinkCreate<'_>) -> Result<OwnedFd> {
     type A = LinkCreateAttr;
-    let mut a = Attr::new(Cmd::LinkCreate);
+    let mut a = match l.extra {
+        LinkExtra::Iter(_) => Attr::with_layout(Cmd::LinkCreate, Layout::LinkCreateIter),
+        _ => Attr::new(Cmd::LinkCreate),
+    };
     a.put_fd(offset_of!(A, prog_fd), l.prog);
     match l.target {
         LinkTarget::None => {}
@@ -113,7 +120,28 @@ pub fn link_create(l: &LinkCreate<'_>) -> Result<OwnedFd> {
             a.put_u32(offset_of!(A, target_btf_id), target_btf_id);
             a.put_u64(offset_of!(A, cookie), cookie);
         }
+        LinkExtra::Iter(info) => {
+            if !info.is_empty() {
+                a.put_slice(offset_of!(A, target_btf_id), info);
+                a.put_len(offset_of!(A, cookie), info.len());
+            }
+        }
     }
+    bpf_fd(&mut a)
+}
+
+/// `BPF_ITER_CREATE`—Opens a new iterator over the iterator link `link`;
+/// reading the returned fd runs the program and yields its output.
+///
+/// # Errors
+/// The kernel's errno.
+///
+/// # References
+/// bpf(2); `kernel/bpf/bpf_iter.c`.
+#[doc(alias = "BPF_ITER_CREATE")]
+pub fn iter_create(link: BorrowedFd<'_>) -> Result<OwnedFd> {
+    let mut a = Attr::new(Cmd::IterCreate);
+    a.put_fd(offset_of!(OneAttr, value), link);
     bpf_fd(&mut a)
 }
 

@@ -31,8 +31,8 @@ pub use info::{
 };
 pub use link::{
     LINK_TYPE_CGROUP, LINK_TYPE_NETNS, LINK_TYPE_RAW_TRACEPOINT, LINK_TYPE_TRACING, LinkCreate,
-    LinkExtra, LinkTarget, ProgQuery, link_create, link_detach, link_update, prog_attach,
-    prog_detach, prog_query, raw_tracepoint_open,
+    LinkExtra, LinkTarget, ProgQuery, iter_create, link_create, link_detach, link_update,
+    prog_attach, prog_detach, prog_query, raw_tracepoint_open,
 };
 pub use map::{Batch, BatchError, MapCreate, MapFd, map_create};
 pub use obj::{ObjIds, get_fd_by_id, get_next_id, obj_get, obj_ids, obj_pin};

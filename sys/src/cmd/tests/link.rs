@@ -1,6 +1,7 @@
 //! Links and attachment against the fake.
 
 use super::*;
+use crate::raw::fake::{fresh_fd, in_bytes};
 
 #[test]
 fn link_create_variants() {
@@ -68,6 +69,46 @@ fn link_create_variants() {
     f.push([Reply::Err(Errno::INVAL)]);
     let e = link_create(&base).unwrap_err();
     assert_eq!((e.cmd, e.errno), ("BPF_LINK_CREATE", Errno::INVAL));
+}
+
+#[test]
+fn iter_link_passes_its_info_and_iter_create_its_link() {
+    use std::sync::{Arc, Mutex};
+    let f = Fake::install();
+    let prog = some_fd();
+    // The kernel reads `iter_info` through the pointer: the fake sees the
+    // map fd bytes and their length.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    f.push([Reply::attr(move |a| {
+        s.lock().unwrap().extend_from_slice(in_bytes(a, 16));
+        Ok(fresh_fd())
+    })]);
+    let info = 7u32.to_ne_bytes();
+    let link = link_create(&LinkCreate {
+        prog: prog.as_fd(),
+        target: LinkTarget::None,
+        attach_type: 28,
+        flags: 0,
+        extra: LinkExtra::Iter(&info),
+    })
+    .unwrap();
+    assert_eq!(*seen.lock().unwrap(), info);
+    assert_eq!(last(&f).u32(24), 4);
+    iter_create(link.as_fd()).unwrap();
+    let c = last(&f);
+    assert_eq!(c.cmd(), Some(Cmd::IterCreate));
+    assert_eq!(c.u32(0), raw(&link));
+    // No info: nothing is pointed at.
+    link_create(&LinkCreate {
+        prog: prog.as_fd(),
+        target: LinkTarget::None,
+        attach_type: 28,
+        flags: 0,
+        extra: LinkExtra::Iter(&[]),
+    })
+    .unwrap();
+    assert_eq!(&last(&f).attr()[16..], &[0; 32]);
 }
 
 #[test]
