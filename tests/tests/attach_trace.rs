@@ -7,7 +7,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use core::time::Duration;
 
 use ember::attach::AttachErrorKind;
 use ember::ember_core::object::LinkType;
@@ -158,7 +158,7 @@ fn raw_tp_tp_btf_and_perf_event_fire() {
             .expect("perf_event");
         let t = std::time::Instant::now();
         while t.elapsed() < Duration::from_millis(30) {
-            std::hint::black_box(0u64.wrapping_add(1));
+            core::hint::black_box(0u64.wrapping_add(1));
         }
         assert!(count(&ebpf, CLOCK) > 0, "cpu-clock samples");
         drop(link);
