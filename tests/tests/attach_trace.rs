@@ -5,9 +5,9 @@
 //! link pinned by a process that exits keeps counting until unpinned;
 //! missing targets are errors naming them; nothing is left behind.
 
+use core::time::Duration;
 use std::path::Path;
 use std::process::Command;
-use core::time::Duration;
 
 use ember::attach::AttachErrorKind;
 use ember::ember_core::object::LinkType;

@@ -7,6 +7,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+mod run;
+mod views;
 use ember::ember_core::btf::{Btf, Kind, dump};
 use ember::write::IoFmt;
 use ember::{Error, FileBytes};
@@ -68,6 +71,79 @@ enum Cmd {
         /// (repeatable).
         #[arg(long = "target", value_name = "PROG=PIN[:FUNC]")]
         target: Vec<String>,
+    },
+    /// Load an object, attach its programs, print their events until
+    /// Ctrl-C, SIGTERM or --duration, then detach everything.
+    Run {
+        /// The BPF object file.
+        file: PathBuf,
+        /// CO-RE target BTF instead of the kernel's.
+        #[arg(long)]
+        btf: Option<PathBuf>,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Set a map's max_entries before load: MAP=N (repeatable).
+        #[arg(long = "max-entries", value_name = "MAP=N")]
+        max_entries: Vec<String>,
+        /// Set a global variable before load: NAME=VALUE (as `load`).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+        /// Attach PROG to TARGET (a tracepoint CATEGORY/NAME, a raw
+        /// tracepoint, an interface, a cgroup path, BINARY:SYMBOL, a
+        /// function...), as its type reads it (repeatable).
+        #[arg(long = "attach", value_name = "PROG=TARGET")]
+        attach: Vec<String>,
+        /// Decode MAP's records as TYPE from the object's BTF, e.g.
+        /// events='struct event' (repeatable).
+        #[arg(long = "event", value_name = "MAP=TYPE")]
+        event: Vec<String>,
+        /// Print MAP's entries, decoded through its BTF, every second
+        /// (repeatable).
+        #[arg(long = "dump", value_name = "MAP")]
+        dump: Vec<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Programs loaded in the kernel.
+    #[command(subcommand)]
+    Prog(ProgCmd),
+    /// Maps in the kernel.
+    #[command(subcommand)]
+    Map(MapCmd),
+    /// Links in the kernel.
+    #[command(subcommand)]
+    Link(LinkCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum ProgCmd {
+    /// Every loaded program: id, type, name, tag.
+    List {
+        /// JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum MapCmd {
+    /// A map's entries decoded through its BTF (as `bpftool map dump`).
+    Dump {
+        /// The map: a name (the first loaded map of that name), an id, or a
+        /// bpffs pin path.
+        map: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum LinkCmd {
+    /// Every link: id, type, program id.
+    List {
+        /// JSON lines.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -472,6 +548,34 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
             };
             load(&file, btf, btf_dir, pin, verbose, &settings)
         }
+        Cmd::Run {
+            file,
+            btf,
+            duration,
+            max_entries,
+            set,
+            attach,
+            event,
+            dump,
+            json,
+        } => run::run(&run::RunArgs {
+            file,
+            btf,
+            duration,
+            settings: Settings {
+                max_entries,
+                set,
+                no_autoload: Vec::new(),
+                target: Vec::new(),
+            },
+            attach,
+            event,
+            dump,
+            json,
+        }),
+        Cmd::Prog(ProgCmd::List { json }) => views::prog_list(json),
+        Cmd::Map(MapCmd::Dump { map }) => views::map_dump(&map),
+        Cmd::Link(LinkCmd::List { json }) => views::link_list(json),
         Cmd::Object(ObjectCmd::Inspect { file, json }) => {
             let bytes = read(&file)?;
             let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
