@@ -1,7 +1,8 @@
 //! Bytes decoded through a BTF type into JSON, as `bpftool map dump`'s
-//! `formatted` output shows them: integers as numbers, `char` arrays as
-//! strings, structs and unions as objects by member name, enums by
-//! enumerator name. Used by `ember run --event`, `--dump` and `ember map
+//! `formatted` output shows them: integers as numbers, bitfields and
+//! 128-bit integers as hex strings, `char` arrays as strings, structs and
+//! unions as objects by member name, enums by enumerator name. (Object
+//! keys come out sorted, not in member order.) Used by `ember run --event`, `--dump` and `ember map
 //! dump`.
 //!
 //! The bytes and the BTF are both untrusted: decoding never reads outside
@@ -124,9 +125,14 @@ fn array(
                 .is_some_and(|i| i.is_char() || btf.name(&e) == Ok("char"))
         })
     {
+        // As bpftool: a string only when a NUL ends printable text within
+        // the array; anything else is an array of numbers.
         let bytes = data.get(..n.min(data.len())).unwrap_or_default();
-        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-        return Value::from(String::from_utf8_lossy(&bytes[..end]).into_owned());
+        if let Some(end) = bytes.iter().position(|&b| b == 0) {
+            if bytes[..end].iter().all(|b| (0x20..0x7f).contains(b)) {
+                return Value::from(String::from_utf8_lossy(&bytes[..end]).into_owned());
+            }
+        }
     }
     let mut out = Vec::new();
     for i in 0..n {
@@ -164,7 +170,7 @@ fn composite(
         let name = btf.str_at(m.name_off).unwrap_or("");
         let field = data.get(byte..).unwrap_or_default();
         let v = if m.bitfield_size > 0 {
-            bitfield(btf, m.type_id, field, m.bit_offset % 8, m.bitfield_size)
+            bitfield(field, m.bit_offset % 8, m.bitfield_size)
         } else {
             value(btf, m.type_id, field, depth + 1, budget)
         };
@@ -179,15 +185,15 @@ fn composite(
     }
 }
 
-fn bitfield(btf: &Btf<'_>, ty: TypeId, data: &[u8], bit: u32, bits: u32) -> Value {
-    let signed = btf
-        .skip_mods_and_typedefs(ty)
-        .ok()
-        .and_then(|id| btf.get(id))
-        .and_then(|t| t.as_int())
-        .is_some_and(|i| i.is_signed());
+/// A bitfield as bpftool prints one: the raw bits in hex.
+fn bitfield(data: &[u8], bit: u32, bits: u32) -> Value {
     let need = usize::try_from((bit + bits).div_ceil(8)).unwrap_or(usize::MAX);
-    int_value(data, bit, bits, signed, false, need)
+    match int_value(data, bit, bits, false, false, need) {
+        Value::Number(n) => n
+            .as_u64()
+            .map_or(Value::Null, |v| Value::from(format!("{v:#x}"))),
+        _ => Value::Null,
+    }
 }
 
 /// An integer of `bits` bits starting `offset` bits into `data` (native
