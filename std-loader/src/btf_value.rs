@@ -6,11 +6,18 @@
 //! dump`.
 //!
 //! The bytes and the BTF are both untrusted: decoding never reads outside
-//! `data`, stops at a depth limit, and produces at most a bounded number
-//! of values per input byte (zero-sized elements cannot multiply).
+//! `data`, stops at a depth limit, and charges every value it produces
+//! (with its member name and string) to a budget proportional to
+//! `data`'s length, so zero-sized elements or long member names cannot
+//! multiply the output; past the budget, values are `null`.
 
 use ember_core::btf::{Btf, Kind, TypeId};
 use serde_json::{Map, Value};
+
+/// Output bytes (estimated) allowed per input byte.
+const BUDGET_PER_BYTE: usize = 32;
+/// What one value costs against the budget, before names and strings.
+const VALUE_COST: usize = 32;
 
 /// Nesting deeper than this decodes as `null`.
 const MAX_DEPTH: u32 = 32;
@@ -18,7 +25,7 @@ const MAX_DEPTH: u32 = 32;
 /// `data` decoded as type `id` of `btf`. Bytes short of the type's size
 /// decode what they cover; fields past the end are `null`.
 pub fn decode(btf: &Btf<'_>, id: TypeId, data: &[u8]) -> Value {
-    let mut budget = data.len().saturating_mul(8).saturating_add(64);
+    let mut budget = data.len().saturating_mul(BUDGET_PER_BYTE).saturating_add(4096);
     value(btf, id, data, 0, &mut budget)
 }
 
@@ -50,10 +57,10 @@ pub fn find_type(btf: &Btf<'_>, name: &str) -> Option<TypeId> {
 }
 
 fn value(btf: &Btf<'_>, id: TypeId, data: &[u8], depth: u32, budget: &mut usize) -> Value {
-    if depth > MAX_DEPTH || *budget == 0 {
+    if depth > MAX_DEPTH || *budget < VALUE_COST {
         return Value::Null;
     }
-    *budget -= 1;
+    *budget -= VALUE_COST;
     let Ok(id) = btf.skip_mods_and_typedefs(id) else {
         return Value::Null;
     };
@@ -72,10 +79,17 @@ fn value(btf: &Btf<'_>, id: TypeId, data: &[u8], depth: u32, budget: &mut usize)
             let Some(raw) = uint(data.get(..size).unwrap_or_default()) else {
                 return Value::Null;
             };
-            t.enumerators()
+            match t
+                .enumerators()
                 .find(|e| e.value & mask(size * 8) == raw)
                 .and_then(|e| btf.str_at(e.name_off).ok())
-                .map_or(Value::from(raw), |n| Value::from(n.to_owned()))
+            {
+                Some(n) if *budget >= n.len() => {
+                    *budget -= n.len();
+                    Value::from(n.to_owned())
+                }
+                _ => Value::from(raw),
+            }
         }
         Kind::Ptr => uint(data.get(..8).or(data.get(..4)).unwrap_or_default())
             .map_or(Value::Null, |p| Value::from(format!("{p:#x}"))),
@@ -129,14 +143,15 @@ fn array(
         // the array; anything else is an array of numbers.
         let bytes = data.get(..n.min(data.len())).unwrap_or_default();
         if let Some(end) = bytes.iter().position(|&b| b == 0) {
-            if bytes[..end].iter().all(|b| (0x20..0x7f).contains(b)) {
+            if bytes[..end].iter().all(|b| (0x20..0x7f).contains(b)) && *budget >= end {
+                *budget -= end;
                 return Value::from(String::from_utf8_lossy(&bytes[..end]).into_owned());
             }
         }
     }
     let mut out = Vec::new();
     for i in 0..n {
-        if *budget == 0 {
+        if *budget < VALUE_COST {
             break;
         }
         let off = i.saturating_mul(elem_size);
@@ -163,13 +178,14 @@ fn composite(
     obj: &mut Map<String, Value>,
 ) {
     for m in t.members() {
-        if *budget == 0 {
+        if *budget < VALUE_COST {
             break;
         }
         let byte = usize::try_from(m.bit_offset / 8).unwrap_or(usize::MAX);
         let name = btf.str_at(m.name_off).unwrap_or("");
         let field = data.get(byte..).unwrap_or_default();
         let v = if m.bitfield_size > 0 {
+            *budget -= VALUE_COST;
             bitfield(field, m.bit_offset % 8, m.bitfield_size)
         } else {
             value(btf, m.type_id, field, depth + 1, budget)
@@ -179,6 +195,10 @@ fn composite(
             ("", Value::Object(inner)) => obj.extend(inner),
             ("", _) => {}
             (n, v) => {
+                if *budget < n.len() {
+                    break;
+                }
+                *budget -= n.len();
                 obj.insert(n.to_owned(), v);
             }
         }
