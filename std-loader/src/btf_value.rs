@@ -25,7 +25,10 @@ const MAX_DEPTH: u32 = 32;
 /// `data` decoded as type `id` of `btf`. Bytes short of the type's size
 /// decode what they cover; fields past the end are `null`.
 pub fn decode(btf: &Btf<'_>, id: TypeId, data: &[u8]) -> Value {
-    let mut budget = data.len().saturating_mul(BUDGET_PER_BYTE).saturating_add(4096);
+    let mut budget = data
+        .len()
+        .saturating_mul(BUDGET_PER_BYTE)
+        .saturating_add(4096);
     value(btf, id, data, 0, &mut budget)
 }
 

@@ -178,7 +178,9 @@ fn freplace_loads_against_a_target_program_and_replaces_its_function() {
 
     // Attached where its load put it (the target program's function),
     // the replacement runs in place of ember_verdict; detached, not.
-    let link = eprog.attach().unwrap_or_else(|e| panic!("freplace link: {e}"));
+    let link = eprog
+        .attach()
+        .unwrap_or_else(|e| panic!("freplace link: {e}"));
     assert_eq!(link.mechanism(), ember::Mechanism::BpfLink);
     assert_eq!(run(tprog.fd()), 2, "XDP_PASS from the replacement");
     drop(link);

@@ -16,7 +16,8 @@ use ember::maps::{PerfEventArray, RingBuffer};
 use ember::{AttachErrorKind, Ebpf, Link};
 use serde_json::{Value, json};
 
-use crate::{Settings, assignment, configure, context, read};
+use crate::settings::{Settings, assignment, configure};
+use crate::{context, read};
 
 /// What `ember run` was asked.
 pub(crate) struct RunArgs {
