@@ -27,6 +27,51 @@ pub const LINK_TYPE_TRACING: u32 = 2;
 pub const LINK_TYPE_CGROUP: u32 = 3;
 /// `BPF_LINK_TYPE_NETNS`.
 pub const LINK_TYPE_NETNS: u32 = 5;
+/// `BPF_LINK_TYPE_XDP`.
+pub const LINK_TYPE_XDP: u32 = 6;
+/// `BPF_LINK_TYPE_TCX`.
+pub const LINK_TYPE_TCX: u32 = 11;
+/// `BPF_LINK_TYPE_NETKIT`.
+pub const LINK_TYPE_NETKIT: u32 = 13;
+
+/// `BPF_F_BEFORE`: attach before the relative program or link (tcx,
+/// netkit); without one, first.
+pub const F_BEFORE: u32 = 1 << 3;
+/// `BPF_F_AFTER`: attach after the relative program or link; without one,
+/// last.
+pub const F_AFTER: u32 = 1 << 4;
+/// `BPF_F_ID`: the relative object is given by id, not fd.
+pub const F_ID: u32 = 1 << 5;
+/// `BPF_F_LINK`: the relative object is a link, not a program.
+pub const F_LINK: u32 = 1 << 13;
+
+/// The program or link a tcx or netkit attachment is placed next to
+/// (`relative_fd` / `relative_id`); which of the two, and whether it is a
+/// link, the flags say (`BPF_F_ID`, `BPF_F_LINK`).
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Relative<'a> {
+    /// None: first or last in the chain.
+    #[default]
+    None,
+    /// A program or link fd.
+    Fd(BorrowedFd<'a>),
+    /// A program or link id (with `BPF_F_ID`).
+    Id(u32),
+}
+
+impl PartialEq for Relative<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        use rustix::fd::AsRawFd;
+        match (self, other) {
+            (Relative::None, Relative::None) => true,
+            (Relative::Fd(a), Relative::Fd(b)) => a.as_raw_fd() == b.as_raw_fd(),
+            (Relative::Id(a), Relative::Id(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Relative<'_> {}
 
 /// Where a link attaches.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +109,16 @@ pub enum LinkExtra<'a> {
     /// `union bpf_iter_link_info` (a map fd for map iterators, a cgroup or
     /// task for those iterators), which the kernel reads.
     Iter(&'a [u8]),
+    /// `tcx` and `netkit` (attach types `BPF_TCX_*`, `BPF_NETKIT_*`, with
+    /// an ifindex target): the program's place in the device's chain.
+    Tcx {
+        /// The program or link placed next to (`BPF_F_BEFORE` /
+        /// `BPF_F_AFTER` in the flags say on which side).
+        relative: Relative<'a>,
+        /// Fail with `ESTALE` unless the chain is at this revision (0:
+        /// any).
+        expected_revision: u64,
+    },
 }
 
 /// What `BPF_LINK_CREATE` needs.
@@ -125,6 +180,19 @@ pub fn link_create(l: &LinkCreate<'_>) -> Result<OwnedFd> {
                 a.put_slice(offset_of!(A, target_btf_id), info);
                 a.put_len(offset_of!(A, cookie), info.len());
             }
+        }
+        // `tcx` and `netkit` share the layout: a relative fd or id at the
+        // union's start, the expected revision at 8.
+        LinkExtra::Tcx {
+            relative,
+            expected_revision,
+        } => {
+            match relative {
+                Relative::None => {}
+                Relative::Fd(fd) => a.put_fd(offset_of!(A, target_btf_id), fd),
+                Relative::Id(id) => a.put_u32(offset_of!(A, target_btf_id), id),
+            }
+            a.put_u64(offset_of!(A, cookie), expected_revision);
         }
     }
     bpf_fd(&mut a)

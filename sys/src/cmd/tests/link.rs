@@ -235,3 +235,51 @@ fn legacy_attach_detach_and_query() {
         Errno::PERM
     );
 }
+
+#[test]
+fn tcx_link_places_relative_and_revision() {
+    let f = Fake::install();
+    let (prog, rel) = (some_fd(), some_fd());
+    let base = LinkCreate {
+        prog: prog.as_fd(),
+        target: LinkTarget::Ifindex(4),
+        attach_type: 46,
+        flags: F_BEFORE,
+        extra: LinkExtra::Tcx {
+            relative: Relative::Fd(rel.as_fd()),
+            expected_revision: 0x1_0000_0007,
+        },
+    };
+    link_create(&base).unwrap();
+    let c = last(&f);
+    assert_eq!(
+        (c.u32(4), c.u32(8), c.u32(12), c.u32(16), c.u64(24)),
+        (4, 46, F_BEFORE, raw(&rel), 0x1_0000_0007)
+    );
+    link_create(&LinkCreate {
+        flags: F_AFTER | F_ID | F_LINK,
+        extra: LinkExtra::Tcx {
+            relative: Relative::Id(12),
+            expected_revision: 0,
+        },
+        ..base
+    })
+    .unwrap();
+    let c = last(&f);
+    assert_eq!(
+        (c.u32(12), c.u32(16), c.u64(24)),
+        (F_AFTER | F_ID | F_LINK, 12, 0)
+    );
+    // No relative: first or last, nothing in the union.
+    link_create(&LinkCreate {
+        extra: LinkExtra::Tcx {
+            relative: Relative::None,
+            expected_revision: 0,
+        },
+        ..base
+    })
+    .unwrap();
+    assert_eq!(&last(&f).attr()[16..], &[0; 32]);
+    assert_eq!(Relative::Id(3), Relative::Id(3));
+    assert_ne!(Relative::Fd(rel.as_fd()), Relative::None);
+}
