@@ -395,3 +395,44 @@ pub fn prog_query(
         revision: a.get_u64(offset_of!(Q, revision)),
     })
 }
+
+/// `BPF_PROG_QUERY` on a network device—Lists, in chain order, the ids of
+/// the programs attached to the interface `ifindex` (in the calling
+/// thread's network namespace) for `attach_type` (`BPF_TCX_INGRESS`,
+/// `BPF_TCX_EGRESS`, `BPF_NETKIT_*`), as [`prog_query`] does for an fd
+/// target. The revision tells [`LinkExtra::Tcx`]'s `expected_revision`.
+///
+/// # Errors
+/// The kernel's errno (`ENODEV` for no such interface).
+///
+/// # References
+/// bpf(2); `kernel/bpf/mprog.c`.
+#[doc(alias = "BPF_PROG_QUERY")]
+pub fn prog_query_ifindex(
+    ifindex: u32,
+    attach_type: u32,
+    prog_ids: &mut [ProgId],
+) -> Result<ProgQuery> {
+    type Q = QueryAttr;
+    let cmd = Cmd::ProgQuery;
+    let room = len_out(prog_ids.len());
+    let mut a = Attr::new(cmd);
+    a.put_u32(offset_of!(Q, target_fd), ifindex);
+    a.put_u32(offset_of!(Q, attach_type), attach_type);
+    if room > 0 {
+        a.put_u32(offset_of!(Q, prog_cnt), room);
+        a.put_mut_slice(offset_of!(Q, prog_ids), prog_ids);
+    }
+    match bpf_errno(&mut a) {
+        Ok(_) => {}
+        Err(e) if e == Errno::NOSPC => {}
+        Err(e) => return Err(errno(cmd.name(), e)),
+    }
+    let prog_cnt = a.get_u32(offset_of!(Q, prog_cnt));
+    Ok(ProgQuery {
+        attach_flags: a.get_u32(offset_of!(Q, attach_flags)),
+        prog_cnt,
+        written: usize::try_from(prog_cnt.min(room)).unwrap_or(usize::MAX),
+        revision: a.get_u64(offset_of!(Q, revision)),
+    })
+}

@@ -283,3 +283,35 @@ fn tcx_link_places_relative_and_revision() {
     assert_eq!(Relative::Id(3), Relative::Id(3));
     assert_ne!(Relative::Fd(rel.as_fd()), Relative::None);
 }
+
+#[test]
+fn device_query_sends_the_ifindex_and_reads_the_chain() {
+    type Q = QueryAttr;
+    let f = Fake::install();
+    let mut ids = [ProgId(0); 3];
+    f.push([Reply::attr(|a| {
+        fake::out_prog_ids(a, offset_of!(QueryAttr, prog_ids))
+            .get_mut(..2)
+            .unwrap()
+            .copy_from_slice(&[ProgId(21), ProgId(20)]);
+        a.put_u32(offset_of!(QueryAttr, prog_cnt), 2);
+        a.put_u64(offset_of!(QueryAttr, revision), 3);
+        Ok(0)
+    })]);
+    let q = prog_query_ifindex(9, 46, &mut ids).unwrap();
+    assert_eq!((q.prog_cnt, q.written, q.revision), (2, 2, 3));
+    assert_eq!(ids, [ProgId(21), ProgId(20), ProgId(0)]);
+    let c = last(&f);
+    assert_eq!(
+        (
+            c.u32(offset_of!(Q, target_fd)),
+            c.u32(offset_of!(Q, attach_type)),
+            c.u32(offset_of!(Q, prog_cnt)),
+            c.u64(offset_of!(Q, prog_ids))
+        ),
+        (9, 46, 3, addr(&ids))
+    );
+    f.push([Reply::Err(Errno::NODEV)]);
+    let e = prog_query_ifindex(9, 46, &mut ids).unwrap_err();
+    assert_eq!((e.cmd, e.errno), ("BPF_PROG_QUERY", Errno::NODEV));
+}
