@@ -77,17 +77,20 @@ impl Rtnl {
         m.serialize(&mut buf);
         self.sock.send(&buf, 0).map_err(|e| io_fail(op, &e))?;
         let mut out = Vec::new();
+        // Replies fit 32 KiB (the kernel's cap on a dump's datagram); a
+        // larger one would come truncated and is refused.
+        let mut data: Vec<u8> = Vec::with_capacity(RECV_MAX);
         loop {
-            let (data, _) = self.sock.recv_from_full().map_err(|e| io_fail(op, &e))?;
+            data.clear();
+            let n = self
+                .sock
+                .recv(&mut data, MSG_TRUNC)
+                .map_err(|e| io_fail(op, &e))?;
+            if n > data.len() {
+                return Err(fail(op, Errno::MSGSIZE));
+            }
             let mut rest = data.as_slice();
-            // One datagram may carry several messages, each led by its
-            // `u32` length.
-            while let Some(len) = rest.get(..4).and_then(|l| l.try_into().ok()) {
-                let len = usize::try_from(u32::from_ne_bytes(len)).unwrap_or(usize::MAX);
-                let Some(one) = rest.get(..len).filter(|_| len >= 16) else {
-                    return Err(fail(op, Errno::PROTO));
-                };
-                rest = rest.get(len.next_multiple_of(4)..).unwrap_or_default();
+            while let Some(one) = next_message(&mut rest).map_err(|()| fail(op, Errno::PROTO))? {
                 // A message this crate cannot decode is not ours to judge.
                 let Ok(reply) = NetlinkMessage::<Rt>::deserialize(one) else {
                     continue;
@@ -282,6 +285,29 @@ impl Rtnl {
     }
 }
 
+/// Room for one datagram of replies.
+const RECV_MAX: usize = 64 * 1024;
+
+/// `MSG_TRUNC`: `recv` returns the datagram's real length.
+const MSG_TRUNC: i32 = 0x20;
+
+/// Splits the next message off a datagram: `Ok(None)` at its end, `Err`
+/// for a length that is too short for a header or runs past the data.
+fn next_message<'a>(rest: &mut &'a [u8]) -> Result<Option<&'a [u8]>, ()> {
+    let Some(len) = rest.get(..4) else {
+        return Ok(None);
+    };
+    let len = u32::from_ne_bytes(len.try_into().map_err(drop)?);
+    let len = usize::try_from(len).map_err(drop)?;
+    let one = rest.get(..len).filter(|_| len >= NLMSG_HDRLEN).ok_or(())?;
+    // Messages start 4-aligned; the last may end unpadded.
+    *rest = rest.get(len.next_multiple_of(4)..).unwrap_or_default();
+    Ok(Some(one))
+}
+
+/// `NLMSG_HDRLEN`.
+const NLMSG_HDRLEN: usize = 16;
+
 fn index(ifindex: u32) -> Result<i32, SysError> {
     i32::try_from(ifindex).map_err(|_| fail("rtnetlink", Errno::NODEV))
 }
@@ -312,4 +338,46 @@ fn filter_msg(ifindex: u32, hook: u16, priority: u16, handle: u32) -> Result<TcM
 fn split_info(t: &TcMessage) -> (u16, u32) {
     let prio = u16::try_from(t.header.info >> 16).unwrap_or(0);
     (prio, t.header.handle.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(len: u32, total: usize) -> Vec<u8> {
+        let mut m = len.to_ne_bytes().to_vec();
+        m.resize(total, 0xaa);
+        m
+    }
+
+    #[test]
+    fn datagrams_split_into_messages_and_refuse_bad_lengths() {
+        // Two messages, the first padded from 18 to 20 bytes.
+        let mut d = msg(18, 20);
+        d.extend(msg(16, 16));
+        let mut rest = d.as_slice();
+        assert_eq!(next_message(&mut rest).unwrap().map(<[u8]>::len), Some(18));
+        assert_eq!(next_message(&mut rest).unwrap().map(<[u8]>::len), Some(16));
+        assert_eq!(next_message(&mut rest), Ok(None));
+        // Shorter than a header, past the end, zero: refused, no panic.
+        for bad in [msg(8, 16), msg(40, 16), msg(0, 16), msg(u32::MAX, 16)] {
+            assert_eq!(next_message(&mut bad.as_slice()), Err(()));
+        }
+        // A stub shorter than a length word ends the datagram.
+        assert_eq!(next_message(&mut [1u8, 2].as_slice()), Ok(None));
+    }
+
+    #[test]
+    fn filter_requests_carry_priority_and_protocol() {
+        let m = filter_msg(3, TC_H_MIN_EGRESS, 7, 0x10).unwrap();
+        assert_eq!(m.header.index, 3);
+        assert_eq!(u32::from(m.header.parent), 0xffff_fff3);
+        assert_eq!(u32::from(m.header.handle), 0x10);
+        assert_eq!(m.header.info >> 16, 7);
+        assert_eq!(m.header.info & 0xffff, u32::from(0x0003_u16.to_be()));
+        assert_eq!(split_info(&m), (7, 0x10));
+        assert_eq!(u32::from(clsact(3).unwrap().header.parent), 0xffff_fff1);
+        // An ifindex the header cannot hold is no device.
+        assert!(filter_msg(u32::MAX, TC_H_MIN_INGRESS, 0, 0).is_err());
+    }
 }
