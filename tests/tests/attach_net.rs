@@ -289,6 +289,23 @@ fn xdp_link_counts_swaps_its_program_and_detaches() {
         assert!(!shown.contains("prog/xdp"), "{shown}");
         stays(counts, XDP_B, || net.send_to_a(3));
         assert_eq!(count(&e, XDP_A), 5);
+
+        // Each mode, by link and by netlink, lands where asked and counts.
+        let mut want = 5;
+        for (mode, word) in [(XdpMode::Generic, "xdpgeneric"), (XdpMode::Driver, "xdp")] {
+            for opts in [AttachOpts::default(), LEGACY] {
+                let link = net
+                    .in_a(|| a.attach_xdp("veth0", mode, opts))
+                    .expect("attach in a mode");
+                let shown = stdout("ip", &["-n", &net.a, "link", "show", "veth0"]);
+                assert!(shown.contains(&format!(" {word} ")), "{mode:?}: {shown}");
+                net.send_to_a(1);
+                want += 1;
+                assert_eq!(settle(counts, XDP_A, want), want, "{mode:?} {opts:?}");
+                drop(link);
+                assert_eq!(xdp_on_veth0(&net), None);
+            }
+        }
     }
     assert_eq!(open_fds(), fds, "fds leaked");
 }
@@ -434,6 +451,18 @@ fn tcx_counts_both_ways_in_the_order_asked() {
         net.send_to_a(1);
         assert_eq!(settle(counts, TCX_SECOND, 2), 2);
         assert_eq!((count(&e, ORDER_LEN), tag(2), tag(3)), (4, 1, 2));
+
+        // First, and before a link named by id.
+        let l = ingress(egress, Place::First);
+        assert_eq!(ids(&chain().0), [id(egress), id(first), id(second)]);
+        drop(l);
+        let l2_id = l2.info().expect("info").id.0;
+        let l = ingress(egress, Place::Before(Anchor::LinkId(l2_id)));
+        assert_eq!(ids(&chain().0), [id(first), id(egress), id(second)]);
+        drop(l);
+        let l = ingress(egress, Place::After(Anchor::ProgramId(id(first))));
+        assert_eq!(ids(&chain().0), [id(first), id(egress), id(second)]);
+        drop(l);
 
         // Egress sees what A sends.
         let l3 = net
