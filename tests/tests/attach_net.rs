@@ -8,11 +8,7 @@
 //! inside A, and sends UDP datagrams between the two namespaces only. The
 //! programs (`tests/fixtures/attach/net.bpf.c`) count those datagrams.
 
-use core::sync::atomic::{AtomicU32, Ordering};
 use core::time::Duration;
-use std::fs::File;
-use std::net::UdpSocket;
-use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -25,6 +21,7 @@ use ember::attach::{
 use ember::ember_core::object::LinkType;
 use ember::ember_sys::{Errno, ProgId};
 use ember::{AttachMode, AttachOpts, Ebpf, EbpfLoader, Link, Map, Mechanism, Program};
+use ember_tests::netns::{Net, ip, stdout};
 use ember_tests::{bpffs_dir, fixture, kernel_ready, open_fds, serial, skip, tool};
 
 const OBJ: &str = "attach/net.bpf-el.o";
@@ -40,131 +37,6 @@ const LEGACY: AttachOpts = AttachOpts {
     mode: AttachMode::Legacy,
     cookie: 0,
 };
-
-/// Two namespaces and a veth pair between them, deleted on drop (the
-/// veth goes with its namespace), also when the test fails.
-struct Net {
-    a: String,
-    b: String,
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn stdout(prog: &str, args: &[&str]) -> String {
-    let out = Command::new(prog).args(args).output().expect("run tool");
-    assert!(out.status.success(), "{prog} {args:?} failed");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-impl Net {
-    fn new() -> Net {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let pid = std::process::id();
-        let net = Net {
-            a: format!("ember-test-{pid}-{n}a"),
-            b: format!("ember-test-{pid}-{n}b"),
-        };
-        let (a, b) = (net.a.as_str(), net.b.as_str());
-        ip(&["netns", "add", a]);
-        ip(&["netns", "add", b]);
-        ip(&[
-            "link",
-            "add",
-            "veth0",
-            "address",
-            "02:00:00:00:00:01",
-            "netns",
-            a,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "veth1",
-            "address",
-            "02:00:00:00:00:02",
-            "netns",
-            b,
-        ]);
-        for (ns, dev, me, peer, mac) in [
-            (a, "veth0", "192.0.2.1/30", "192.0.2.2", "02:00:00:00:00:02"),
-            (b, "veth1", "192.0.2.2/30", "192.0.2.1", "02:00:00:00:00:01"),
-        ] {
-            ip(&["-n", ns, "addr", "add", me, "dev", dev]);
-            ip(&["-n", ns, "link", "set", dev, "up"]);
-            ip(&[
-                "-n",
-                ns,
-                "neigh",
-                "add",
-                peer,
-                "lladdr",
-                mac,
-                "dev",
-                dev,
-                "nud",
-                "permanent",
-            ]);
-        }
-        net
-    }
-
-    /// Runs `f` on a thread inside the namespace `ns`.
-    fn in_ns<T: Send>(&self, ns: &str, f: impl FnOnce() -> T + Send) -> T {
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let file = File::open(Path::new("/run/netns").join(ns)).expect("netns file");
-                rustix::thread::move_into_link_name_space(
-                    file.as_fd(),
-                    Some(rustix::thread::LinkNameSpaceType::Network),
-                )
-                .expect("setns");
-                drop(file);
-                f()
-            })
-            .join()
-            .expect("netns thread")
-        })
-    }
-
-    fn in_a<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        self.in_ns(&self.a, f)
-    }
-
-    /// `n` datagrams from B to A: veth0's ingress.
-    fn send_to_a(&self, n: usize) {
-        self.send(&self.b, "192.0.2.2:0", "192.0.2.1:7777", n);
-    }
-
-    /// `n` datagrams from A to B: veth0's egress.
-    fn send_to_b(&self, n: usize) {
-        self.send(&self.a, "192.0.2.1:0", "192.0.2.2:7777", n);
-    }
-
-    fn send(&self, ns: &str, from: &str, to: &str, n: usize) {
-        self.in_ns(ns, || {
-            let s = UdpSocket::bind(from).expect("bind");
-            for _ in 0..n {
-                s.send_to(b"ember", to).expect("send");
-            }
-        });
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for ns in [&self.a, &self.b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
 
 fn load() -> Ebpf {
     EbpfLoader::new()
@@ -243,7 +115,7 @@ fn xdp_link_counts_swaps_its_program_and_detaches() {
         let e = load();
         let counts = e.map("counts").expect("counts");
         let (a, b) = (prog(&e, "xdp_a"), prog(&e, "xdp_b"));
-        let net = Net::new();
+        let net = Net::create();
         let mut link = net
             .in_a(|| a.attach_xdp("veth0", XdpMode::Default, AttachOpts::default()))
             .expect("attach XDP");
@@ -321,7 +193,7 @@ fn xdp_through_netlink_counts_and_removes_only_its_own() {
         let e = load();
         let counts = e.map("counts").expect("counts");
         let (a, b) = (prog(&e, "xdp_a"), prog(&e, "xdp_b"));
-        let net = Net::new();
+        let net = Net::create();
         let mut link = net
             .in_a(|| a.attach_xdp("veth0", XdpMode::Default, LEGACY))
             .expect("attach XDP through netlink");
@@ -387,7 +259,7 @@ fn tcx_counts_both_ways_in_the_order_asked() {
         let order = e.map("order").expect("order");
         let (first, second) = (prog(&e, "tcx_first"), prog(&e, "tcx_second"));
         let egress = prog(&e, "tcx_egress");
-        let net = Net::new();
+        let net = Net::create();
         let chain = || {
             net.in_a(|| tcx_query(Iface::Name("veth0"), TcDirection::Ingress))
                 .expect("query tcx")
@@ -501,7 +373,7 @@ fn legacy_tc_counts_and_cleans_up_what_it_made() {
         let e = load();
         let counts = e.map("counts").expect("counts");
         let p = prog(&e, "tc_legacy");
-        let net = Net::new();
+        let net = Net::create();
         let tc = |args: &[&str]| {
             let mut all = vec!["-n", net.a.as_str()];
             all.extend_from_slice(args);
@@ -591,7 +463,7 @@ fn pinned_xdp_link_survives_the_process() {
     };
     let fds = open_fds();
     {
-        let net = Net::new();
+        let net = Net::create();
         let st = Command::new(std::env::current_exe().expect("test binary"))
             .args([
                 "--exact",
