@@ -8,13 +8,13 @@ use std::sync::OnceLock;
 
 use ember_core::object::{AttachType, ProgType};
 use ember_sys::{
-    F_AFTER, F_BEFORE, F_ID, F_LINK, LinkCreate, LinkExtra, LinkTarget, ProgId, Relative,
+    Errno, F_AFTER, F_BEFORE, F_ID, F_LINK, LinkCreate, LinkExtra, LinkTarget, ProgId, Relative,
     link_create, prog_query_ifindex,
 };
 
 use super::link::{Detach, Inner};
 use super::netlink::{Rtnl, TC_H_MIN_EGRESS, TC_H_MIN_INGRESS};
-use super::xdp::{Iface, kernel_has_struct, resolve};
+use super::xdp::{Iface, resolve};
 use super::{AttachError, AttachErrorKind as K, AttachMode, AttachOpts, Link, Mechanism};
 use crate::Program;
 
@@ -78,17 +78,30 @@ pub struct TcOpts<'a> {
     pub handle: u32,
 }
 
-/// Whether the kernel has tcx (`BPF_LINK_TYPE_TCX`, 6.6).
+/// `BPF_PROG_QUERY` of `attach_type` on the loopback device (ifindex 1
+/// in every namespace): a harmless question that a kernel without the
+/// attach type refuses with `EINVAL`.
+fn knows_device_attach_type(attach_type: AttachType) -> bool {
+    !matches!(
+        prog_query_ifindex(1, attach_type.0, &mut []),
+        Err(e) if e.errno == Errno::INVAL
+    )
+}
+
+/// Whether the kernel has tcx (`BPF_LINK_TYPE_TCX`, 6.6): it answers a
+/// tcx query on the loopback device.
 pub fn tcx_supported() -> bool {
     static P: OnceLock<bool> = OnceLock::new();
-    *P.get_or_init(|| kernel_has_struct("tcx_link"))
+    *P.get_or_init(|| knows_device_attach_type(AttachType::TCX_INGRESS))
 }
 
 /// Whether the kernel has netkit devices and their links (6.7,
-/// `CONFIG_NETKIT`).
+/// `CONFIG_NETKIT`): without them a netkit query fails with `EINVAL`;
+/// with them, a query on the loopback device fails otherwise (`ENXIO`:
+/// not a netkit device).
 pub fn netkit_supported() -> bool {
     static P: OnceLock<bool> = OnceLock::new();
-    *P.get_or_init(|| kernel_has_struct("netkit_link"))
+    *P.get_or_init(|| knows_device_attach_type(AttachType::NETKIT_PRIMARY))
 }
 
 /// The programs on `iface`'s tcx chain for `direction`, in the order
