@@ -49,6 +49,7 @@ pub use cmd::{
     link_info, link_update, map_info, obj_ids, prog_attach, prog_detach, prog_info, prog_query,
     prog_test_run, raw_tracepoint_open,
 };
+pub use cmd::{F_AFTER, F_BEFORE, F_ID, F_LINK, Relative, prog_query_ifindex};
 pub use cmd::{
     MapCreate, MapFd, ProgBtf, ProgLoad, ProgLoadError, btf_load, map_create, obj_get, obj_pin,
     prog_load,

@@ -7,6 +7,8 @@
 //! `EMBER_REQUIRE_KERNEL=1` (CI) it fails instead, so CI never passes by
 //! skipping.
 
+pub mod netns;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -52,6 +52,10 @@ impl Program {
             // freplace loaded against a target program attaches there.
             "freplace" => self.attach_btf(opts),
             "iter" | "iter.s" => self.attach_iter(None),
+            // Network programs need an interface, which no section names
+            // (libbpf's `tc/ingress` included): the explicit methods.
+            "xdp" | "xdp.frags" | "tc" | "tc/ingress" | "tc/egress" | "tcx/ingress"
+            | "tcx/egress" | "classifier" | "netkit/primary" | "netkit/peer" => Err(no_target()),
             _ => Err(no_target()),
         }
     }

@@ -17,12 +17,17 @@
 pub mod auto;
 mod error;
 pub mod link;
+mod netlink;
 pub mod probe;
 pub mod tracefs;
 pub mod tracing;
+pub mod tc;
+pub mod xdp;
 
 pub use error::{AttachError, AttachErrorKind};
 pub use link::{Link, Mechanism};
+pub use tc::{Anchor, NetkitSide, Place, TcDirection, TcOpts};
+pub use xdp::{Iface, XdpMode};
 
 /// Which kernel interface an attachment uses when the kernel offers
 /// several (libbpf's `probe_attach_mode`, widened to every family).

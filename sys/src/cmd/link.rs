@@ -27,6 +27,51 @@ pub const LINK_TYPE_TRACING: u32 = 2;
 pub const LINK_TYPE_CGROUP: u32 = 3;
 /// `BPF_LINK_TYPE_NETNS`.
 pub const LINK_TYPE_NETNS: u32 = 5;
+/// `BPF_LINK_TYPE_XDP`.
+pub const LINK_TYPE_XDP: u32 = 6;
+/// `BPF_LINK_TYPE_TCX`.
+pub const LINK_TYPE_TCX: u32 = 11;
+/// `BPF_LINK_TYPE_NETKIT`.
+pub const LINK_TYPE_NETKIT: u32 = 13;
+
+/// `BPF_F_BEFORE`: attach before the relative program or link (tcx,
+/// netkit); without one, first.
+pub const F_BEFORE: u32 = 1 << 3;
+/// `BPF_F_AFTER`: attach after the relative program or link; without one,
+/// last.
+pub const F_AFTER: u32 = 1 << 4;
+/// `BPF_F_ID`: the relative object is given by id, not fd.
+pub const F_ID: u32 = 1 << 5;
+/// `BPF_F_LINK`: the relative object is a link, not a program.
+pub const F_LINK: u32 = 1 << 13;
+
+/// The program or link a tcx or netkit attachment is placed next to
+/// (`relative_fd` / `relative_id`); which of the two, and whether it is a
+/// link, the flags say (`BPF_F_ID`, `BPF_F_LINK`).
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Relative<'a> {
+    /// None: first or last in the chain.
+    #[default]
+    None,
+    /// A program or link fd.
+    Fd(BorrowedFd<'a>),
+    /// A program or link id (with `BPF_F_ID`).
+    Id(u32),
+}
+
+impl PartialEq for Relative<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        use rustix::fd::AsRawFd;
+        match (self, other) {
+            (Relative::None, Relative::None) => true,
+            (Relative::Fd(a), Relative::Fd(b)) => a.as_raw_fd() == b.as_raw_fd(),
+            (Relative::Id(a), Relative::Id(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Relative<'_> {}
 
 /// Where a link attaches.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +109,16 @@ pub enum LinkExtra<'a> {
     /// `union bpf_iter_link_info` (a map fd for map iterators, a cgroup or
     /// task for those iterators), which the kernel reads.
     Iter(&'a [u8]),
+    /// `tcx` and `netkit` (attach types `BPF_TCX_*`, `BPF_NETKIT_*`, with
+    /// an ifindex target): the program's place in the device's chain.
+    Tcx {
+        /// The program or link placed next to (`BPF_F_BEFORE` /
+        /// `BPF_F_AFTER` in the flags say on which side).
+        relative: Relative<'a>,
+        /// Fail with `ESTALE` unless the chain is at this revision (0:
+        /// any).
+        expected_revision: u64,
+    },
 }
 
 /// What `BPF_LINK_CREATE` needs.
@@ -125,6 +180,19 @@ pub fn link_create(l: &LinkCreate<'_>) -> Result<OwnedFd> {
                 a.put_slice(offset_of!(A, target_btf_id), info);
                 a.put_len(offset_of!(A, cookie), info.len());
             }
+        }
+        // `tcx` and `netkit` share the layout: a relative fd or id at the
+        // union's start, the expected revision at 8.
+        LinkExtra::Tcx {
+            relative,
+            expected_revision,
+        } => {
+            match relative {
+                Relative::None => {}
+                Relative::Fd(fd) => a.put_fd(offset_of!(A, target_btf_id), fd),
+                Relative::Id(id) => a.put_u32(offset_of!(A, target_btf_id), id),
+            }
+            a.put_u64(offset_of!(A, cookie), expected_revision);
         }
     }
     bpf_fd(&mut a)
@@ -313,6 +381,47 @@ pub fn prog_query(
         if let Some(f) = prog_attach_flags {
             a.put_mut_slice(offset_of!(Q, prog_attach_flags), f);
         }
+    }
+    match bpf_errno(&mut a) {
+        Ok(_) => {}
+        Err(e) if e == Errno::NOSPC => {}
+        Err(e) => return Err(errno(cmd.name(), e)),
+    }
+    let prog_cnt = a.get_u32(offset_of!(Q, prog_cnt));
+    Ok(ProgQuery {
+        attach_flags: a.get_u32(offset_of!(Q, attach_flags)),
+        prog_cnt,
+        written: usize::try_from(prog_cnt.min(room)).unwrap_or(usize::MAX),
+        revision: a.get_u64(offset_of!(Q, revision)),
+    })
+}
+
+/// `BPF_PROG_QUERY` on a network device—Lists, in chain order, the ids of
+/// the programs attached to the interface `ifindex` (in the calling
+/// thread's network namespace) for `attach_type` (`BPF_TCX_INGRESS`,
+/// `BPF_TCX_EGRESS`, `BPF_NETKIT_*`), as [`prog_query`] does for an fd
+/// target. The revision tells [`LinkExtra::Tcx`]'s `expected_revision`.
+///
+/// # Errors
+/// The kernel's errno (`ENODEV` for no such interface).
+///
+/// # References
+/// bpf(2); `kernel/bpf/mprog.c`.
+#[doc(alias = "BPF_PROG_QUERY")]
+pub fn prog_query_ifindex(
+    ifindex: u32,
+    attach_type: u32,
+    prog_ids: &mut [ProgId],
+) -> Result<ProgQuery> {
+    type Q = QueryAttr;
+    let cmd = Cmd::ProgQuery;
+    let room = len_out(prog_ids.len());
+    let mut a = Attr::new(cmd);
+    a.put_u32(offset_of!(Q, target_fd), ifindex);
+    a.put_u32(offset_of!(Q, attach_type), attach_type);
+    if room > 0 {
+        a.put_u32(offset_of!(Q, prog_cnt), room);
+        a.put_mut_slice(offset_of!(Q, prog_ids), prog_ids);
     }
     match bpf_errno(&mut a) {
         Ok(_) => {}

@@ -30,6 +30,10 @@ pub use info::{
     map_info, prog_info,
 };
 pub use link::{
+    F_AFTER, F_BEFORE, F_ID, F_LINK, LINK_TYPE_NETKIT, LINK_TYPE_TCX, LINK_TYPE_XDP, Relative,
+    prog_query_ifindex,
+};
+pub use link::{
     LINK_TYPE_CGROUP, LINK_TYPE_NETNS, LINK_TYPE_RAW_TRACEPOINT, LINK_TYPE_TRACING, LinkCreate,
     LinkExtra, LinkTarget, ProgQuery, iter_create, link_create, link_detach, link_update,
     prog_attach, prog_detach, prog_query, raw_tracepoint_open,

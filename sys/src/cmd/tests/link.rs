@@ -235,3 +235,83 @@ fn legacy_attach_detach_and_query() {
         Errno::PERM
     );
 }
+
+#[test]
+fn tcx_link_places_relative_and_revision() {
+    let f = Fake::install();
+    let (prog, rel) = (some_fd(), some_fd());
+    let base = LinkCreate {
+        prog: prog.as_fd(),
+        target: LinkTarget::Ifindex(4),
+        attach_type: 46,
+        flags: F_BEFORE,
+        extra: LinkExtra::Tcx {
+            relative: Relative::Fd(rel.as_fd()),
+            expected_revision: 0x1_0000_0007,
+        },
+    };
+    link_create(&base).unwrap();
+    let c = last(&f);
+    assert_eq!(
+        (c.u32(4), c.u32(8), c.u32(12), c.u32(16), c.u64(24)),
+        (4, 46, F_BEFORE, raw(&rel), 0x1_0000_0007)
+    );
+    link_create(&LinkCreate {
+        flags: F_AFTER | F_ID | F_LINK,
+        extra: LinkExtra::Tcx {
+            relative: Relative::Id(12),
+            expected_revision: 0,
+        },
+        ..base
+    })
+    .unwrap();
+    let c = last(&f);
+    assert_eq!(
+        (c.u32(12), c.u32(16), c.u64(24)),
+        (F_AFTER | F_ID | F_LINK, 12, 0)
+    );
+    // No relative: first or last, nothing in the union.
+    link_create(&LinkCreate {
+        extra: LinkExtra::Tcx {
+            relative: Relative::None,
+            expected_revision: 0,
+        },
+        ..base
+    })
+    .unwrap();
+    assert_eq!(&last(&f).attr()[16..], &[0; 32]);
+    assert_eq!(Relative::Id(3), Relative::Id(3));
+    assert_ne!(Relative::Fd(rel.as_fd()), Relative::None);
+}
+
+#[test]
+fn device_query_sends_the_ifindex_and_reads_the_chain() {
+    type Q = QueryAttr;
+    let f = Fake::install();
+    let mut ids = [ProgId(0); 3];
+    f.push([Reply::attr(|a| {
+        fake::out_prog_ids(a, offset_of!(QueryAttr, prog_ids))
+            .get_mut(..2)
+            .unwrap()
+            .copy_from_slice(&[ProgId(21), ProgId(20)]);
+        a.put_u32(offset_of!(QueryAttr, prog_cnt), 2);
+        a.put_u64(offset_of!(QueryAttr, revision), 3);
+        Ok(0)
+    })]);
+    let q = prog_query_ifindex(9, 46, &mut ids).unwrap();
+    assert_eq!((q.prog_cnt, q.written, q.revision), (2, 2, 3));
+    assert_eq!(ids, [ProgId(21), ProgId(20), ProgId(0)]);
+    let c = last(&f);
+    assert_eq!(
+        (
+            c.u32(offset_of!(Q, target_fd)),
+            c.u32(offset_of!(Q, attach_type)),
+            c.u32(offset_of!(Q, prog_cnt)),
+            c.u64(offset_of!(Q, prog_ids))
+        ),
+        (9, 46, 3, addr(&ids))
+    );
+    f.push([Reply::Err(Errno::NODEV)]);
+    let e = prog_query_ifindex(9, 46, &mut ids).unwrap_err();
+    assert_eq!((e.cmd, e.errno), ("BPF_PROG_QUERY", Errno::NODEV));
+}
