@@ -19,9 +19,9 @@ mod error;
 pub mod link;
 mod netlink;
 pub mod probe;
+pub mod tc;
 pub mod tracefs;
 pub mod tracing;
-pub mod tc;
 pub mod xdp;
 
 pub use error::{AttachError, AttachErrorKind};
