@@ -601,7 +601,9 @@ fn network_sections_leave_attaching_to_the_explicit_api() {
         let err = p.attach().expect_err("no interface in the section");
         assert!(matches!(err.kind, AttachErrorKind::NoTarget), "{err}");
     }
-    let (links, mut skipped) = e.attach_all().expect("attach_all");
+    let (links, mut skipped) = e
+        .attach_all(ember::AttachOpts::default())
+        .expect("attach_all");
     assert!(links.is_empty());
     skipped.sort();
     assert_eq!(

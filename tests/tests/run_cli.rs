@@ -216,3 +216,83 @@ fn views_list_programs_links_and_dump_maps() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_map_ember"));
     child.wait_with_output().expect("wait");
 }
+
+#[test]
+fn run_attaches_to_an_interface_and_leaves_no_filter() {
+    use ember_tests::netns::{Net, stdout};
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let net = Net::create();
+    for mode in ["auto", "legacy"] {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &net.a])
+            .arg(ember_bin())
+            .arg("run")
+            .arg(fixture("attach/net.bpf-el.o"))
+            .args([
+                "--attach",
+                "xdp_a=veth0",
+                "--attach",
+                "tc_legacy=veth0:ingress",
+            ])
+            .args([
+                "--attach-mode",
+                mode,
+                "--dump",
+                "counts",
+                "--json",
+                "--duration",
+                "2.5",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        // Wait for the attach lines, then send.
+        std::thread::sleep(Duration::from_millis(800));
+        net.send_to_a(5);
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{mode}: {err}");
+        assert!(
+            err.contains("attached xdp_a to interface 'veth0'"),
+            "{mode}: {err}"
+        );
+        assert!(err.contains("skipped xdp_b"), "{mode}: {err}");
+        let want = if mode == "legacy" {
+            "(netlink)"
+        } else {
+            "(bpf_link)"
+        };
+        assert!(
+            err.lines()
+                .filter(|l| l.starts_with("attached"))
+                .all(|l| l.ends_with(want)),
+            "{mode}: {err}"
+        );
+        // The last dump: slot 0 (XDP_A) and 2 (TC_LEGACY) saw the five.
+        let last = String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["dump"] == "counts")
+            .last()
+            .expect("a dump line");
+        let at = |slot: u64| {
+            last["entries"]
+                .as_array()
+                .expect("entries")
+                .iter()
+                .find(|e| e["key"] == slot)
+                .and_then(|e| e["value"].as_u64())
+        };
+        assert_eq!((at(0), at(2)), (Some(5), Some(5)), "{mode}: {last}");
+        // Nothing left on the interface: no XDP program, no clsact/filter.
+        let link = stdout("ip", &["-n", &net.a, "-d", "link", "show", "veth0"]);
+        assert!(!link.contains("prog/xdp"), "{mode}: {link}");
+        let qd = stdout("tc", &["-n", &net.a, "qdisc", "show", "dev", "veth0"]);
+        assert!(!qd.contains("clsact"), "{mode}: {qd}");
+    }
+}

@@ -65,16 +65,16 @@ impl Program {
     /// Attaches to a target the user wrote as text (`ember run --attach
     /// PROG=TARGET`), read by the program's type: a tracepoint
     /// `category/name`, a raw tracepoint name, `cpu-clock[:PERIOD_NS]` for
-    /// perf_event programs.
+    /// perf_event programs, `IFACE[:generic|driver|offload]` for XDP,
+    /// `IFACE[:ingress|egress]` for tc (tcx where the kernel has it).
     ///
     /// # Errors
     /// [`K::BadTarget`] when the text does not fit the type;
     /// [`K::Unsupported`] for a type with no text form; otherwise what the
     /// explicit method returns.
-    pub fn attach_to(&self, target: &str) -> Result<Link, AttachError> {
+    pub fn attach_to(&self, target: &str, opts: AttachOpts) -> Result<Link, AttachError> {
         use ember_core::object::ProgType as P;
         let bad = |why: &str| self.attach_err(format!("'{target}'"), K::BadTarget(why.into()));
-        let opts = AttachOpts::default();
         match self.prog_type() {
             P::TRACEPOINT => {
                 let (cat, name) = target
@@ -95,6 +95,31 @@ impl Program {
                     .ok_or_else(|| bad("the period is a positive number of nanoseconds"))?;
                 self.attach_perf_event(&ember_sys::PerfEventAttr::cpu_clock(period), opts)
             }
+            P::XDP => {
+                use super::xdp::XdpMode;
+                let (iface, mode) = target.split_once(':').unwrap_or((target, ""));
+                let mode = match mode {
+                    "" => XdpMode::Default,
+                    "generic" | "skb" => XdpMode::Generic,
+                    "driver" | "native" => XdpMode::Driver,
+                    "offload" | "hw" => XdpMode::Offload,
+                    _ => return Err(bad("an XDP target is IFACE[:generic|driver|offload]")),
+                };
+                self.attach_xdp(iface, mode, opts)
+            }
+            P::SCHED_CLS => {
+                use super::tc::{TcDirection, TcOpts};
+                use ember_core::object::AttachType as A;
+                let (iface, dir) = target.split_once(':').unwrap_or((target, ""));
+                let dir = match (dir, self.attach_type()) {
+                    ("ingress", _) => TcDirection::Ingress,
+                    ("egress", _) => TcDirection::Egress,
+                    ("", Some(A::TCX_EGRESS)) => TcDirection::Egress,
+                    ("", _) => TcDirection::Ingress,
+                    _ => return Err(bad("a tc target is IFACE[:ingress|egress]")),
+                };
+                self.attach_tc(iface, dir, TcOpts::default(), opts)
+            }
             t => Err(self.attach_err(
                 format!("'{target}'"),
                 K::Unsupported(format!(
@@ -113,11 +138,11 @@ impl Ebpf {
     ///
     /// # Errors
     /// The first failure; links made before it are detached.
-    pub fn attach_all(&self) -> Result<(Vec<Link>, Vec<String>), AttachError> {
+    pub fn attach_all(&self, opts: AttachOpts) -> Result<(Vec<Link>, Vec<String>), AttachError> {
         let mut links = Vec::new();
         let mut skipped = Vec::new();
         for p in self.programs() {
-            match p.attach() {
+            match p.attach_with(opts) {
                 Ok(l) => links.push(l),
                 Err(e) if matches!(e.kind, K::NoTarget) => skipped.push(p.name().to_owned()),
                 Err(e) => return Err(e),

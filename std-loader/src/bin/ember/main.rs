@@ -108,6 +108,11 @@ enum Cmd {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+        /// Which kernel interface attachments use: auto (the newest the
+        /// kernel has), link (bpf_links only) or legacy (perf ioctl,
+        /// tracefs probes, netlink, PROG_ATTACH).
+        #[arg(long = "attach-mode", value_enum, default_value_t = Mode::Auto)]
+        attach_mode: Mode,
     },
     /// Programs loaded in the kernel.
     #[command(subcommand)]
@@ -118,6 +123,14 @@ enum Cmd {
     /// Links in the kernel.
     #[command(subcommand)]
     Link(LinkCmd),
+}
+
+/// `--attach-mode`.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Mode {
+    Auto,
+    Link,
+    Legacy,
 }
 
 #[derive(Subcommand, Debug)]
@@ -454,6 +467,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
             event,
             dump,
             json,
+            attach_mode,
         } => run::run(&run::RunArgs {
             file,
             btf,
@@ -468,6 +482,11 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
             event,
             dump,
             json,
+            mode: match attach_mode {
+                Mode::Auto => ember::AttachMode::Auto,
+                Mode::Link => ember::AttachMode::Link,
+                Mode::Legacy => ember::AttachMode::Legacy,
+            },
         }),
         Cmd::Prog(ProgCmd::List { json }) => views::prog_list(json),
         Cmd::Map(MapCmd::Dump { map }) => views::map_dump(&map),

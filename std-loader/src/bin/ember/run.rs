@@ -29,6 +29,7 @@ pub(crate) struct RunArgs {
     pub(crate) event: Vec<String>,
     pub(crate) dump: Vec<String>,
     pub(crate) json: bool,
+    pub(crate) mode: ember::AttachMode,
 }
 
 type Res<T> = Result<T, Box<dyn core::error::Error>>;
@@ -61,7 +62,11 @@ pub(crate) fn run(a: &RunArgs) -> Res<()> {
             return Err(format!("--dump {m}: the object has no such map").into());
         }
     }
-    let links = attach(&ebpf, &a.attach)?;
+    let opts = ember::AttachOpts {
+        mode: a.mode,
+        ..ember::AttachOpts::default()
+    };
+    let links = attach(&ebpf, &a.attach, opts)?;
     let mut out = Output::new(a.json);
     let trace = uses_printk(&bytes).then(spawn_trace_pipe).flatten();
 
@@ -102,7 +107,7 @@ pub(crate) fn run(a: &RunArgs) -> Res<()> {
 
 /// Attaches `--attach PROG=TARGET` programs explicitly, then every other
 /// program whose section names a target.
-fn attach(ebpf: &Ebpf, explicit: &[String]) -> Res<Vec<Link>> {
+fn attach(ebpf: &Ebpf, explicit: &[String], opts: ember::AttachOpts) -> Res<Vec<Link>> {
     let mut links = Vec::new();
     let mut named = Vec::new();
     for a in explicit {
@@ -110,7 +115,7 @@ fn attach(ebpf: &Ebpf, explicit: &[String]) -> Res<Vec<Link>> {
         let p = ebpf
             .program(prog)
             .ok_or_else(|| format!("--attach {a}: the object has no program '{prog}'"))?;
-        let l = p.attach_to(target)?;
+        let l = p.attach_to(target, opts)?;
         eprintln!(
             "attached {} to {} ({})",
             l.program(),
@@ -124,7 +129,7 @@ fn attach(ebpf: &Ebpf, explicit: &[String]) -> Res<Vec<Link>> {
         if named.contains(&p.name()) {
             continue;
         }
-        match p.attach() {
+        match p.attach_with(opts) {
             Ok(l) => {
                 eprintln!(
                     "attached {} to {} ({})",
