@@ -276,9 +276,9 @@ fn run_attaches_to_an_interface_and_leaves_no_filter() {
         let last = String::from_utf8(out.stdout)
             .expect("utf-8")
             .lines()
+            .rev()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["dump"] == "counts")
-            .last()
+            .find(|v| v["dump"] == "counts")
             .expect("a dump line");
         let at = |slot: u64| {
             last["entries"]
