@@ -123,6 +123,13 @@ impl Kallsyms {
         Ok(Kallsyms { found })
     }
 
+    /// Symbols found another way (`bpf_kallsyms_lookup_name`).
+    pub fn from_found(found: impl IntoIterator<Item = (String, Ksym)>) -> Kallsyms {
+        Kallsyms {
+            found: found.into_iter().collect(),
+        }
+    }
+
     /// The symbol `name`, if the kernel has it.
     pub fn get(&self, name: &str) -> Option<&Ksym> {
         self.found.get(name)

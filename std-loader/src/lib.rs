@@ -15,6 +15,7 @@ pub mod features;
 pub mod inspect;
 pub mod kallsyms;
 pub mod kernel_btf_objects;
+pub mod ksym_lookup;
 pub mod load;
 pub mod mapped;
 pub mod maps;

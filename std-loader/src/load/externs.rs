@@ -35,7 +35,17 @@ impl Loading<'_, '_> {
                 name: wanted.join(", "),
                 reason,
             };
-            match Kallsyms::read(&wanted) {
+            let found =
+                crate::ksym_lookup::resolve(&wanted, self.cfg.ksym_source).map(|(r, used)| {
+                    if used == crate::ksym_lookup::Used::Helper {
+                        self.notes.push(format!(
+                            "ksyms {} resolved through bpf_kallsyms_lookup_name",
+                            wanted.join(", ")
+                        ));
+                    }
+                    r
+                });
+            match found {
                 Ok(Ok(k)) => k,
                 Ok(Err(e)) if !untyped.is_empty() => return Err(fail(e.to_string())),
                 Err(e) if !untyped.is_empty() => {

@@ -78,6 +78,7 @@ pub struct EbpfLoader<'k> {
     log_size: usize,
     autoload: HashMap<String, bool>,
     btf_features: Option<features::Features>,
+    ksym_source: crate::ksym_lookup::Source,
 }
 
 impl Default for EbpfLoader<'_> {
@@ -272,6 +273,7 @@ impl<'k> EbpfLoader<'k> {
             log_size: 0,
             autoload: HashMap::new(),
             btf_features: None,
+            ksym_source: crate::ksym_lookup::Source::Auto,
         }
     }
 
@@ -360,6 +362,20 @@ impl<'k> EbpfLoader<'k> {
     /// Whether program `name` is loaded (all are by default).
     pub fn autoload(mut self, name: &str, load: bool) -> Self {
         self.autoload.insert(name.to_owned(), load);
+        self
+    }
+
+    /// Resolves untyped ksyms by scanning `/proc/kallsyms` even where
+    /// the kernel offers `bpf_kallsyms_lookup_name`: slower (the kernel
+    /// formats every symbol), but a name listed twice is refused as
+    /// ambiguous instead of taking the kernel's first match. See
+    /// [`crate::ksym_lookup`].
+    pub fn kallsyms_scan(mut self, scan: bool) -> Self {
+        self.ksym_source = if scan {
+            crate::ksym_lookup::Source::Kallsyms
+        } else {
+            crate::ksym_lookup::Source::Auto
+        };
         self
     }
 
