@@ -52,6 +52,14 @@ impl Program {
             // freplace loaded against a target program attaches there.
             "freplace" => self.attach_btf(opts),
             "iter" | "iter.s" => self.attach_iter(None),
+            "uprobe" | "uprobe.s" => self.attach_uprobe_section(sec, rest, false, opts),
+            "uretprobe" | "uretprobe.s" => self.attach_uprobe_section(sec, rest, true, opts),
+            "uprobe.multi" | "uprobe.multi.s" => {
+                self.attach_uprobe_multi_section(sec, rest, false, opts)
+            }
+            "uretprobe.multi" | "uretprobe.multi.s" => {
+                self.attach_uprobe_multi_section(sec, rest, true, opts)
+            }
             _ => Err(no_target()),
         }
     }

@@ -15,14 +15,18 @@
 //! kernel version; [`AttachMode`] forces one.
 
 pub mod auto;
+pub mod elf_sym;
 mod error;
+pub mod libpath;
 pub mod link;
 pub mod probe;
 pub mod tracefs;
 pub mod tracing;
+pub mod uprobe;
 
 pub use error::{AttachError, AttachErrorKind};
 pub use link::{Link, Mechanism};
+pub use uprobe::{MultiFunctions, UprobeLocation, UprobeMultiTarget, UprobeTarget};
 
 /// Which kernel interface an attachment uses when the kernel offers
 /// several (libbpf's `probe_attach_mode`, widened to every family).
