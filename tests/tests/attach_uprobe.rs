@@ -2,12 +2,14 @@
 //! times on functions of this test binary: uprobe and uretprobe through
 //! the uprobe PMU (perf-event link) and through tracefs `uprobe_events`
 //! (SET_BPF ioctl); a pid filter that excludes this process, then one
-//! that names it; a sleepable uprobe; libc's `getpid` by library name
+//! that names it; a USDT-style semaphore (`ref_ctr_offset`) the kernel
+//! counts while attached; a sleepable uprobe; libc's `getpid` by library name
 //! (auto-attach from the section, and explicitly by short name `c`);
 //! `uprobe.multi` over a glob matching two functions, with cookies, and
 //! its return form. Dropping a link stops the counts; missing targets are
 //! errors naming them; no tracefs event or fd is left behind.
 
+use core::sync::atomic::{AtomicU16, Ordering};
 use std::process::{Child, Command};
 
 use ember::attach::{AttachErrorKind, UprobeLocation, UprobeMultiTarget, UprobeTarget};
@@ -42,6 +44,12 @@ pub extern "C" fn ember_uprobe_multi_a(x: u64) -> u64 {
 pub extern "C" fn ember_uprobe_multi_b(x: u64) -> u64 {
     core::hint::black_box(x.rotate_left(7))
 }
+
+/// A USDT-style semaphore in `.data` (file-backed, as the kernel needs to
+/// count it): the kernel adds one while a probe names it.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".data")]
+pub static EMBER_UPROBE_SEMAPHORE: AtomicU16 = AtomicU16::new(0);
 
 /// Calls `f` `n` times through an opaque pointer (never inlined away).
 fn call(f: extern "C" fn(u64) -> u64, n: u64) {
@@ -171,6 +179,46 @@ fn uprobe_and_uretprobe_fire_through_the_pmu_and_through_tracefs() {
         for t in [by_name, by_off] {
             let link = p.attach_uprobe(&t, AttachOpts::default()).expect("attach");
             fires_exactly(&ebpf, link, ENTRY, ember_uprobe_target, &t.to_string());
+        }
+    }
+    assert_eq!(open_fds(), fds, "fds leaked");
+}
+
+#[test]
+fn ref_ctr_offset_counts_the_semaphore_while_attached() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let fds = open_fds();
+    {
+        let ebpf = load();
+        let exe = exe();
+        let data = std::fs::read(&exe).expect("read self");
+        let sem = ember::attach::elf_sym::data_offset(&data, "EMBER_UPROBE_SEMAPHORE")
+            .expect("semaphore offset");
+        let p = ebpf.program("on_entry").expect("program");
+        for m in [AttachMode::Auto, AttachMode::Legacy] {
+            assert_eq!(EMBER_UPROBE_SEMAPHORE.load(Ordering::SeqCst), 0);
+            let t = UprobeTarget::symbol(&exe, "ember_uprobe_target").ref_ctr_offset(sem);
+            let link = p.attach_uprobe(&t, mode(m)).expect("attach with semaphore");
+            assert_eq!(
+                EMBER_UPROBE_SEMAPHORE.load(Ordering::SeqCst),
+                1,
+                "{m:?}: the kernel counts the attached probe"
+            );
+            fires_exactly(
+                &ebpf,
+                link,
+                ENTRY,
+                ember_uprobe_target,
+                &format!("ref_ctr {m:?}"),
+            );
+            assert_eq!(
+                EMBER_UPROBE_SEMAPHORE.load(Ordering::SeqCst),
+                0,
+                "{m:?}: released on drop"
+            );
         }
     }
     assert_eq!(open_fds(), fds, "fds leaked");

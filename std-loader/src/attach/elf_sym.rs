@@ -114,6 +114,34 @@ pub fn find(syms: &[FuncSym], name: &str) -> Result<u64, Lookup> {
     }
 }
 
+/// The file offset of data symbol (`STT_OBJECT`) `name`, such as a USDT
+/// semaphore (what a uprobe's `ref_ctr_offset` takes).
+///
+/// # Errors
+/// [`Lookup::NotFound`], [`Lookup::Ambiguous`] for several definitions
+/// at different offsets, [`Lookup::Malformed`].
+pub fn data_offset(data: &[u8], name: &str) -> Result<u64, Lookup> {
+    let file = object::File::parse(data).map_err(|e| Lookup::Malformed(e.to_string()))?;
+    let loads: Vec<(u64, u64, u64)> = file
+        .segments()
+        .map(|s| (s.address(), s.size(), s.file_range().0))
+        .collect();
+    let syms: Vec<FuncSym> = file
+        .symbols()
+        .chain(file.dynamic_symbols())
+        .filter(|s| s.kind() == SymbolKind::Data && !s.is_undefined())
+        .filter(|s| s.name().is_ok_and(|n| name_matches(n, name)))
+        .filter_map(|s| {
+            Some(FuncSym {
+                name: s.name().ok()?.to_owned(),
+                offset: file_offset(&loads, s.address())?,
+                global: s.is_global() && !s.is_weak(),
+            })
+        })
+        .collect();
+    find(&syms, name)
+}
+
 /// [`functions`] then [`find`].
 ///
 /// # Errors
