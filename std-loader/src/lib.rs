@@ -8,6 +8,7 @@
 
 pub mod attach;
 pub mod btf_source;
+pub mod btf_value;
 pub mod error;
 pub mod explain;
 pub mod features;
@@ -20,7 +21,7 @@ pub mod maps;
 pub mod privilege;
 pub mod write;
 
-pub use attach::{AttachError, AttachMode, AttachOpts, Link, Mechanism};
+pub use attach::{AttachError, AttachErrorKind, AttachMode, AttachOpts, Link, Mechanism};
 pub use ember_core;
 pub use ember_sys;
 pub use error::{Error, Result};

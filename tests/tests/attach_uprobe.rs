@@ -7,7 +7,8 @@
 //! (auto-attach from the section, and explicitly by short name `c`);
 //! `uprobe.multi` over a glob matching two functions, with cookies, and
 //! its return form. Dropping a link stops the counts; missing targets are
-//! errors naming them; no tracefs event or fd is left behind.
+//! errors naming them; `attach_to` reads text targets by the section's
+//! kind; no tracefs event or fd is left behind.
 
 use core::sync::atomic::{AtomicU16, Ordering};
 use std::process::{Child, Command};
@@ -180,6 +181,22 @@ fn uprobe_and_uretprobe_fire_through_the_pmu_and_through_tracefs() {
             let link = p.attach_uprobe(&t, AttachOpts::default()).expect("attach");
             fires_exactly(&ebpf, link, ENTRY, ember_uprobe_target, &t.to_string());
         }
+
+        // As text (`ember run --attach PROG=TARGET`), read as the section's
+        // kind: uretprobe for on_return.
+        let r = ebpf.program("on_return").expect("program");
+        let link = r
+            .attach_to(&format!("{exe}:ember_uprobe_target"))
+            .expect("attach_to");
+        assert!(
+            link.target().starts_with("uretprobe '"),
+            "{}",
+            link.target()
+        );
+        fires_exactly(&ebpf, link, RETURN, ember_uprobe_target, "attach_to");
+        let e = r.attach_to("no-colon").unwrap_err();
+        assert!(matches!(e.kind, AttachErrorKind::BadTarget(_)), "{e}");
+        assert!(e.to_string().contains("'no-colon'"), "{e}");
     }
     assert_eq!(open_fds(), fds, "fds leaked");
 }

@@ -176,16 +176,12 @@ fn freplace_loads_against_a_target_program_and_replaces_its_function() {
     assert_eq!(eprog.prog_type().0, 28);
     assert!(eprog.attach_btf_id() > 0);
 
-    // Attached (BPF_LINK_CREATE with the target and the function's id),
+    // Attached where its load put it (the target program's function),
     // the replacement runs in place of ember_verdict; detached, not.
-    let link = ember_sys::link_create(&ember_sys::LinkCreate {
-        prog: eprog.fd(),
-        target: ember_sys::LinkTarget::Fd(tprog.fd()),
-        attach_type: 0,
-        flags: 0,
-        extra: ember_sys::LinkExtra::TargetBtfId(eprog.attach_btf_id()),
-    })
-    .unwrap_or_else(|e| panic!("freplace link: {e}"));
+    let link = eprog
+        .attach()
+        .unwrap_or_else(|e| panic!("freplace link: {e}"));
+    assert_eq!(link.mechanism(), ember::Mechanism::BpfLink);
     assert_eq!(run(tprog.fd()), 2, "XDP_PASS from the replacement");
     drop(link);
     assert_eq!(run(tprog.fd()), 1, "XDP_DROP again once detached");

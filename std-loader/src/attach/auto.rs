@@ -65,6 +65,51 @@ impl Program {
     }
 }
 
+impl Program {
+    /// Attaches to a target the user wrote as text (`ember run --attach
+    /// PROG=TARGET`), read by the program's type: a tracepoint
+    /// `category/name`, a raw tracepoint name, `cpu-clock[:PERIOD_NS]` for
+    /// perf_event programs.
+    ///
+    /// # Errors
+    /// [`K::BadTarget`] when the text does not fit the type;
+    /// [`K::Unsupported`] for a type with no text form; otherwise what the
+    /// explicit method returns.
+    pub fn attach_to(&self, target: &str) -> Result<Link, AttachError> {
+        use ember_core::object::ProgType as P;
+        let bad = |why: &str| self.attach_err(format!("'{target}'"), K::BadTarget(why.into()));
+        let opts = AttachOpts::default();
+        match self.prog_type() {
+            P::TRACEPOINT => {
+                let (cat, name) = target
+                    .split_once('/')
+                    .ok_or_else(|| bad("a tracepoint is CATEGORY/NAME"))?;
+                self.attach_tracepoint(cat, name, opts)
+            }
+            P::RAW_TRACEPOINT | P::RAW_TRACEPOINT_WRITABLE => self.attach_raw_tracepoint(target),
+            P::PERF_EVENT => {
+                let (ev, period) = target.split_once(':').unwrap_or((target, "1000000"));
+                if ev != "cpu-clock" {
+                    return Err(bad("a perf_event target is cpu-clock[:PERIOD_NS]"));
+                }
+                let period: u64 = period
+                    .parse()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| bad("the period is a positive number of nanoseconds"))?;
+                self.attach_perf_event(&ember_sys::PerfEventAttr::cpu_clock(period), opts)
+            }
+            P::KPROBE if self.uprobe_kind().is_some() => self.attach_uprobe_text(target, opts),
+            t => Err(self.attach_err(
+                format!("'{target}'"),
+                K::Unsupported(format!(
+                    "{t} programs have no text target form here; use the library API"
+                )),
+            )),
+        }
+    }
+}
+
 impl Ebpf {
     /// Attaches every program whose section names its target, as
     /// libbpf's skeleton `attach` does; programs whose section names none

@@ -222,12 +222,17 @@ impl Link {
         let target = format!("pin '{}'", path.display());
         let fail = |kind| AttachError::new("", target.clone(), kind);
         let fd = obj_get(&cpath(path)).map_err(|e| fail(AttachErrorKind::Sys(e)))?;
-        // A pinned map or program also opens; its info is not a link's.
-        let info = link_info(fd.as_fd()).map_err(|_| {
+        // A pinned map or program opens too, and its info would decode as
+        // a link's: ask what the fd is.
+        let not_link = || {
             fail(AttachErrorKind::WrongType(
                 "the pinned object is not a link".into(),
             ))
-        })?;
+        };
+        if !is_bpf_link(fd.as_fd()) {
+            return Err(not_link());
+        }
+        let info = link_info(fd.as_fd()).map_err(|_| not_link())?;
         let got = LinkType(info.link_type);
         if let Some(want) = expect.filter(|w| *w != got) {
             return Err(fail(AttachErrorKind::WrongType(format!(
@@ -365,6 +370,14 @@ impl Drop for Link {
             log::warn!("{}", self.err(e));
         }
     }
+}
+
+/// Whether `fd` is a bpf_link: its `/proc/self/fd` entry names the
+/// anonymous inode `bpf-link`.
+fn is_bpf_link(fd: BorrowedFd<'_>) -> bool {
+    use std::os::fd::AsRawFd;
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .is_ok_and(|t| t.as_os_str() == "anon_inode:bpf-link")
 }
 
 pub(crate) fn cpath(p: &Path) -> CString {

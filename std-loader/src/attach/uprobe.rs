@@ -486,6 +486,43 @@ impl Program {
         ))
     }
 
+    /// For a program of a uprobe section (`uprobe`, `uretprobe.s`,
+    /// `uprobe.multi`, ...): (multi, return probe).
+    pub(crate) fn uprobe_kind(&self) -> Option<(bool, bool)> {
+        let def = ember_core::object::section::lookup(self.section())?;
+        let base = def.pattern.trim_end_matches(['+', '/']);
+        let base = base.strip_suffix(".s").unwrap_or(base);
+        match base {
+            "uprobe" => Some((false, false)),
+            "uretprobe" => Some((false, true)),
+            "uprobe.multi" => Some((true, false)),
+            "uretprobe.multi" => Some((true, true)),
+            _ => None,
+        }
+    }
+
+    /// [`Program::attach_to`]'s arm for uprobe programs: the text is what
+    /// the section would say after `uprobe/` (`binary:function[+offset]`,
+    /// `binary:offset`; `binary:pattern` for `uprobe.multi`).
+    pub(crate) fn attach_uprobe_text(
+        &self,
+        text: &str,
+        opts: AttachOpts,
+    ) -> Result<Link, AttachError> {
+        let Some((multi, ret)) = self.uprobe_kind() else {
+            return Err(self.attach_err(
+                format!("'{text}'"),
+                K::WrongType("not a uprobe program".into()),
+            ));
+        };
+        let label = format!("'{text}'");
+        if multi {
+            self.attach_uprobe_multi_spec(label, Some(text), ret, opts)
+        } else {
+            self.attach_uprobe_spec(label, Some(text), ret, opts)
+        }
+    }
+
     /// The auto-attach arm for `uprobe[.s]/`, `uretprobe[.s]/` sections:
     /// `binary:function[+offset]` or `binary:offset`.
     pub(crate) fn attach_uprobe_section(
@@ -495,17 +532,7 @@ impl Program {
         retprobe: bool,
         opts: AttachOpts,
     ) -> Result<Link, AttachError> {
-        let rest = rest.ok_or_else(|| self.attach_err(format!("section '{sec}'"), K::NoTarget))?;
-        let t = UprobeTarget::parse(rest)
-            .map_err(|w| self.attach_err(format!("section '{sec}'"), K::BadTarget(w)))?
-            .retprobe(retprobe);
-        if retprobe && matches!(t.location, UprobeLocation::Symbol { offset, .. } if offset != 0) {
-            return Err(self.attach_err(
-                format!("section '{sec}'"),
-                K::BadTarget("a uretprobe takes no offset into the function (as libbpf)".into()),
-            ));
-        }
-        self.attach_uprobe(&t, opts)
+        self.attach_uprobe_spec(format!("section '{sec}'"), rest, retprobe, opts)
     }
 
     /// The auto-attach arm for `uprobe.multi[.s]/`,
@@ -517,16 +544,46 @@ impl Program {
         retprobe: bool,
         opts: AttachOpts,
     ) -> Result<Link, AttachError> {
-        let rest = rest.ok_or_else(|| self.attach_err(format!("section '{sec}'"), K::NoTarget))?;
+        self.attach_uprobe_multi_spec(format!("section '{sec}'"), rest, retprobe, opts)
+    }
+
+    /// A uprobe from text; `label` names the text in errors.
+    fn attach_uprobe_spec(
+        &self,
+        label: String,
+        rest: Option<&str>,
+        retprobe: bool,
+        opts: AttachOpts,
+    ) -> Result<Link, AttachError> {
+        let rest = rest.ok_or_else(|| self.attach_err(&label, K::NoTarget))?;
+        let t = UprobeTarget::parse(rest)
+            .map_err(|w| self.attach_err(&label, K::BadTarget(w)))?
+            .retprobe(retprobe);
+        if retprobe && matches!(t.location, UprobeLocation::Symbol { offset, .. } if offset != 0) {
+            return Err(self.attach_err(
+                &label,
+                K::BadTarget("a uretprobe takes no offset into the function (as libbpf)".into()),
+            ));
+        }
+        self.attach_uprobe(&t, opts)
+    }
+
+    /// A uprobe.multi from text `binary:pattern`.
+    fn attach_uprobe_multi_spec(
+        &self,
+        label: String,
+        rest: Option<&str>,
+        retprobe: bool,
+        opts: AttachOpts,
+    ) -> Result<Link, AttachError> {
+        let rest = rest.ok_or_else(|| self.attach_err(&label, K::NoTarget))?;
         let (bin, pat) = rest
             .split_once(':')
             .filter(|(b, p)| !b.is_empty() && !p.is_empty())
             .ok_or_else(|| {
                 self.attach_err(
-                    format!("section '{sec}'"),
-                    K::BadTarget(
-                        "a uprobe.multi section is 'uprobe.multi/<binary>:<pattern>'".into(),
-                    ),
+                    &label,
+                    K::BadTarget("a uprobe.multi target is '<binary>:<pattern>'".into()),
                 )
             })?;
         self.attach_uprobe_multi(

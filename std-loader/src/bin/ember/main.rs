@@ -7,6 +7,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+mod run;
+mod settings;
+
+use settings::{Settings, configure};
+mod views;
 use ember::ember_core::btf::{Btf, Kind, dump};
 use ember::write::IoFmt;
 use ember::{Error, FileBytes};
@@ -68,6 +74,79 @@ enum Cmd {
         /// (repeatable).
         #[arg(long = "target", value_name = "PROG=PIN[:FUNC]")]
         target: Vec<String>,
+    },
+    /// Load an object, attach its programs, print their events until
+    /// Ctrl-C, SIGTERM or --duration, then detach everything.
+    Run {
+        /// The BPF object file.
+        file: PathBuf,
+        /// CO-RE target BTF instead of the kernel's.
+        #[arg(long)]
+        btf: Option<PathBuf>,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Set a map's max_entries before load: MAP=N (repeatable).
+        #[arg(long = "max-entries", value_name = "MAP=N")]
+        max_entries: Vec<String>,
+        /// Set a global variable before load: NAME=VALUE (as `load`).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+        /// Attach PROG to TARGET (a tracepoint CATEGORY/NAME, a raw
+        /// tracepoint, an interface, a cgroup path, BINARY:SYMBOL, a
+        /// function...), as its type reads it (repeatable).
+        #[arg(long = "attach", value_name = "PROG=TARGET")]
+        attach: Vec<String>,
+        /// Decode MAP's records as TYPE from the object's BTF, e.g.
+        /// events='struct event' (repeatable).
+        #[arg(long = "event", value_name = "MAP=TYPE")]
+        event: Vec<String>,
+        /// Print MAP's entries, decoded through its BTF, every second
+        /// (repeatable).
+        #[arg(long = "dump", value_name = "MAP")]
+        dump: Vec<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Programs loaded in the kernel.
+    #[command(subcommand)]
+    Prog(ProgCmd),
+    /// Maps in the kernel.
+    #[command(subcommand)]
+    Map(MapCmd),
+    /// Links in the kernel.
+    #[command(subcommand)]
+    Link(LinkCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum ProgCmd {
+    /// Every loaded program: id, type, name, tag.
+    List {
+        /// JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum MapCmd {
+    /// A map's entries decoded through its BTF (as `bpftool map dump`).
+    Dump {
+        /// The map: a name (the first loaded map of that name), an id, or a
+        /// bpffs pin path.
+        map: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum LinkCmd {
+    /// Every link: id, type, program id.
+    List {
+        /// JSON lines.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -208,113 +287,6 @@ fn parse<'a>(path: &Path, bytes: &'a [u8], base: Option<&'a Btf<'a>>) -> Result<
         path: path.to_owned(),
         source,
     })
-}
-
-/// What `ember load` sets on the object before loading it.
-struct Settings {
-    max_entries: Vec<String>,
-    set: Vec<String>,
-    no_autoload: Vec<String>,
-    target: Vec<String>,
-}
-
-/// `NAME=VALUE`, split.
-fn assignment<'s>(
-    flag: &str,
-    s: &'s str,
-) -> Result<(&'s str, &'s str), Box<dyn core::error::Error>> {
-    s.split_once('=')
-        .filter(|(n, v)| !n.is_empty() && !v.is_empty())
-        .ok_or_else(|| format!("{flag} {s}: expected NAME=VALUE").into())
-}
-
-/// A `--set` value as the variable's bytes: an integer of its size
-/// (native byte order), or `hex:` bytes of exactly its size.
-fn global_value(text: &str, size: usize) -> Result<Vec<u8>, String> {
-    if let Some(hex) = text.strip_prefix("hex:") {
-        let hex: String = hex.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-        // Only ASCII hex digits: the pairs below are byte slices.
-        if let Some(c) = hex.chars().find(|c| !c.is_ascii_hexdigit()) {
-            return Err(format!("hex:{hex}: '{c}' is not a hex digit"));
-        }
-        if !hex.len().is_multiple_of(2) || hex.len() / 2 != size {
-            return Err(format!("hex:{hex} is not {size} bytes"));
-        }
-        return (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
-            .collect::<Result<Vec<u8>, _>>()
-            .map_err(|e| format!("hex:{hex}: {e}"));
-    }
-    if !matches!(size, 1 | 2 | 4 | 8) {
-        return Err(format!(
-            "the variable is {size} bytes: give it as hex:BYTES, not an integer"
-        ));
-    }
-    let (neg, digits) = match text.strip_prefix('-') {
-        Some(d) => (true, d),
-        None => (false, text),
-    };
-    let magnitude = match digits
-        .strip_prefix("0x")
-        .or_else(|| digits.strip_prefix("0X"))
-    {
-        Some(h) => u128::from_str_radix(h, 16),
-        None => digits.parse::<u128>(),
-    }
-    .map_err(|e| format!("{text}: {e}"))?;
-    let bits = size * 8;
-    let fits = if neg {
-        magnitude <= 1u128 << (bits - 1)
-    } else {
-        magnitude < 1u128 << bits
-    };
-    if !fits {
-        return Err(format!("{text} does not fit in {size} bytes"));
-    }
-    let v = if neg {
-        0u128.wrapping_sub(magnitude)
-    } else {
-        magnitude
-    };
-    let bytes = v.to_ne_bytes();
-    Ok(if cfg!(target_endian = "little") {
-        bytes[..size].to_vec()
-    } else {
-        bytes[16 - size..].to_vec()
-    })
-}
-
-/// Applies `ember load`'s settings to the opened object.
-fn configure(
-    spec: &mut ember::ObjectSpec<'_>,
-    s: &Settings,
-) -> Result<(), Box<dyn core::error::Error>> {
-    for a in &s.max_entries {
-        let (map, n) = assignment("--max-entries", a)?;
-        let n: u32 = n.parse().map_err(|e| format!("--max-entries {a}: {e}"))?;
-        spec.map_mut(map)?.set_max_entries(n)?;
-    }
-    for a in &s.set {
-        let (name, value) = assignment("--set", a)?;
-        let size = spec.global_size(name)?;
-        let bytes = global_value(value, size).map_err(|e| format!("--set {name}: {e}"))?;
-        spec.set_global_bytes(name, &bytes)?;
-    }
-    for p in &s.no_autoload {
-        spec.program_mut(p)?.set_autoload(false);
-    }
-    for a in &s.target {
-        let (prog, to) = assignment("--target", a)?;
-        let (pin, func) = to.split_once(':').unwrap_or((to, ""));
-        let path = std::ffi::CString::new(pin).map_err(|_| format!("--target {a}: bad path"))?;
-        let fd =
-            ember::ember_sys::obj_get(&path).map_err(|e| context(format!("--target {pin}"), e))?;
-        let target = ember::AttachTarget::program(&fd, func)
-            .map_err(|e| context(format!("--target {pin}"), e))?;
-        spec.program_mut(prog)?.set_attach_target(target);
-    }
-    Ok(())
 }
 
 fn load(
@@ -472,6 +444,34 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
             };
             load(&file, btf, btf_dir, pin, verbose, &settings)
         }
+        Cmd::Run {
+            file,
+            btf,
+            duration,
+            max_entries,
+            set,
+            attach,
+            event,
+            dump,
+            json,
+        } => run::run(&run::RunArgs {
+            file,
+            btf,
+            duration,
+            settings: Settings {
+                max_entries,
+                set,
+                no_autoload: Vec::new(),
+                target: Vec::new(),
+            },
+            attach,
+            event,
+            dump,
+            json,
+        }),
+        Cmd::Prog(ProgCmd::List { json }) => views::prog_list(json),
+        Cmd::Map(MapCmd::Dump { map }) => views::map_dump(&map),
+        Cmd::Link(LinkCmd::List { json }) => views::link_list(json),
         Cmd::Object(ObjectCmd::Inspect { file, json }) => {
             let bytes = read(&file)?;
             let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -694,32 +694,5 @@ fn main() -> ExitCode {
             eprintln!("ember: {}", chain(&*e));
             ExitCode::FAILURE
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::global_value;
-
-    #[test]
-    fn set_values_take_the_variable_size() {
-        let ne = |v: u64, n: usize| {
-            let b = v.to_ne_bytes();
-            if cfg!(target_endian = "little") {
-                b[..n].to_vec()
-            } else {
-                b[8 - n..].to_vec()
-            }
-        };
-        assert_eq!(global_value("5", 4).unwrap(), ne(5, 4));
-        assert_eq!(global_value("0xff", 1).unwrap(), vec![0xff]);
-        assert_eq!(global_value("-1", 2).unwrap(), vec![0xff, 0xff]);
-        assert_eq!(global_value("hex:01 02", 2).unwrap(), vec![1, 2]);
-        assert!(global_value("256", 1).is_err());
-        assert!(global_value("-129", 1).is_err());
-        assert!(global_value("1", 3).is_err(), "odd sizes need hex:");
-        assert!(global_value("hex:0102", 1).is_err());
-        // Not hex: an error, never a slice through a multi-byte char.
-        assert!(global_value("hex:a\u{e9}b", 2).is_err());
     }
 }

@@ -1,0 +1,218 @@
+//! `ember run` on the shipped example (tests/fixtures/attach/execsnoop):
+//! the events of commands the test runs reach stdout, raw and decoded
+//! through the object's BTF; SIGTERM and `--duration` detach everything
+//! (no link left, by the kernel's id walk); bad flags fail before anything
+//! is attached. Also the `prog list`, `link list` and `map dump` views.
+
+use core::time::Duration;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use ember::ember_sys::{self, LinkId};
+use ember_tests::{ember_bin, fixture, kernel_ready, serial};
+
+fn links() -> Vec<u32> {
+    ember_sys::obj_ids::<LinkId>()
+        .filter_map(Result::ok)
+        .map(|l| l.0)
+        .collect()
+}
+
+/// Starts `ember run` and waits until it says it attached.
+fn start(extra: &[&str]) -> Child {
+    let mut child = Command::new(ember_bin())
+        .arg("run")
+        .arg(fixture("attach/execsnoop.bpf-el.o"))
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ember run");
+    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    err.read_line(&mut line).expect("stderr line");
+    assert!(
+        line.starts_with("attached on_execve to tracepoint 'syscalls/sys_enter_execve'"),
+        "{line}"
+    );
+    // Keep draining stderr so the child never blocks on it.
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    child
+}
+
+/// A copy of /bin/true under a name only this test uses, run `n` times.
+fn exec_marker(n: usize) -> String {
+    let path = std::env::temp_dir().join(format!("ember-run-marker-{}", std::process::id()));
+    std::fs::copy("/bin/true", &path).expect("copy /bin/true");
+    for _ in 0..n {
+        assert!(Command::new(&path).status().expect("exec").success());
+    }
+    let _ = std::fs::remove_file(&path);
+    path.display().to_string()
+}
+
+#[test]
+fn run_streams_decoded_events_and_detaches_on_sigterm() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let before = links();
+    let child = start(&[
+        "--json",
+        "--event",
+        "events=struct event",
+        "--dump",
+        "execs",
+    ]);
+    let marker = exec_marker(3);
+    // Let one dump tick pass, then stop it the way a service manager does.
+    std::thread::sleep(Duration::from_millis(1200));
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    let mut seen = 0;
+    let mut dumped = false;
+    for line in stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object a line");
+        if v["dump"] == "execs" {
+            let n = v["entries"][0]["value"]
+                .as_u64()
+                .expect("a decoded u64 count");
+            assert!(n >= 3, "{line}");
+            assert_eq!(v["entries"][0]["key"], 0);
+            dumped = true;
+            continue;
+        }
+        assert_eq!(v["map"], "events", "{line}");
+        let data = v["data"].as_str().expect("hex data");
+        assert_eq!(data.len(), 2 * 88, "struct event is 88 bytes");
+        assert!(
+            data.chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+        if v["value"]["filename"] == marker.as_str() {
+            // The decoded pid is the raw record's first four bytes.
+            let pid = u32::from_str_radix(&data[..8], 16)
+                .expect("hex")
+                .swap_bytes();
+            assert_eq!(v["value"]["pid"].as_u64(), Some(u64::from(pid)));
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 3, "three execs of {marker} in:\n{stdout}");
+    assert!(dumped, "no dump line in:\n{stdout}");
+    let left: Vec<u32> = links()
+        .into_iter()
+        .filter(|l| !before.contains(l))
+        .collect();
+    assert!(left.is_empty(), "links left behind: {left:?}");
+}
+
+#[test]
+fn run_text_output_and_duration() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let before = links();
+    let t = Instant::now();
+    let child = start(&["--duration", "1.5"]);
+    let marker = exec_marker(1);
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{out:?}");
+    assert!(t.elapsed() < Duration::from_secs(10));
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    // Raw records are `events: <hex>`; the marker's path is in the hex.
+    let marker_hex: String = marker.bytes().map(|b| format!("{b:02x}")).collect();
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("events: ") && l.contains(&marker_hex)),
+        "{stdout}"
+    );
+    assert_eq!(
+        links().into_iter().filter(|l| !before.contains(l)).count(),
+        0
+    );
+}
+
+#[test]
+fn run_refuses_bad_flags_before_attaching() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    for (args, want) in [
+        (
+            &["--event", "events=struct nope"][..],
+            "no type 'struct nope'",
+        ),
+        (&["--event", "nomap=struct event"][..], "no map 'nomap'"),
+        (&["--dump", "nomap"][..], "--dump nomap"),
+        (&["--attach", "nope=x/y"][..], "no program 'nope'"),
+        (&["--attach", "on_execve=noslash"][..], "CATEGORY/NAME"),
+    ] {
+        let out = Command::new(ember_bin())
+            .arg("run")
+            .arg(fixture("attach/execsnoop.bpf-el.o"))
+            .args(args)
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn views_list_programs_links_and_dump_maps() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let child = start(&["--duration", "3"]);
+    exec_marker(2);
+    let run = |args: &[&str]| {
+        let out = Command::new(ember_bin())
+            .args(args)
+            .output()
+            .expect("ember");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let progs = run(&["prog", "list", "--json"]);
+    let prog = progs
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+        .find(|v| v["name"] == "on_execve")
+        .expect("on_execve listed");
+    assert_eq!(prog["type"], "tracepoint");
+    let links = run(&["link", "list", "--json"]);
+    assert!(
+        links
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+            .any(|v| v["prog_id"] == prog["id"] && v["type"] == "perf_event"),
+        "{links}"
+    );
+    let dump: serde_json::Value =
+        serde_json::from_str(&run(&["map", "dump", "execs"])).expect("json");
+    assert!(dump[0]["value"].as_u64().expect("count") >= 2, "{dump}");
+    let out = Command::new(ember_bin())
+        .args(["map", "dump", "no_such_map_ember"])
+        .output()
+        .expect("ember");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_map_ember"));
+    child.wait_with_output().expect("wait");
+}
