@@ -23,6 +23,7 @@ pub mod probe;
 pub mod tracefs;
 pub mod tracing;
 pub mod uprobe;
+pub mod usdt;
 
 pub use error::{AttachError, AttachErrorKind};
 pub use link::{Link, Mechanism};
