@@ -3,8 +3,8 @@
 //! [`AttachMode::Legacy`] asks for it), and `uprobe.multi` links (6.6).
 //!
 //! The target is a binary (a path, a library name resolved by
-//! [`libpath`](super::libpath)) and a place in it: a function symbol
-//! (resolved to a file offset by [`elf_sym`](super::elf_sym)) plus an
+//! [`libpath`]) and a place in it: a function symbol
+//! (resolved to a file offset by [`elf_sym`]) plus an
 //! offset, or a raw file offset. Sleepable programs (`uprobe.s`) attach
 //! the same way: the kernel reads sleepability from the loaded program.
 
@@ -366,7 +366,9 @@ impl Program {
                 K::Unsupported("neither the uprobe PMU nor tracefs uprobe_events exists".into()),
             ));
         }
-        let p = path
+        // tracefs resolves the path itself, not from our directory.
+        let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+        let p = abs
             .to_str()
             .filter(|p| !p.contains(char::is_whitespace))
             .ok_or_else(|| {
