@@ -395,6 +395,29 @@ fn uprobe_multi_covers_a_glob_with_one_link() {
         call(ember_uprobe_multi_a, 10);
         assert_eq!(count(&ebpf, MULTI), after, "hits after drop");
 
+        // Named functions with a cookie each, in the order given: the sum
+        // tells which firing saw which cookie.
+        let t = UprobeMultiTarget::symbols(&exe, ["ember_uprobe_multi_a", "ember_uprobe_multi_b"])
+            .cookies(vec![1, 100]);
+        let link = p
+            .attach_uprobe_multi(&t, AttachOpts::default())
+            .expect("attach");
+        let (b, c) = (count(&ebpf, MULTI), count(&ebpf, MULTI_COOKIES));
+        call(ember_uprobe_multi_a, 10);
+        call(ember_uprobe_multi_b, 15);
+        assert_eq!(count(&ebpf, MULTI) - b, 25);
+        assert_eq!(
+            count(&ebpf, MULTI_COOKIES) - c,
+            10 + 1500,
+            "cookies by name"
+        );
+        drop(link);
+        let t = UprobeMultiTarget::symbols(&exe, ["ember_uprobe_multi_a"]).cookies(vec![1, 2]);
+        let e = p
+            .attach_uprobe_multi(&t, AttachOpts::default())
+            .unwrap_err();
+        assert!(matches!(e.kind, AttachErrorKind::BadTarget(_)), "{e}");
+
         // Return probes, limited to this process.
         let r = ebpf.program("on_multi_return").expect("program");
         let t = UprobeMultiTarget::pattern(&exe, "ember_uprobe_multi_*")

@@ -195,6 +195,32 @@ impl UprobeMultiTarget {
         }
     }
 
+    /// Functions `names` of `binary`, in this order (for
+    /// [`UprobeMultiTarget::cookies`]).
+    pub fn symbols<S: Into<String>>(
+        binary: impl Into<String>,
+        names: impl IntoIterator<Item = S>,
+    ) -> UprobeMultiTarget {
+        UprobeMultiTarget {
+            functions: MultiFunctions::Symbols(names.into_iter().map(Into::into).collect()),
+            ..UprobeMultiTarget::pattern(binary, "")
+        }
+    }
+
+    /// File offsets `offsets` of `binary`.
+    pub fn offsets(binary: impl Into<String>, offsets: Vec<u64>) -> UprobeMultiTarget {
+        UprobeMultiTarget {
+            functions: MultiFunctions::Offsets(offsets),
+            ..UprobeMultiTarget::pattern(binary, "")
+        }
+    }
+
+    /// One cookie per probe, in the probes' order.
+    pub fn cookies(mut self, cookies: Vec<u64>) -> UprobeMultiTarget {
+        self.cookies = cookies;
+        self
+    }
+
     /// Makes them return probes (or not).
     pub fn retprobe(mut self, on: bool) -> UprobeMultiTarget {
         self.retprobe = on;
