@@ -42,6 +42,7 @@ pub mod perf;
 mod raw;
 pub mod ringbuf;
 
+pub use cmd::prog_map_ids;
 pub use cmd::{
     Batch, BatchError, BtfId, BtfInfo, Id, LinkCreate, LinkExtra, LinkId, LinkInfo, LinkTarget,
     MapId, MapInfo, ObjIds, ObjKind, ProgId, ProgInfo, ProgQuery, TestRun, TestRunResult, btf_info,

@@ -4,7 +4,10 @@
 //! fixture's program, finding the spec through its attach cookie, reads
 //! both arguments (a register and a negative constant) and the USDT
 //! cookie at every firing. The semaphore counts while attached; dropping
-//! the link stops the counts and frees the specs; nothing is left behind.
+//! the link stops the counts and frees the specs (a second round reuses
+//! them); `attach_to` takes `binary:provider:name`; a program that reads
+//! no specs, a bare section and a missing probe are errors; nothing is
+//! left behind.
 #![cfg(target_arch = "x86_64")]
 
 use core::sync::atomic::{AtomicU16, Ordering};
@@ -127,6 +130,28 @@ fn usdt_probe_reads_its_arguments_through_the_spec() {
             fire(1, 10);
             assert_eq!(count(&ebpf, USDT), after, "counts after drop");
         }
+
+        // As text, through the program, and a bare section names none.
+        let p = ebpf.program("on_usdt").expect("program");
+        let link = p
+            .attach_to(&format!("{}:ember:fire", t.binary))
+            .expect("attach_to");
+        assert_eq!(link.target(), format!("usdt '{}:ember:fire'", t.binary));
+        let n = count(&ebpf, USDT);
+        fire(1, 3);
+        assert_eq!(count(&ebpf, USDT) - n, 3);
+        assert_eq!(count(&ebpf, USDT_COOKIE), 0, "no usdt cookie given");
+        drop(link);
+        let e = p.attach().unwrap_err();
+        assert!(matches!(e.kind, AttachErrorKind::NoTarget), "{e}");
+        // A program that reads no specs has no map to describe them in.
+        let e = ebpf
+            .program("on_entry")
+            .expect("program")
+            .attach_usdt(&t, AttachOpts::default())
+            .unwrap_err();
+        assert!(matches!(e.kind, AttachErrorKind::NotFound(_)), "{e}");
+        assert!(e.to_string().contains("__bpf_usdt_specs"), "{e}");
 
         let e = ebpf
             .attach_usdt(

@@ -53,6 +53,7 @@ impl Program {
             "freplace" => self.attach_btf(opts),
             "iter" | "iter.s" => self.attach_iter(None),
             "uprobe" | "uprobe.s" => self.attach_uprobe_section(sec, rest, false, opts),
+            "usdt" | "usdt.s" => self.attach_usdt_section(sec, rest, opts),
             "uretprobe" | "uretprobe.s" => self.attach_uprobe_section(sec, rest, true, opts),
             "uprobe.multi" | "uprobe.multi.s" => {
                 self.attach_uprobe_multi_section(sec, rest, false, opts)
@@ -100,6 +101,7 @@ impl Program {
                 self.attach_perf_event(&ember_sys::PerfEventAttr::cpu_clock(period), opts)
             }
             P::KPROBE if self.uprobe_kind().is_some() => self.attach_uprobe_text(target, opts),
+            P::KPROBE if self.is_usdt() => self.attach_usdt_text(target, opts),
             t => Err(self.attach_err(
                 format!("'{target}'"),
                 K::Unsupported(format!(

@@ -10,7 +10,10 @@
 //! Argument locations are read for x86-64 only (constants, registers,
 //! register + offset); others are refused with the reason.
 
+use core::fmt;
 use std::sync::Mutex;
+
+use ember_sys::{AsFd, id::MapId};
 
 use object::{Object, ObjectSection, ObjectSegment};
 
@@ -18,7 +21,8 @@ use super::elf_sym::file_offset;
 use super::link::{Detach, Inner};
 use super::{AttachError, AttachErrorKind as K, AttachMode, AttachOpts, Link, Mechanism};
 use super::{UprobeTarget, libpath, probe};
-use crate::Ebpf;
+use crate::maps::Map;
+use crate::{Ebpf, Program};
 
 /// `NT_STAPSDT`.
 const NT_STAPSDT: u32 = 3;
@@ -387,43 +391,117 @@ pub struct UsdtTarget {
 }
 
 impl Ebpf {
-    /// Attaches `program` to every site of USDT probe `provider:name` of
-    /// the binary: a uprobe per site (with its semaphore), each carrying
-    /// as cookie the index of its argument spec in `__bpf_usdt_specs`.
+    /// [`Program::attach_usdt`] of the program named `program`.
     ///
     /// # Errors
-    /// [`K::NotFound`] for a missing program, binary or probe, or an
-    /// object without `__bpf_usdt_specs`; [`K::BadTarget`] for argument
-    /// locations ember cannot describe; [`K::Unsupported`] without
-    /// perf-event links (cookies) or with [`AttachMode::Legacy`]; what
-    /// [`Program::attach_uprobe`](crate::Program::attach_uprobe) returns.
+    /// [`K::NotFound`] for a missing program; what
+    /// [`Program::attach_usdt`] returns.
     pub fn attach_usdt(
         &self,
         program: &str,
         t: &UsdtTarget,
         opts: AttachOpts,
     ) -> Result<Link, AttachError> {
-        let target = format!("usdt '{}:{}:{}'", t.binary, t.provider, t.name);
-        let err = |k| AttachError::new(program, &target, k);
-        let prog = self
-            .program(program)
-            .ok_or_else(|| err(K::NotFound(format!("program '{program}'"))))?;
+        self.program(program)
+            .ok_or_else(|| {
+                AttachError::new(
+                    program,
+                    t.to_string(),
+                    K::NotFound(format!("program '{program}'")),
+                )
+            })?
+            .attach_usdt(t, opts)
+    }
+}
+
+impl fmt::Display for UsdtTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "usdt '{}:{}:{}'", self.binary, self.provider, self.name)?;
+        if let Some(p) = self.pid {
+            write!(f, " (pid {p})")?;
+        }
+        Ok(())
+    }
+}
+
+impl UsdtTarget {
+    /// Parses libbpf's section form `binary:provider:name`.
+    ///
+    /// # Errors
+    /// What is malformed.
+    pub fn parse(spec: &str) -> Result<UsdtTarget, String> {
+        let mut it = spec.rsplitn(3, ':');
+        match (it.next(), it.next(), it.next()) {
+            (Some(name), Some(provider), Some(binary))
+                if !name.is_empty() && !provider.is_empty() && !binary.is_empty() =>
+            {
+                Ok(UsdtTarget {
+                    binary: binary.into(),
+                    provider: provider.into(),
+                    name: name.into(),
+                    pid: None,
+                    usdt_cookie: 0,
+                })
+            }
+            _ => Err(format!("'{spec}' is not binary:provider:name")),
+        }
+    }
+}
+
+/// The kernel's name for [`SPECS_MAP`] (cut to `BPF_OBJ_NAME_LEN - 1`).
+const SPECS_KERNEL_NAME: &str = "__bpf_usdt_spec";
+
+impl Program {
+    /// The `__bpf_usdt_specs` map this program uses, found among the maps
+    /// the kernel says it references.
+    fn usdt_specs(&self) -> Result<Map, K> {
+        let mut ids = [MapId(0); 64];
+        let n = ember_sys::prog_map_ids(self.fd(), &mut ids).map_err(K::Sys)?;
+        for id in ids.iter().take(n as usize) {
+            let Ok(fd) = ember_sys::get_fd_by_id(*id, 0) else {
+                continue;
+            };
+            let Ok(info) = ember_sys::map_info(fd.as_fd()) else {
+                continue;
+            };
+            if info.name() == SPECS_KERNEL_NAME {
+                if info.value_size as usize != SPEC_SIZE {
+                    return Err(K::WrongType(format!(
+                        "{SPECS_MAP} holds {}-byte values; ember writes libbpf 1.1's \
+                         {SPEC_SIZE}-byte spec",
+                        info.value_size
+                    )));
+                }
+                return Map::from_fd(SPECS_MAP.into(), fd, true)
+                    .map_err(|e| K::Unsupported(e.to_string()));
+            }
+        }
+        Err(K::NotFound(format!(
+            "map '{SPECS_MAP}' among the program's maps (include usdt.bpf.h and read the \
+             arguments)"
+        )))
+    }
+
+    /// Attaches this program to every site of USDT probe `provider:name`
+    /// of the binary: a uprobe per site (with its semaphore), each
+    /// carrying as cookie the index of its argument spec in the
+    /// program's `__bpf_usdt_specs` map.
+    ///
+    /// # Errors
+    /// [`K::NotFound`] for a missing binary or probe, or a program that
+    /// uses no `__bpf_usdt_specs`; [`K::BadTarget`] for argument locations
+    /// ember cannot describe; [`K::Unsupported`] without perf-event links
+    /// (cookies) or with [`AttachMode::Legacy`]; what
+    /// [`Program::attach_uprobe`] returns.
+    pub fn attach_usdt(&self, t: &UsdtTarget, opts: AttachOpts) -> Result<Link, AttachError> {
+        let target = t.to_string();
+        let err = |k| self.attach_err(&target, k);
         if opts.mode == AttachMode::Legacy || !probe::perf_link() {
             return Err(err(K::Unsupported(
                 "USDT specs are found by attach cookie, which needs perf-event links".into(),
             )));
         }
-        let specs = self.map(SPECS_MAP).ok_or_else(|| {
-            err(K::NotFound(format!(
-                "map '{SPECS_MAP}' (include usdt.bpf.h)"
-            )))
-        })?;
-        if specs.value_size() as usize != SPEC_SIZE {
-            return Err(err(K::WrongType(format!(
-                "{SPECS_MAP} holds {}-byte values; ember writes libbpf 1.1's {SPEC_SIZE}-byte spec",
-                specs.value_size()
-            ))));
-        }
+        let specs = self.usdt_specs().map_err(err)?;
         let path = libpath::resolve(&t.binary, t.pid).map_err(|w| err(K::NotFound(w)))?;
         let data = std::fs::read(&path).map_err(|source| {
             err(K::Io {
@@ -461,7 +539,7 @@ impl Ebpf {
         // Released when the group drops (also on an error below): last,
         // after every uprobe is gone.
         let release = Link::new(
-            program,
+            self.name(),
             target.clone(),
             Mechanism::PerfEventLink,
             Inner::Custom(Box::new(SpecIds {
@@ -477,7 +555,7 @@ impl Ebpf {
             let u = UprobeTarget::offset(path.to_string_lossy(), site.offset)
                 .pid(t.pid)
                 .ref_ctr_offset(site.semaphore);
-            let link = prog
+            let link = self
                 .attach_uprobe(
                     &u,
                     AttachOpts {
@@ -490,11 +568,42 @@ impl Ebpf {
         }
         links.push(release);
         Ok(Link::new(
-            program,
+            self.name(),
             target,
             Mechanism::PerfEventLink,
             Inner::Group(links),
         ))
+    }
+
+    /// Whether the program's section is `usdt` or `usdt.s`.
+    pub(crate) fn is_usdt(&self) -> bool {
+        ember_core::object::section::lookup(self.section())
+            .is_some_and(|d| matches!(d.pattern.trim_end_matches(['+', '/']), "usdt" | "usdt.s"))
+    }
+
+    /// [`Program::attach_to`]'s arm for USDT programs:
+    /// `binary:provider:name`.
+    pub(crate) fn attach_usdt_text(
+        &self,
+        text: &str,
+        opts: AttachOpts,
+    ) -> Result<Link, AttachError> {
+        let t = UsdtTarget::parse(text)
+            .map_err(|w| self.attach_err(format!("'{text}'"), K::BadTarget(w)))?;
+        self.attach_usdt(&t, opts)
+    }
+
+    /// The auto-attach arm for `usdt[.s]/binary:provider:name` sections.
+    pub(crate) fn attach_usdt_section(
+        &self,
+        sec: &str,
+        rest: Option<&str>,
+        opts: AttachOpts,
+    ) -> Result<Link, AttachError> {
+        let label = format!("section '{sec}'");
+        let rest = rest.ok_or_else(|| self.attach_err(&label, K::NoTarget))?;
+        let t = UsdtTarget::parse(rest).map_err(|w| self.attach_err(&label, K::BadTarget(w)))?;
+        self.attach_usdt(&t, opts)
     }
 }
 

@@ -149,3 +149,16 @@ fn spec_ids_are_not_shared_until_released() {
     r.detach().unwrap();
     assert_eq!(take_ids(u32::MAX, 2, 4).unwrap(), [1, 3]);
 }
+
+#[test]
+fn section_targets() {
+    let t = UsdtTarget::parse("/usr/lib/libc.so.6:libc:setjmp").unwrap();
+    assert_eq!(
+        (t.binary.as_str(), t.provider.as_str(), t.name.as_str()),
+        ("/usr/lib/libc.so.6", "libc", "setjmp")
+    );
+    assert_eq!(t.to_string(), "usdt '/usr/lib/libc.so.6:libc:setjmp'");
+    for bad in ["", "a:b", "::", "a::c", ":b:c", "a:b:"] {
+        assert!(UsdtTarget::parse(bad).is_err(), "{bad}");
+    }
+}
