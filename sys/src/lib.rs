@@ -42,6 +42,7 @@ pub mod perf;
 mod raw;
 pub mod ringbuf;
 
+pub use cmd::prog_map_ids;
 pub use cmd::{
     Batch, BatchError, BtfId, BtfInfo, Id, LinkCreate, LinkExtra, LinkId, LinkInfo, LinkTarget,
     MapId, MapInfo, ObjIds, ObjKind, ProgId, ProgInfo, ProgQuery, TestRun, TestRunResult, btf_info,
@@ -57,6 +58,7 @@ pub use cmd::{
 pub use error::{Result, SysError};
 pub use mmap::{Access, AccessError, ArenaReservation, Mmap};
 pub use perf::{PerfBuffer, PerfEvent, PerfEventAttr, PerfRecord, perf_event_open};
+pub use perf::{ProbeAttr, ProbeKind, ProbePmu, perf_event_open_probe};
 pub use ringbuf::{RingBuf, RingBufPoller};
 pub use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 pub use rustix::io::Errno;

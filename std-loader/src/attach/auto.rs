@@ -56,6 +56,15 @@ impl Program {
             // (libbpf's `tc/ingress` included): the explicit methods.
             "xdp" | "xdp.frags" | "tc" | "tc/ingress" | "tc/egress" | "tcx/ingress"
             | "tcx/egress" | "classifier" | "netkit/primary" | "netkit/peer" => Err(no_target()),
+            "uprobe" | "uprobe.s" => self.attach_uprobe_section(sec, rest, false, opts),
+            "usdt" | "usdt.s" => self.attach_usdt_section(sec, rest, opts),
+            "uretprobe" | "uretprobe.s" => self.attach_uprobe_section(sec, rest, true, opts),
+            "uprobe.multi" | "uprobe.multi.s" => {
+                self.attach_uprobe_multi_section(sec, rest, false, opts)
+            }
+            "uretprobe.multi" | "uretprobe.multi.s" => {
+                self.attach_uprobe_multi_section(sec, rest, true, opts)
+            }
             _ => Err(no_target()),
         }
     }
@@ -120,6 +129,8 @@ impl Program {
                 };
                 self.attach_tc(iface, dir, TcOpts::default(), opts)
             }
+            P::KPROBE if self.uprobe_kind().is_some() => self.attach_uprobe_text(target, opts),
+            P::KPROBE if self.is_usdt() => self.attach_usdt_text(target, opts),
             t => Err(self.attach_err(
                 format!("'{target}'"),
                 K::Unsupported(format!(

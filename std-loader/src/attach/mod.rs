@@ -15,18 +15,23 @@
 //! kernel version; [`AttachMode`] forces one.
 
 pub mod auto;
+pub mod elf_sym;
 mod error;
+pub mod libpath;
 pub mod link;
 mod netlink;
 pub mod probe;
 pub mod tc;
 pub mod tracefs;
 pub mod tracing;
+pub mod uprobe;
+pub mod usdt;
 pub mod xdp;
 
 pub use error::{AttachError, AttachErrorKind};
 pub use link::{Link, Mechanism};
 pub use tc::{Anchor, NetkitSide, Place, TcDirection, TcOpts};
+pub use uprobe::{MultiFunctions, UprobeLocation, UprobeMultiTarget, UprobeTarget};
 pub use xdp::{Iface, XdpMode};
 
 /// Which kernel interface an attachment uses when the kernel offers

@@ -42,6 +42,31 @@ fn obj_info<'a, const N: usize>(fd: BorrowedFd<'a>, info: &'a mut Attr<'a>) -> R
     Ok(get_bytes(out.bytes(), 0))
 }
 
+/// `BPF_OBJ_GET_INFO_BY_FD` with `map_ids`—The ids of the maps program
+/// `fd` uses, into `out` (as many as fit); returns how many it uses
+/// (`nr_map_ids`), which may exceed `out.len()`.
+///
+/// # Errors
+/// The kernel's errno.
+///
+/// # References
+/// bpf(2); `kernel/bpf/syscall.c` (`bpf_prog_get_info_by_fd`).
+pub fn prog_map_ids(fd: BorrowedFd<'_>, out: &mut [MapId]) -> Result<u32> {
+    type P = BpfProgInfo;
+    let mut ids = alloc::vec![0u32; out.len()];
+    let n = {
+        let mut info = Attr::info(Layout::ProgInfo);
+        info.put_u32(offset_of!(P, nr_map_ids), len_out(ids.len()));
+        info.put_mut_slice(offset_of!(P, map_ids), &mut ids[..]);
+        let b: [u8; size_of::<P>()] = obj_info(fd, &mut info)?;
+        get32(&b, offset_of!(P, nr_map_ids))
+    };
+    for (o, i) in out.iter_mut().zip(ids) {
+        *o = MapId(i);
+    }
+    Ok(n)
+}
+
 /// `BPF_OBJ_GET_INFO_BY_FD` with an info struct of `layout` whose
 /// pointers are all NULL.
 fn plain_info<const N: usize>(fd: BorrowedFd<'_>, layout: Layout) -> Result<[u8; N]> {

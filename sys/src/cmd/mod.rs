@@ -25,6 +25,7 @@ pub mod test_run;
 pub use crate::call::Cmd;
 pub use crate::id::{BtfId, Id, LinkId, MapId, ObjKind, ProgId};
 pub use btf::btf_load;
+pub use info::prog_map_ids;
 pub use info::{
     BTF_NAME_MAX, BtfInfo, LinkInfo, MapInfo, ProgInfo, btf_info, btf_info_full, link_info,
     map_info, prog_info,

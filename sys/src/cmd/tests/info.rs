@@ -231,3 +231,26 @@ fn test_run_lends_ctx_in_exclusively() {
     let e = prog_test_run(prog.as_fd(), &mut TestRun::default()).unwrap_err();
     assert_eq!((e.cmd, e.errno), ("BPF_PROG_TEST_RUN", Errno::NOSPC));
 }
+
+#[test]
+fn prog_map_ids_fills_what_fits() {
+    use crate::call::Pointee;
+    type P = BpfProgInfo;
+    let f = Fake::install();
+    f.push([Reply::attr(|a| {
+        let i = fake::nested(a, offset_of!(InfoAttr, info));
+        assert_eq!(i.get_u32(offset_of!(P, nr_map_ids)), 2);
+        match i.pointee_mut(offset_of!(P, map_ids)) {
+            Some(Pointee::U32sMut(s)) => s.copy_from_slice(&[7, 9]),
+            other => panic!("{other:?}"),
+        }
+        i.put_u32(offset_of!(P, nr_map_ids), 3);
+        Ok(0)
+    })]);
+    let fd = some_fd();
+    let mut ids = [MapId(0); 2];
+    assert_eq!(prog_map_ids(fd.as_fd(), &mut ids).unwrap(), 3);
+    assert_eq!(ids, [MapId(7), MapId(9)]);
+    // No room: only the count, and the pointer stays NULL.
+    prog_map_ids(fd.as_fd(), &mut []).unwrap();
+}
