@@ -69,7 +69,7 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<u32>> {
 /// `SYSFS_MAGIC` from `uapi/linux/magic.h`.
 const SYSFS_MAGIC: u64 = 0x6265_6572;
 
-fn read_small<'b>(path: &'static str, buf: &'b mut [u8; 4096]) -> Result<&'b str> {
+pub(crate) fn read_small<'b>(path: &'static str, buf: &'b mut [u8; 4096]) -> Result<&'b str> {
     use rustix::fs::{Mode, OFlags};
     let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
         .map_err(err(path))?;

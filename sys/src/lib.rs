@@ -56,6 +56,7 @@ pub use cmd::{
 pub use error::{Result, SysError};
 pub use mmap::{Access, AccessError, ArenaReservation, Mmap};
 pub use perf::{PerfBuffer, PerfEvent, PerfEventAttr, PerfRecord, perf_event_open};
+pub use perf::{ProbeAttr, ProbeKind, ProbePmu, perf_event_open_probe};
 pub use ringbuf::{RingBuf, RingBufPoller};
 pub use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 pub use rustix::io::Errno;

@@ -74,6 +74,20 @@ pub(crate) enum Syscall<'s, 'a> {
         /// Group leader.
         group: Option<&'s PerfEventFd>,
     },
+    /// `perf_event_open` of a kprobe/uprobe PMU event: as
+    /// `PerfEventOpen`, with `config1` (`kprobe_func` / `uprobe_path`) set
+    /// here to the address of `name` (0 for `None`), which the kernel reads
+    /// as a NUL-terminated string during the call.
+    PerfEventOpenProbe {
+        /// `struct perf_event_attr`, as bytes (at least 64).
+        attr: &'s mut [u8],
+        /// The function name or binary path `config1` points to.
+        name: Option<&'s core::ffi::CStr>,
+        /// Process (-1: every process).
+        pid: i32,
+        /// CPU (-1: any).
+        cpu: i32,
+    },
     /// A `PERF_EVENT_IOC_*` ioctl.
     PerfIoctl {
         /// The event.
@@ -88,6 +102,7 @@ impl Syscall<'_, '_> {
         match self {
             Syscall::Bpf(a) => a.cmd().is_some_and(|c| c.returns_fd()),
             Syscall::PerfEventOpen { .. } => true,
+            Syscall::PerfEventOpenProbe { .. } => true,
             Syscall::PerfIoctl { .. } => false,
         }
     }
@@ -118,6 +133,8 @@ const _: () = assert!(PERF_EVENT_IOC_SET_BPF == 0x4004_2408);
 const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
 /// `PERF_ATTR_SIZE_VER0`, the smallest attr the kernel accepts.
 pub(crate) const PERF_ATTR_MIN: usize = 64;
+/// Offset of `config1` in `struct perf_event_attr` (within VER0).
+const PERF_ATTR_CONFIG1: usize = 56;
 
 /// An fd returned by `perf_event_open` (or a dup of one): the only fds the
 /// perf ioctls are issued on.
@@ -177,6 +194,24 @@ pub(crate) fn perf_event_open(
         pid,
         cpu,
         group,
+    })?
+    .fd()
+    .map(PerfEventFd)
+}
+
+/// `perf_event_open` of a probe PMU event whose `config1` the kernel
+/// reads as the string `name`.
+pub(crate) fn perf_event_open_probe(
+    attr: &mut [u8],
+    name: Option<&core::ffi::CStr>,
+    pid: i32,
+    cpu: i32,
+) -> Result<PerfEventFd, Errno> {
+    syscall(Syscall::PerfEventOpenProbe {
+        attr,
+        name,
+        pid,
+        cpu,
     })?
     .fd()
     .map(PerfEventFd)
@@ -265,6 +300,32 @@ fn prepare<'s>(call: &'s mut Syscall<'_, '_>) -> Result<Prepared<'s>, Errno> {
                 group: group.map_or(-1, |g| g.fd().as_raw_fd()),
             }
         }
+        Syscall::PerfEventOpenProbe {
+            attr,
+            name,
+            pid,
+            cpu,
+        } => {
+            if attr.len() < PERF_ATTR_MIN {
+                return Err(Errno::INVAL);
+            }
+            let size = u32::try_from(attr.len()).map_err(|_| Errno::TOOBIG)?;
+            attr.get_mut(4..8)
+                .ok_or(Errno::INVAL)?
+                .copy_from_slice(&size.to_ne_bytes());
+            // config1, written from the borrow right before the call (as
+            // `Attr::prepare` writes bpf pointers).
+            let addr = name.map_or(0, |n| n.as_ptr().addr() as u64);
+            attr.get_mut(PERF_ATTR_CONFIG1..PERF_ATTR_CONFIG1 + 8)
+                .ok_or(Errno::INVAL)?
+                .copy_from_slice(&addr.to_ne_bytes());
+            Prepared::PerfEventOpen {
+                attr,
+                pid: *pid,
+                cpu: *cpu,
+                group: -1,
+            }
+        }
         Syscall::PerfIoctl { fd, op } => Prepared::PerfIoctl {
             fd: fd.fd(),
             op: *op,
@@ -282,7 +343,9 @@ fn run(mut call: Syscall<'_, '_>) -> Result<i64, Errno> {
     // `Attr` and its borrows stay alive until `call` is dropped after this
     // returns. For perf_event_open, `attr` is exclusively borrowed, at
     // least 64 bytes, its `size` field equal to its length, and `group`
-    // is -1 or a borrowed perf event fd. For the ioctls, `fd` came from a
+    // is -1 or a borrowed perf event fd; a probe's `config1` holds 0 or
+    // the address of the NUL-terminated `name` that `call` borrows until
+    // it is dropped after this returns. For the ioctls, `fd` came from a
     // `PerfEventFd`.
     unsafe { enter(p) }
 }
@@ -316,7 +379,8 @@ fn adopt(raw: i64) -> Result<OwnedFd, Errno> {
 ///   the call (it comes from a `&mut` borrow).
 /// - `PerfEventOpen`: `attr` is at least `PERF_ATTR_MIN` bytes and its
 ///   `size` field equals its length; `attr` sets no field that makes the
-///   kernel read user memory except through valid pointers.
+///   kernel read user memory except through valid pointers (`config1`
+///   of a probe PMU event: 0 or a live NUL-terminated string).
 /// - `PerfIoctl`: `fd` is a perf event fd.
 #[cfg_attr(
     test,
@@ -345,9 +409,10 @@ pub(crate) unsafe fn enter(call: Prepared<'_>) -> Result<i64, Errno> {
             // buffer of at least 64 bytes whose `size` field equals its
             // length (caller): the kernel reads at most `size` bytes and
             // writes back only that `u32` field (on E2BIG). No field that
-            // perf.rs sets makes the kernel write to user memory
-            // (kprobe/uprobe PMUs may *read* a string through config1,
-            // which perf.rs never sets). `group` is -1 or an fd borrowed
+            // perf.rs sets makes the kernel write to user memory; the
+            // kprobe/uprobe PMUs *read* a NUL-terminated string through
+            // config1, which only `PerfEventOpenProbe` sets, to a live
+            // `CStr` (caller). `group` is -1 or an fd borrowed
             // for this call. The returned fd is new and owned by nobody
             // else.
             let ret = unsafe {

@@ -27,8 +27,10 @@ use crate::error::{Result, SysError};
 use crate::raw::{self, PerfEventFd, PerfIoctl, Syscall};
 
 mod buffer;
+mod probe;
 
 pub use buffer::{PerfBuffer, PerfRecord};
+pub use probe::{ProbeAttr, ProbeKind, ProbePmu, parse_config_bit, perf_event_open_probe};
 
 /// `PERF_TYPE_HARDWARE`.
 pub const PERF_TYPE_HARDWARE: u32 = 0;

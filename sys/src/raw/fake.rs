@@ -219,6 +219,12 @@ fn record(call: &Syscall<'_, '_>) -> Call {
             cpu: *cpu,
             group: group.map(|g| g.fd().as_raw_fd()),
         },
+        Syscall::PerfEventOpenProbe { attr, pid, cpu, .. } => Call::PerfEventOpen {
+            attr: attr.to_vec(),
+            pid: *pid,
+            cpu: *cpu,
+            group: None,
+        },
         Syscall::PerfIoctl { op, .. } => match op {
             PerfIoctl::Enable => Call::PerfIoctl("ENABLE", None),
             PerfIoctl::Disable => Call::PerfIoctl("DISABLE", None),
@@ -231,6 +237,7 @@ fn returns_fd(call: &Syscall<'_, '_>) -> bool {
     match call {
         Syscall::Bpf(a) => a.cmd().is_some_and(Cmd::returns_fd),
         Syscall::PerfEventOpen { .. } => true,
+        Syscall::PerfEventOpenProbe { .. } => true,
         Syscall::PerfIoctl { .. } => false,
     }
 }
