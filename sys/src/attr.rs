@@ -359,6 +359,42 @@ const _: () = assert!(offset_of!(LinkCreateAttr, target_btf_id) == 16);
 const _: () = assert!(offset_of!(LinkCreateAttr, target_btf_id).is_multiple_of(8));
 const _: () = assert!(offset_of!(LinkCreateAttr, cookie) == 24);
 
+/// `BPF_LINK_CREATE` with the `uprobe_multi` member (6.6), which runs past
+/// the 48 bytes of [`LinkCreateAttr`].
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LinkCreateUprobeMultiAttr {
+    /// Program fd.
+    pub prog_fd: u32,
+    /// Target fd (unused: 0).
+    pub target_fd: u32,
+    /// `BPF_TRACE_UPROBE_MULTI`.
+    pub attach_type: u32,
+    /// Link flags.
+    pub flags: u32,
+    /// `uprobe_multi.path`: the binary, NUL-terminated.
+    pub path: u64,
+    /// `uprobe_multi.offsets`: `cnt` file offsets.
+    pub offsets: u64,
+    /// `uprobe_multi.ref_ctr_offsets`: `cnt` semaphore offsets, or NULL.
+    pub ref_ctr_offsets: u64,
+    /// `uprobe_multi.cookies`: `cnt` cookies, or NULL.
+    pub cookies: u64,
+    /// `uprobe_multi.cnt`.
+    pub cnt: u32,
+    /// `uprobe_multi.flags` (`BPF_F_UPROBE_MULTI_RETURN`).
+    pub uprobe_flags: u32,
+    /// `uprobe_multi.pid` (0: every process).
+    pub pid: u32,
+    /// Padding.
+    pub pad: u32,
+}
+const _: () = assert!(size_of::<LinkCreateUprobeMultiAttr>() == 64);
+const _: () = assert!(offset_of!(LinkCreateUprobeMultiAttr, path) == 16);
+const _: () = assert!(offset_of!(LinkCreateUprobeMultiAttr, cookies) == 40);
+const _: () = assert!(offset_of!(LinkCreateUprobeMultiAttr, cnt) == 48);
+const _: () = assert!(offset_of!(LinkCreateUprobeMultiAttr, pid) == 56);
+
 /// `BPF_LINK_UPDATE`.
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy)]

@@ -34,6 +34,8 @@ pub(crate) enum Pointee<'a> {
     Bytes(&'a [u8]),
     /// `s32`s the kernel reads (`fd_array`).
     I32s(&'a [i32]),
+    /// `u64`s the kernel reads (uprobe_multi offsets and cookies).
+    U64s(&'a [u64]),
     /// Bytes the kernel may write.
     BytesMut(&'a mut [u8]),
     /// `u32`s the kernel may write (flags).
@@ -52,6 +54,7 @@ impl Pointee<'_> {
         match self {
             Pointee::Bytes(b) => b.len(),
             Pointee::I32s(s) => s.len().saturating_mul(4),
+            Pointee::U64s(s) => s.len().saturating_mul(8),
             Pointee::BytesMut(b) => b.len(),
             Pointee::U32sMut(s) => s.len().saturating_mul(4),
             Pointee::ProgIdsMut(s) => s.len().saturating_mul(4),
@@ -75,6 +78,7 @@ impl Pointee<'_> {
         let p: *const u8 = match self {
             Pointee::Bytes(b) => b.as_ptr(),
             Pointee::I32s(s) => s.as_ptr().cast(),
+            Pointee::U64s(s) => s.as_ptr().cast(),
             Pointee::BytesMut(b) => b.as_mut_ptr(),
             Pointee::U32sMut(s) => s.as_mut_ptr().cast(),
             Pointee::ProgIdsMut(s) => s.as_mut_ptr().cast(),
@@ -111,6 +115,15 @@ impl Elem for i32 {
         Some(Pointee::I32s(s))
     }
     fn exclusive(_: &mut [i32]) -> Option<Pointee<'_>> {
+        None
+    }
+}
+
+impl Elem for u64 {
+    fn shared(s: &[u64]) -> Option<Pointee<'_>> {
+        Some(Pointee::U64s(s))
+    }
+    fn exclusive(_: &mut [u64]) -> Option<Pointee<'_>> {
         None
     }
 }
@@ -178,6 +191,14 @@ impl<'a> Attr<'a> {
     /// the command's default, such as `BPF_LINK_CREATE`'s `iter_info`).
     pub(crate) fn with_layout(cmd: Cmd, layout: Layout) -> Attr<'a> {
         debug_assert!(layout.size() == cmd.layout().size());
+        Attr::with(layout, Some(cmd))
+    }
+
+    /// A zeroed attr for `cmd` read as `layout`, a union member that runs
+    /// past the command's default layout (`BPF_LINK_CREATE`'s
+    /// `uprobe_multi`); the kernel takes the longer size.
+    pub(crate) fn with_wider_layout(cmd: Cmd, layout: Layout) -> Attr<'a> {
+        debug_assert!(layout.size() >= cmd.layout().size());
         Attr::with(layout, Some(cmd))
     }
 

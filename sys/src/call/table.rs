@@ -199,6 +199,9 @@ pub(crate) enum Layout {
     LinkCreate,
     /// `BPF_LINK_CREATE` for an iterator: the union holds `iter_info`.
     LinkCreateIter,
+    /// `BPF_LINK_CREATE` for `BPF_TRACE_UPROBE_MULTI`: the union holds
+    /// `uprobe_multi` (64 bytes in all).
+    LinkCreateUprobeMulti,
     LinkUpdate,
     One,
     ProgInfo,
@@ -270,6 +273,7 @@ impl Layout {
             Layout::BtfLoad => size_of::<BtfLoadAttr>(),
             Layout::Batch => size_of::<BatchAttr>(),
             Layout::LinkCreate | Layout::LinkCreateIter => size_of::<LinkCreateAttr>(),
+            Layout::LinkCreateUprobeMulti => size_of::<LinkCreateUprobeMultiAttr>(),
             Layout::LinkUpdate => size_of::<LinkUpdateAttr>(),
             Layout::One => size_of::<OneAttr>(),
             Layout::ProgInfo => size_of::<BpfProgInfo>(),
@@ -371,6 +375,19 @@ impl Layout {
                     offset_of!(LinkCreateAttr, target_btf_id),
                     bytes(offset_of!(LinkCreateAttr, cookie)),
                 )];
+                F
+            }
+            Layout::LinkCreateUprobeMulti => {
+                type U = LinkCreateUprobeMultiAttr;
+                // Each array holds `cnt` u64s (kernel
+                // `bpf_uprobe_multi_link_attach`); the path is a string.
+                const CNT: Bound = Bound::Field(offset_of!(U, cnt), 8);
+                const F: &[PtrField] = &[
+                    r(offset_of!(U, path), Bound::Object),
+                    r(offset_of!(U, offsets), CNT),
+                    r(offset_of!(U, ref_ctr_offsets), CNT),
+                    r(offset_of!(U, cookies), CNT),
+                ];
                 F
             }
             Layout::RawTracepoint => {
@@ -563,6 +580,7 @@ const _: () = {
         Layout::Batch,
         Layout::LinkCreate,
         Layout::LinkCreateIter,
+        Layout::LinkCreateUprobeMulti,
         Layout::LinkUpdate,
         Layout::One,
         Layout::ProgInfo,

@@ -9,6 +9,7 @@ use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 
 use super::{bpf, bpf_errno, bpf_fd, errno, len_out};
+use crate::attr::LinkCreateUprobeMultiAttr;
 use crate::attr::{
     LinkCreateAttr, LinkUpdateAttr, OneAttr, ProgAttachAttr, QueryAttr, RawTracepointAttr,
 };
@@ -64,7 +65,28 @@ pub enum LinkExtra<'a> {
     /// `union bpf_iter_link_info` (a map fd for map iterators, a cgroup or
     /// task for those iterators), which the kernel reads.
     Iter(&'a [u8]),
+    /// `uprobe_multi` (attach type `BPF_TRACE_UPROBE_MULTI`, 6.6): one
+    /// link holding a uprobe at each offset of one binary. `cnt` is
+    /// `offsets.len()`; `ref_ctr_offsets` and `cookies` are empty or as
+    /// long as `offsets` (else `EINVAL`, before the call).
+    UprobeMulti {
+        /// The binary.
+        path: &'a CStr,
+        /// File offsets of the probes.
+        offsets: &'a [u64],
+        /// USDT semaphore file offsets, one per probe, or empty.
+        ref_ctr_offsets: &'a [u64],
+        /// `bpf_get_attach_cookie()` values, one per probe, or empty.
+        cookies: &'a [u64],
+        /// `BPF_F_UPROBE_MULTI_RETURN` for return probes.
+        flags: u32,
+        /// Only this process (0: every process).
+        pid: u32,
+    },
 }
+
+/// `BPF_F_UPROBE_MULTI_RETURN`: `uprobe_multi` probes fire on return.
+pub const F_UPROBE_MULTI_RETURN: u32 = 1;
 
 /// What `BPF_LINK_CREATE` needs.
 #[derive(Debug, Clone, Copy)]
@@ -94,6 +116,9 @@ pub fn link_create(l: &LinkCreate<'_>) -> Result<OwnedFd> {
     type A = LinkCreateAttr;
     let mut a = match l.extra {
         LinkExtra::Iter(_) => Attr::with_layout(Cmd::LinkCreate, Layout::LinkCreateIter),
+        LinkExtra::UprobeMulti { .. } => {
+            Attr::with_wider_layout(Cmd::LinkCreate, Layout::LinkCreateUprobeMulti)
+        }
         _ => Attr::new(Cmd::LinkCreate),
     };
     a.put_fd(offset_of!(A, prog_fd), l.prog);
@@ -125,6 +150,31 @@ pub fn link_create(l: &LinkCreate<'_>) -> Result<OwnedFd> {
                 a.put_slice(offset_of!(A, target_btf_id), info);
                 a.put_len(offset_of!(A, cookie), info.len());
             }
+        }
+        LinkExtra::UprobeMulti {
+            path,
+            offsets,
+            ref_ctr_offsets,
+            cookies,
+            flags,
+            pid,
+        } => {
+            type U = LinkCreateUprobeMultiAttr;
+            let n = offsets.len();
+            if n == 0
+                || [ref_ctr_offsets, cookies]
+                    .iter()
+                    .any(|s| !s.is_empty() && s.len() != n)
+            {
+                return Err(errno("BPF_LINK_CREATE", Errno::INVAL));
+            }
+            a.put_cstr(offset_of!(U, path), path);
+            a.put_slice(offset_of!(U, offsets), offsets);
+            a.put_slice(offset_of!(U, ref_ctr_offsets), ref_ctr_offsets);
+            a.put_slice(offset_of!(U, cookies), cookies);
+            a.put_len(offset_of!(U, cnt), n);
+            a.put_u32(offset_of!(U, uprobe_flags), flags);
+            a.put_u32(offset_of!(U, pid), pid);
         }
     }
     bpf_fd(&mut a)

@@ -235,3 +235,62 @@ fn legacy_attach_detach_and_query() {
         Errno::PERM
     );
 }
+
+#[test]
+fn uprobe_multi_points_at_its_arrays() {
+    type U = LinkCreateUprobeMultiAttr;
+    let f = Fake::install();
+    let prog = some_fd();
+    let path = c"/bin/true";
+    let offsets = [0x10u64, 0x20];
+    let cookies = [1u64, 2];
+    let base = LinkCreate {
+        prog: prog.as_fd(),
+        target: LinkTarget::None,
+        attach_type: 48,
+        flags: 0,
+        extra: LinkExtra::UprobeMulti {
+            path,
+            offsets: &offsets,
+            ref_ctr_offsets: &[],
+            cookies: &cookies,
+            flags: crate::cmd::link::F_UPROBE_MULTI_RETURN,
+            pid: 42,
+        },
+    };
+    link_create(&base).unwrap();
+    let c = last(&f);
+    assert_eq!(c.attr().len(), 64);
+    assert_eq!(c.u32(offset_of!(U, attach_type)), 48);
+    assert_eq!(c.u64(offset_of!(U, path)), path.as_ptr().addr() as u64);
+    assert_eq!(c.u64(offset_of!(U, offsets)), addr(&offsets));
+    assert_eq!(c.u64(offset_of!(U, ref_ctr_offsets)), 0);
+    assert_eq!(c.u64(offset_of!(U, cookies)), addr(&cookies));
+    assert_eq!(
+        [
+            c.u32(offset_of!(U, cnt)),
+            c.u32(offset_of!(U, uprobe_flags)),
+            c.u32(offset_of!(U, pid))
+        ],
+        [2, 1, 42]
+    );
+    // Arrays shorter than `cnt`, or no probes at all, never reach the
+    // kernel.
+    let n = f.calls().len();
+    for (offs, refs) in [(&offsets[..], &cookies[..1]), (&[][..], &[][..])] {
+        let e = link_create(&LinkCreate {
+            extra: LinkExtra::UprobeMulti {
+                path,
+                offsets: offs,
+                ref_ctr_offsets: refs,
+                cookies: &[],
+                flags: 0,
+                pid: 0,
+            },
+            ..base
+        })
+        .unwrap_err();
+        assert_eq!(e.errno, Errno::INVAL);
+    }
+    assert_eq!(f.calls().len(), n);
+}
