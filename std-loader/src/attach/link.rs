@@ -1,7 +1,7 @@
 //! The owned link: what an attachment created, released on drop.
 
-use std::ffi::CString;
 use core::fmt;
+use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
 use ember_core::object::LinkType;
@@ -61,7 +61,10 @@ pub(crate) trait Detach: fmt::Debug + Send + Sync {
 /// before the perf event it holds, the perf event before its tracefs
 /// probe is removed.
 #[derive(Debug)]
-#[expect(dead_code, reason = "ProgAttach and Custom are built by the cgroup, netlink and socket families")]
+#[expect(
+    dead_code,
+    reason = "ProgAttach and Custom are built by the cgroup, netlink and socket families"
+)]
 pub(crate) enum Inner {
     /// A bpf_link fd; for perf-event links also the event and probe.
     Fd {

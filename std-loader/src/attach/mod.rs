@@ -16,12 +16,17 @@
 
 pub mod auto;
 mod error;
+pub mod kprobe;
+pub mod kprobe_multi;
+pub mod ksyscall;
 pub mod link;
 pub mod probe;
 pub mod tracefs;
 pub mod tracing;
 
 pub use error::{AttachError, AttachErrorKind};
+pub use kprobe::{KprobeLocation, KprobeTarget};
+pub use kprobe_multi::{KprobeMultiFunctions, KprobeMultiTarget};
 pub use link::{Link, Mechanism};
 
 /// Which kernel interface an attachment uses when the kernel offers

@@ -2,10 +2,10 @@
 //! and probes created in `kprobe_events` / `uprobe_events` that are
 //! removed when dropped.
 
+use core::sync::atomic::{AtomicU32, Ordering};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use core::sync::atomic::{AtomicU32, Ordering};
 
 /// The tracefs mount point: from `/proc/self/mountinfo`, else the
 /// conventional paths, else tracefs mounted at `/sys/kernel/tracing`
