@@ -257,9 +257,11 @@ impl Program {
         })
         .map_err(|e| {
             fail(if e.errno == Errno::OPNOTSUPP {
-                K::Unsupported(
-                    "this kernel has no kprobe.multi links (BPF_TRACE_KPROBE_MULTI needs CONFIG_FPROBE; the kernel said EOPNOTSUPP)".into(),
-                )
+                K::Unsupported(format!(
+                    "this kernel has no {} links (BPF_TRACE_KPROBE_{} needs CONFIG_FPROBE; the kernel said EOPNOTSUPP)",
+                    if session { "kprobe.session" } else { "kprobe.multi" },
+                    if session { "SESSION" } else { "MULTI" },
+                ))
             } else {
                 K::Sys(e)
             })
