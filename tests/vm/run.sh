@@ -54,8 +54,10 @@ fi
 # 2. A static ember (glibc, crt-static): nothing in the guest but busybox.
 host=$(rustc -vV | awk '/^host:/{print $2}')
 (cd "$root" && RUSTFLAGS='-C target-feature=+crt-static' \
-  cargo build --quiet --profile min-size --bin ember --target "$host")
+  cargo build --quiet --profile min-size --bin ember --bin vm_kprobe --target "$host")
 ember="$root/target/$host/min-size/ember"
+# The kprobe check drives the library itself (tests/src/bin/vm_kprobe.rs).
+vm_kprobe="$root/target/$host/min-size/vm_kprobe"
 
 # 3. The initramfs.
 ir="$out/initramfs"
@@ -73,6 +75,8 @@ while read -r _ path _; do
 done < <(modprobe -d "$kroot" -S "$kver" --show-depends nf_conntrack | grep '^insmod')
 printf '%s\n' "${order[@]}" | awk '!seen[$0]++' > "$ir/load-order"
 cp "$ember" "$ir/bin/ember"
+cp "$vm_kprobe" "$ir/bin/vm_kprobe"
+cp "$root"/tests/fixtures/attach/kprobe.bpf-el.o "$ir/fix/"
 cp "$root"/tests/fixtures/vm/*.bpf-el.o "$root"/tests/fixtures/freplace.bpf-el.o "$ir/fix/"
 
 cat > "$ir/init" <<'INIT'
@@ -107,6 +111,9 @@ check freplace_target "prog ember_target type xdp" load --no-autoload ember_repl
   --pin /sys/fs/bpf/freplace /fix/freplace.bpf-el.o
 check freplace "prog ember_replacement type ext" load --no-autoload ember_target \
   --target ember_replacement=/sys/fs/bpf/freplace/ember_target /fix/freplace.bpf-el.o
+# Kprobes (PMU and tracefs), kprobe.multi and ksyscall attached and shown
+# to fire on openat(2); the binary prints its own VMTEST lines.
+/bin/vm_kprobe /fix/kprobe.bpf-el.o || rc=1
 echo "VMDONE rc=$rc"
 # qemu's isa-debug-exit (port 0xf4) exits with (rc << 1) | 1.
 printf "\\$(printf %03o $rc)" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null

@@ -385,7 +385,12 @@ impl Program {
     ) -> Result<(PerfEvent, Option<TracefsProbe>), AttachError> {
         let fail = |k| self.attach_err(target, k);
         let spec = t.spec();
-        let probe = TracefsProbe::create(ProbeFile::Kprobe, &spec, t.retprobe, t.maxactive, &spec)
+        // Event names start with a letter or '_' (tracefs `is_good_name`).
+        let hint = match &t.location {
+            KprobeLocation::Function { name, .. } => name.clone(),
+            KprobeLocation::Address(a) => format!("kaddr_{a:x}"),
+        };
+        let probe = TracefsProbe::create(ProbeFile::Kprobe, &hint, t.retprobe, t.maxactive, &spec)
             .map_err(|w| fail(K::Unsupported(format!("tracefs refused the probe: {w}"))))?;
         let id = probe.id().map_err(|w| fail(K::Unsupported(w)))?;
         let perf = perf_event_open(&PerfEventAttr::tracepoint(id), None, Some(0), None)
