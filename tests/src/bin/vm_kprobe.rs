@@ -10,8 +10,9 @@
 //!   with several kallsyms definitions is refused with its candidates,
 //!   and a `module:function` probe attaches (PMU or tracefs).
 //! - `kprobe-multi`: the `kprobe.multi/do_sys_openat*` section with a
-//!   cookie fires and stops; on a kernel without `CONFIG_FPROBE` (Debian's
-//!   6.1) the explained `EOPNOTSUPP` is the expected answer.
+//!   cookie fires and stops, and so does `kprobe.session` (entry and
+//!   return) where the kernel has it; on a kernel without `CONFIG_FPROBE`
+//!   (Debian's 6.1) the explained `EOPNOTSUPP` is the expected answer.
 //! - `ksyscall`: `ksyscall/openat` (PMU) and `kretsyscall/openat`
 //!   (tracefs) fire and stop.
 //!
@@ -28,6 +29,7 @@ const MULTI: u32 = 2;
 const MULTI_COOKIES: u32 = 3;
 const SYSCALL: u32 = 4;
 const SYSCALL_RET: u32 = 5;
+const SESSION: u32 = 6;
 const BARE: u32 = 7;
 const OPENS: u64 = 20;
 
@@ -233,7 +235,31 @@ fn kprobe_multi(ebpf: &Ebpf) -> Res {
             if c1 < c0 + 5 * OPENS {
                 return Err(format!("cookies {c0} -> {c1}"));
             }
-            Ok(r)
+            // Where kprobe.multi works, kprobe.session (6.10) may too: its
+            // program runs at entry and at return.
+            let s = match prog(ebpf, "on_session")?.attach() {
+                Ok(link) => {
+                    let what = format!("{} via {}", link.target(), link.mechanism());
+                    let before = count(ebpf, SESSION)?;
+                    open_files()?;
+                    let during = count(ebpf, SESSION)?;
+                    if during < before + 2 * OPENS {
+                        return Err(format!("{what}: {before} -> {during} after {OPENS} opens"));
+                    }
+                    drop(link);
+                    let after = count(ebpf, SESSION)?;
+                    open_files()?;
+                    if count(ebpf, SESSION)? != after {
+                        return Err(format!("{what}: still counting after drop"));
+                    }
+                    format!(
+                        "{what}: fired {} (entry and return), stopped",
+                        during - before
+                    )
+                }
+                Err(err) => format!("kprobe.session refused: {err}"),
+            };
+            Ok(format!("{r}; cookies summed {}; {s}", c1 - c0))
         }
         Err(err) => match &err.kind {
             AttachErrorKind::Unsupported(w) if w.contains("EOPNOTSUPP") => {
