@@ -2,11 +2,11 @@
 //! tracefs `kprobe_events` probe where the PMU is missing, with
 //! [`AttachMode::Legacy`], for a kretprobe's `maxactive`, or when the PMU
 //! refuses a `module:function` name; then held by a perf-event link or
-//! carrying the program by ioctl ([`Program::attach_perf`]).
+//! carrying the program by ioctl.
 //!
 //! A function name is checked against `/proc/kallsyms` first: a name with
 //! several definitions (static functions of several files or modules) is
-//! [`AttachErrorKind::Ambiguous`] with the `module:address` candidates,
+//! [`K::Ambiguous`] with the `module:address` candidates,
 //! which the kernel would refuse or resolve to the first; attach by
 //! address ([`KprobeTarget::address`]) to pick one.
 
