@@ -52,18 +52,9 @@ impl Program {
             // freplace loaded against a target program attaches there.
             "freplace" => self.attach_btf(opts),
             "iter" | "iter.s" => self.attach_iter(None),
-            "kprobe" | "kretprobe" => {
-                let spec = rest.ok_or_else(no_target)?;
-                let t = super::KprobeTarget::parse(spec)
-                    .map_err(|w| self.attach_err(format!("section '{sec}'"), K::BadTarget(w)))?;
-                self.attach_kprobe(&t.retprobe(base == "kretprobe"), opts)
-            }
-            "kprobe.multi" | "kretprobe.multi" | "kprobe.session" => {
-                let t = super::KprobeMultiTarget::pattern(rest.ok_or_else(no_target)?);
-                self.attach_kprobe_multi(&t.retprobe(base == "kretprobe.multi"), opts)
-            }
-            "ksyscall" | "kretsyscall" => {
-                self.attach_ksyscall(rest.ok_or_else(no_target)?, base == "kretsyscall", opts)
+            "kprobe" | "kretprobe" | "kprobe.multi" | "kretprobe.multi" | "kprobe.session"
+            | "ksyscall" | "kretsyscall" => {
+                self.attach_kprobe_family(base, &format!("section '{sec}'"), rest, opts)
             }
             _ => Err(no_target()),
         }

@@ -6,6 +6,7 @@
 //! as libbpf's `bpf_program__attach_ksyscall` decides.
 
 use super::kprobe::{KprobeTarget, valid_function};
+use super::kprobe_multi::KprobeMultiTarget;
 use super::{AttachError, AttachErrorKind as K, AttachOpts, Link};
 use crate::Program;
 use crate::kallsyms;
@@ -39,5 +40,39 @@ impl Program {
             target,
             opts,
         )
+    }
+}
+
+impl Program {
+    /// Attaches as section kind `kind` says to the target text `spec`
+    /// (what follows `kind/` in a section: `func+0x10`, `mod:func`, a
+    /// glob, a syscall name); `label` names the text in errors. Shared by
+    /// auto-attach and text targets.
+    pub(crate) fn attach_kprobe_family(
+        &self,
+        kind: &str,
+        label: &str,
+        spec: Option<&str>,
+        opts: AttachOpts,
+    ) -> Result<Link, AttachError> {
+        let Some(spec) = spec else {
+            return Err(self.attach_err(label, K::NoTarget));
+        };
+        match kind {
+            "kprobe" | "kretprobe" => {
+                let t = KprobeTarget::parse(spec)
+                    .map_err(|w| self.attach_err(label, K::BadTarget(w)))?;
+                self.attach_kprobe(&t.retprobe(kind == "kretprobe"), opts)
+            }
+            "kprobe.multi" | "kretprobe.multi" | "kprobe.session" => self.attach_kprobe_multi(
+                &KprobeMultiTarget::pattern(spec).retprobe(kind == "kretprobe.multi"),
+                opts,
+            ),
+            "ksyscall" | "kretsyscall" => self.attach_ksyscall(spec, kind == "kretsyscall", opts),
+            _ => Err(self.attach_err(
+                label,
+                K::WrongType(format!("'{kind}' is not a kprobe section kind")),
+            )),
+        }
     }
 }
