@@ -6,11 +6,15 @@
 # per check; qemu's exit status carries the guest's verdict.
 #
 # Usage: tests/vm/run.sh [CONSOLE_LOG]   (default: target/vm/console.log)
+# EMBER_VM_KERNEL=<meta package> boots another Debian kernel (default
+# linux-image-amd64, 6.1; linux-image-6.12-amd64 has CONFIG_FPROBE), cached
+# under target/vm-<meta package>.
 # Needs: qemu-system-x86, busybox-static, cpio, kmod, apt (to download the
 # kernel package), python3; a Rust toolchain for the static build.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-out="$root/target/vm"
+meta=${EMBER_VM_KERNEL:-linux-image-amd64}
+out="$root/target/vm${EMBER_VM_KERNEL:+-$EMBER_VM_KERNEL}"
 log=${1:-"$out/console.log"}
 mkdir -p "$out"
 
@@ -19,13 +23,15 @@ need qemu-system-x86_64 "apt-get install qemu-system-x86"
 need busybox "apt-get install busybox-static"
 need cpio "apt-get install cpio"
 need depmod "apt-get install kmod"
+need xz "apt-get install xz-utils"
+[ -z "${EMBER_VM_KERNEL:-}" ] || need zstd "apt-get install zstd"
 
 # 1. The kernel package, unpacked once (cached under target/vm).
 kroot="$out/kpkg"
 if [ ! -d "$kroot/lib/modules" ]; then
-  pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
-  [ -n "$pkg" ] || { apt-get update -qq >/dev/null 2>&1 || true; pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}'); }
-  [ -n "$pkg" ] || { echo "vm/run.sh: apt knows no linux-image-amd64" >&2; exit 2; }
+  pkg=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+  [ -n "$pkg" ] || { apt-get update -qq >/dev/null 2>&1 || true; pkg=$(apt-cache depends "$meta" | awk '/Depends: linux-image-[0-9]/{print $2; exit}'); }
+  [ -n "$pkg" ] || { echo "vm/run.sh: apt knows no $meta" >&2; exit 2; }
   rm -rf "$out/deb" "$kroot" && mkdir -p "$out/deb"
   (cd "$out/deb" && apt-get download "$pkg" >/dev/null)
   dpkg -x "$out"/deb/*.deb "$kroot"
@@ -35,16 +41,23 @@ kver=$(ls "$kroot/lib/modules" | head -n1)
 [ -f "$kroot/lib/modules/$kver/modules.dep" ] || depmod -b "$kroot" "$kver"
 
 # The ELF vmlinux boots through qemu's PVH entry, skipping the BIOS and the
-# in-guest XZ decompression (seconds under TCG).
+# in-guest decompression (seconds under TCG). The payload is XZ (6.1) or
+# zstd (6.12), where the bzImage setup header says.
 vmlinux="$out/vmlinux-$kver"
 if [ ! -s "$vmlinux" ]; then
   python3 - "$kroot/boot/vmlinuz-$kver" "$vmlinux" <<'PY'
-import lzma, sys
+import lzma, struct, subprocess, sys
 d = open(sys.argv[1], 'rb').read()
-at = d.find(b'\xfd7zXZ\x00')
-if at < 0:
-    sys.exit("no XZ payload")
-elf = lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(d[at:])
+setup = (d[0x1f1] or 4) + 1
+off, n = struct.unpack_from('<II', d, 0x248)
+payload = d[setup * 512 + off:setup * 512 + off + n]
+if payload.startswith(b'\xfd7zXZ\x00'):
+    elf = lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(payload)
+elif payload.startswith(b'\x28\xb5\x2f\xfd'):
+    # zstd decodes the frame, then objects to the size word after it.
+    elf = subprocess.run(['zstd', '-dc'], input=payload, capture_output=True).stdout
+else:
+    sys.exit("payload is neither XZ nor zstd")
 if elf[:4] != b'\x7fELF':
     sys.exit("payload is not ELF")
 open(sys.argv[2], 'wb').write(elf)
@@ -54,8 +67,10 @@ fi
 # 2. A static ember (glibc, crt-static): nothing in the guest but busybox.
 host=$(rustc -vV | awk '/^host:/{print $2}')
 (cd "$root" && RUSTFLAGS='-C target-feature=+crt-static' \
-  cargo build --quiet --profile min-size --bin ember --target "$host")
+  cargo build --quiet --profile min-size --bin ember --bin vm_kprobe --target "$host")
 ember="$root/target/$host/min-size/ember"
+# The kprobe check drives the library itself (tests/src/bin/vm_kprobe.rs).
+vm_kprobe="$root/target/$host/min-size/vm_kprobe"
 
 # 3. The initramfs.
 ir="$out/initramfs"
@@ -69,10 +84,14 @@ while read -r _ path _; do
   rel=${path#"$kroot/lib/modules/$kver/"}
   mkdir -p "$ir/lib/modules/$kver/$(dirname "$rel")"
   cp "$path" "$ir/lib/modules/$kver/$rel"
+  # busybox insmod takes plain .ko files (6.12 ships them XZ-compressed).
+  case $rel in *.ko.xz) xz -d "$ir/lib/modules/$kver/$rel"; rel=${rel%.xz} ;; esac
   order+=("$rel")
 done < <(modprobe -d "$kroot" -S "$kver" --show-depends nf_conntrack | grep '^insmod')
 printf '%s\n' "${order[@]}" | awk '!seen[$0]++' > "$ir/load-order"
 cp "$ember" "$ir/bin/ember"
+cp "$vm_kprobe" "$ir/bin/vm_kprobe"
+cp "$root"/tests/fixtures/attach/kprobe.bpf-el.o "$ir/fix/"
 cp "$root"/tests/fixtures/vm/*.bpf-el.o "$root"/tests/fixtures/freplace.bpf-el.o "$ir/fix/"
 
 cat > "$ir/init" <<'INIT'
@@ -107,6 +126,9 @@ check freplace_target "prog ember_target type xdp" load --no-autoload ember_repl
   --pin /sys/fs/bpf/freplace /fix/freplace.bpf-el.o
 check freplace "prog ember_replacement type ext" load --no-autoload ember_target \
   --target ember_replacement=/sys/fs/bpf/freplace/ember_target /fix/freplace.bpf-el.o
+# Kprobes (PMU and tracefs), kprobe.multi and ksyscall attached and shown
+# to fire on openat(2); the binary prints its own VMTEST lines.
+/bin/vm_kprobe /fix/kprobe.bpf-el.o || rc=1
 echo "VMDONE rc=$rc"
 # qemu's isa-debug-exit (port 0xf4) exits with (rc << 1) | 1.
 printf "\\$(printf %03o $rc)" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null

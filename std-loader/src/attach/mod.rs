@@ -17,6 +17,9 @@
 pub mod auto;
 pub mod elf_sym;
 mod error;
+pub mod kprobe;
+pub mod kprobe_multi;
+pub mod ksyscall;
 pub mod libpath;
 pub mod link;
 mod netlink;
@@ -29,6 +32,8 @@ pub mod usdt;
 pub mod xdp;
 
 pub use error::{AttachError, AttachErrorKind};
+pub use kprobe::{KprobeLocation, KprobeTarget};
+pub use kprobe_multi::{KprobeMultiFunctions, KprobeMultiTarget};
 pub use link::{Link, Mechanism};
 pub use tc::{Anchor, NetkitSide, Place, TcDirection, TcOpts};
 pub use uprobe::{MultiFunctions, UprobeLocation, UprobeMultiTarget, UprobeTarget};

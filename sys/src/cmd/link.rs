@@ -9,6 +9,7 @@ use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 
 use super::{bpf, bpf_errno, bpf_fd, errno, len_out};
+use crate::attr::LinkCreateKprobeMultiAttr;
 use crate::attr::LinkCreateUprobeMultiAttr;
 use crate::attr::{
     LinkCreateAttr, LinkUpdateAttr, OneAttr, ProgAttachAttr, QueryAttr, RawTracepointAttr,
@@ -138,10 +139,28 @@ pub enum LinkExtra<'a> {
         /// Only this process (0: every process).
         pid: u32,
     },
+    /// `kprobe_multi` (attach type `BPF_TRACE_KPROBE_MULTI`, 5.18, or
+    /// `BPF_TRACE_KPROBE_SESSION`, 6.10): one link holding a kprobe on each
+    /// kernel function, named in `syms` or given by address in `addrs`
+    /// (exactly one of the two non-empty; `cnt` is its length). `cookies`
+    /// is empty or one per function (else `EINVAL`, before the call).
+    KprobeMulti {
+        /// Function names (the kernel resolves each through kallsyms).
+        syms: &'a [&'a CStr],
+        /// Function addresses.
+        addrs: &'a [u64],
+        /// `bpf_get_attach_cookie()` values, one per function, or empty.
+        cookies: &'a [u64],
+        /// `BPF_F_KPROBE_MULTI_RETURN` for return probes.
+        flags: u32,
+    },
 }
 
 /// `BPF_F_UPROBE_MULTI_RETURN`: `uprobe_multi` probes fire on return.
 pub const F_UPROBE_MULTI_RETURN: u32 = 1;
+
+/// `BPF_F_KPROBE_MULTI_RETURN`: `kprobe_multi` probes fire on return.
+pub const F_KPROBE_MULTI_RETURN: u32 = 1;
 
 /// What `BPF_LINK_CREATE` needs.
 #[derive(Debug, Clone, Copy)]
@@ -173,6 +192,9 @@ pub fn link_create(l: &LinkCreate<'_>) -> Result<OwnedFd> {
         LinkExtra::Iter(_) => Attr::with_layout(Cmd::LinkCreate, Layout::LinkCreateIter),
         LinkExtra::UprobeMulti { .. } => {
             Attr::with_wider_layout(Cmd::LinkCreate, Layout::LinkCreateUprobeMulti)
+        }
+        LinkExtra::KprobeMulti { .. } => {
+            Attr::with_layout(Cmd::LinkCreate, Layout::LinkCreateKprobeMulti)
         }
         _ => Attr::new(Cmd::LinkCreate),
     };
@@ -243,6 +265,26 @@ pub fn link_create(l: &LinkCreate<'_>) -> Result<OwnedFd> {
             a.put_len(offset_of!(U, cnt), n);
             a.put_u32(offset_of!(U, uprobe_flags), flags);
             a.put_u32(offset_of!(U, pid), pid);
+        }
+        LinkExtra::KprobeMulti {
+            syms,
+            addrs,
+            cookies,
+            flags,
+        } => {
+            type K = LinkCreateKprobeMultiAttr;
+            let n = syms.len().max(addrs.len());
+            if n == 0
+                || (!syms.is_empty() && !addrs.is_empty())
+                || (!cookies.is_empty() && cookies.len() != n)
+            {
+                return Err(errno("BPF_LINK_CREATE", Errno::INVAL));
+            }
+            a.put_u32(offset_of!(K, kprobe_flags), flags);
+            a.put_len(offset_of!(K, cnt), n);
+            a.put_cstrs(offset_of!(K, syms), syms);
+            a.put_slice(offset_of!(K, addrs), addrs);
+            a.put_slice(offset_of!(K, cookies), cookies);
         }
     }
     bpf_fd(&mut a)

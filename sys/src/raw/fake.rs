@@ -302,3 +302,26 @@ pub(crate) fn nested<'x, 'a>(a: &'x mut Attr<'a>, off: usize) -> &'x mut Attr<'a
         other => panic!("no nested struct at {off}: {other:?}"),
     }
 }
+
+/// The strings the kernel reads through the address array at pointer
+/// field `off` of `a`, each checked to be at the address the array holds.
+pub(crate) fn in_cstrs(a: &mut Attr<'_>, off: usize) -> Vec<std::string::String> {
+    let at = get64(a.bytes(), off);
+    match a.pointee_mut(off) {
+        Some(Pointee::CStrs(strs, addrs)) => {
+            assert_eq!(
+                at,
+                addrs.as_ptr().addr() as u64,
+                "the field holds the array"
+            );
+            strs.iter()
+                .zip(addrs.iter())
+                .map(|(s, a)| {
+                    assert_eq!(*a, s.as_ptr().addr() as u64, "the array holds the string");
+                    s.to_string_lossy().into_owned()
+                })
+                .collect()
+        }
+        other => panic!("no string array at {off}: {other:?}"),
+    }
+}
