@@ -19,7 +19,7 @@
 //! under `cfg(test)` a fake kernel replaces it, so unit tests and miri
 //! need no kernel), [`error`], [`cpu`] (CPU lists, the possible-CPU
 //! count), [`mmap`], [`cmd`] (one function per bpf command, by domain),
-//! `epoll`, [`ringbuf`] and [`perf`].
+//! `epoll`, [`ringbuf`], [`perf`] and [`sock`] (BPF socket options).
 //!
 //! `#![no_std]` (with `alloc` for rustix): usable in static initramfs
 //! binaries.
@@ -41,6 +41,7 @@ pub mod mmap;
 pub mod perf;
 mod raw;
 pub mod ringbuf;
+pub mod sock;
 
 pub use cmd::{
     Batch, BatchError, BtfId, BtfInfo, Id, LinkCreate, LinkExtra, LinkId, LinkInfo, LinkTarget,
@@ -49,6 +50,7 @@ pub use cmd::{
     link_info, link_update, map_info, obj_ids, prog_attach, prog_detach, prog_info, prog_query,
     prog_test_run, raw_tracepoint_open,
 };
+pub use cmd::{F_ALLOW_MULTI, F_ALLOW_OVERRIDE, NETFILTER_IP_DEFRAG, prog_attach_current_netns};
 pub use cmd::{
     MapCreate, MapFd, ProgBtf, ProgLoad, ProgLoadError, btf_load, map_create, obj_get, obj_pin,
     prog_load,
@@ -59,3 +61,4 @@ pub use perf::{PerfBuffer, PerfEvent, PerfEventAttr, PerfRecord, perf_event_open
 pub use ringbuf::{RingBuf, RingBufPoller};
 pub use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 pub use rustix::io::Errno;
+pub use sock::{attach_reuseport, attach_socket_filter, detach_reuseport, detach_socket_filter};

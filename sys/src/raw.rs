@@ -1,6 +1,7 @@
 //! The only kernel entry points of ember, and the only code that touches
 //! memory the kernel shares with us: `bpf(2)`, `perf_event_open(2)`, the
-//! `PERF_EVENT_IOC_*` ioctls, and `mmap(2)`ed regions.
+//! `PERF_EVENT_IOC_*` ioctls, the BPF socket options (`SO_ATTACH_BPF`,
+//! ...), and `mmap(2)`ed regions.
 //!
 //! # Safety
 //! Every system call goes through [`syscall`], the one funnel, which hands
@@ -81,6 +82,13 @@ pub(crate) enum Syscall<'s, 'a> {
         /// The request.
         op: PerfIoctl<'s>,
     },
+    /// `setsockopt(fd, SOL_SOCKET, name, &int, 4)` for a BPF socket option.
+    SockOpt {
+        /// The socket.
+        fd: BorrowedFd<'s>,
+        /// The option.
+        op: SockBpf<'s>,
+    },
 }
 
 impl Syscall<'_, '_> {
@@ -88,10 +96,44 @@ impl Syscall<'_, '_> {
         match self {
             Syscall::Bpf(a) => a.cmd().is_some_and(|c| c.returns_fd()),
             Syscall::PerfEventOpen { .. } => true,
-            Syscall::PerfIoctl { .. } => false,
+            Syscall::PerfIoctl { .. } | Syscall::SockOpt { .. } => false,
         }
     }
 }
+
+/// The BPF socket options ember sets; each takes an `int`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SockBpf<'a> {
+    /// `SO_ATTACH_BPF` with a socket filter program fd.
+    Attach(BorrowedFd<'a>),
+    /// `SO_DETACH_BPF` (the same number as `SO_DETACH_FILTER`).
+    Detach,
+    /// `SO_ATTACH_REUSEPORT_EBPF` with an sk_reuseport program fd.
+    AttachReuseport(BorrowedFd<'a>),
+    /// `SO_DETACH_REUSEPORT_BPF`.
+    DetachReuseport,
+}
+
+impl SockBpf<'_> {
+    /// The option number and its `int` value.
+    pub(crate) fn name_value(self) -> (i32, i32) {
+        match self {
+            SockBpf::Attach(p) => (SO_ATTACH_BPF, p.as_raw_fd()),
+            SockBpf::Detach => (SO_DETACH_BPF, 0),
+            SockBpf::AttachReuseport(p) => (SO_ATTACH_REUSEPORT_EBPF, p.as_raw_fd()),
+            SockBpf::DetachReuseport => (SO_DETACH_REUSEPORT_BPF, 0),
+        }
+    }
+}
+
+/// `SO_ATTACH_BPF` (asm-generic/socket.h).
+pub(crate) const SO_ATTACH_BPF: i32 = 50;
+/// `SO_DETACH_BPF`, an alias of `SO_DETACH_FILTER`.
+pub(crate) const SO_DETACH_BPF: i32 = 27;
+/// `SO_ATTACH_REUSEPORT_EBPF`.
+pub(crate) const SO_ATTACH_REUSEPORT_EBPF: i32 = 52;
+/// `SO_DETACH_REUSEPORT_BPF`.
+pub(crate) const SO_DETACH_REUSEPORT_BPF: i32 = 68;
 
 /// The perf ioctls ember issues.
 #[derive(Debug, Clone, Copy)]
@@ -210,6 +252,15 @@ pub(crate) enum Prepared<'s> {
         /// The request.
         op: PerfIoctl<'s>,
     },
+    /// `setsockopt(fd, SOL_SOCKET, name, &value, 4)`.
+    SockOpt {
+        /// The socket.
+        fd: BorrowedFd<'s>,
+        /// `SO_*`.
+        name: i32,
+        /// The `int` argument.
+        value: i32,
+    },
 }
 
 /// Performs `call`: the one funnel every system call of ember-sys goes
@@ -269,6 +320,14 @@ fn prepare<'s>(call: &'s mut Syscall<'_, '_>) -> Result<Prepared<'s>, Errno> {
             fd: fd.fd(),
             op: *op,
         },
+        Syscall::SockOpt { fd, op } => {
+            let (name, value) = op.name_value();
+            Prepared::SockOpt {
+                fd: *fd,
+                name,
+                value,
+            }
+        }
     })
 }
 
@@ -283,7 +342,7 @@ fn run(mut call: Syscall<'_, '_>) -> Result<i64, Errno> {
     // returns. For perf_event_open, `attr` is exclusively borrowed, at
     // least 64 bytes, its `size` field equal to its length, and `group`
     // is -1 or a borrowed perf event fd. For the ioctls, `fd` came from a
-    // `PerfEventFd`.
+    // `PerfEventFd`. Socket options come from `SockBpf`, all `int`s.
     unsafe { enter(p) }
 }
 
@@ -318,6 +377,7 @@ fn adopt(raw: i64) -> Result<OwnedFd, Errno> {
 ///   `size` field equals its length; `attr` sets no field that makes the
 ///   kernel read user memory except through valid pointers.
 /// - `PerfIoctl`: `fd` is a perf event fd.
+/// - `SockOpt`: `name` is a `SOL_SOCKET` option that takes an `int`.
 #[cfg_attr(
     test,
     expect(dead_code, reason = "the fake replaces the kernel in unit tests")
@@ -398,6 +458,24 @@ pub(crate) unsafe fn enter(call: Prepared<'_>) -> Result<i64, Errno> {
                 }
             };
             r.map(|()| 0)
+        }
+        Prepared::SockOpt { fd, name, value } => {
+            let len = libc::socklen_t::try_from(size_of::<i32>()).map_err(|_| Errno::INVAL)?;
+            let ptr: *const i32 = &value;
+            // SAFETY: `ptr` points to `value`, a live local `int` of `len`
+            // bytes; for the `int` options this module issues (caller) the
+            // kernel copies exactly that many bytes in and keeps no
+            // pointer. A non-socket `fd` gives ENOTSOCK.
+            let ret = unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    name,
+                    ptr.cast::<libc::c_void>(),
+                    len,
+                )
+            };
+            if ret < 0 { Err(errno()) } else { Ok(0) }
         }
     }
 }
