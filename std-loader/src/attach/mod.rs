@@ -15,14 +15,19 @@
 //! kernel version; [`AttachMode`] forces one.
 
 pub mod auto;
+pub mod cgroup;
 mod error;
 pub mod link;
+pub mod netns;
 pub mod probe;
+pub mod socket;
 pub mod tracefs;
 pub mod tracing;
 
+pub use cgroup::{CgroupFlags, CgroupOpts};
 pub use error::{AttachError, AttachErrorKind};
 pub use link::{Link, Mechanism};
+pub use netns::{Netfilter, NfHook, NfProto};
 
 /// Which kernel interface an attachment uses when the kernel offers
 /// several (libbpf's `probe_attach_mode`, widened to every family).
