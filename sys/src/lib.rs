@@ -50,7 +50,10 @@ pub use cmd::{
     link_info, link_update, map_info, obj_ids, prog_attach, prog_detach, prog_info, prog_query,
     prog_test_run, raw_tracepoint_open,
 };
-pub use cmd::{F_ALLOW_MULTI, F_ALLOW_OVERRIDE, NETFILTER_IP_DEFRAG, prog_attach_current_netns};
+pub use cmd::{
+    F_ALLOW_MULTI, F_ALLOW_OVERRIDE, NETFILTER_IP_DEFRAG, prog_attach_current_netns,
+    prog_detach_current_netns,
+};
 pub use cmd::{
     MapCreate, MapFd, ProgBtf, ProgLoad, ProgLoadError, btf_load, map_create, obj_get, obj_pin,
     prog_load,

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use ember_core::object::{AttachType, ProgType};
 use ember_sys::{
     AsFd, BorrowedFd, Errno, LinkCreate, LinkExtra, LinkTarget, NETFILTER_IP_DEFRAG, OwnedFd,
-    link_create, prog_attach_current_netns, prog_detach,
+    link_create, prog_attach_current_netns, prog_detach_current_netns,
 };
 
 use super::cgroup::{dup, fd_path};
@@ -73,10 +73,10 @@ struct NetnsProgAttach {
 impl Detach for NetnsProgAttach {
     fn detach(&mut self) -> Result<(), K> {
         let (netns, prog) = (self.netns.as_fd(), self.prog.as_fd());
-        // The kernel takes the namespace from the caller and ignores the
+        // The kernel takes the namespace from the caller, and refuses a
         // target fd.
         in_netns(netns, || {
-            prog_detach(Some(prog), netns, AttachType::FLOW_DISSECTOR.0)
+            prog_detach_current_netns(prog, AttachType::FLOW_DISSECTOR.0)
         })?
         .map_err(K::Sys)
     }

@@ -288,6 +288,24 @@ pub fn prog_attach_current_netns(prog: BorrowedFd<'_>, attach_type: u32) -> Resu
     bpf(&mut a).map(drop)
 }
 
+/// `BPF_PROG_DETACH` with no target—Detaches `prog` from the calling
+/// thread's network namespace (the counterpart of
+/// [`prog_attach_current_netns`]).
+///
+/// # Errors
+/// The kernel's errno (`ENOENT` when it is not attached there).
+///
+/// # References
+/// bpf(2); `kernel/bpf/net_namespace.c`.
+#[doc(alias = "BPF_PROG_DETACH")]
+pub fn prog_detach_current_netns(prog: BorrowedFd<'_>, attach_type: u32) -> Result<()> {
+    type A = ProgAttachAttr;
+    let mut a = Attr::new(Cmd::ProgDetach);
+    a.put_fd(offset_of!(A, attach_bpf_fd), prog);
+    a.put_u32(offset_of!(A, attach_type), attach_type);
+    bpf(&mut a).map(drop)
+}
+
 /// `BPF_PROG_DETACH`—Detaches `prog` (or, with `None`, the one program
 /// attached without `BPF_F_ALLOW_MULTI`) from `target`.
 ///

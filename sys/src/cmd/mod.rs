@@ -29,7 +29,10 @@ pub use info::{
     BTF_NAME_MAX, BtfInfo, LinkInfo, MapInfo, ProgInfo, btf_info, btf_info_full, link_info,
     map_info, prog_info,
 };
-pub use link::{F_ALLOW_MULTI, F_ALLOW_OVERRIDE, NETFILTER_IP_DEFRAG, prog_attach_current_netns};
+pub use link::{
+    F_ALLOW_MULTI, F_ALLOW_OVERRIDE, NETFILTER_IP_DEFRAG, prog_attach_current_netns,
+    prog_detach_current_netns,
+};
 pub use link::{
     LINK_TYPE_CGROUP, LINK_TYPE_NETNS, LINK_TYPE_RAW_TRACEPOINT, LINK_TYPE_TRACING, LinkCreate,
     LinkExtra, LinkTarget, ProgQuery, iter_create, link_create, link_detach, link_update,

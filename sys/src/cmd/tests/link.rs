@@ -281,4 +281,15 @@ fn netfilter_link_and_netns_prog_attach() {
         ),
         (0, raw(&prog), 17, 0)
     );
+    prog_detach_current_netns(prog.as_fd(), 17).unwrap();
+    let c = last(&f);
+    assert_eq!(c.cmd(), Some(Cmd::ProgDetach));
+    assert_eq!(
+        (
+            c.u32(offset_of!(P, target_fd)),
+            c.u32(offset_of!(P, attach_bpf_fd)),
+            c.u32(offset_of!(P, attach_type)),
+        ),
+        (0, raw(&prog), 17)
+    );
 }
