@@ -148,7 +148,7 @@ impl Drop for Cgroup {
         for _ in 0..100 {
             match std::fs::remove_dir(&self.dir) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    std::thread::sleep(core::time::Duration::from_millis(10));
                 }
                 _ => break,
             }

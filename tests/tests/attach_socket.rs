@@ -6,12 +6,12 @@
 //! netfilter LOCAL_OUT hook. Each program counts into its own slot;
 //! dropping the link stops the count. The namespace guard deletes it.
 
+use core::time::Duration;
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 use ember::attach::{AttachErrorKind, Netfilter, NfHook, NfProto};
 use ember::maps::SockMap;
