@@ -14,8 +14,9 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use ember::attach::{AttachErrorKind, CgroupFlags, CgroupOpts};
 use ember::ember_core::object::AttachType;
-use ember::{AttachMode, Ebpf, EbpfLoader, Mechanism};
-use ember_tests::{fixture, kernel_ready, open_fds, serial, skip};
+use ember::ember_core::object::LinkType;
+use ember::{AttachMode, Ebpf, EbpfLoader, Link, Mechanism};
+use ember_tests::{bpffs_dir, fixture, kernel_ready, open_fds, serial, skip};
 
 fn load() -> Ebpf {
     EbpfLoader::new()
@@ -225,7 +226,23 @@ fn links_count_egress_and_connects_multi_update_and_drop() {
             "connect_b, not connect_a: {d:?} -> {e:?}"
         );
 
-        drop((egress_a, egress_b, connect));
+        // A pinned link outlives its Link value; from_pin + unpin ends it.
+        let Some(dir) = bpffs_dir("cgroup-link") else {
+            return;
+        };
+        let mut egress_a = egress_a;
+        egress_a.pin(dir.join("egress_a")).expect("pin");
+        drop(egress_a);
+        let g = counts(&ebpf);
+        cg.round();
+        assert!(count(&ebpf, 0) > g[0], "the pinned link still runs");
+        let mut again =
+            Link::from_pin(dir.join("egress_a"), Some(LinkType::CGROUP)).expect("from_pin");
+        assert_eq!(again.program(), "egress_a");
+        again.unpin().expect("unpin");
+        drop(again);
+
+        drop((egress_b, connect));
         let f = counts(&ebpf);
         cg.round();
         assert_eq!(counts(&ebpf), f, "detached programs do not run");

@@ -119,6 +119,42 @@ fn socket_filter_counts_then_drops_and_detaches() {
     assert_eq!(open_fds(), before, "fds leaked");
 }
 
+#[test]
+fn reuseport_selector_runs_for_the_group_and_detaches() {
+    use rustix::net::{AddressFamily, SocketType, bind, socket, sockopt};
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let before = open_fds();
+    {
+        let ebpf = load();
+        let rx = socket(AddressFamily::INET, SocketType::DGRAM, None).expect("socket");
+        sockopt::set_socket_reuseport(&rx, true).expect("SO_REUSEPORT");
+        bind(&rx, &core::net::SocketAddrV4::new([127, 0, 0, 1].into(), 0)).expect("bind");
+        let rx = UdpSocket::from(rx);
+        rx.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let tx = UdpSocket::bind("127.0.0.1:0").expect("tx");
+        let pick = ebpf.program("pick").expect("pick");
+        let link = pick.attach_reuseport(&rx).expect("attach");
+        assert_eq!(link.mechanism(), Mechanism::SocketOption);
+        assert!(arrives(&tx, &rx));
+        let n = count(&ebpf, 7);
+        assert!(n >= 1, "the selector ran");
+        drop(link);
+        assert!(arrives(&tx, &rx));
+        assert_eq!(count(&ebpf, 7), n, "detached");
+        let e = ebpf
+            .program("keep_all")
+            .expect("keep_all")
+            .attach_reuseport(&rx)
+            .unwrap_err();
+        assert!(matches!(e.kind, AttachErrorKind::WrongType(_)), "{e}");
+    }
+    assert_eq!(open_fds(), before, "fds leaked");
+}
+
 /// A fresh connected TCP pair; the client goes into `socks[0]` (sockets
 /// take the map's programs when they are put in), writes, and the server
 /// reads it back; the client leaves the map again.
