@@ -15,11 +15,12 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use ember::attach::{AttachErrorKind, CgroupFlags, CgroupOpts};
 use ember::ember_core::object::AttachType;
 use ember::ember_core::object::LinkType;
-use ember::{AttachMode, Ebpf, EbpfLoader, Link, Mechanism};
+use ember::{AttachMode, Ebpf, EbpfLoader, Link, LoadError, Mechanism};
 use ember_tests::{bpffs_dir, fixture, kernel_ready, open_fds, serial, skip};
 
 fn load() -> Ebpf {
     EbpfLoader::new()
+        .autoload("lsm_connect", false)
         .load_file(fixture("attach/cgroup.bpf-el.o"))
         .expect("load attach/cgroup.bpf")
 }
@@ -38,6 +39,15 @@ fn count(ebpf: &Ebpf, slot: u32) -> u64 {
 /// Every counter of interest, for before/after comparisons.
 fn counts(ebpf: &Ebpf) -> [u64; 5] {
     [0, 1, 2, 3, 4].map(|s| count(ebpf, s))
+}
+
+/// Whether the kernel is locked down (integrity or confidentiality).
+fn locked_down() -> bool {
+    use ember::privilege::{Lockdown, Snapshot};
+    matches!(
+        Snapshot::read().lockdown,
+        Some(Lockdown::Integrity | Lockdown::Confidentiality)
+    )
 }
 
 /// Where the unified (v2) hierarchy is mounted, from mountinfo: the mount
@@ -356,6 +366,13 @@ fn errors_name_the_program_and_the_cgroup() {
         let ebpf = load();
         let cg = Cgroup::new("errors");
         let p = |n: &str| ebpf.program(n).expect(n);
+        // Auto-attach needs a target, as in libbpf: none of these has one.
+        for name in ["egress_a", "connect_a", "skb_either"] {
+            let e = p(name).attach().unwrap_err();
+            assert!(matches!(e.kind, AttachErrorKind::NoTarget), "{e}");
+        }
+        let (links, skipped) = ebpf.attach_all().expect("attach_all");
+        assert!(links.is_empty() && skipped.len() == 5, "{skipped:?}");
         let e = p("skb_either")
             .attach_cgroup(cg.open(), CgroupOpts::default())
             .unwrap_err();
@@ -383,6 +400,49 @@ fn errors_name_the_program_and_the_cgroup() {
             .unwrap_err();
         assert!(matches!(e.kind, AttachErrorKind::Sys(_)), "{e}");
         assert!(e.to_string().contains("egress_a") && e.to_string().contains("/proc/self/ns/net"));
+    }
+    assert_eq!(open_fds(), before, "fds leaked");
+}
+
+#[test]
+fn lsm_cgroup_attaches_by_link_where_lockdown_lets_it_load() {
+    let _s = serial();
+    if !ready() {
+        return;
+    }
+    let before = open_fds();
+    {
+        let r = EbpfLoader::new()
+            .autoload("egress_a", false)
+            .autoload("egress_b", false)
+            .autoload("connect_a", false)
+            .autoload("connect_b", false)
+            .autoload("skb_either", false)
+            .load_file(fixture("attach/cgroup.bpf-el.o"));
+        let ebpf = match r {
+            Err(LoadError::ProgLoad {
+                program, source, ..
+            }) if source.errno == ember::ember_sys::Errno::PERM && locked_down() => {
+                // lsm_cgroup needs a BPF trampoline, which lockdown refuses
+                // at load: the attachment cannot be reached here.
+                assert_eq!(program, "lsm_connect");
+                eprintln!("lsm_cgroup: the load is refused under lockdown (EPERM)");
+                return;
+            }
+            r => r.expect("load lsm_connect"),
+        };
+        let mut cg = Cgroup::new("lsm");
+        let link = ebpf
+            .program("lsm_connect")
+            .expect("lsm_connect")
+            .attach_cgroup(cg.open(), CgroupOpts::default())
+            .expect("attach lsm_cgroup");
+        cg.round();
+        let n = count(&ebpf, 5);
+        assert!(n >= 1, "lsm_cgroup ran on the connect");
+        drop(link);
+        cg.round();
+        assert_eq!(count(&ebpf, 5), n, "detached");
     }
     assert_eq!(open_fds(), before, "fds leaked");
 }

@@ -313,6 +313,12 @@ fn sk_lookup_flow_dissector_and_netfilter_in_a_netns() {
             return;
         };
 
+        // libbpf auto-attaches none of these (they need a target).
+        for name in ["lookup", "dissect", "nf_count", "msg_a", "keep_all", "pick"] {
+            let e = p(name).attach().unwrap_err();
+            assert!(matches!(e.kind, AttachErrorKind::NoTarget), "{e}");
+        }
+
         // sk_lookup: the listener lookup of the SYN runs it.
         let lookup = p("lookup")
             .attach_netns_path(ns.path(), AttachOpts::default())
