@@ -213,9 +213,14 @@ fn sk_msg_on_a_sockmap_by_link_and_prog_attach() {
         assert_eq!(old.mechanism(), Mechanism::ProgAttach);
         via_sockmap(&ebpf);
         assert_eq!(count(&ebpf, 2), 2, "msg_a ran");
+        // The legacy slot is swapped by attaching again (no REPLACE).
+        let mut old = old;
+        old.update(p("msg_b")).expect("update");
+        via_sockmap(&ebpf);
+        assert_eq!((count(&ebpf, 2), count(&ebpf, 3)), (2, 2), "msg_b instead");
         drop(old);
         via_sockmap(&ebpf);
-        assert_eq!((count(&ebpf, 2), count(&ebpf, 3)), (2, 1), "detached");
+        assert_eq!((count(&ebpf, 2), count(&ebpf, 3)), (2, 2), "detached");
         let want = if ember::attach::socket::sockmap_link() {
             Mechanism::BpfLink
         } else {
