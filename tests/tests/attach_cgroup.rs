@@ -394,6 +394,17 @@ fn errors_name_the_program_and_the_cgroup() {
             )
             .unwrap_err();
         assert!(matches!(e.kind, AttachErrorKind::Unsupported(_)), "{e}");
+        let e = p("egress_a")
+            .attach_cgroup(
+                cg.open(),
+                CgroupOpts {
+                    flags: CgroupFlags::Override,
+                    replace: Some(p("egress_b")),
+                    ..CgroupOpts::default()
+                },
+            )
+            .unwrap_err();
+        assert!(matches!(e.kind, AttachErrorKind::Unsupported(_)), "{e}");
         // Not a cgroup: the kernel says so, and the error names both.
         let e = p("egress_a")
             .attach_cgroup_path("/proc/self/ns/net", CgroupOpts::default())

@@ -185,6 +185,13 @@ impl Program {
                 "only lsm_cgroup programs of the LSM type attach to a cgroup".into(),
             )));
         }
+        if opts.replace.is_some() && opts.flags != CgroupFlags::Multi {
+            // The kernel's EINVAL, said before anything is attempted.
+            return Err(fail(K::Unsupported(
+                "replacing a program needs CgroupFlags::Multi (BPF_F_REPLACE with ALLOW_MULTI)"
+                    .into(),
+            )));
+        }
         let shared = opts.flags == CgroupFlags::Multi && opts.replace.is_none();
         let use_link = match opts.mode {
             AttachMode::Legacy => false,
