@@ -15,6 +15,7 @@
 //! kernel version; [`AttachMode`] forces one.
 
 pub mod auto;
+pub mod cgroup;
 pub mod elf_sym;
 mod error;
 pub mod kprobe;
@@ -23,7 +24,9 @@ pub mod ksyscall;
 pub mod libpath;
 pub mod link;
 mod netlink;
+pub mod netns;
 pub mod probe;
+pub mod socket;
 pub mod tc;
 pub mod tracefs;
 pub mod tracing;
@@ -31,10 +34,12 @@ pub mod uprobe;
 pub mod usdt;
 pub mod xdp;
 
+pub use cgroup::{CgroupFlags, CgroupOpts};
 pub use error::{AttachError, AttachErrorKind};
 pub use kprobe::{KprobeLocation, KprobeTarget};
 pub use kprobe_multi::{KprobeMultiFunctions, KprobeMultiTarget};
 pub use link::{Link, Mechanism};
+pub use netns::{Netfilter, NfHook, NfProto};
 pub use tc::{Anchor, NetkitSide, Place, TcDirection, TcOpts};
 pub use uprobe::{MultiFunctions, UprobeLocation, UprobeMultiTarget, UprobeTarget};
 pub use xdp::{Iface, XdpMode};

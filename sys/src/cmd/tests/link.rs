@@ -486,3 +486,61 @@ fn string_arrays_go_only_where_the_table_says() {
     a.put_u32(offset_of!(K, cnt), 1);
     assert_eq!(a.check(), Ok(()));
 }
+
+#[test]
+fn netfilter_link_and_netns_prog_attach() {
+    type L = LinkCreateAttr;
+    let f = Fake::install();
+    let prog = some_fd();
+    link_create(&LinkCreate {
+        prog: prog.as_fd(),
+        target: LinkTarget::None,
+        attach_type: 45,
+        flags: 0,
+        extra: LinkExtra::Netfilter {
+            pf: 2,
+            hooknum: 3,
+            priority: -128,
+            flags: NETFILTER_IP_DEFRAG,
+        },
+    })
+    .unwrap();
+    let c = last(&f);
+    assert_eq!(
+        (
+            c.u32(offset_of!(L, target_fd)),
+            c.u32(offset_of!(L, attach_type))
+        ),
+        (0, 45)
+    );
+    assert_eq!(
+        (c.u32(16), c.u32(20), c.u32(24), c.u32(28)),
+        (2, 3, (-128i32).cast_unsigned(), 1)
+    );
+    assert_eq!(&c.attr()[32..], &[0; 16]);
+
+    type P = ProgAttachAttr;
+    prog_attach_current_netns(prog.as_fd(), 17).unwrap();
+    let c = last(&f);
+    assert_eq!(c.cmd(), Some(Cmd::ProgAttach));
+    assert_eq!(
+        (
+            c.u32(offset_of!(P, target_fd)),
+            c.u32(offset_of!(P, attach_bpf_fd)),
+            c.u32(offset_of!(P, attach_type)),
+            c.u32(offset_of!(P, attach_flags)),
+        ),
+        (0, raw(&prog), 17, 0)
+    );
+    prog_detach_current_netns(prog.as_fd(), 17).unwrap();
+    let c = last(&f);
+    assert_eq!(c.cmd(), Some(Cmd::ProgDetach));
+    assert_eq!(
+        (
+            c.u32(offset_of!(P, target_fd)),
+            c.u32(offset_of!(P, attach_bpf_fd)),
+            c.u32(offset_of!(P, attach_type)),
+        ),
+        (0, raw(&prog), 17)
+    );
+}
