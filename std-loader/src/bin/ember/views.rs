@@ -27,20 +27,25 @@ pub(crate) fn prog_list(json: bool) -> Res<()> {
             continue;
         };
         let ty = ProgType(i.prog_type);
+        let mut maps = [MapId(0); 64];
+        let n = ember_sys::prog_map_ids(fd.as_fd(), &mut maps).unwrap_or(0);
+        let maps: Vec<u32> = maps.iter().take(n as usize).map(|m| m.0).collect();
         if json {
-            writeln!(
-                o,
-                "{}",
-                json!({"id": id.0, "type": ty.to_string(), "name": i.name(), "tag": tag(&i.tag)})
-            )?;
+            let v = json!({
+                "id": id.0, "type": ty.to_string(), "name": i.name(), "tag": tag(&i.tag),
+                "map_ids": maps,
+            });
+            writeln!(o, "{v}")?;
         } else {
+            let ids: Vec<String> = maps.iter().map(u32::to_string).collect();
             writeln!(
                 o,
-                "{}: {}  name {}  tag {}",
+                "{}: {}  name {}  tag {}  map_ids {}",
                 id.0,
                 ty,
                 i.name(),
-                tag(&i.tag)
+                tag(&i.tag),
+                ids.join(",")
             )?;
         }
     }
@@ -90,14 +95,17 @@ pub(crate) fn map_dump(which: &str) -> Res<()> {
     Ok(())
 }
 
+/// The newest map called `name` (maps of a gone process linger a moment
+/// while the kernel frees them; the newest is the one a user means).
 fn find_by_name(name: &str) -> Res<Option<ember_sys::OwnedFd>> {
+    let mut found = None;
     for id in ember_sys::obj_ids::<MapId>() {
         let Ok(fd) = ember_sys::get_fd_by_id(id?, 0) else {
             continue;
         };
         if ember_sys::map_info(fd.as_fd()).is_ok_and(|i| i.name() == name) {
-            return Ok(Some(fd));
+            found = Some(fd);
         }
     }
-    Ok(None)
+    Ok(found)
 }
