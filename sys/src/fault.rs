@@ -11,6 +11,10 @@
 //! calls on the calling thread), so tests running in parallel threads do
 //! not see each other's faults.
 //!
+//! [`arm`] fails one call (a transient fault: retries and fallbacks then
+//! succeed); [`arm_from`] fails that call and every later one (a lasting
+//! fault: they fail too, and the error paths behind them run).
+//!
 //! ```ignore
 //! ember_sys::fault::count();           // count, fail nothing
 //! let ok = load();
@@ -41,18 +45,24 @@ struct Plan {
     calls: u64,
     /// The call to fail (1-based); 0 fails none.
     fail_at: u64,
+    /// Whether every call after `fail_at` fails too.
+    sticky: bool,
     /// With this errno.
     errno: Errno,
-    /// The call that was failed.
+    /// The first call that was failed.
     failed: Option<&'static str>,
+    /// Calls failed.
+    failures: u64,
 }
 
 const OFF: Plan = Plan {
     on: false,
     calls: 0,
     fail_at: 0,
+    sticky: false,
     errno: Errno::INVAL,
     failed: None,
+    failures: 0,
 };
 
 std::thread_local! {
@@ -68,19 +78,34 @@ pub struct Report {
     /// command's name (`BPF_MAP_CREATE`), `perf_event_open`,
     /// `PERF_EVENT_IOC_SET_BPF`, `mmap`, `epoll_ctl`, ...
     pub failed: Option<&'static str>,
+    /// How many calls were failed.
+    pub failures: u64,
 }
 
 /// Fails the `n`th system call (1-based, counted from now) on this thread
-/// with `errno`, once; later calls reach the kernel. `n == 0` fails none
-/// (as [`count`]).
+/// with `errno`, once; later calls reach the kernel (a transient fault:
+/// retries and fallbacks succeed). `n == 0` fails none (as [`count`]).
 pub fn arm(n: u64, errno: Errno) {
+    set(n, false, errno);
+}
+
+/// Fails the `n`th system call and every later one on this thread with
+/// `errno` (a lasting fault: retries and fallbacks fail too), until
+/// [`disarm`].
+pub fn arm_from(n: u64, errno: Errno) {
+    set(n, true, errno);
+}
+
+fn set(fail_at: u64, sticky: bool, errno: Errno) {
     PLAN.with(|p| {
         p.set(Plan {
             on: true,
             calls: 0,
-            fail_at: n,
+            fail_at,
+            sticky,
             errno,
             failed: None,
+            failures: 0,
         });
     });
 }
@@ -102,6 +127,7 @@ pub fn disarm() -> Report {
         Report {
             calls: plan.calls,
             failed: plan.failed,
+            failures: plan.failures,
         }
     })
 }
@@ -127,9 +153,11 @@ pub(crate) fn check_named(what: &'static str) -> Result<(), Errno> {
             return Ok(());
         }
         plan.calls = plan.calls.saturating_add(1);
-        let fail = plan.calls == plan.fail_at;
+        let fail = plan.fail_at > 0
+            && (plan.calls == plan.fail_at || (plan.sticky && plan.calls > plan.fail_at));
         if fail {
-            plan.failed = Some(what);
+            plan.failed = plan.failed.or(Some(what));
+            plan.failures = plan.failures.saturating_add(1);
         }
         p.set(plan);
         if fail { Err(plan.errno) } else { Ok(()) }
@@ -151,12 +179,26 @@ mod tests {
             disarm(),
             Report {
                 calls: 3,
-                failed: Some("b")
+                failed: Some("b"),
+                failures: 1,
             }
         );
         // Off: nothing counted.
         assert_eq!(check_named("d"), Ok(()));
         assert_eq!(calls(), 0);
+        // From the 2nd call on.
+        arm_from(2, Errno::PERM);
+        assert_eq!(check_named("a"), Ok(()));
+        assert_eq!(check_named("b"), Err(Errno::PERM));
+        assert_eq!(check_named("c"), Err(Errno::PERM));
+        assert_eq!(
+            disarm(),
+            Report {
+                calls: 3,
+                failed: Some("b"),
+                failures: 2,
+            }
+        );
     }
 
     #[test]
@@ -175,5 +217,19 @@ mod tests {
         assert!(r.is_ok(), "{r:?}");
         assert_eq!(rep.calls, 2, "the restart is a second call");
         assert_eq!(rep.failed, Some("BPF_MAP_CREATE"));
+        // A lasting EINTR is restarted a bounded number of times, then
+        // reported: never a hang.
+        arm_from(1, Errno::INTR);
+        let r = crate::cmd::map::map_create(&crate::MapCreate {
+            map_type: 2,
+            key_size: 4,
+            value_size: 4,
+            max_entries: 1,
+            name: "x",
+            ..crate::MapCreate::default()
+        });
+        let rep = disarm();
+        assert_eq!(r.map(drop).map_err(|e| e.errno), Err(Errno::INTR));
+        assert_eq!((rep.calls, rep.failures), (9, 9));
     }
 }
