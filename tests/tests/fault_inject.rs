@@ -1,6 +1,7 @@
 //! Fault injection at every system call (issue 12): a full load of real
 //! objects (maps, BTF, global data, kconfig, ksyms, several programs, pins
-//! made in a bpffs directory, prog-array and map-in-map slots) and an
+//! made in a bpffs directory, prog-array and map-in-map slots, struct_ops
+//! maps registered through links) and an
 //! attach of a tracepoint program, with the Nth call of the clean run
 //! failed for every N, with each of ENOMEM, EPERM, EINTR, EAGAIN, E2BIG
 //! and ENOSPC (ember-sys's `fault-inject` feature).
@@ -26,7 +27,7 @@ use std::time::Instant;
 
 use ember::ember_core::btf::Btf;
 use ember::{AttachMode, AttachOpts, EbpfLoader, FileBytes};
-use ember_sys::{Errno, Id, LinkId, MapId, ProgId, fault};
+use ember_sys::{AsFd, Errno, Id, LinkId, MapId, ProgId, fault};
 use ember_tests::{bpffs_dir, fixture, kernel_ready, open_fds, serial};
 
 /// What the issue asks to inject; ENOSPC is what a too-small verifier or
@@ -85,14 +86,21 @@ impl Ids {
     }
 }
 
-/// ember's tracefs probes (group `ember`), as listed by the kernel.
+/// This process's tracefs probes (group `ember`, named `<hint>_<pid>_<n>`;
+/// other test binaries make their own), as listed by the kernel.
 fn events() -> Vec<String> {
+    let mine = format!("_{}_", std::process::id());
     ["kprobe_events", "uprobe_events"]
         .iter()
         .filter_map(|f| std::fs::read_to_string(Path::new("/sys/kernel/tracing").join(f)).ok())
         .flat_map(|t| {
             t.lines()
-                .filter(|l| l.contains(":ember/"))
+                .filter(|l| {
+                    l.split_whitespace()
+                        .next()
+                        .and_then(|e| e.split_once(":ember/"))
+                        .is_some_and(|(_, name)| name.contains(&mine))
+                })
                 .map(str::to_owned)
                 .collect::<Vec<_>>()
         })
@@ -116,8 +124,7 @@ fn world(dir: Option<&Path>) -> World {
 }
 
 /// Ids of objects some process other than this one holds an fd of
-/// (`/proc/PID/fdinfo`): other test binaries on a shared machine create
-/// objects at any time, and those are not this test's leaks.
+/// (`/proc/PID/fdinfo`).
 fn held_elsewhere() -> BTreeSet<u32> {
     let me = std::process::id().to_string();
     let mut held = BTreeSet::new();
@@ -152,10 +159,13 @@ fn held_elsewhere() -> BTreeSet<u32> {
     held
 }
 
-/// New kernel objects since `before` that are this process's: freed
-/// objects may take a moment to leave the id tables (deferred frees), so
-/// wait up to a second; objects another process holds are not ours.
-fn leaked_ids(before: &Ids) -> Ids {
+/// New kernel objects since `before` that are this test's: freed objects
+/// may take a moment to leave the id tables (deferred frees), so wait up to
+/// a second. Other test binaries on a shared machine create objects at any
+/// time: those another process holds an fd of, and those not named like
+/// one of `ours` (the object's programs and maps; a link by its program),
+/// are not this test's leaks.
+fn leaked_ids(before: &Ids, ours: &[String]) -> Ids {
     let deadline = Instant::now() + Duration::from_secs(1);
     loop {
         let new = Ids::now().new_since(before);
@@ -164,11 +174,31 @@ fn leaked_ids(before: &Ids) -> Ids {
         }
         if Instant::now() > deadline {
             let other = held_elsewhere();
-            let keep = |s: BTreeSet<u32>| s.difference(&other).copied().collect();
+            // Kernel names are cut to 15 bytes.
+            let named_ours =
+                |name: &str| !name.is_empty() && ours.iter().any(|o| o.starts_with(name));
+            let prog_ours = |id: ProgId| {
+                ember_sys::get_fd_by_id(id, 0)
+                    .and_then(|fd| ember_sys::prog_info(fd.as_fd()))
+                    .is_ok_and(|i| named_ours(i.name()))
+            };
+            let keep = |s: BTreeSet<u32>, ours: &dyn Fn(u32) -> bool| {
+                s.into_iter()
+                    .filter(|i| !other.contains(i) && ours(*i))
+                    .collect()
+            };
             return Ids {
-                progs: keep(new.progs),
-                maps: keep(new.maps),
-                links: keep(new.links),
+                progs: keep(new.progs, &|i| prog_ours(ProgId(i))),
+                maps: keep(new.maps, &|i| {
+                    ember_sys::get_fd_by_id(MapId(i), 0)
+                        .and_then(|fd| ember_sys::map_info(fd.as_fd()))
+                        .is_ok_and(|m| named_ours(m.name()))
+                }),
+                links: keep(new.links, &|i| {
+                    ember_sys::get_fd_by_id(LinkId(i), 0)
+                        .and_then(|fd| ember_sys::link_info(fd.as_fd()))
+                        .is_ok_and(|l| prog_ours(l.prog_id))
+                }),
             };
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -185,6 +215,7 @@ fn vmlinux() -> FileBytes {
 struct Shape {
     programs: Vec<String>,
     maps: Vec<String>,
+    struct_ops: Vec<String>,
     pinned: usize,
 }
 
@@ -192,6 +223,11 @@ fn shape(e: &ember::Ebpf) -> Shape {
     Shape {
         programs: e.programs().iter().map(|p| p.name().to_owned()).collect(),
         maps: e.maps().iter().map(|m| m.name().to_owned()).collect(),
+        struct_ops: e
+            .struct_ops_maps()
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect(),
         pinned: e.pinned.len(),
     }
 }
@@ -294,7 +330,13 @@ fn sweep_load(object: &str, pin: bool) {
     let want = shape(&clean);
     assert_eq!(want.pinned > 0, pin, "pins are made when asked for");
     unpin(&clean);
-    let names: Vec<String> = want.programs.iter().chain(&want.maps).cloned().collect();
+    let names: Vec<String> = want
+        .programs
+        .iter()
+        .chain(&want.maps)
+        .chain(&want.struct_ops)
+        .cloned()
+        .collect();
     drop(clean);
     assert!(calls > 0, "a load makes system calls");
     let started = Instant::now();
@@ -339,7 +381,7 @@ fn sweep_load(object: &str, pin: bool) {
                     before,
                     "{at}: something was left behind"
                 );
-                let leaked = leaked_ids(&ids_before);
+                let leaked = leaked_ids(&ids_before, &names);
                 assert!(leaked.is_empty(), "{at}: kernel objects left: {leaked:?}");
             }
             // S: a complete load, E: an error, per errno in ERRNOS order.
@@ -371,6 +413,12 @@ fn every_call_of_a_load_can_fail_pinned_slots() {
 }
 
 #[test]
+fn every_call_of_a_load_can_fail_struct_ops() {
+    // Registered struct_ops maps are held by the kernel (a link each).
+    sweep_load("struct_ops.bpf-el.o", false);
+}
+
+#[test]
 fn every_call_of_an_attach_can_fail() {
     let _s = serial();
     if !kernel_ready() {
@@ -382,6 +430,12 @@ fn every_call_of_an_attach_can_fail() {
         .kernel_btf(&btf)
         .load_file(fixture("attach/trace.bpf-el.o"))
         .expect("load");
+    let ours: Vec<String> = ebpf
+        .programs()
+        .iter()
+        .map(|p| p.name().to_owned())
+        .chain(ebpf.maps().iter().map(|m| m.name().to_owned()))
+        .collect();
     type Attach<'a> = Box<dyn Fn() -> Result<ember::Link, ember::AttachError> + 'a>;
     let prog = |name| ebpf.program(name).expect("program");
     let legacy = AttachOpts {
@@ -457,7 +511,7 @@ fn every_call_of_an_attach_can_fail() {
                         }
                     }
                     assert_eq!(world(None), before, "{at}: something was left behind");
-                    let leaked = leaked_ids(&ids_before);
+                    let leaked = leaked_ids(&ids_before, &ours);
                     assert!(leaked.is_empty(), "{at}: kernel objects left: {leaked:?}");
                 }
             }
@@ -507,7 +561,7 @@ fn every_call_of_the_feature_probes_can_fail() {
                 _ => assert!(r.is_some(), "{at}"),
             }
             assert_eq!(world(None), before, "{at}: something was left behind");
-            let leaked = leaked_ids(&ids_before);
+            let leaked = leaked_ids(&ids_before, &["ember_probe".to_owned()]);
             assert!(leaked.is_empty(), "{at}: kernel objects left: {leaked:?}");
         }
     }
@@ -604,6 +658,7 @@ fn the_checks_see_a_leak() {
     let Some(dir) = bpffs_dir("fault-self") else {
         return;
     };
+    let ours = ["fault_self".to_owned()];
     let before = world(Some(&dir));
     let ids_before = Ids::now();
     let map = ember_sys::map_create(&ember_sys::MapCreate {
@@ -619,11 +674,11 @@ fn the_checks_see_a_leak() {
     let after = world(Some(&dir));
     assert_eq!(after.fds, before.fds + 1);
     assert_eq!(after.pins.len(), before.pins.len() + 1);
-    assert_eq!(leaked_ids(&ids_before).maps.len(), 1);
+    assert_eq!(leaked_ids(&ids_before, &ours).maps.len(), 1);
     std::fs::remove_file(dir.join("m")).expect("unpin");
     drop(map);
     assert_eq!(world(Some(&dir)), before);
-    assert!(leaked_ids(&ids_before).is_empty());
+    assert!(leaked_ids(&ids_before, &ours).is_empty());
 }
 
 fn c_path(p: &Path) -> std::ffi::CString {
