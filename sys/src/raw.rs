@@ -301,9 +301,9 @@ fn run(call: &mut Syscall<'_, '_>) -> Result<i64, Errno> {
     // length field within its borrow, written buffers exclusively
     // borrowed), whose pointers it wrote from those borrows just now; the
     // `Attr` and its borrows stay alive while `call` is borrowed, until
-    // after this returns. For perf_event_open, `attr` is exclusively borrowed, at
-    // least 64 bytes, its `size` field equal to its length, and `group`
-    // is -1 or a borrowed perf event fd. For the ioctls, `fd` came from a
+    // after this returns. For perf_event_open, `attr` is exclusively
+    // borrowed, at least 64 bytes, its `size` field equal to its length,
+    // and `group` is -1 or a borrowed perf event fd. For the ioctls, `fd` came from a
     // `PerfEventFd`.
     unsafe { enter(p) }
 }
