@@ -291,14 +291,24 @@ fn unpin(e: &ember::Ebpf) {
     }
 }
 
-/// Sweeps every call of loading `object` (with `pin`, in a fresh bpffs
-/// directory for by-name pins).
-fn sweep_load(object: &str, pin: bool) {
+/// Whether a swept load pins maps, in a fresh bpffs directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pins {
+    /// No pin directory.
+    None,
+    /// An empty one: the load creates and pins its by-name maps.
+    Make,
+    /// One where a first load pinned them: the load reuses those.
+    Reuse,
+}
+
+/// Sweeps every call of loading `object`, pinning as `pin` says.
+fn sweep_load(object: &str, pin: Pins) {
     let _s = serial();
     if !kernel_ready() {
         return;
     }
-    let dir = if pin {
+    let dir = if pin != Pins::None {
         match bpffs_dir("fault") {
             Some(d) => Some(d),
             None => return,
@@ -320,7 +330,9 @@ fn sweep_load(object: &str, pin: bool) {
     // cached for the process (OnceLock), so the sweep's loads make the same
     // calls every time.
     let warm = loader().load_file(&path).expect("clean load");
-    unpin(&warm);
+    if pin != Pins::Reuse {
+        unpin(&warm);
+    }
     drop(warm);
     let before = world(dir.as_deref());
     let ids_before = Ids::now();
@@ -328,7 +340,11 @@ fn sweep_load(object: &str, pin: bool) {
     let clean = loader().load_file(&path).expect("clean counted load");
     let calls = fault::disarm().calls;
     let want = shape(&clean);
-    assert_eq!(want.pinned > 0, pin, "pins are made when asked for");
+    assert_eq!(
+        want.pinned > 0,
+        pin == Pins::Make,
+        "pins are made when asked for, and reused when there"
+    );
     unpin(&clean);
     let names: Vec<String> = want
         .programs
@@ -399,23 +415,28 @@ fn sweep_load(object: &str, pin: bool) {
 
 #[test]
 fn every_call_of_a_load_can_fail_load_fixture() {
-    sweep_load("load.bpf-el.o", true);
+    sweep_load("load.bpf-el.o", Pins::Make);
 }
 
 #[test]
 fn every_call_of_a_load_can_fail_trace_fixture() {
-    sweep_load("attach/trace.bpf-el.o", false);
+    sweep_load("attach/trace.bpf-el.o", Pins::None);
 }
 
 #[test]
 fn every_call_of_a_load_can_fail_pinned_slots() {
-    sweep_load("pinned_slots.bpf-el.o", true);
+    sweep_load("pinned_slots.bpf-el.o", Pins::Make);
+}
+
+#[test]
+fn every_call_of_a_load_reusing_pins_can_fail() {
+    sweep_load("pinned_slots.bpf-el.o", Pins::Reuse);
 }
 
 #[test]
 fn every_call_of_a_load_can_fail_struct_ops() {
     // Registered struct_ops maps are held by the kernel (a link each).
-    sweep_load("struct_ops.bpf-el.o", false);
+    sweep_load("struct_ops.bpf-el.o", Pins::None);
 }
 
 #[test]
