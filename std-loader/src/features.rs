@@ -2,10 +2,11 @@
 //! feature by loading a tiny blob that uses it (SPEC-CORE §6), and
 //! mmapable array maps.
 
+use core::cell::Cell;
 use std::sync::OnceLock;
 
 use ember_core::load::BtfFeatures;
-use ember_sys::{MapCreate, btf_load, map_create};
+use ember_sys::{Errno, MapCreate, btf_load, map_create};
 
 /// The kernel's features, as probed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,8 +52,36 @@ fn blob(types: &[u32], strs: &[u8]) -> Vec<u8> {
     b
 }
 
-fn loads(types: &[u32], strs: &[u8]) -> bool {
-    btf_load(&blob(types, strs), None).is_ok()
+/// Whether `errno` says nothing about a probed feature: the kernel ran out
+/// of memory, was busy or interrupted. Such an answer is not cached.
+pub(crate) fn inconclusive(errno: Errno) -> bool {
+    matches!(
+        errno,
+        Errno::NOMEM | Errno::AGAIN | Errno::INTR | Errno::BUSY | Errno::NOBUFS
+    )
+}
+
+/// What the probes of one run found, and whether every answer was one.
+struct Answers(Cell<bool>);
+
+impl Answers {
+    /// `ok` read as a yes or no; an inconclusive error is a no for now and
+    /// marks the run unsure.
+    fn yes<T>(&self, r: Result<T, Errno>) -> bool {
+        match r {
+            Ok(_) => true,
+            Err(e) => {
+                if inconclusive(e) {
+                    self.0.set(false);
+                }
+                false
+            }
+        }
+    }
+
+    fn loads(&self, types: &[u32], strs: &[u8]) -> bool {
+        self.yes(btf_load(&blob(types, strs), None).map_err(|e| e.errno))
+    }
 }
 
 /// `int` as type 1: name "int" at string offset 1.
@@ -64,17 +93,38 @@ const QDATA: u32 = 13;
 const F: u32 = 20;
 const TAG: u32 = 22;
 
-/// Probes the running kernel (once per process).
+/// Probes the running kernel (once per process: a result is kept unless
+/// a probe failed for a reason that says nothing about its feature, such
+/// as ENOMEM, so a passing fault cannot disable a feature for good).
 pub fn probe() -> Features {
     static FEATURES: OnceLock<Features> = OnceLock::new();
-    *FEATURES.get_or_init(probe_now)
+    if let Some(f) = FEATURES.get() {
+        return *f;
+    }
+    match probe_now() {
+        (f, true) => *FEATURES.get_or_init(|| f),
+        (f, false) => f,
+    }
+}
+
+/// Probes the running kernel now, ignoring what [`probe`] keeps; `None`
+/// when a probe failed for a reason that says nothing about its feature
+/// (out of memory, busy, interrupted).
+pub fn probe_uncached() -> Option<Features> {
+    match probe_now() {
+        (f, true) => Some(f),
+        (_, false) => None,
+    }
 }
 
 fn with_int(rest: &[u32]) -> Vec<u32> {
     INT.iter().chain(rest).copied().collect()
 }
 
-fn probe_now() -> Features {
+/// The features, and whether every probe gave an answer.
+fn probe_now() -> (Features, bool) {
+    let a = Answers(Cell::new(true));
+    let loads = |types: &[u32], strs: &[u8]| a.loads(types, strs);
     let btf = loads(&INT, STRS);
     let func = |linkage| {
         // 2: int f(int x); 3: FUNC f.
@@ -136,27 +186,31 @@ fn probe_now() -> Features {
             ),
         enum64: btf && loads(&[F, info(KIND_ENUM64, 0), 8], STRS),
     };
-    let mmapable_arrays = map_create(&MapCreate {
-        map_type: 2,
-        key_size: 4,
-        value_size: 4,
-        max_entries: 1,
-        map_flags: ember_core::object::maps::BPF_F_MMAPABLE,
-        name: "ember_probe",
-        ..MapCreate::default()
-    })
-    .is_ok();
-    Features {
+    let mmapable_arrays = a.yes(
+        map_create(&MapCreate {
+            map_type: 2,
+            key_size: 4,
+            value_size: 4,
+            max_entries: 1,
+            map_flags: ember_core::object::maps::BPF_F_MMAPABLE,
+            name: "ember_probe",
+            ..MapCreate::default()
+        })
+        .map_err(|e| e.errno),
+    );
+    let bpf_cookie = a.yes(probe_cookie());
+    let f = Features {
         btf,
         btf_kinds,
         mmapable_arrays,
-        bpf_cookie: probe_cookie(),
-    }
+        bpf_cookie,
+    };
+    (f, a.0.get())
 }
 
 /// A tracepoint program calling `bpf_get_attach_cookie` (helper 174):
 /// `call 174; r0 = 0; exit`.
-fn probe_cookie() -> bool {
+fn probe_cookie() -> Result<ember_sys::OwnedFd, Errno> {
     let insns: [[u8; 8]; 3] = [
         {
             let mut i = [0x85, 0, 0, 0, 0, 0, 0, 0];
@@ -174,7 +228,7 @@ fn probe_cookie() -> bool {
         name: "ember_probe",
         ..Default::default()
     })
-    .is_ok()
+    .map_err(|e| e.error.errno)
 }
 
 #[cfg(test)]

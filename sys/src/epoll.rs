@@ -28,6 +28,11 @@ const NO_EVENT: epoll::Event = epoll::Event {
 
 /// `epoll_create1(EPOLL_CLOEXEC)`.
 pub(crate) fn create() -> Result<OwnedFd> {
+    #[cfg(feature = "fault-inject")]
+    crate::fault::check_named("epoll_create1").map_err(|errno| SysError {
+        cmd: "epoll_create1",
+        errno,
+    })?;
     epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|errno| SysError {
         cmd: "epoll_create1",
         errno,
@@ -41,6 +46,8 @@ pub(crate) fn add(epoll: &OwnedFd, fd: rustix::fd::BorrowedFd<'_>, token: usize)
         errno,
     };
     let token = u64::try_from(token).map_err(|_| fail(Errno::NOSPC))?;
+    #[cfg(feature = "fault-inject")]
+    crate::fault::check_named("epoll_ctl").map_err(fail)?;
     epoll::add(
         epoll,
         fd,

@@ -19,7 +19,8 @@
 //! under `cfg(test)` a fake kernel replaces it, so unit tests and miri
 //! need no kernel), [`error`], [`cpu`] (CPU lists, the possible-CPU
 //! count), [`mmap`], [`cmd`] (one function per bpf command, by domain),
-//! `epoll`, [`ringbuf`], [`perf`] and [`sock`] (BPF socket options).
+//! `epoll`, [`ringbuf`], [`perf`] and [`sock`] (BPF socket options). With
+//! the test-only feature `fault-inject`, `fault` fails a chosen system call.
 //!
 //! `#![no_std]` (with `alloc` for rustix): usable in static initramfs
 //! binaries.
@@ -27,7 +28,7 @@
 #![deny(unsafe_code)]
 
 extern crate alloc;
-#[cfg(test)]
+#[cfg(any(test, feature = "fault-inject"))]
 extern crate std;
 
 pub mod attr;
@@ -36,6 +37,8 @@ pub mod cmd;
 pub mod cpu;
 mod epoll;
 pub mod error;
+#[cfg(feature = "fault-inject")]
+pub mod fault;
 pub mod id;
 pub mod mmap;
 pub mod perf;

@@ -105,7 +105,19 @@ pub(crate) enum Syscall<'s, 'a> {
     },
 }
 
+#[cfg(feature = "fault-inject")]
+use crate::fault::check as injected;
+/// No fault injection: every call reaches the kernel.
+#[cfg(not(feature = "fault-inject"))]
+fn injected(_: &Syscall<'_, '_>) -> Result<(), Errno> {
+    Ok(())
+}
+
 impl Syscall<'_, '_> {
+    fn is_test_run(&self) -> bool {
+        matches!(self, Syscall::Bpf(a) if a.cmd() == Some(crate::call::Cmd::ProgTestRun))
+    }
+
     fn returns_fd(&self) -> bool {
         match self {
             Syscall::Bpf(a) => a.cmd().is_some_and(|c| c.returns_fd()),
@@ -305,9 +317,18 @@ pub(crate) enum Prepared<'s> {
 /// # Errors
 /// The kernel's errno, or `EINVAL`/`E2BIG`/`EBADF` for an [`Attr`] that
 /// [`Attr::prepare`] refuses (then nothing reaches the kernel).
-pub(crate) fn syscall(call: Syscall<'_, '_>) -> Result<Ret, Errno> {
+pub(crate) fn syscall(mut call: Syscall<'_, '_>) -> Result<Ret, Errno> {
     let returns_fd = call.returns_fd();
-    let r = run(call)?;
+    // EINTR: interrupted before taking effect, the kernel asks for the
+    // call again (bounded, so a signal storm cannot hang a load). Not for
+    // test runs, whose EINTR reports a signal the caller may want to obey.
+    let mut restarts = 8;
+    let r = loop {
+        match injected(&call).and_then(|()| run(&mut call)) {
+            Err(Errno::INTR) if restarts > 0 && !call.is_test_run() => restarts -= 1,
+            r => break r?,
+        }
+    };
     if !returns_fd {
         return Ok(Ret::Val(r));
     }
@@ -393,26 +414,26 @@ fn prepare<'s>(call: &'s mut Syscall<'_, '_>) -> Result<Prepared<'s>, Errno> {
 }
 
 #[cfg(not(test))]
-fn run(mut call: Syscall<'_, '_>) -> Result<i64, Errno> {
-    let p = prepare(&mut call)?;
+fn run(call: &mut Syscall<'_, '_>) -> Result<i64, Errno> {
+    let p = prepare(call)?;
     // SAFETY: `prepare` built `p` from a `Syscall`: for bpf, from an
     // `Attr<'a>` that `Attr::prepare` checked (no misuse recorded, every
     // length field within its borrow, written buffers exclusively
     // borrowed), whose pointers it wrote from those borrows just now; the
-    // `Attr` and its borrows stay alive until `call` is dropped after this
-    // returns. For perf_event_open, `attr` is exclusively borrowed, at
-    // least 64 bytes, its `size` field equal to its length, and `group`
-    // is -1 or a borrowed perf event fd; a probe's `config1` holds 0 or
-    // the address of the NUL-terminated `name` that `call` borrows until
-    // it is dropped after this returns. For the ioctls, `fd` came from a
-    // `PerfEventFd`. Socket options come from `SockBpf`, all `int`s.
+    // `Attr` and its borrows stay alive while `call` is borrowed, until
+    // after this returns. For perf_event_open, `attr` is exclusively
+    // borrowed, at least 64 bytes, its `size` field equal to its length,
+    // and `group` is -1 or a borrowed perf event fd; a probe's `config1`
+    // holds 0 or the address of the NUL-terminated `name` that `call`
+    // borrows. For the ioctls, `fd` came from a `PerfEventFd`. Socket
+    // options come from `SockBpf`, all `int`s.
     unsafe { enter(p) }
 }
 
 #[cfg(test)]
-fn run(mut call: Syscall<'_, '_>) -> Result<i64, Errno> {
+fn run(call: &mut Syscall<'_, '_>) -> Result<i64, Errno> {
     // The same checks as for the kernel; the fake then sees the call.
-    prepare(&mut call)?;
+    prepare(call)?;
     fake::run(call)
 }
 
@@ -589,6 +610,8 @@ impl Region {
         if len == 0 || isize::try_from(len).is_err() {
             return Err(Errno::INVAL);
         }
+        #[cfg(feature = "fault-inject")]
+        crate::fault::check_named("mmap")?;
         let prot = if writable {
             ProtFlags::READ | ProtFlags::WRITE
         } else {

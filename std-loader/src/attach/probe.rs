@@ -14,6 +14,14 @@ pub(crate) fn trivial_prog(
     prog_type: ProgType,
     attach_type: Option<AttachType>,
 ) -> Option<OwnedFd> {
+    trivial_prog_errno(prog_type, attach_type).ok()
+}
+
+/// [`trivial_prog`], with the kernel's errno when it refuses.
+pub(crate) fn trivial_prog_errno(
+    prog_type: ProgType,
+    attach_type: Option<AttachType>,
+) -> Result<OwnedFd, Errno> {
     ember_sys::prog_load(&mut ProgLoad {
         prog_type: prog_type.0,
         expected_attach_type: attach_type.map_or(0, |a| a.0),
@@ -22,7 +30,7 @@ pub(crate) fn trivial_prog(
         name: "ember_probe",
         ..Default::default()
     })
-    .ok()
+    .map_err(|e| e.error.errno)
 }
 
 /// Whether the kernel has perf-event links (`BPF_LINK_TYPE_PERF_EVENT`,
@@ -30,12 +38,14 @@ pub(crate) fn trivial_prog(
 /// `BPF_PERF_EVENT` on an fd that is not a perf event. A kernel that knows
 /// the attach type looks the fd up and says `EBADF`; an older one refuses
 /// the attach type with `EINVAL`.
+/// An answer that ENOMEM, EAGAIN or the like gave is not kept (see
+/// [`crate::features::probe`]): the next attach probes again.
 pub fn perf_link() -> bool {
     static P: OnceLock<bool> = OnceLock::new();
-    *P.get_or_init(|| {
-        let Some(prog) = trivial_prog(ProgType::TRACEPOINT, None) else {
-            return false;
-        };
+    if let Some(p) = P.get() {
+        return *p;
+    }
+    let answer = trivial_prog_errno(ProgType::TRACEPOINT, None).and_then(|prog| {
         let r = ember_sys::link_create(&LinkCreate {
             prog: prog.as_fd(),
             // The program fd itself: certainly not a perf event.
@@ -44,6 +54,15 @@ pub fn perf_link() -> bool {
             flags: 0,
             extra: LinkExtra::None,
         });
-        matches!(r, Err(e) if e.errno == Errno::BADF)
-    })
+        match r {
+            Err(e) if e.errno == Errno::BADF => Ok(true),
+            Err(e) => Err(e.errno),
+            Ok(_) => Ok(false),
+        }
+    });
+    match answer {
+        Ok(p) => *P.get_or_init(|| p),
+        Err(e) if crate::features::inconclusive(e) => false,
+        Err(_) => *P.get_or_init(|| false),
+    }
 }

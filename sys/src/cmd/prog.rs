@@ -112,7 +112,8 @@ fn put_records<'a>(
 /// # Errors
 /// `EINVAL` for instructions that are not a whole number of 8-byte
 /// records; `E2BIG` for counts over `u32::MAX`; the kernel's errno and,
-/// for a rejected program, its log in `p.log`.
+/// for a rejected program, its log in `p.log`. `EAGAIN` (a signal
+/// interrupted the verifier) is retried, up to five attempts in all.
 ///
 /// # References
 /// bpf(2); `Documentation/bpf/verifier.rst`.
@@ -170,9 +171,16 @@ pub fn prog_load(p: &mut ProgLoad<'_>) -> core::result::Result<OwnedFd, ProgLoad
         a.put_u32(offset_of!(A, log_size), len_out(log.len()));
         a.put_mut_slice(offset_of!(A, log_buf), log);
     }
-    match syscall(Syscall::Bpf(&mut a)) {
-        Ok(r) => r.fd().map_err(|e| err(e, 0)),
-        Err(errno) => Err(err(errno, a.get_u32(offset_of!(A, log_true_size)))),
+    // EAGAIN: a signal interrupted the verifier (4.20+), which asks for
+    // the load again; as libbpf, up to five attempts in all.
+    let mut attempts = 5;
+    loop {
+        attempts -= 1;
+        match syscall(Syscall::Bpf(&mut a)) {
+            Ok(r) => return r.fd().map_err(|e| err(e, 0)),
+            Err(Errno::AGAIN) if attempts > 0 => {}
+            Err(errno) => return Err(err(errno, a.get_u32(offset_of!(A, log_true_size)))),
+        }
     }
 }
 

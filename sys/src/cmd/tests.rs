@@ -466,14 +466,53 @@ fn every_call_can_fail() {
     // btf_info_full makes four calls: info, reopen by id, info, full info.
     for n in 0..4 {
         let f = Fake::install();
-        f.fail_nth(n, Errno::INTR);
+        f.fail_nth(n, Errno::PERM);
         let e = btf_info_full(some_fd().as_fd(), None).unwrap_err();
-        assert_eq!(e.errno, Errno::INTR);
+        assert_eq!(e.errno, Errno::PERM);
         assert_eq!(f.calls().len(), n + 1);
     }
     let f = Fake::install();
     btf_info_full(some_fd().as_fd(), None).unwrap();
     assert_eq!(f.calls().len(), 4);
+    // EINTR is the kernel asking for the call again: restarted, once more.
+    for n in 0..4 {
+        let f = Fake::install();
+        f.fail_nth(n, Errno::INTR);
+        btf_info_full(some_fd().as_fd(), None).unwrap();
+        assert_eq!(f.calls().len(), 5);
+    }
+}
+
+#[test]
+fn prog_loads_are_retried_on_eagain() {
+    // The verifier, interrupted by a signal, asks again: five attempts.
+    let f = Fake::install();
+    f.push((0..4).map(|_| Reply::Err(Errno::AGAIN)));
+    prog_load(&mut ProgLoad {
+        insns: &[0; 8],
+        ..ProgLoad::default()
+    })
+    .unwrap();
+    assert_eq!(f.calls().len(), 5);
+    let f = Fake::install();
+    f.push((0..5).map(|_| Reply::Err(Errno::AGAIN)));
+    let e = prog_load(&mut ProgLoad {
+        insns: &[0; 8],
+        ..ProgLoad::default()
+    })
+    .unwrap_err();
+    assert_eq!((e.error.errno, f.calls().len()), (Errno::AGAIN, 5));
+}
+
+#[test]
+fn test_runs_report_eintr() {
+    // A signal during a test run's repeat loop is the caller's to obey.
+    let f = Fake::install();
+    f.fail_nth(0, Errno::INTR);
+    let prog = some_fd();
+    let e = prog_test_run(prog.as_fd(), &mut TestRun::default()).unwrap_err();
+    assert_eq!(e.errno, Errno::INTR);
+    assert_eq!(f.calls().len(), 1);
 }
 
 mod info;

@@ -249,8 +249,8 @@ fn returns_fd(call: &Syscall<'_, '_>) -> bool {
 }
 
 /// Answers `call` (from `raw::run`).
-pub(crate) fn run(mut call: Syscall<'_, '_>) -> Result<i64, Errno> {
-    let rec = record(&call);
+pub(crate) fn run(call: &mut Syscall<'_, '_>) -> Result<i64, Errno> {
+    let rec = record(call);
     let next = FAKE.with(|f| {
         let mut f = f.borrow_mut();
         let s = f.as_mut()?;
@@ -263,7 +263,7 @@ pub(crate) fn run(mut call: Syscall<'_, '_>) -> Result<i64, Errno> {
         })
     });
     // The state is not borrowed while a closure runs.
-    let fd = returns_fd(&call);
+    let fd = returns_fd(call);
     let r = match next {
         None => Err(Errno::NOSYS),
         Some(None) if fd => Ok(fresh_fd()),
@@ -271,7 +271,7 @@ pub(crate) fn run(mut call: Syscall<'_, '_>) -> Result<i64, Errno> {
         Some(Some(Reply::Ret(v))) => Ok(v),
         Some(Some(Reply::Fd)) => Ok(fresh_fd()),
         Some(Some(Reply::Err(e))) => Err(e),
-        Some(Some(Reply::With(mut f))) => f(&mut call),
+        Some(Some(Reply::With(mut f))) => f(call),
     };
     if fd { hand_over(r) } else { r }
 }
