@@ -8,6 +8,7 @@
 
 pub mod dump;
 mod elf;
+pub mod encode;
 
 mod index;
 pub mod layout;
