@@ -9,6 +9,7 @@
 pub mod dump;
 mod elf;
 pub mod encode;
+pub mod minimize;
 
 mod index;
 pub mod layout;
