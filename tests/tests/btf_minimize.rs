@@ -12,7 +12,7 @@ use std::process::Command;
 use ember::ember_core::btf::minimize::Minimizer;
 use ember::ember_core::btf::{Btf, TypeId};
 use ember::ember_core::object::{Object, object_name};
-use ember::ember_core::reloc::{RelocKind, Targets, solve};
+use ember::ember_core::reloc::{Module, RelocKind, Targets, solve};
 use ember_tests::{
     build_oracle, ember_bin, fixture, is_root, kernel_btf_dir, run_stdout, serial, skip, tool,
 };
@@ -53,22 +53,31 @@ fn describe(btf: &Btf<'_>, id: TypeId) -> String {
 
 /// One relocation's outcome, with target ids replaced by what they name.
 fn outcomes(obj: &Object<'_>, btf: &Btf<'_>) -> Result<Vec<String>, String> {
-    let plan = solve(obj, &Targets::single(btf)).map_err(|e| format!("{e}: {}", e.error))?;
+    outcomes_in(obj, &Targets::single(btf))
+}
+
+/// As [`outcomes`], against vmlinux and modules; says which target matched.
+fn outcomes_in(obj: &Object<'_>, targets: &Targets<'_>) -> Result<Vec<String>, String> {
+    let plan = solve(obj, targets).map_err(|e| format!("{e}: {}", e.error))?;
     Ok(plan
         .iter()
         .map(|r| {
             let x = &r.res;
+            let (which, btf) = match &r.target {
+                Some((c, _)) => (targets.name(c.target), targets.btf(c.target)),
+                None => ("-", None),
+            };
+            let btf = btf.unwrap_or(targets.main);
             let new = if r.kind == RelocKind::TypeIdTarget && x.new != 0 {
                 describe(btf, TypeId(x.new as u32))
             } else {
                 x.new.to_string()
             };
             format!(
-                "#{} {:?} matched={} orig={} new={new} poison={} validate={} memsz={} sz={}/{} \
+                "#{} {:?} matched={which} orig={} new={new} poison={} validate={} memsz={} sz={}/{} \
                  type={}/{} bit_off={:?}",
                 r.index,
                 r.kind,
-                r.target.is_some(),
                 x.orig,
                 x.poison,
                 x.validate,
@@ -332,4 +341,178 @@ fn libbpf_relocates_the_same() {
     }
     eprintln!("libbpf: {checked} objects relocated against minimized BTF, {same} identical");
     assert!(checked >= 20, "only {checked} objects");
+}
+
+/// Module split BTF (beyond bpftool): minimizing Debian 6.1's vmlinux with
+/// two modules gives a base plus split pieces over it; every object solves
+/// against them as against the full BTFs, and the module-only type of
+/// `core_module` still resolves in its module.
+#[test]
+fn module_split_btf_minimized() {
+    let _s = serial();
+    let Some(dir) = kernel_btf_dir() else {
+        return skip("no Debian 6.1 kernel BTF: run tests/scripts/kernel-btf.sh");
+    };
+    let vb = std::fs::read(dir.join("vmlinux")).expect("vmlinux");
+    let vmlinux = Btf::parse_any(&vb, None).expect("vmlinux BTF");
+    let names = ["nf_conntrack", "nf_conntrack_netlink"];
+    let mbytes: Vec<Vec<u8>> = names
+        .iter()
+        .map(|m| std::fs::read(dir.join(format!("modules/{m}.ko"))).expect("module"))
+        .collect();
+    let mbtfs: Vec<Btf<'_>> = mbytes
+        .iter()
+        .map(|b| Btf::parse_any(b, Some(&vmlinux)).expect("module BTF"))
+        .collect();
+    let mods: Vec<Module<'_>> = names
+        .iter()
+        .zip(&mbtfs)
+        .map(|(name, btf)| Module { name, btf })
+        .collect();
+    let full = Targets {
+        main: &vmlinux,
+        modules: &mods,
+        is_override: false,
+    };
+    let loaded = load_all(&core_objects());
+    let objs: Vec<Object<'_>> = loaded.iter().map(parse_obj).collect();
+    let ok: Vec<&Object<'_>> = objs.iter().filter(|o| solve(o, &full).is_ok()).collect();
+    let mut m = Minimizer::with_targets(full).expect("minimizer");
+    for o in &ok {
+        m.add_object(o).expect("add object");
+    }
+    let min = m.finish_split().expect("emit");
+    let base = Btf::parse(&min.base).expect("minimized base parses");
+    let pieces: Vec<Btf<'_>> = min
+        .modules
+        .iter()
+        .map(|p| {
+            let p = p.as_deref().expect("both modules define nf_conn_tstamp");
+            Btf::parse_split(p, &base).expect("minimized module parses")
+        })
+        .collect();
+    let small_mods: Vec<Module<'_>> = names
+        .iter()
+        .zip(&pieces)
+        .map(|(name, btf)| Module { name, btf })
+        .collect();
+    let small = Targets {
+        main: &base,
+        modules: &small_mods,
+        is_override: false,
+    };
+    let mut in_module = 0;
+    for (i, o) in ok.iter().enumerate() {
+        let (a, b) = (outcomes_in(o, &full), outcomes_in(o, &small));
+        assert_eq!(a, b, "object #{i}");
+        in_module += b
+            .expect("solves")
+            .iter()
+            .filter(|l| l.contains("matched=nf_conntrack "))
+            .count();
+    }
+    assert!(in_module >= 1, "no relocation resolved in a module");
+    eprintln!(
+        "{} objects; vmlinux {} -> {} bytes; modules {:?} -> {:?} bytes",
+        ok.len(),
+        vmlinux.data().len(),
+        min.base.len(),
+        mbtfs.iter().map(|b| b.data().len()).collect::<Vec<_>>(),
+        min.modules
+            .iter()
+            .map(|p| p.as_ref().map_or(0, Vec::len))
+            .collect::<Vec<_>>()
+    );
+    // bpftool reads the pieces as split BTF over the minimized base.
+    if let Some(bpftool) = tool("bpftool") {
+        let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let (bp, mp) = (tmp.join("min-vmlinux"), tmp.join("min-nf_conntrack"));
+        std::fs::write(&bp, &min.base).expect("write");
+        std::fs::write(&mp, min.modules[0].as_ref().expect("piece")).expect("write");
+        let dump = run_stdout(
+            Command::new(bpftool)
+                .arg("-B")
+                .arg(&bp)
+                .args(["btf", "dump", "file"])
+                .arg(&mp),
+        );
+        assert!(String::from_utf8_lossy(&dump).contains("'nf_conn_tstamp'"));
+    }
+}
+
+/// Raw BTF holding a base and its split BTF as one blob (split ids and
+/// string offsets already continue the base's): what libbpf takes as
+/// `btf_custom_path` where it cannot take split BTF.
+fn merged(base: &Btf<'_>, split: &Btf<'_>) -> Vec<u8> {
+    let section = |b: &Btf<'_>, which: usize| -> Vec<u8> {
+        let d = b.data();
+        let w = |o: usize| u32::from_le_bytes(d[o..o + 4].try_into().expect("u32")) as usize;
+        let hdr = w(4);
+        let (off, len) = (w(8 + which * 8), w(12 + which * 8));
+        d[hdr + off..hdr + off + len].to_vec()
+    };
+    let types = [section(base, 0), section(split, 0)].concat();
+    let strs = [section(base, 1), section(split, 1)].concat();
+    let mut out = vec![0x9f, 0xeb, 1, 0];
+    for v in [
+        24u32,
+        0,
+        types.len() as u32,
+        types.len() as u32,
+        strs.len() as u32,
+    ] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out.extend_from_slice(&types);
+    out.extend_from_slice(&strs);
+    out
+}
+
+/// libbpf relocates `core_module` (a type only nf_conntrack has) against
+/// the minimized vmlinux + nf_conntrack, merged into one file, exactly as
+/// against the full ones merged.
+#[test]
+fn libbpf_relocates_module_type_the_same() {
+    let _s = serial();
+    if !is_root() {
+        return;
+    }
+    let Some(dir) = kernel_btf_dir() else {
+        return skip("no Debian 6.1 kernel BTF: run tests/scripts/kernel-btf.sh");
+    };
+    let Some(oracle) = build_oracle("libbpf_core", Path::new(env!("CARGO_TARGET_TMPDIR"))) else {
+        return;
+    };
+    let vb = std::fs::read(dir.join("vmlinux")).expect("vmlinux");
+    let vmlinux = Btf::parse_any(&vb, None).expect("vmlinux BTF");
+    let mb = std::fs::read(dir.join("modules/nf_conntrack.ko")).expect("module");
+    let module = Btf::parse_any(&mb, Some(&vmlinux)).expect("module BTF");
+    let mods = [Module {
+        name: "nf_conntrack",
+        btf: &module,
+    }];
+    let full = Targets {
+        main: &vmlinux,
+        modules: &mods,
+        is_override: false,
+    };
+    let obj_path = fixture("core_module.bpf-el.o");
+    let ob = std::fs::read(&obj_path).expect("object");
+    let obj = Object::parse(&ob, "core_module").expect("object");
+    let mut m = Minimizer::with_targets(full).expect("minimizer");
+    m.add_object(&obj).expect("add");
+    let min = m.finish_split().expect("emit");
+    let base = Btf::parse(&min.base).expect("base");
+    let piece = min.modules[0].as_deref().expect("module piece");
+    let split = Btf::parse_split(piece, &base).expect("piece");
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let (fp, sp) = (tmp.join("full-merged.btf"), tmp.join("min-merged.btf"));
+    std::fs::write(&fp, merged(&vmlinux, &module)).expect("write");
+    std::fs::write(&sp, merged(&base, &split)).expect("write");
+    let run = |t: &Path| {
+        String::from_utf8(run_stdout(Command::new(&oracle).arg(&obj_path).arg(t))).expect("utf-8")
+    };
+    let (a, b) = (run(&fp), run(&sp));
+    assert!(a.lines().count() > 2, "{a}");
+    assert_eq!(a, b);
 }

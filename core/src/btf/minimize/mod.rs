@@ -233,26 +233,81 @@ impl<'t> Keep<'t> {
         Ok(())
     }
 
-    /// Writes the kept types as a new base BTF in the input's byte order.
-    ///
-    /// # Errors
-    /// As [`Encoder`].
-    pub fn emit(&self) -> Result<Vec<u8>> {
-        let btf = self.btf;
-        // Old id → new id; 0 (void) for types not kept.
+    /// Old id → new id for this BTF's own kept types, numbered from
+    /// `first`; 0 (void) for every other id.
+    fn id_map(&self, first: u32) -> Result<Vec<u32>> {
+        let own = self.btf.start_id().0 as usize;
         let mut map: Vec<u32> = Vec::new();
         map.try_reserve_exact(self.types.len()).map_err(|_| oom())?;
-        let mut next = 1u32;
-        for &k in &self.types {
-            map.push(if k {
+        let mut next = first;
+        for (i, &k) in self.types.iter().enumerate() {
+            map.push(if k && i >= own {
                 next = next.saturating_add(1);
                 next.saturating_sub(1)
             } else {
                 0
             });
         }
+        Ok(map)
+    }
+
+    /// Keeps every base type and member that `split` (a keep set over a
+    /// split BTF on this one) kept.
+    pub fn absorb_base(&mut self, split: &Keep<'_>) {
+        let n = self.types.len();
+        for (mine, &theirs) in self.types.iter_mut().zip(&split.types) {
+            *mine |= theirs;
+        }
+        for (&id, bits) in split.members.range(..TypeId(n as u32)) {
+            let mine = self
+                .members
+                .entry(id)
+                .or_insert_with(|| alloc::vec![false; bits.len()]);
+            for (m, &b) in mine.iter_mut().zip(bits) {
+                *m |= b;
+            }
+        }
+    }
+
+    /// Writes the kept types as a new base BTF in the input's byte order.
+    ///
+    /// # Errors
+    /// As [`Encoder`].
+    pub fn emit(&self) -> Result<Vec<u8>> {
+        let map = self.id_map(1)?;
         let remap = |id: TypeId| TypeId(map.get(id.index()).copied().unwrap_or(0));
-        let mut enc = Encoder::new(btf.endian());
+        let mut enc = Encoder::new(self.btf.endian());
+        self.emit_own(&mut enc, &remap)?;
+        enc.finish()
+    }
+
+    /// Writes this split BTF's kept own types as split BTF over `min_base`,
+    /// the base emitted by `base` (which must have absorbed this set).
+    ///
+    /// # Errors
+    /// As [`Encoder`].
+    pub fn emit_split(&self, base: &Keep<'_>, min_base: &Btf<'_>) -> Result<Vec<u8>> {
+        let base_map = base.id_map(1)?;
+        let map = self.id_map(min_base.type_count())?;
+        let own = self.btf.start_id();
+        let remap = |id: TypeId| {
+            let m = if id < own { &base_map } else { &map };
+            TypeId(m.get(id.index()).copied().unwrap_or(0))
+        };
+        let mut enc = Encoder::new_split(min_base);
+        self.emit_own(&mut enc, &remap)?;
+        enc.finish()
+    }
+
+    /// Whether any of this BTF's own types is kept (for a split BTF: not
+    /// counting its base's).
+    pub fn has_own(&self) -> bool {
+        let own = self.btf.start_id().0 as usize;
+        self.types.iter().skip(own).any(|&k| k)
+    }
+
+    fn emit_own(&self, enc: &mut Encoder, remap: &dyn Fn(TypeId) -> TypeId) -> Result<()> {
+        let btf = self.btf;
         let mut scratch = Scratch::default();
         let mut kept: Vec<Member> = Vec::new();
         let mut names: Vec<super::Enumerator> = Vec::new();
@@ -266,7 +321,7 @@ impl<'t> Keep<'t> {
                 continue;
             }
             let r = t.to_record(&mut scratch)?;
-            let new_name = name(&mut enc, r.name)?;
+            let new_name = name(enc, r.name)?;
             let body = match r.body {
                 Body::Struct { .. } | Body::Union { .. } => {
                     kept.clear();
@@ -274,7 +329,7 @@ impl<'t> Keep<'t> {
                     for (i, m) in t.members().enumerate() {
                         if bits.and_then(|b| b.get(i)).copied().unwrap_or(false) {
                             kept.push(Member {
-                                name_off: name(&mut enc, m.name_off)?,
+                                name_off: name(enc, m.name_off)?,
                                 type_id: remap(m.type_id),
                                 ..m
                             });
@@ -296,7 +351,7 @@ impl<'t> Keep<'t> {
                     names.clear();
                     for v in values {
                         names.push(super::Enumerator {
-                            name_off: name(&mut enc, v.name_off)?,
+                            name_off: name(enc, v.name_off)?,
                             value: v.value,
                         });
                     }
@@ -316,7 +371,7 @@ impl<'t> Keep<'t> {
                     params.clear();
                     for p in ps {
                         params.push(super::Param {
-                            name_off: name(&mut enc, p.name_off)?,
+                            name_off: name(enc, p.name_off)?,
                             type_id: remap(p.type_id),
                         });
                     }
@@ -353,7 +408,7 @@ impl<'t> Keep<'t> {
                 body,
             })?;
         }
-        enc.finish()
+        Ok(())
     }
 }
 

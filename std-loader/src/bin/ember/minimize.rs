@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use ember::Error;
 use ember::ember_core::btf::minimize::Minimizer;
 use ember::ember_core::object::{Object, object_name};
+use ember::ember_core::reloc::{Module, Targets};
 
 use crate::{context, parse, read};
 
@@ -19,7 +20,13 @@ pub(crate) struct Args {
     /// The full target BTF (raw, or ELF with .BTF), e.g. a btfhub file.
     #[arg(long)]
     btf: PathBuf,
-    /// Where to write the minimized BTF (raw).
+    /// Module split BTF over `--btf` (raw, or a `.ko`), searched for the
+    /// types vmlinux lacks, as the loader searches them.
+    #[arg(long = "module-btf")]
+    module_btf: Vec<PathBuf>,
+    /// Where to write the minimized BTF (raw). With `--module-btf`, a
+    /// directory laid out like /sys/kernel/btf: `vmlinux`, and a split BTF
+    /// over it per module that contributed types, named after the module.
     #[arg(short = 'o', long = "output")]
     output: PathBuf,
     /// Print what was kept.
@@ -31,7 +38,37 @@ pub(crate) struct Args {
 pub(crate) fn run(a: &Args) -> Result<(), Box<dyn core::error::Error>> {
     let tbytes = read(&a.btf)?;
     let target = parse(&a.btf, &tbytes, None)?;
-    let mut m = Minimizer::new(&target).map_err(|e| context(a.btf.display().to_string(), e))?;
+    let mod_bytes = a
+        .module_btf
+        .iter()
+        .map(|p| read(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut mod_btfs = Vec::new();
+    for (p, b) in a.module_btf.iter().zip(&mod_bytes) {
+        mod_btfs.push(parse(p, b, Some(&target))?);
+    }
+    let names: Vec<String> = a
+        .module_btf
+        .iter()
+        .map(|p| {
+            p.file_stem()
+                .and_then(|n| n.to_str())
+                .unwrap_or("module")
+                .to_owned()
+        })
+        .collect();
+    let modules: Vec<Module<'_>> = names
+        .iter()
+        .zip(&mod_btfs)
+        .map(|(name, btf)| Module { name, btf })
+        .collect();
+    let targets = Targets {
+        main: &target,
+        modules: &modules,
+        is_override: false,
+    };
+    let mut m =
+        Minimizer::with_targets(targets).map_err(|e| context(a.btf.display().to_string(), e))?;
     for p in &a.objects {
         let bytes = read(p)?;
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -50,11 +87,28 @@ pub(crate) fn run(a: &Args) -> Result<(), Box<dyn core::error::Error>> {
             eprintln!("{}: {n} CO-RE relocations", p.display());
         }
     }
-    let out = m
-        .finish()
+    let min = m
+        .finish_split()
         .map_err(|e| context("writing minimized BTF", e))?;
-    std::fs::write(&a.output, &out)
-        .map_err(|e| context(format!("cannot write {}", a.output.display()), e))?;
+    let out = min.base;
+    let write = |p: &std::path::Path, b: &[u8]| {
+        std::fs::write(p, b).map_err(|e| context(format!("cannot write {}", p.display()), e))
+    };
+    if a.module_btf.is_empty() {
+        write(&a.output, &out)?;
+    } else {
+        std::fs::create_dir_all(&a.output)
+            .map_err(|e| context(format!("cannot create {}", a.output.display()), e))?;
+        write(&a.output.join("vmlinux"), &out)?;
+        for (name, piece) in names.iter().zip(&min.modules) {
+            if let Some(b) = piece {
+                write(&a.output.join(name), b)?;
+                if a.verbose {
+                    eprintln!("{name}: {} bytes of split BTF", b.len());
+                }
+            }
+        }
+    }
     if a.verbose {
         let mut o = std::io::stderr().lock();
         writeln!(
