@@ -2,6 +2,7 @@ use alloc::vec::Vec;
 
 use super::*;
 use crate::btf::test_util::Builder;
+use crate::btf::{Array, DatasecEntry, Enumerator, Member, Param};
 
 /// One type of every kind, built with the encoder.
 fn every_kind(endian: Endian) -> Vec<u8> {
