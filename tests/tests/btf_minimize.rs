@@ -516,3 +516,75 @@ fn libbpf_relocates_module_type_the_same() {
     assert!(a.lines().count() > 2, "{a}");
     assert_eq!(a, b);
 }
+
+/// Big-endian: this machine's vmlinux re-encoded big-endian (by the
+/// encoder), minimized for the big-endian builds of the objects, solves
+/// them as the full swapped BTF does; the output stays big-endian.
+#[test]
+fn big_endian_target() {
+    use ember::ember_core::Endian;
+    use ember::ember_core::btf::encode::reencode_as;
+    let _s = serial();
+    let Ok(vb) = std::fs::read("/sys/kernel/btf/vmlinux") else {
+        return skip("/sys/kernel/btf/vmlinux is absent");
+    };
+    let le = Btf::parse(&vb).expect("vmlinux");
+    let swapped = reencode_as(&le, Endian::Big).expect("swap");
+    let target = Btf::parse(&swapped).expect("big-endian vmlinux");
+    let paths: Vec<PathBuf> = core_objects()
+        .iter()
+        .map(|p| PathBuf::from(p.to_string_lossy().replace("-el.o", "-eb.o")))
+        .filter(|p| p.exists())
+        .collect();
+    let loaded = load_all(&paths);
+    let objs: Vec<Object<'_>> = loaded.iter().map(parse_obj).collect();
+    let ok: Vec<&Object<'_>> = objs
+        .iter()
+        .filter(|o| solve(o, &Targets::single(&target)).is_ok())
+        .collect();
+    assert!(ok.len() >= 20, "only {} big-endian objects", ok.len());
+    let out = minimize_and_check(&target, &ok, "big-endian vmlinux");
+    assert_eq!(Btf::parse(&out).expect("parses").endian(), Endian::Big);
+}
+
+/// The CLI names the file at fault and exits non-zero: a target that is
+/// not BTF, an object that is not ELF.
+#[test]
+fn cli_errors_name_the_file() {
+    let _s = serial();
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let junk = tmp.join("junk.btf");
+    std::fs::write(&junk, b"not BTF at all").expect("write");
+    let obj = fixture("core_kernel.bpf-el.o");
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = Command::new(ember_bin())
+            .args(["btf", "minimize"])
+            .args(args)
+            .output()
+            .expect("run ember");
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let o = tmp.join("never.btf");
+    let e = run(&[
+        obj.as_os_str(),
+        "--btf".as_ref(),
+        junk.as_os_str(),
+        "-o".as_ref(),
+        o.as_os_str(),
+    ]);
+    assert!(e.contains("junk.btf") && e.contains("malformed BTF"), "{e}");
+    let v = fixture("core/nesting.t-el.o");
+    let e = run(&[
+        junk.as_os_str(),
+        "--btf".as_ref(),
+        v.as_os_str(),
+        "-o".as_ref(),
+        o.as_os_str(),
+    ]);
+    assert!(
+        e.contains("junk.btf") && e.contains("malformed object"),
+        "{e}"
+    );
+    assert!(!o.exists());
+}
