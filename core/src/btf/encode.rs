@@ -19,6 +19,24 @@
 //! `name_off` stays valid). Strings added through [`Encoder::add_str`] are
 //! appended once each, in the order first added. Every kernel's vmlinux and
 //! module BTF, and clang's `.BTF`, are canonical.
+//!
+//! # Example
+//! ```
+//! use ember_core::Endian;
+//! use ember_core::btf::encode::{Body, Encoder, TypeRecord, reencode};
+//! use ember_core::btf::{Btf, Kind, Member, TypeId};
+//! let mut e = Encoder::new(Endian::Big);
+//! let int = e.add_str("int")?;
+//! let i = e.add(&TypeRecord::named(int, Body::Int { size: 4, encoding: 1, offset: 0, bits: 32 }))?;
+//! let (s, x) = (e.add_str("s")?, e.add_str("x")?);
+//! let m = [Member { name_off: x, type_id: i, bit_offset: 0, bitfield_size: 0 }];
+//! e.add(&TypeRecord::named(s, Body::Struct { size: 4, members: &m }))?;
+//! let blob = e.finish()?;
+//! let btf = Btf::parse(&blob)?;
+//! assert_eq!(btf.find_by_name_kind("s", Kind::Struct), Some(TypeId(2)));
+//! assert_eq!(reencode(&btf)?, blob);
+//! # Ok::<(), ember_core::Error>(())
+//! ```
 
 mod record;
 
