@@ -6,6 +6,8 @@
 //! - [`btf::Btf`] and its views ([`btf::Type`], members, enumerators, ...):
 //!   a zero-copy, fully validated view of a BTF blob, split BTF included;
 //! - [`btf::dump`]: bpftool-compatible raw listings and C headers.
+//! - [`btf::encode`]: BTF from typed records (byte-exact on canonical
+//!   input); [`btf::minimize`]: BTF cut down to what CO-RE relocations use.
 //!
 //! # Robustness contract
 //! Every function here is a pure function of bytes. Malformed input returns

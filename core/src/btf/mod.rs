@@ -8,6 +8,8 @@
 
 pub mod dump;
 mod elf;
+pub mod encode;
+pub mod minimize;
 
 mod index;
 pub mod layout;

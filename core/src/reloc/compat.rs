@@ -314,7 +314,7 @@ fn match_member<'t>(
 
 /// Walks candidate `targ_id` the way `local` walks its root; `Some` with
 /// the target spec when the candidate matches.
-pub(super) fn spec_match<'t>(
+pub(crate) fn spec_match<'t>(
     local: &Spec<'_>,
     lb: &Btf<'_>,
     tb: &Btf<'t>,

@@ -20,6 +20,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt;
 
+pub(crate) use self::compat::spec_match;
 pub use self::compat::{types_compat, types_match};
 pub use self::compute::RelocRes;
 pub use self::kind::RelocKind;

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod minimize;
 mod run;
 mod settings;
 
@@ -230,6 +231,9 @@ enum BtfCmd {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         repeat: u32,
     },
+    /// Keep only the types and members the objects' CO-RE relocations use
+    /// (as `bpftool gen min_core_btf`).
+    Minimize(minimize::Args),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -398,6 +402,7 @@ fn load(
 
 fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
     match cli.cmd {
+        Cmd::Btf(BtfCmd::Minimize(a)) => minimize::run(&a),
         Cmd::Btf(BtfCmd::Dump { file, base, format }) => {
             let base_bytes = base.as_deref().map(read).transpose()?;
             let base_btf = match (&base, &base_bytes) {
