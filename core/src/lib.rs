@@ -7,7 +7,7 @@
 //!   a zero-copy, fully validated view of a BTF blob, split BTF included;
 //! - [`btf::dump`]: bpftool-compatible raw listings and C headers.
 //! - [`btf::encode`]: BTF from typed records (byte-exact on canonical
-//!   input); [`btf::minimize`]: BTF cut down to what CO-RE relocations use.
+//!   input); [`minimize`]: BTF cut down to what CO-RE relocations use.
 //!
 //! # Robustness contract
 //! Every function here is a pure function of bytes. Malformed input returns
@@ -55,6 +55,7 @@ mod kind;
 pub mod ksym;
 pub mod limits;
 pub mod load;
+pub mod minimize;
 pub mod object;
 pub mod reloc;
 

@@ -4,7 +4,7 @@
 //! every relocation (target type ids compared by the type they name).
 #![no_main]
 
-use ember_core::btf::minimize::Minimizer;
+use ember_core::minimize::Minimizer;
 use ember_core::btf::{Btf, TypeId};
 use ember_core::object::Object;
 use ember_core::reloc::{RelocKind, Resolution, Targets, solve};

@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ember::ember_core::btf::minimize::Minimizer;
 use ember::ember_core::btf::{Btf, TypeId};
+use ember::ember_core::minimize::Minimizer;
 use ember::ember_core::object::{Object, object_name};
 use ember::ember_core::reloc::{Module, RelocKind, Targets, solve};
 use ember_tests::{

@@ -9,7 +9,6 @@
 pub mod dump;
 mod elf;
 pub mod encode;
-pub mod minimize;
 
 mod index;
 pub mod layout;

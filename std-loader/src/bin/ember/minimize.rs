@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use ember::Error;
-use ember::ember_core::btf::minimize::Minimizer;
+use ember::ember_core::minimize::Minimizer;
 use ember::ember_core::object::{Object, object_name};
 use ember::ember_core::reloc::{Module, Targets};
 

@@ -16,8 +16,8 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 pub use self::relocs::Minimizer;
-use super::encode::{Body, Encoder, Scratch, TypeRecord};
-use super::{Btf, Kind, Member, TypeId};
+use crate::btf::encode::{Body, Encoder, Scratch, TypeRecord};
+use crate::btf::{Btf, Kind, Member, TypeId};
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits;
 
@@ -310,9 +310,9 @@ impl<'t> Keep<'t> {
         let btf = self.btf;
         let mut scratch = Scratch::default();
         let mut kept: Vec<Member> = Vec::new();
-        let mut names: Vec<super::Enumerator> = Vec::new();
-        let mut params: Vec<super::Param> = Vec::new();
-        let name = |enc: &mut Encoder, off| -> Result<super::StrOffset> {
+        let mut names: Vec<crate::btf::Enumerator> = Vec::new();
+        let mut params: Vec<crate::btf::Param> = Vec::new();
+        let name = |enc: &mut Encoder, off| -> Result<crate::btf::StrOffset> {
             let s = btf.str_at(off)?;
             enc.add_str(s)
         };
@@ -350,7 +350,7 @@ impl<'t> Keep<'t> {
                 Body::Enum { size, values } | Body::Enum64 { size, values } => {
                     names.clear();
                     for v in values {
-                        names.push(super::Enumerator {
+                        names.push(crate::btf::Enumerator {
                             name_off: name(enc, v.name_off)?,
                             value: v.value,
                         });
@@ -370,7 +370,7 @@ impl<'t> Keep<'t> {
                 Body::FuncProto { ret, params: ps } => {
                     params.clear();
                     for p in ps {
-                        params.push(super::Param {
+                        params.push(crate::btf::Param {
                             name_off: name(enc, p.name_off)?,
                             type_id: remap(p.type_id),
                         });
