@@ -75,7 +75,7 @@ rm -f "$results"
 step "fuzz"
 fuzz_all() {
   for t in $(cargo +nightly fuzz list --fuzz-dir fuzz); do
-    mkdir -p "fuzz/corpus/$t"
+    mkdir -p "fuzz/corpus/$t" "fuzz/seeds/$t"
     cargo +nightly fuzz run --fuzz-dir fuzz "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" \
       -- -max_total_time="$secs" -rss_limit_mb=2048 2>&1 | tail -n 2
   done
