@@ -13,6 +13,7 @@ mount -t tracefs tracefs /sys/kernel/tracing
 kv=$(uname -r)
 while read -r m; do insmod "/lib/modules/$kv/$m" 2>/dev/null; done < /load-order
 echo "VMINFO kernel $kv modules: $(ls /sys/kernel/btf | tr '\n' ' ')"
+echo "VMINFO guest uptime $(cut -d' ' -f1 /proc/uptime)s at init"
 only=$(sed -n 's/.*vmtest\.only=\([^ ]*\).*/\1/p' /proc/cmdline)
 rc=0
 
@@ -26,6 +27,7 @@ wanted() {
 # result NAME OK?: prints the verdict; on failure, what the last ember
 # run said.
 result() {
+  echo "VMINFO guest uptime $(cut -d' ' -f1 /proc/uptime)s after $1"
   if [ "$2" = 0 ]; then
     echo "VMTEST $1 OK"
   else
@@ -101,16 +103,19 @@ check freplace "prog ember_replacement type ext" load --no-autoload ember_target
 
 # --- Scenarios: each program must fire -----------------------------------
 # fentry + fexit on do_sys_openat2 (vmlinux), fentry on nf_conntrack's
-# ct_cpu_seq_show (read /proc/net/stat/nf_conntrack).
+# ct_cpu_seq_show (read /proc/net/stat/nf_conntrack) and nf_ct_get_id (a
+# ctnetlink dump of an entry vm_conntrack creates).
 if wanted fentry; then
   ok=1
-  if start 3 /fix/fentry.bpf-el.o --dump counts; then
+  if start 4 /fix/fentry.bpf-el.o --dump counts; then
     opens
     cat /proc/net/stat/nf_conntrack > /dev/null
+    /bin/vm_conntrack
     stop && ok=0
-    e=$(val counts 0) x=$(val counts 1) fd=$(val counts 2) m=$(val counts 3)
-    echo "VMINFO fentry openat entries=$e exits=$x exits_with_fd=$fd ct_cpu_seq_show=$m"
-    pos "$e" "$x" "$fd" "$m" || ok=1
+    e=$(val counts 0) x=$(val counts 1) fd=$(val counts 2) m=$(val counts 3) id=$(val counts 4)
+    echo "VMINFO fentry openat entries=$e exits=$x exits_with_fd=$fd" \
+      "ct_cpu_seq_show=$m nf_ct_get_id=$id"
+    pos "$e" "$x" "$fd" "$m" "$id" || ok=1
   fi
   result fentry $ok
 fi

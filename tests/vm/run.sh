@@ -59,8 +59,10 @@ fi
 # 2. A static ember (glibc, crt-static): nothing in the guest but busybox.
 host=$(rustc -vV | awk '/^host:/{print $2}')
 (cd "$root" && RUSTFLAGS='-C target-feature=+crt-static' \
-  cargo build --quiet --profile min-size --bin ember --target "$host")
+  cargo build --quiet --profile min-size --bin ember --bin vm_conntrack --target "$host")
 ember="$root/target/$host/min-size/ember"
+# Creates and dumps a conntrack entry (tests/src/bin/vm_conntrack.rs).
+vm_conntrack="$root/target/$host/min-size/vm_conntrack"
 
 # 3. The initramfs.
 ir="$out/initramfs"
@@ -70,9 +72,10 @@ cp "$(command -v busybox)" "$ir/bin/busybox"
 for a in $("$ir/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$ir/bin/$a"; done
 for a in modprobe insmod poweroff; do ln -sf ../bin/busybox "$ir/sbin/$a"; done
 order=()
-# nf_conntrack (module kfuncs, a module fentry target); nf_dup_netdev (a
-# module's per-CPU variable as a typed ksym).
-for m in nf_conntrack nf_dup_netdev; do
+# nf_conntrack (module kfuncs, module fentry targets), nf_conntrack_netlink
+# (its dump reaches them); nf_dup_netdev (a module's per-CPU variable as a
+# typed ksym).
+for m in nf_conntrack nf_conntrack_netlink nf_dup_netdev; do
   while read -r _ path _; do
     rel=${path#"$kroot/lib/modules/$kver/"}
     mkdir -p "$ir/lib/modules/$kver/$(dirname "$rel")"
@@ -82,6 +85,7 @@ for m in nf_conntrack nf_dup_netdev; do
 done
 printf '%s\n' "${order[@]}" | awk '!seen[$0]++' > "$ir/load-order"
 cp "$ember" "$ir/bin/ember"
+cp "$vm_conntrack" "$ir/bin/vm_conntrack"
 cp "$root"/tests/fixtures/vm/*.bpf-el.o "$root"/tests/fixtures/freplace.bpf-el.o \
   "$root"/tests/fixtures/attach/execsnoop.bpf-el.o "$ir/fix/"
 
