@@ -15,6 +15,10 @@ step() { printf '\n== %s\n' "$*"; }
 # 1. Debian packages.
 # qemu-system-x86, busybox-static, cpio, kmod: the VM guest (tests/vm/run.sh).
 pkgs=(clang clang-16 llvm bpftool libbpf-dev pkg-config python3 xz-utils qemu-system-x86 busybox-static cpio kmod)
+# zstd: the Debian 6.12 guest's kernel payload (tests/tests/vm_fprobe.rs).
+pkgs+=(zstd)
+# iproute2 (ip, tc): the network attach tests build netns and veth pairs.
+pkgs+=(iproute2)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -136,6 +136,125 @@ impl Kallsyms {
     }
 }
 
+/// Every definition of `name` in kallsyms `text` (only those of
+/// `module`, `vmlinux` meaning the kernel itself, when given), one per
+/// distinct address, in text order. Kprobes refuse a name with several
+/// (6.7+: `EADDRNOTAVAIL`), and callers list them so the user can pick an
+/// address.
+pub fn definitions(text: &str, name: &str, module: Option<&str>) -> Vec<Ksym> {
+    let mut out: Vec<Ksym> = Vec::new();
+    for line in text.lines() {
+        let Some((addr, kind, sym, m)) = split_line(line) else {
+            continue;
+        };
+        if base_name(sym, kind) != name {
+            continue;
+        }
+        let in_module = match module {
+            None => true,
+            Some("vmlinux") => m.is_none(),
+            Some(want) => m == Some(want),
+        };
+        if in_module && !out.iter().any(|k| k.addr == addr) {
+            out.push(Ksym {
+                addr,
+                kind,
+                module: m.map(str::to_owned),
+            });
+        }
+    }
+    out
+}
+
+/// The names of function symbols (`t`, `T`) in kallsyms `text`, as
+/// `name` or `name [module]` like tracefs `available_filter_functions`.
+pub fn function_names(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().filter_map(|l| {
+        let (_, kind, sym, _) = split_line(l)?;
+        matches!(kind, 't' | 'T').then(|| base_name(sym, kind))
+    })
+}
+
+/// `ADDR KIND NAME [\[MODULE\]]`.
+fn split_line(line: &str) -> Option<(u64, char, &str, Option<&str>)> {
+    let mut parts = line.split_ascii_whitespace();
+    let addr = u64::from_str_radix(parts.next()?, 16).ok()?;
+    let kind = parts.next()?.chars().next()?;
+    let name = parts.next()?;
+    let module = parts
+        .next()
+        .map(|m| m.trim_start_matches('[').trim_end_matches(']'));
+    Some((addr, kind, name, module))
+}
+
+/// The name without the `.llvm.<hash>` suffix of LTO builds.
+fn base_name(name: &str, kind: char) -> &str {
+    match name.find(".llvm.") {
+        Some(i) if matches!(kind, 'd' | 'D' | 'b' | 'B' | 'r' | 'R' | 't' | 'T') => &name[..i],
+        _ => name,
+    }
+}
+
+/// The arch part of syscall wrapper names (`__x64_sys_bpf`), as libbpf
+/// names them.
+fn syscall_arch() -> Option<&'static str> {
+    Some(match std::env::consts::ARCH {
+        "x86_64" => "x64",
+        "x86" => "ia32",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        "s390x" => "s390x",
+        "riscv64" => "riscv",
+        "powerpc64" => "powerpc64",
+        "powerpc" => "powerpc",
+        "mips" | "mips64" => "mips",
+        "loongarch64" => "loongarch",
+        _ => return None,
+    })
+}
+
+/// The kallsyms name whose presence means syscalls are wrapped
+/// (`__x64_sys_bpf`, `CONFIG_ARCH_HAS_SYSCALL_WRAPPER`).
+///
+/// This is ember's one syscall-wrapper check, shared by
+/// `LINUX_HAS_SYSCALL_WRAPPER` and ksyscall attachment
+/// ([`has_syscall_wrapper`]). libbpf instead creates a kprobe on the
+/// symbol and answers yes only when that succeeds, so on a kernel without
+/// kprobes libbpf says no although the wrapper exists; ember's answer is
+/// the kernel's actual one.
+pub(crate) fn syscall_wrapper_symbol() -> Option<String> {
+    syscall_arch().map(|p| format!("__{p}_sys_bpf"))
+}
+
+/// Whether the kernel wraps syscalls, given a lookup of kallsyms names
+/// (a [`Kallsyms`] read with [`syscall_wrapper_symbol`] among its wanted
+/// names).
+pub(crate) fn has_syscall_wrapper(has: impl Fn(&str) -> bool) -> bool {
+    syscall_wrapper_symbol().is_some_and(|w| has(&w))
+}
+
+/// The kernel function behind syscall `name` (`execve`):
+/// `__<arch>_sys_execve` where syscalls are wrapped, `sys_execve`
+/// otherwise (libbpf's ksyscall rule).
+pub fn syscall_function(name: &str, wrapped: bool) -> String {
+    match syscall_arch() {
+        Some(arch) if wrapped => format!("__{arch}_sys_{name}"),
+        _ => format!("sys_{name}"),
+    }
+}
+
+/// Whether this kernel wraps syscalls, from `/proc/kallsyms`, once per
+/// process (false when it cannot be read).
+pub fn kernel_has_syscall_wrapper() -> bool {
+    static W: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *W.get_or_init(|| {
+        let Some(sym) = syscall_wrapper_symbol() else {
+            return false;
+        };
+        matches!(Kallsyms::read(&[&sym]), Ok(Ok(k)) if has_syscall_wrapper(|n| k.get(n).is_some()))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +293,55 @@ ffffffffc0001000 t ctnetlink_fill_info [nf_conntrack_netlink]
             Kallsyms::parse(hidden, &["x"]).unwrap_err(),
             KsymError::Restricted
         );
+    }
+
+    #[test]
+    fn definitions_list_each_address_once_per_module() {
+        let text = "\
+ffffffff81000100 t dup
+ffffffff81000100 t dup
+ffffffff81000200 t dup
+ffffffffc0001000 t dup [mod_a]
+ffffffffc0002000 t uniq [mod_a]
+ffffffff81000300 t cold.llvm.77
+";
+        let all = definitions(text, "dup", None);
+        let addrs: Vec<u64> = all.iter().map(|k| k.addr).collect();
+        assert_eq!(
+            addrs,
+            [
+                0xffff_ffff_8100_0100,
+                0xffff_ffff_8100_0200,
+                0xffff_ffff_c000_1000
+            ]
+        );
+        assert_eq!(all[2].module.as_deref(), Some("mod_a"));
+        assert_eq!(definitions(text, "dup", Some("vmlinux")).len(), 2);
+        assert_eq!(definitions(text, "dup", Some("mod_a")).len(), 1);
+        assert!(definitions(text, "uniq", Some("mod_b")).is_empty());
+        assert_eq!(definitions(text, "cold", None).len(), 1);
+        assert!(definitions("garbage\nzz t x\n", "x", None).is_empty());
+        let names: Vec<&str> = function_names(text).collect();
+        assert_eq!(names.len(), 6);
+        assert_eq!(names[5], "cold");
+    }
+
+    #[test]
+    fn syscall_functions_follow_the_wrapper_check() {
+        let wrapped_text =
+            "ffffffff814de370 T __x64_sys_bpf\nffffffff814de380 T __x64_sys_execve\n";
+        let plain_text = "ffffffff814de370 T sys_bpf\n";
+        let decide = |text: &str| {
+            let sym = syscall_wrapper_symbol();
+            let wanted: Vec<&str> = sym.iter().map(String::as_str).collect();
+            let k = Kallsyms::parse(text, &wanted).unwrap();
+            has_syscall_wrapper(|n| k.get(n).is_some())
+        };
+        if std::env::consts::ARCH == "x86_64" {
+            assert!(decide(wrapped_text));
+            assert_eq!(syscall_function("execve", true), "__x64_sys_execve");
+        }
+        assert!(!decide(plain_text));
+        assert_eq!(syscall_function("execve", false), "sys_execve");
     }
 }

@@ -395,6 +395,36 @@ const _: () = assert!(offset_of!(LinkCreateUprobeMultiAttr, cookies) == 40);
 const _: () = assert!(offset_of!(LinkCreateUprobeMultiAttr, cnt) == 48);
 const _: () = assert!(offset_of!(LinkCreateUprobeMultiAttr, pid) == 56);
 
+/// `BPF_LINK_CREATE` with the `kprobe_multi` member (5.18; also
+/// `BPF_TRACE_KPROBE_SESSION`, 6.10): the union of [`LinkCreateAttr`]
+/// read as flags, count and three arrays.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LinkCreateKprobeMultiAttr {
+    /// Program fd.
+    pub prog_fd: u32,
+    /// Target fd (unused: 0).
+    pub target_fd: u32,
+    /// `BPF_TRACE_KPROBE_MULTI` or `BPF_TRACE_KPROBE_SESSION`.
+    pub attach_type: u32,
+    /// Link flags.
+    pub flags: u32,
+    /// `kprobe_multi.flags` (`BPF_F_KPROBE_MULTI_RETURN`).
+    pub kprobe_flags: u32,
+    /// `kprobe_multi.cnt`.
+    pub cnt: u32,
+    /// `kprobe_multi.syms`: `cnt` pointers to function names, or NULL.
+    pub syms: u64,
+    /// `kprobe_multi.addrs`: `cnt` addresses, or NULL.
+    pub addrs: u64,
+    /// `kprobe_multi.cookies`: `cnt` cookies, or NULL.
+    pub cookies: u64,
+}
+const _: () = assert!(size_of::<LinkCreateKprobeMultiAttr>() == size_of::<LinkCreateAttr>());
+const _: () = assert!(offset_of!(LinkCreateKprobeMultiAttr, kprobe_flags) == 16);
+const _: () = assert!(offset_of!(LinkCreateKprobeMultiAttr, syms) == 24);
+const _: () = assert!(offset_of!(LinkCreateKprobeMultiAttr, cookies) == 40);
+
 /// `BPF_LINK_UPDATE`.
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy)]

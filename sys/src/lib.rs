@@ -19,7 +19,7 @@
 //! under `cfg(test)` a fake kernel replaces it, so unit tests and miri
 //! need no kernel), [`error`], [`cpu`] (CPU lists, the possible-CPU
 //! count), [`mmap`], [`cmd`] (one function per bpf command, by domain),
-//! `epoll`, [`ringbuf`] and [`perf`].
+//! `epoll`, [`ringbuf`], [`perf`] and [`sock`] (BPF socket options).
 //!
 //! `#![no_std]` (with `alloc` for rustix): usable in static initramfs
 //! binaries.
@@ -41,6 +41,7 @@ pub mod mmap;
 pub mod perf;
 mod raw;
 pub mod ringbuf;
+pub mod sock;
 
 pub use cmd::prog_map_ids;
 pub use cmd::{
@@ -52,6 +53,10 @@ pub use cmd::{
 };
 pub use cmd::{F_AFTER, F_BEFORE, F_ID, F_LINK, Relative, prog_query_ifindex};
 pub use cmd::{
+    F_ALLOW_MULTI, F_ALLOW_OVERRIDE, NETFILTER_IP_DEFRAG, prog_attach_current_netns,
+    prog_detach_current_netns,
+};
+pub use cmd::{
     MapCreate, MapFd, ProgBtf, ProgLoad, ProgLoadError, btf_load, map_create, obj_get, obj_pin,
     prog_load,
 };
@@ -62,3 +67,4 @@ pub use perf::{ProbeAttr, ProbeKind, ProbePmu, perf_event_open_probe};
 pub use ringbuf::{RingBuf, RingBufPoller};
 pub use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 pub use rustix::io::Errno;
+pub use sock::{attach_reuseport, attach_socket_filter, detach_reuseport, detach_socket_filter};

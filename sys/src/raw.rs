@@ -1,6 +1,7 @@
 //! The only kernel entry points of ember, and the only code that touches
 //! memory the kernel shares with us: `bpf(2)`, `perf_event_open(2)`, the
-//! `PERF_EVENT_IOC_*` ioctls, and `mmap(2)`ed regions.
+//! `PERF_EVENT_IOC_*` ioctls, the BPF socket options (`SO_ATTACH_BPF`,
+//! ...), and `mmap(2)`ed regions.
 //!
 //! # Safety
 //! Every system call goes through [`syscall`], the one funnel, which hands
@@ -95,6 +96,13 @@ pub(crate) enum Syscall<'s, 'a> {
         /// The request.
         op: PerfIoctl<'s>,
     },
+    /// `setsockopt(fd, SOL_SOCKET, name, &int, 4)` for a BPF socket option.
+    SockOpt {
+        /// The socket.
+        fd: BorrowedFd<'s>,
+        /// The option.
+        op: SockBpf<'s>,
+    },
 }
 
 impl Syscall<'_, '_> {
@@ -103,10 +111,44 @@ impl Syscall<'_, '_> {
             Syscall::Bpf(a) => a.cmd().is_some_and(|c| c.returns_fd()),
             Syscall::PerfEventOpen { .. } => true,
             Syscall::PerfEventOpenProbe { .. } => true,
-            Syscall::PerfIoctl { .. } => false,
+            Syscall::PerfIoctl { .. } | Syscall::SockOpt { .. } => false,
         }
     }
 }
+
+/// The BPF socket options ember sets; each takes an `int`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SockBpf<'a> {
+    /// `SO_ATTACH_BPF` with a socket filter program fd.
+    Attach(BorrowedFd<'a>),
+    /// `SO_DETACH_BPF` (the same number as `SO_DETACH_FILTER`).
+    Detach,
+    /// `SO_ATTACH_REUSEPORT_EBPF` with an sk_reuseport program fd.
+    AttachReuseport(BorrowedFd<'a>),
+    /// `SO_DETACH_REUSEPORT_BPF`.
+    DetachReuseport,
+}
+
+impl SockBpf<'_> {
+    /// The option number and its `int` value.
+    pub(crate) fn name_value(self) -> (i32, i32) {
+        match self {
+            SockBpf::Attach(p) => (SO_ATTACH_BPF, p.as_raw_fd()),
+            SockBpf::Detach => (SO_DETACH_BPF, 0),
+            SockBpf::AttachReuseport(p) => (SO_ATTACH_REUSEPORT_EBPF, p.as_raw_fd()),
+            SockBpf::DetachReuseport => (SO_DETACH_REUSEPORT_BPF, 0),
+        }
+    }
+}
+
+/// `SO_ATTACH_BPF` (asm-generic/socket.h).
+pub(crate) const SO_ATTACH_BPF: i32 = 50;
+/// `SO_DETACH_BPF`, an alias of `SO_DETACH_FILTER`.
+pub(crate) const SO_DETACH_BPF: i32 = 27;
+/// `SO_ATTACH_REUSEPORT_EBPF`.
+pub(crate) const SO_ATTACH_REUSEPORT_EBPF: i32 = 52;
+/// `SO_DETACH_REUSEPORT_BPF`.
+pub(crate) const SO_DETACH_REUSEPORT_BPF: i32 = 68;
 
 /// The perf ioctls ember issues.
 #[derive(Debug, Clone, Copy)]
@@ -245,6 +287,15 @@ pub(crate) enum Prepared<'s> {
         /// The request.
         op: PerfIoctl<'s>,
     },
+    /// `setsockopt(fd, SOL_SOCKET, name, &value, 4)`.
+    SockOpt {
+        /// The socket.
+        fd: BorrowedFd<'s>,
+        /// `SO_*`.
+        name: i32,
+        /// The `int` argument.
+        value: i32,
+    },
 }
 
 /// Performs `call`: the one funnel every system call of ember-sys goes
@@ -330,6 +381,14 @@ fn prepare<'s>(call: &'s mut Syscall<'_, '_>) -> Result<Prepared<'s>, Errno> {
             fd: fd.fd(),
             op: *op,
         },
+        Syscall::SockOpt { fd, op } => {
+            let (name, value) = op.name_value();
+            Prepared::SockOpt {
+                fd: *fd,
+                name,
+                value,
+            }
+        }
     })
 }
 
@@ -346,7 +405,7 @@ fn run(mut call: Syscall<'_, '_>) -> Result<i64, Errno> {
     // is -1 or a borrowed perf event fd; a probe's `config1` holds 0 or
     // the address of the NUL-terminated `name` that `call` borrows until
     // it is dropped after this returns. For the ioctls, `fd` came from a
-    // `PerfEventFd`.
+    // `PerfEventFd`. Socket options come from `SockBpf`, all `int`s.
     unsafe { enter(p) }
 }
 
@@ -382,6 +441,7 @@ fn adopt(raw: i64) -> Result<OwnedFd, Errno> {
 ///   kernel read user memory except through valid pointers (`config1`
 ///   of a probe PMU event: 0 or a live NUL-terminated string).
 /// - `PerfIoctl`: `fd` is a perf event fd.
+/// - `SockOpt`: `name` is a `SOL_SOCKET` option that takes an `int`.
 #[cfg_attr(
     test,
     expect(dead_code, reason = "the fake replaces the kernel in unit tests")
@@ -463,6 +523,24 @@ pub(crate) unsafe fn enter(call: Prepared<'_>) -> Result<i64, Errno> {
                 }
             };
             r.map(|()| 0)
+        }
+        Prepared::SockOpt { fd, name, value } => {
+            let len = libc::socklen_t::try_from(size_of::<i32>()).map_err(|_| Errno::INVAL)?;
+            let ptr: *const i32 = &value;
+            // SAFETY: `ptr` points to `value`, a live local `int` of `len`
+            // bytes; for the `int` options this module issues (caller) the
+            // kernel copies exactly that many bytes in and keeps no
+            // pointer. A non-socket `fd` gives ENOTSOCK.
+            let ret = unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    name,
+                    ptr.cast::<libc::c_void>(),
+                    len,
+                )
+            };
+            if ret < 0 { Err(errno()) } else { Ok(0) }
         }
     }
 }

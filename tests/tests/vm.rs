@@ -5,7 +5,9 @@
 //! scenarios this kernel refuses or lacks, each shown firing: fentry and
 //! fexit, LSM, typed ksyms of vmlinux and a module read with sensible
 //! values, no kernel BTF (external `--btf` / `--btf-dir`), and `ember run`
-//! on the shipped example.
+//! on the shipped example; and kprobes, which this kernel lacks
+//! (tests/src/bin/vm_kprobe.rs: kprobe and kretprobe through the PMU and
+//! tracefs, kprobe.multi, ksyscall, each shown to fire and stop).
 
 use std::process::Command;
 
@@ -58,6 +60,9 @@ fn guest_loads_typed_ksyms_and_module_kfuncs() {
         "ksym-typed",
         "nobtf",
         "run",
+        "kprobe",
+        "kprobe-multi",
+        "ksyscall",
     ] {
         assert!(
             console.contains(&format!("VMTEST {check} OK")),

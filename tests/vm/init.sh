@@ -206,6 +206,13 @@ if wanted run; then
   result run $ok
 fi
 
+# Kprobes (PMU and tracefs), kprobe.multi and ksyscall attached and shown
+# to fire on openat(2); the binary prints its own VMTEST lines.
+if wanted kprobe || wanted kprobe-multi || wanted ksyscall; then
+  /bin/vm_kprobe /fix/kprobe.bpf-el.o || rc=1
+  echo "VMINFO guest uptime $(cut -d' ' -f1 /proc/uptime)s after vm_kprobe"
+fi
+
 echo "VMINFO guest uptime $(cut -d' ' -f1 /proc/uptime)s"
 echo "VMDONE rc=$rc"
 # qemu's isa-debug-exit (port 0xf4) exits with (rc << 1) | 1.

@@ -8,12 +8,16 @@
 #
 # Usage: [VMTEST_ONLY=name,name] tests/vm/run.sh [CONSOLE_LOG]
 #   (default log: target/vm/console.log; VMTEST_ONLY runs only those)
+# EMBER_VM_KERNEL=<meta package> boots another Debian kernel (default
+# linux-image-amd64, 6.1; linux-image-6.12-amd64 has CONFIG_FPROBE), cached
+# under target/vm-<meta package>.
 # Needs: qemu-system-x86, busybox-static, cpio, kmod, apt (to download the
 # kernel package), binutils (objcopy), xz-utils, python3; a Rust toolchain
 # for the static build.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-out="$root/target/vm"
+meta=${EMBER_VM_KERNEL:-linux-image-amd64}
+out="$root/target/vm${EMBER_VM_KERNEL:+-$EMBER_VM_KERNEL}"
 log=${1:-"$out/console.log"}
 mkdir -p "$out"
 
@@ -24,13 +28,14 @@ need cpio "apt-get install cpio"
 need depmod "apt-get install kmod"
 need objcopy "apt-get install binutils"
 need xz "apt-get install xz-utils"
+[ -z "${EMBER_VM_KERNEL:-}" ] || need zstd "apt-get install zstd"
 
 # 1. The kernel package, unpacked once (cached under target/vm).
 kroot="$out/kpkg"
 if [ ! -d "$kroot/lib/modules" ]; then
-  pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
-  [ -n "$pkg" ] || { apt-get update -qq >/dev/null 2>&1 || true; pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}'); }
-  [ -n "$pkg" ] || { echo "vm/run.sh: apt knows no linux-image-amd64" >&2; exit 2; }
+  pkg=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+  [ -n "$pkg" ] || { apt-get update -qq >/dev/null 2>&1 || true; pkg=$(apt-cache depends "$meta" | awk '/Depends: linux-image-[0-9]/{print $2; exit}'); }
+  [ -n "$pkg" ] || { echo "vm/run.sh: apt knows no $meta" >&2; exit 2; }
   rm -rf "$out/deb" "$kroot" && mkdir -p "$out/deb"
   (cd "$out/deb" && apt-get download "$pkg" >/dev/null)
   dpkg -x "$out"/deb/*.deb "$kroot"
@@ -40,16 +45,23 @@ kver=$(ls "$kroot/lib/modules" | head -n1)
 [ -f "$kroot/lib/modules/$kver/modules.dep" ] || depmod -b "$kroot" "$kver"
 
 # The ELF vmlinux boots through qemu's PVH entry, skipping the BIOS and the
-# in-guest XZ decompression (seconds under TCG).
+# in-guest decompression (seconds under TCG). The payload is XZ (6.1) or
+# zstd (6.12), where the bzImage setup header says.
 vmlinux="$out/vmlinux-$kver"
 if [ ! -s "$vmlinux" ]; then
   python3 - "$kroot/boot/vmlinuz-$kver" "$vmlinux" <<'PY'
-import lzma, sys
+import lzma, struct, subprocess, sys
 d = open(sys.argv[1], 'rb').read()
-at = d.find(b'\xfd7zXZ\x00')
-if at < 0:
-    sys.exit("no XZ payload")
-elf = lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(d[at:])
+setup = (d[0x1f1] or 4) + 1
+off, n = struct.unpack_from('<II', d, 0x248)
+payload = d[setup * 512 + off:setup * 512 + off + n]
+if payload.startswith(b'\xfd7zXZ\x00'):
+    elf = lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(payload)
+elif payload.startswith(b'\x28\xb5\x2f\xfd'):
+    # zstd decodes the frame, then objects to the size word after it.
+    elf = subprocess.run(['zstd', '-dc'], input=payload, capture_output=True).stdout
+else:
+    sys.exit("payload is neither XZ nor zstd")
 if elf[:4] != b'\x7fELF':
     sys.exit("payload is not ELF")
 open(sys.argv[2], 'wb').write(elf)
@@ -69,9 +81,16 @@ if [ -z "$target" ]; then
     target=$(rustc -vV | awk '/^host:/{print $2}')
   fi
 fi
+host=$(rustc -vV | awk '/^host:/{print $2}')
 (cd "$root" && RUSTFLAGS='-C target-feature=+crt-static' \
   cargo build --quiet --profile min-size --bin ember --bin vm_conntrack --target "$target")
 ember="$root/target/$target/min-size/ember"
+# The kprobe check drives the library itself (tests/src/bin/vm_kprobe.rs).
+# glibc: its ksyscall check counts openat(2), which glibc's open() is and
+# musl's (open(2) on x86_64) is not.
+(cd "$root" && RUSTFLAGS='-C target-feature=+crt-static' \
+  cargo build --quiet --profile min-size --bin vm_kprobe --target "$host")
+vm_kprobe="$root/target/$host/min-size/vm_kprobe"
 # Creates and dumps a conntrack entry (tests/src/bin/vm_conntrack.rs).
 vm_conntrack="$root/target/$target/min-size/vm_conntrack"
 echo "VMINFO static $target: ember $(stat -c %s "$ember") bytes, vm_conntrack $(stat -c %s "$vm_conntrack") bytes (stripped)"
@@ -92,12 +111,16 @@ for m in nf_conntrack nf_conntrack_netlink nf_dup_netdev; do
     rel=${path#"$kroot/lib/modules/$kver/"}
     mkdir -p "$ir/lib/modules/$kver/$(dirname "$rel")"
     cp "$path" "$ir/lib/modules/$kver/$rel"
+    # busybox insmod takes plain .ko files (6.12 ships them XZ-compressed).
+    case $rel in *.ko.xz) xz -d "$ir/lib/modules/$kver/$rel"; rel=${rel%.xz} ;; esac
     order+=("$rel")
   done < <(modprobe -d "$kroot" -S "$kver" --show-depends "$m" | grep '^insmod')
 done
 printf '%s\n' "${order[@]}" | awk '!seen[$0]++' > "$ir/load-order"
 cp "$ember" "$ir/bin/ember"
 cp "$vm_conntrack" "$ir/bin/vm_conntrack"
+cp "$vm_kprobe" "$ir/bin/vm_kprobe"
+cp "$root"/tests/fixtures/attach/kprobe.bpf-el.o "$ir/fix/"
 cp "$root"/tests/fixtures/vm/*.bpf-el.o "$root"/tests/fixtures/freplace.bpf-el.o \
   "$root"/tests/fixtures/attach/execsnoop.bpf-el.o "$ir/fix/"
 

@@ -65,6 +65,10 @@ impl Program {
             "uretprobe.multi" | "uretprobe.multi.s" => {
                 self.attach_uprobe_multi_section(sec, rest, true, opts)
             }
+            "kprobe" | "kretprobe" | "kprobe.multi" | "kretprobe.multi" | "kprobe.session"
+            | "ksyscall" | "kretsyscall" => {
+                self.attach_kprobe_family(base, &format!("section '{sec}'"), rest, opts)
+            }
             _ => Err(no_target()),
         }
     }
@@ -75,7 +79,10 @@ impl Program {
     /// PROG=TARGET`), read by the program's type: a tracepoint
     /// `category/name`, a raw tracepoint name, `cpu-clock[:PERIOD_NS]` for
     /// perf_event programs, `IFACE[:generic|driver|offload]` for XDP,
-    /// `IFACE[:ingress|egress]` for tc (tcx where the kernel has it).
+    /// `IFACE[:ingress|egress]` for tc (tcx where the kernel has it),
+    /// `BINARY:SYMBOL[+OFF]` for uprobes, `BINARY:PROVIDER:NAME` for USDT,
+    /// and for kprobe-family programs what would follow their section's
+    /// kind (`FUNC[+OFF]`, `MODULE:FUNC`, a glob, a syscall name).
     ///
     /// # Errors
     /// [`K::BadTarget`] when the text does not fit the type;
@@ -131,6 +138,14 @@ impl Program {
             }
             P::KPROBE if self.uprobe_kind().is_some() => self.attach_uprobe_text(target, opts),
             P::KPROBE if self.is_usdt() => self.attach_usdt_text(target, opts),
+            // kprobe-family sections: the text is what would follow
+            // `kind/` in the section (`func+0x10`, `mod:func`, a glob, a
+            // syscall name); a section libbpf does not know reads as kprobe.
+            P::KPROBE => {
+                let kind = section::lookup(self.section())
+                    .map_or("kprobe", |d| d.pattern.trim_end_matches(['+', '/']));
+                self.attach_kprobe_family(kind, &format!("'{target}'"), Some(target), opts)
+            }
             t => Err(self.attach_err(
                 format!("'{target}'"),
                 K::Unsupported(format!(

@@ -61,10 +61,6 @@ pub(crate) trait Detach: fmt::Debug + Send + Sync {
 /// before the perf event it holds, the perf event before its tracefs
 /// probe is removed.
 #[derive(Debug)]
-#[expect(
-    dead_code,
-    reason = "ProgAttach and Custom are built by the cgroup, netlink and socket families"
-)]
 pub(crate) enum Inner {
     /// A bpf_link fd; for perf-event links also the event and probe.
     Fd {
@@ -280,7 +276,11 @@ impl Link {
                 attach_type,
                 flags,
             } => {
-                let r = prog_attach(new, target.as_fd(), *attach_type, *flags, Some(old.as_fd()));
+                // BPF_F_REPLACE exists for ALLOW_MULTI only; a cgroup's
+                // single program (and a sockmap's) is replaced by attaching
+                // again with the same flags.
+                let replace = (*flags & ember_sys::F_ALLOW_MULTI != 0).then(|| old.as_fd());
+                let r = prog_attach(new, target.as_fd(), *attach_type, *flags, replace);
                 if r.is_ok() {
                     match new.try_clone_to_owned() {
                         Ok(fd) => *old = fd,

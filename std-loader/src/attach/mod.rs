@@ -15,12 +15,18 @@
 //! kernel version; [`AttachMode`] forces one.
 
 pub mod auto;
+pub mod cgroup;
 pub mod elf_sym;
 mod error;
+pub mod kprobe;
+pub mod kprobe_multi;
+pub mod ksyscall;
 pub mod libpath;
 pub mod link;
 mod netlink;
+pub mod netns;
 pub mod probe;
+pub mod socket;
 pub mod tc;
 pub mod tracefs;
 pub mod tracing;
@@ -28,8 +34,12 @@ pub mod uprobe;
 pub mod usdt;
 pub mod xdp;
 
+pub use cgroup::{CgroupFlags, CgroupOpts};
 pub use error::{AttachError, AttachErrorKind};
+pub use kprobe::{KprobeLocation, KprobeTarget};
+pub use kprobe_multi::{KprobeMultiFunctions, KprobeMultiTarget};
 pub use link::{Link, Mechanism};
+pub use netns::{Netfilter, NfHook, NfProto};
 pub use tc::{Anchor, NetkitSide, Place, TcDirection, TcOpts};
 pub use uprobe::{MultiFunctions, UprobeLocation, UprobeMultiTarget, UprobeTarget};
 pub use xdp::{Iface, XdpMode};

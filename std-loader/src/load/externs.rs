@@ -24,7 +24,7 @@ impl Loading<'_, '_> {
             .externs
             .iter()
             .any(|x| x.name == "LINUX_HAS_SYSCALL_WRAPPER")
-            .then(kconfig::syscall_wrapper_symbol)
+            .then(crate::kallsyms::syscall_wrapper_symbol)
             .flatten();
         let mut wanted = untyped.clone();
         wanted.extend(wrapper.as_deref());
@@ -62,7 +62,8 @@ impl Loading<'_, '_> {
                 }
             }
         };
-        self.syscall_wrapper = wrapper.is_some_and(|w| kallsyms.get(&w).is_some());
+        self.syscall_wrapper = wrapper.is_some()
+            && crate::kallsyms::has_syscall_wrapper(|n| kallsyms.get(n).is_some());
         let lookup = |n: &str| kallsyms.get(n).map(|k| k.addr);
         let res = match targets {
             Some(t) => ksym::resolve(obj, t, &lookup),

@@ -1,6 +1,7 @@
 //! Values for `.kconfig` externs: `LINUX_KERNEL_VERSION` from the running
 //! kernel's release, `LINUX_HAS_SYSCALL_WRAPPER` from kallsyms (libbpf
-//! probes with a kprobe instead; see [`syscall_wrapper_symbol`]),
+//! probes with a kprobe instead; see
+//! [`syscall_wrapper_symbol`](crate::kallsyms::syscall_wrapper_symbol)),
 //! `LINUX_HAS_BPF_COOKIE` from a probe, options from `/proc/config.gz` or
 //! `/boot/config-<release>`.
 
@@ -126,38 +127,6 @@ fn encode(btf: &Btf<'_>, ty: TypeId, v: &str, out: &mut [u8]) -> Result<(), Stri
         k => return Err(format!("type {k:?} cannot hold a kconfig value")),
     }
     Ok(())
-}
-
-/// The prefix of syscall wrappers on this architecture (`__x64_sys_bpf`),
-/// as libbpf names them.
-fn syscall_prefix() -> Option<&'static str> {
-    Some(match std::env::consts::ARCH {
-        "x86_64" => "x64",
-        "x86" => "ia32",
-        "aarch64" => "arm64",
-        "arm" => "arm",
-        "s390x" => "s390x",
-        "riscv64" => "riscv",
-        "powerpc64" => "powerpc64",
-        "powerpc" => "powerpc",
-        "mips" | "mips64" => "mips",
-        "loongarch64" => "loongarch",
-        _ => return None,
-    })
-}
-
-/// The kallsyms name whose presence means syscalls are wrapped
-/// (`__x64_sys_bpf`).
-///
-/// ember answers `LINUX_HAS_SYSCALL_WRAPPER` by looking this symbol up in
-/// `/proc/kallsyms`. libbpf does not: its `probe_kern_syscall_wrapper`
-/// creates a kprobe on the symbol (a perf event, or a legacy
-/// `kprobe_events` entry) and answers 1 only when that succeeds, so on a
-/// kernel without kprobes (`CONFIG_KPROBES=n`), or where creating one is
-/// refused, libbpf says 0 although the wrapper exists. ember's value is the
-/// kernel's actual one; the two differ only there.
-pub(crate) fn syscall_wrapper_symbol() -> Option<String> {
-    syscall_prefix().map(|p| format!("__{p}_sys_bpf"))
 }
 
 /// `LINUX_*` values, as config-style text (`y`/`n`, numbers).

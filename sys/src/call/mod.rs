@@ -12,6 +12,7 @@
 //! alive for the call and the table keeps every kernel write inside a
 //! `&mut` borrow of the right length.
 
+use alloc::vec::Vec;
 use core::ffi::CStr;
 use core::marker::PhantomData;
 
@@ -36,6 +37,10 @@ pub(crate) enum Pointee<'a> {
     I32s(&'a [i32]),
     /// `u64`s the kernel reads (uprobe_multi offsets and cookies).
     U64s(&'a [u64]),
+    /// NUL-terminated strings the kernel reads through an array of their
+    /// addresses (`kprobe_multi.syms`): the array (second field) is owned
+    /// by the attr, filled right before the call, and lives as long as it.
+    CStrs(&'a [&'a CStr], Vec<u64>),
     /// Bytes the kernel may write.
     BytesMut(&'a mut [u8]),
     /// `u32`s the kernel may write (flags).
@@ -55,6 +60,7 @@ impl Pointee<'_> {
             Pointee::Bytes(b) => b.len(),
             Pointee::I32s(s) => s.len().saturating_mul(4),
             Pointee::U64s(s) => s.len().saturating_mul(8),
+            Pointee::CStrs(s, _) => s.len().saturating_mul(8),
             Pointee::BytesMut(b) => b.len(),
             Pointee::U32sMut(s) => s.len().saturating_mul(4),
             Pointee::ProgIdsMut(s) => s.len().saturating_mul(4),
@@ -79,6 +85,12 @@ impl Pointee<'_> {
             Pointee::Bytes(b) => b.as_ptr(),
             Pointee::I32s(s) => s.as_ptr().cast(),
             Pointee::U64s(s) => s.as_ptr().cast(),
+            Pointee::CStrs(strs, addrs) => {
+                for (a, s) in addrs.iter_mut().zip(strs.iter()) {
+                    *a = s.as_ptr().expose_provenance() as u64;
+                }
+                addrs.as_ptr().cast()
+            }
             Pointee::BytesMut(b) => b.as_mut_ptr(),
             Pointee::U32sMut(s) => s.as_mut_ptr().cast(),
             Pointee::ProgIdsMut(s) => s.as_mut_ptr().cast(),
@@ -291,6 +303,11 @@ impl<'a> Attr<'a> {
         if field.write && !p.writable() {
             return self.fail(Errno::INVAL);
         }
+        // An array of string addresses goes only where the table says
+        // one is read, and nothing else goes there.
+        if matches!(field.bound, Bound::Strings(_)) != matches!(p, Pointee::CStrs(..)) {
+            return self.fail(Errno::INVAL);
+        }
         if p.byte_len() == 0 {
             // An empty buffer goes as NULL: the kernel cannot write
             // through it, and a NULL with size 0 never means "unbounded".
@@ -329,6 +346,12 @@ impl<'a> Attr<'a> {
     /// Points `off` at a NUL-terminated string.
     pub(crate) fn put_cstr(&mut self, off: usize, s: &'a CStr) {
         self.put_ptr(off, Some(Pointee::Bytes(s.to_bytes_with_nul())));
+    }
+
+    /// Points `off` at an array of the addresses of `strs` (built here),
+    /// which the kernel reads with the strings.
+    pub(crate) fn put_cstrs(&mut self, off: usize, strs: &'a [&'a CStr]) {
+        self.put_ptr(off, Some(Pointee::CStrs(strs, alloc::vec![0; strs.len()])));
     }
 
     /// Points `off` at a nested info struct the kernel fills.
@@ -392,6 +415,12 @@ impl<'a> Attr<'a> {
                     .ok()
                     .zip(usize::try_from(self.get_u32(b)).ok())
                     .and_then(|(a, b)| a.checked_mul(b)),
+                Bound::Strings(cnt) => match p {
+                    Pointee::CStrs(..) => {
+                        usize::try_from(self.get_u32(cnt)).map_or(None, |n| n.checked_mul(8))
+                    }
+                    _ => None,
+                },
                 Bound::Object => Some(p.byte_len()),
             };
             let bound = bound.ok_or(Errno::INVAL)?;

@@ -202,6 +202,9 @@ pub(crate) enum Layout {
     /// `BPF_LINK_CREATE` for `BPF_TRACE_UPROBE_MULTI`: the union holds
     /// `uprobe_multi` (64 bytes in all).
     LinkCreateUprobeMulti,
+    /// `BPF_LINK_CREATE` for `BPF_TRACE_KPROBE_MULTI` / `_SESSION`: the
+    /// union holds `kprobe_multi`.
+    LinkCreateKprobeMulti,
     LinkUpdate,
     One,
     ProgInfo,
@@ -222,6 +225,9 @@ pub(crate) enum Bound {
     /// Sizes the kernel takes from the object (map key/value), or a
     /// NUL-terminated string (read only).
     Object,
+    /// The `u32` at this offset counts pointers to NUL-terminated strings
+    /// (read only); only an array built by `Attr::put_cstrs` goes there.
+    Strings(usize),
 }
 
 /// One pointer field of a layout.
@@ -274,6 +280,7 @@ impl Layout {
             Layout::Batch => size_of::<BatchAttr>(),
             Layout::LinkCreate | Layout::LinkCreateIter => size_of::<LinkCreateAttr>(),
             Layout::LinkCreateUprobeMulti => size_of::<LinkCreateUprobeMultiAttr>(),
+            Layout::LinkCreateKprobeMulti => size_of::<LinkCreateKprobeMultiAttr>(),
             Layout::LinkUpdate => size_of::<LinkUpdateAttr>(),
             Layout::One => size_of::<OneAttr>(),
             Layout::ProgInfo => size_of::<BpfProgInfo>(),
@@ -387,6 +394,19 @@ impl Layout {
                     r(offset_of!(U, offsets), CNT),
                     r(offset_of!(U, ref_ctr_offsets), CNT),
                     r(offset_of!(U, cookies), CNT),
+                ];
+                F
+            }
+            Layout::LinkCreateKprobeMulti => {
+                type K = LinkCreateKprobeMultiAttr;
+                // Each array holds `cnt` u64s (kernel
+                // `bpf_kprobe_multi_link_attach`); `syms` holds addresses of
+                // NUL-terminated names, which only `Attr::put_cstrs` builds.
+                const CNT: Bound = Bound::Field(offset_of!(K, cnt), 8);
+                const F: &[PtrField] = &[
+                    r(offset_of!(K, syms), Bound::Strings(offset_of!(K, cnt))),
+                    r(offset_of!(K, addrs), CNT),
+                    r(offset_of!(K, cookies), CNT),
                 ];
                 F
             }
@@ -581,6 +601,7 @@ const _: () = {
         Layout::LinkCreate,
         Layout::LinkCreateIter,
         Layout::LinkCreateUprobeMulti,
+        Layout::LinkCreateKprobeMulti,
         Layout::LinkUpdate,
         Layout::One,
         Layout::ProgInfo,

@@ -9,6 +9,7 @@ use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 
 use super::{bpf, bpf_errno, bpf_fd, errno, len_out};
+use crate::attr::LinkCreateKprobeMultiAttr;
 use crate::attr::LinkCreateUprobeMultiAttr;
 use crate::attr::{
     LinkCreateAttr, LinkUpdateAttr, OneAttr, ProgAttachAttr, QueryAttr, RawTracepointAttr,
@@ -19,6 +20,14 @@ use crate::id::ProgId;
 
 /// `BPF_F_REPLACE`.
 pub(crate) const F_REPLACE: u32 = 1 << 2;
+/// `BPF_F_ALLOW_OVERRIDE`: a cgroup's one program may be overridden by
+/// its descendants' programs.
+pub const F_ALLOW_OVERRIDE: u32 = 1;
+/// `BPF_F_ALLOW_MULTI`: a cgroup runs every program attached to it and
+/// to its ancestors.
+pub const F_ALLOW_MULTI: u32 = 1 << 1;
+/// `BPF_F_NETFILTER_IP_DEFRAG`: the hook sees defragmented packets.
+pub const NETFILTER_IP_DEFRAG: u32 = 1;
 
 /// `BPF_LINK_TYPE_RAW_TRACEPOINT`.
 pub const LINK_TYPE_RAW_TRACEPOINT: u32 = 1;
@@ -138,10 +147,40 @@ pub enum LinkExtra<'a> {
         /// Only this process (0: every process).
         pid: u32,
     },
+    /// `kprobe_multi` (attach type `BPF_TRACE_KPROBE_MULTI`, 5.18, or
+    /// `BPF_TRACE_KPROBE_SESSION`, 6.10): one link holding a kprobe on each
+    /// kernel function, named in `syms` or given by address in `addrs`
+    /// (exactly one of the two non-empty; `cnt` is its length). `cookies`
+    /// is empty or one per function (else `EINVAL`, before the call).
+    KprobeMulti {
+        /// Function names (the kernel resolves each through kallsyms).
+        syms: &'a [&'a CStr],
+        /// Function addresses.
+        addrs: &'a [u64],
+        /// `bpf_get_attach_cookie()` values, one per function, or empty.
+        cookies: &'a [u64],
+        /// `BPF_F_KPROBE_MULTI_RETURN` for return probes.
+        flags: u32,
+    },
+    /// `netfilter` (attach type `BPF_NETFILTER`, 6.4): where in the
+    /// netfilter hooks of the caller's network namespace.
+    Netfilter {
+        /// `NFPROTO_IPV4` (2) or `NFPROTO_IPV6` (10).
+        pf: u32,
+        /// `NF_INET_PRE_ROUTING` (0) .. `NF_INET_POST_ROUTING` (4).
+        hooknum: u32,
+        /// Order among the hook's functions (lower runs first).
+        priority: i32,
+        /// [`NETFILTER_IP_DEFRAG`] or 0.
+        flags: u32,
+    },
 }
 
 /// `BPF_F_UPROBE_MULTI_RETURN`: `uprobe_multi` probes fire on return.
 pub const F_UPROBE_MULTI_RETURN: u32 = 1;
+
+/// `BPF_F_KPROBE_MULTI_RETURN`: `kprobe_multi` probes fire on return.
+pub const F_KPROBE_MULTI_RETURN: u32 = 1;
 
 /// What `BPF_LINK_CREATE` needs.
 #[derive(Debug, Clone, Copy)]
@@ -173,6 +212,9 @@ pub fn link_create(l: &LinkCreate<'_>) -> Result<OwnedFd> {
         LinkExtra::Iter(_) => Attr::with_layout(Cmd::LinkCreate, Layout::LinkCreateIter),
         LinkExtra::UprobeMulti { .. } => {
             Attr::with_wider_layout(Cmd::LinkCreate, Layout::LinkCreateUprobeMulti)
+        }
+        LinkExtra::KprobeMulti { .. } => {
+            Attr::with_layout(Cmd::LinkCreate, Layout::LinkCreateKprobeMulti)
         }
         _ => Attr::new(Cmd::LinkCreate),
     };
@@ -243,6 +285,39 @@ pub fn link_create(l: &LinkCreate<'_>) -> Result<OwnedFd> {
             a.put_len(offset_of!(U, cnt), n);
             a.put_u32(offset_of!(U, uprobe_flags), flags);
             a.put_u32(offset_of!(U, pid), pid);
+        }
+        LinkExtra::KprobeMulti {
+            syms,
+            addrs,
+            cookies,
+            flags,
+        } => {
+            type K = LinkCreateKprobeMultiAttr;
+            let n = syms.len().max(addrs.len());
+            if n == 0
+                || (!syms.is_empty() && !addrs.is_empty())
+                || (!cookies.is_empty() && cookies.len() != n)
+            {
+                return Err(errno("BPF_LINK_CREATE", Errno::INVAL));
+            }
+            a.put_u32(offset_of!(K, kprobe_flags), flags);
+            a.put_len(offset_of!(K, cnt), n);
+            a.put_cstrs(offset_of!(K, syms), syms);
+            a.put_slice(offset_of!(K, addrs), addrs);
+            a.put_slice(offset_of!(K, cookies), cookies);
+        }
+        LinkExtra::Netfilter {
+            pf,
+            hooknum,
+            priority,
+            flags,
+        } => {
+            // struct { __u32 pf; __u32 hooknum; __s32 priority; __u32 flags; }
+            let at = offset_of!(A, target_btf_id);
+            a.put_u32(at, pf);
+            a.put_u32(at + 4, hooknum);
+            a.put_u32(at + 8, priority.cast_unsigned());
+            a.put_u32(at + 12, flags);
         }
     }
     bpf_fd(&mut a)
@@ -352,6 +427,42 @@ pub fn prog_attach(
         None => flags,
     };
     a.put_u32(offset_of!(A, attach_flags), flags);
+    bpf(&mut a).map(drop)
+}
+
+/// `BPF_PROG_ATTACH` with no target—Attaches `prog` to the calling
+/// thread's network namespace (flow dissectors: the kernel refuses a
+/// target fd for them).
+///
+/// # Errors
+/// The kernel's errno (`EEXIST` when this program is attached already).
+///
+/// # References
+/// bpf(2); `kernel/bpf/net_namespace.c`.
+#[doc(alias = "BPF_PROG_ATTACH")]
+pub fn prog_attach_current_netns(prog: BorrowedFd<'_>, attach_type: u32) -> Result<()> {
+    type A = ProgAttachAttr;
+    let mut a = Attr::new(Cmd::ProgAttach);
+    a.put_fd(offset_of!(A, attach_bpf_fd), prog);
+    a.put_u32(offset_of!(A, attach_type), attach_type);
+    bpf(&mut a).map(drop)
+}
+
+/// `BPF_PROG_DETACH` with no target—Detaches `prog` from the calling
+/// thread's network namespace (the counterpart of
+/// [`prog_attach_current_netns`]).
+///
+/// # Errors
+/// The kernel's errno (`ENOENT` when it is not attached there).
+///
+/// # References
+/// bpf(2); `kernel/bpf/net_namespace.c`.
+#[doc(alias = "BPF_PROG_DETACH")]
+pub fn prog_detach_current_netns(prog: BorrowedFd<'_>, attach_type: u32) -> Result<()> {
+    type A = ProgAttachAttr;
+    let mut a = Attr::new(Cmd::ProgDetach);
+    a.put_fd(offset_of!(A, attach_bpf_fd), prog);
+    a.put_u32(offset_of!(A, attach_type), attach_type);
     bpf(&mut a).map(drop)
 }
 

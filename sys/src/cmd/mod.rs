@@ -31,8 +31,9 @@ pub use info::{
     map_info, prog_info,
 };
 pub use link::{
-    F_AFTER, F_BEFORE, F_ID, F_LINK, LINK_TYPE_NETKIT, LINK_TYPE_TCX, LINK_TYPE_XDP, Relative,
-    prog_query_ifindex,
+    F_AFTER, F_ALLOW_MULTI, F_ALLOW_OVERRIDE, F_BEFORE, F_ID, F_LINK, LINK_TYPE_NETKIT,
+    LINK_TYPE_TCX, LINK_TYPE_XDP, NETFILTER_IP_DEFRAG, Relative, prog_attach_current_netns,
+    prog_detach_current_netns, prog_query_ifindex,
 };
 pub use link::{
     LINK_TYPE_CGROUP, LINK_TYPE_NETNS, LINK_TYPE_RAW_TRACEPOINT, LINK_TYPE_TRACING, LinkCreate,

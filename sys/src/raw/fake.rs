@@ -85,6 +85,8 @@ pub(crate) enum Call {
     },
     /// A perf ioctl: (`ENABLE`/`DISABLE`/`SET_BPF`, program fd).
     PerfIoctl(&'static str, Option<i32>),
+    /// A socket option: (socket fd, `SO_*`, value).
+    SockOpt(i32, i32, i32),
 }
 
 impl Call {
@@ -100,7 +102,7 @@ impl Call {
     pub(crate) fn attr(&self) -> &[u8] {
         match self {
             Call::Bpf { attr, .. } | Call::PerfEventOpen { attr, .. } => attr,
-            Call::PerfIoctl(..) => &[],
+            Call::PerfIoctl(..) | Call::SockOpt(..) => &[],
         }
     }
 
@@ -230,6 +232,10 @@ fn record(call: &Syscall<'_, '_>) -> Call {
             PerfIoctl::Disable => Call::PerfIoctl("DISABLE", None),
             PerfIoctl::SetBpf(p) => Call::PerfIoctl("SET_BPF", Some(p.as_raw_fd())),
         },
+        Syscall::SockOpt { fd, op } => {
+            let (name, value) = op.name_value();
+            Call::SockOpt(fd.as_raw_fd(), name, value)
+        }
     }
 }
 
@@ -238,7 +244,7 @@ fn returns_fd(call: &Syscall<'_, '_>) -> bool {
         Syscall::Bpf(a) => a.cmd().is_some_and(Cmd::returns_fd),
         Syscall::PerfEventOpen { .. } => true,
         Syscall::PerfEventOpenProbe { .. } => true,
-        Syscall::PerfIoctl { .. } => false,
+        Syscall::PerfIoctl { .. } | Syscall::SockOpt { .. } => false,
     }
 }
 
@@ -300,5 +306,28 @@ pub(crate) fn nested<'x, 'a>(a: &'x mut Attr<'a>, off: usize) -> &'x mut Attr<'a
     match a.pointee_mut(off) {
         Some(Pointee::Nested(n)) => n,
         other => panic!("no nested struct at {off}: {other:?}"),
+    }
+}
+
+/// The strings the kernel reads through the address array at pointer
+/// field `off` of `a`, each checked to be at the address the array holds.
+pub(crate) fn in_cstrs(a: &mut Attr<'_>, off: usize) -> Vec<std::string::String> {
+    let at = get64(a.bytes(), off);
+    match a.pointee_mut(off) {
+        Some(Pointee::CStrs(strs, addrs)) => {
+            assert_eq!(
+                at,
+                addrs.as_ptr().addr() as u64,
+                "the field holds the array"
+            );
+            strs.iter()
+                .zip(addrs.iter())
+                .map(|(s, a)| {
+                    assert_eq!(*a, s.as_ptr().addr() as u64, "the array holds the string");
+                    s.to_string_lossy().into_owned()
+                })
+                .collect()
+        }
+        other => panic!("no string array at {off}: {other:?}"),
     }
 }

@@ -374,3 +374,173 @@ fn uprobe_multi_points_at_its_arrays() {
     }
     assert_eq!(f.calls().len(), n);
 }
+
+#[test]
+fn kprobe_multi_points_at_names_through_an_address_array() {
+    use std::sync::{Arc, Mutex};
+    type K = LinkCreateKprobeMultiAttr;
+    let f = Fake::install();
+    let prog = some_fd();
+    let syms = [c"do_sys_openat2", c"vfs_read"];
+    let cookies = [7u64, 8];
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    f.push([Reply::attr(move |a| {
+        *s.lock().unwrap() = crate::raw::fake::in_cstrs(a, offset_of!(K, syms));
+        Ok(fresh_fd())
+    })]);
+    let base = LinkCreate {
+        prog: prog.as_fd(),
+        target: LinkTarget::None,
+        attach_type: 42,
+        flags: 0,
+        extra: LinkExtra::KprobeMulti {
+            syms: &syms,
+            addrs: &[],
+            cookies: &cookies,
+            flags: crate::cmd::link::F_KPROBE_MULTI_RETURN,
+        },
+    };
+    link_create(&base).unwrap();
+    assert_eq!(*seen.lock().unwrap(), ["do_sys_openat2", "vfs_read"]);
+    let c = last(&f);
+    assert_eq!(c.attr().len(), 48);
+    assert_eq!(
+        [
+            c.u32(offset_of!(K, kprobe_flags)),
+            c.u32(offset_of!(K, cnt))
+        ],
+        [1, 2]
+    );
+    assert_ne!(c.u64(offset_of!(K, syms)), 0);
+    assert_eq!(c.u64(offset_of!(K, addrs)), 0);
+    assert_eq!(c.u64(offset_of!(K, cookies)), addr(&cookies));
+
+    let addrs = [0xffff_ffff_8100_0000u64];
+    link_create(&LinkCreate {
+        extra: LinkExtra::KprobeMulti {
+            syms: &[],
+            addrs: &addrs,
+            cookies: &[],
+            flags: 0,
+        },
+        ..base
+    })
+    .unwrap();
+    let c = last(&f);
+    assert_eq!(
+        (c.u64(offset_of!(K, syms)), c.u64(offset_of!(K, addrs))),
+        (0, addr(&addrs))
+    );
+    // Names and addresses together, neither, or cookies of another count
+    // never reach the kernel.
+    let n = f.calls().len();
+    for (s, a, k) in [
+        (&syms[..], &addrs[..], &[][..]),
+        (&[][..], &[][..], &[][..]),
+        (&syms[..], &[][..], &cookies[..1]),
+    ] {
+        let e = link_create(&LinkCreate {
+            extra: LinkExtra::KprobeMulti {
+                syms: s,
+                addrs: a,
+                cookies: k,
+                flags: 0,
+            },
+            ..base
+        })
+        .unwrap_err();
+        assert_eq!(e.errno, Errno::INVAL);
+    }
+    assert_eq!(f.calls().len(), n);
+}
+
+#[test]
+fn string_arrays_go_only_where_the_table_says() {
+    type K = LinkCreateKprobeMultiAttr;
+    let names = [c"a"];
+    let nums = [1u64];
+    // A string array on an integer array's field, and integers on the
+    // string array's field, are refused before any call.
+    let mut a = Attr::with_layout(Cmd::LinkCreate, crate::call::Layout::LinkCreateKprobeMulti);
+    a.put_u32(offset_of!(K, cnt), 1);
+    let r = std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| {
+        a.put_cstrs(offset_of!(K, addrs), &names);
+    }));
+    if r.is_ok() {
+        assert_eq!(a.check(), Err(Errno::INVAL));
+    }
+    let mut a = Attr::with_layout(Cmd::LinkCreate, crate::call::Layout::LinkCreateKprobeMulti);
+    a.put_u32(offset_of!(K, cnt), 1);
+    let r = std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| {
+        a.put_slice(offset_of!(K, syms), &nums[..]);
+    }));
+    if r.is_ok() {
+        assert_eq!(a.check(), Err(Errno::INVAL));
+    }
+    // A count past the array is refused too.
+    let mut a = Attr::with_layout(Cmd::LinkCreate, crate::call::Layout::LinkCreateKprobeMulti);
+    a.put_cstrs(offset_of!(K, syms), &names);
+    a.put_u32(offset_of!(K, cnt), 2);
+    assert_eq!(a.check(), Err(Errno::INVAL));
+    a.put_u32(offset_of!(K, cnt), 1);
+    assert_eq!(a.check(), Ok(()));
+}
+
+#[test]
+fn netfilter_link_and_netns_prog_attach() {
+    type L = LinkCreateAttr;
+    let f = Fake::install();
+    let prog = some_fd();
+    link_create(&LinkCreate {
+        prog: prog.as_fd(),
+        target: LinkTarget::None,
+        attach_type: 45,
+        flags: 0,
+        extra: LinkExtra::Netfilter {
+            pf: 2,
+            hooknum: 3,
+            priority: -128,
+            flags: NETFILTER_IP_DEFRAG,
+        },
+    })
+    .unwrap();
+    let c = last(&f);
+    assert_eq!(
+        (
+            c.u32(offset_of!(L, target_fd)),
+            c.u32(offset_of!(L, attach_type))
+        ),
+        (0, 45)
+    );
+    assert_eq!(
+        (c.u32(16), c.u32(20), c.u32(24), c.u32(28)),
+        (2, 3, (-128i32).cast_unsigned(), 1)
+    );
+    assert_eq!(&c.attr()[32..], &[0; 16]);
+
+    type P = ProgAttachAttr;
+    prog_attach_current_netns(prog.as_fd(), 17).unwrap();
+    let c = last(&f);
+    assert_eq!(c.cmd(), Some(Cmd::ProgAttach));
+    assert_eq!(
+        (
+            c.u32(offset_of!(P, target_fd)),
+            c.u32(offset_of!(P, attach_bpf_fd)),
+            c.u32(offset_of!(P, attach_type)),
+            c.u32(offset_of!(P, attach_flags)),
+        ),
+        (0, raw(&prog), 17, 0)
+    );
+    prog_detach_current_netns(prog.as_fd(), 17).unwrap();
+    let c = last(&f);
+    assert_eq!(c.cmd(), Some(Cmd::ProgDetach));
+    assert_eq!(
+        (
+            c.u32(offset_of!(P, target_fd)),
+            c.u32(offset_of!(P, attach_bpf_fd)),
+            c.u32(offset_of!(P, attach_type)),
+        ),
+        (0, raw(&prog), 17)
+    );
+}
