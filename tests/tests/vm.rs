@@ -5,7 +5,8 @@
 //! scenarios this kernel refuses or lacks, each shown firing: fentry and
 //! fexit, LSM, typed ksyms of vmlinux and a module read with sensible
 //! values, no kernel BTF (external `--btf` / `--btf-dir`), and `ember run`
-//! on the shipped example; and kprobes, which this kernel lacks
+//! on the shipped example; kprobes on a module function (with and without
+//! the module's BTF); and kprobes, which this kernel lacks
 //! (tests/src/bin/vm_kprobe.rs: kprobe and kretprobe through the PMU and
 //! tracefs, kprobe.multi, ksyscall, each shown to fire and stop).
 
@@ -63,6 +64,8 @@ fn guest_loads_typed_ksyms_and_module_kfuncs() {
         "kprobe",
         "kprobe-multi",
         "ksyscall",
+        "kprobe-module",
+        "kprobe-module-nobtf",
     ] {
         assert!(
             console.contains(&format!("VMTEST {check} OK")),

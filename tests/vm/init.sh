@@ -206,6 +206,49 @@ if wanted run; then
   result run $ok
 fi
 
+# A kprobe on a module function (nf_conntrack_netlink's
+# ctnetlink_fill_info): by section, found in kallsyms, and as
+# module:function (the PMU, or tracefs where the PMU refuses that form);
+# vm_conntrack's dump of the entry it creates fires both.
+kprobe_module() { # the scenario name
+  ok=1
+  if start 2 /fix/kprobe_module.bpf-el.o \
+    --attach fill_info_mod=nf_conntrack_netlink:ctnetlink_fill_info --dump counts; then
+    /bin/vm_conntrack
+    stop && ok=0
+    n=$(val counts 0) confirmed=$(val counts 1) mod=$(val counts 2)
+    grep '^attached' /tmp/run.err | sed "s/^/VMINFO $1 /"
+    echo "VMINFO $1 by_section=$n confirmed=$confirmed module_form=$mod"
+    { pos "$n" "$mod" && [ "$n" = "$confirmed" ]; } || ok=1
+  fi
+}
+if wanted kprobe-module; then
+  kprobe_module kprobe-module
+  result kprobe-module $ok
+fi
+
+# The same with nf_conntrack_netlink's BTF hidden (sysfs BTF replaced by a
+# tmpfs holding every file but that one): the object relocates against
+# vmlinux alone and fires; an object relocating a type only that module
+# has (struct ctnetlink_filter) fails naming the relocation and the type.
+if wanted kprobe-module-nobtf; then
+  mkdir -p /tmp/btf
+  cp /sys/kernel/btf/* /tmp/btf/
+  rm /tmp/btf/nf_conntrack_netlink
+  mount -t tmpfs none /sys/kernel/btf
+  cp /tmp/btf/* /sys/kernel/btf/
+  kprobe_module kprobe-module-nobtf
+  if out=$(/bin/ember load -v /fix/kprobe_module_type.bpf-el.o 2>&1); then
+    ok=1; echo "$out"
+  else
+    echo "$out" | grep -v '^[0-9]*: ' | head -8 | sed 's/^/VMINFO kprobe-module-nobtf error: /'
+    echo "$out" | grep -q 'ctnetlink_filter' || ok=1
+  fi
+  umount /sys/kernel/btf
+  rm -rf /tmp/btf
+  result kprobe-module-nobtf $ok
+fi
+
 # Kprobes (PMU and tracefs), kprobe.multi and ksyscall attached and shown
 # to fire on openat(2); the binary prints its own VMTEST lines.
 if wanted kprobe || wanted kprobe-multi || wanted ksyscall; then

@@ -109,11 +109,14 @@ order=()
 for m in nf_conntrack nf_conntrack_netlink nf_dup_netdev; do
   while read -r _ path _; do
     rel=${path#"$kroot/lib/modules/$kver/"}
-    mkdir -p "$ir/lib/modules/$kver/$(dirname "$rel")"
-    cp "$path" "$ir/lib/modules/$kver/$rel"
-    # busybox insmod takes plain .ko files (6.12 ships them XZ-compressed).
-    case $rel in *.ko.xz) xz -d "$ir/lib/modules/$kver/$rel"; rel=${rel%.xz} ;; esac
-    order+=("$rel")
+    # busybox insmod takes plain .ko files (6.12 ships them XZ-compressed);
+    # modules shared by several closures are copied once.
+    if [ ! -e "$ir/lib/modules/$kver/${rel%.xz}" ]; then
+      mkdir -p "$ir/lib/modules/$kver/$(dirname "$rel")"
+      cp "$path" "$ir/lib/modules/$kver/$rel"
+      case $rel in *.ko.xz) xz -d "$ir/lib/modules/$kver/$rel" ;; esac
+    fi
+    order+=("${rel%.xz}")
   done < <(modprobe -d "$kroot" -S "$kver" --show-depends "$m" | grep '^insmod')
 done
 printf '%s\n' "${order[@]}" | awk '!seen[$0]++' > "$ir/load-order"
