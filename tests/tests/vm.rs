@@ -22,6 +22,8 @@ fn guest_loads_typed_ksyms_and_module_kfuncs() {
         ("cpio", "cpio"),
         ("depmod", "kmod"),
         ("apt-get", "apt"),
+        ("objcopy", "binutils"),
+        ("xz", "xz-utils"),
     ] {
         if tool(t).is_none() {
             skip(&format!("the VM test needs {t} (apt-get install {pkg})"));
