@@ -1,11 +1,14 @@
 //! What this kernel cannot run, in a qemu guest with Debian's 6.1 kernel
-//! (tests/vm/run.sh): a typed `__ksym` (needs CONFIG_KALLSYMS_ALL) and
-//! kfuncs that live in a module (nf_conntrack), which need the module's
-//! BTF object in the program's fd_array, and a module function as an
-//! fentry target (attach BTF id with the module's BTF object fd); and
-//! kprobes, which this kernel lacks (tests/src/bin/vm_kprobe.rs: kprobe
-//! and kretprobe through the PMU and tracefs, kprobe.multi, ksyscall,
-//! each shown to fire and stop).
+//! (tests/vm/run.sh, whose /init is tests/vm/init.sh): typed `__ksym`s
+//! (need CONFIG_KALLSYMS_ALL), kfuncs that live in a module
+//! (nf_conntrack), a module function as an fentry target, and the
+//! scenarios this kernel refuses or lacks, each shown firing: fentry and
+//! fexit, LSM, typed ksyms of vmlinux and a module read with sensible
+//! values, no kernel BTF (external `--btf` / `--btf-dir`), and `ember run`
+//! on the shipped example; kprobes on a module function (with and without
+//! the module's BTF); and kprobes, which this kernel lacks
+//! (tests/src/bin/vm_kprobe.rs: kprobe and kretprobe through the PMU and
+//! tracefs, kprobe.multi, ksyscall, each shown to fire and stop).
 
 use std::process::Command;
 
@@ -19,6 +22,8 @@ fn guest_loads_typed_ksyms_and_module_kfuncs() {
         ("cpio", "cpio"),
         ("depmod", "kmod"),
         ("apt-get", "apt"),
+        ("objcopy", "binutils"),
+        ("xz", "xz-utils"),
     ] {
         if tool(t).is_none() {
             skip(&format!("the VM test needs {t} (apt-get install {pkg})"));
@@ -53,9 +58,16 @@ fn guest_loads_typed_ksyms_and_module_kfuncs() {
         "module_attach",
         "freplace_target",
         "freplace",
+        "fentry",
+        "lsm",
+        "ksym-typed",
+        "nobtf",
+        "run",
         "kprobe",
         "kprobe-multi",
         "ksyscall",
+        "kprobe-module",
+        "kprobe-module-nobtf",
     ] {
         assert!(
             console.contains(&format!("VMTEST {check} OK")),

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Boots Debian's 6.1 kernel (the linux-image-amd64 package, unpacked, not
 # installed) in qemu with a busybox initramfs that holds a static `ember`
-# and the tests/fixtures/vm objects. The guest loads nf_conntrack, runs
-# `ember load` on each object and prints one `VMTEST <name> OK|FAIL` line
-# per check; qemu's exit status carries the guest's verdict.
+# and the tests/fixtures/vm objects. The guest's /init (tests/vm/init.sh)
+# loads nf_conntrack and nf_dup_netdev, runs each scenario with `ember
+# load` or `ember run` and prints one `VMTEST <name> OK|FAIL` line per
+# scenario; qemu's exit status carries the guest's verdict.
 #
-# Usage: tests/vm/run.sh [CONSOLE_LOG]   (default: target/vm/console.log)
+# Usage: [VMTEST_ONLY=name,name] tests/vm/run.sh [CONSOLE_LOG]
+#   (default log: target/vm/console.log; VMTEST_ONLY runs only those)
 # EMBER_VM_KERNEL=<meta package> boots another Debian kernel (default
 # linux-image-amd64, 6.1; linux-image-6.12-amd64 has CONFIG_FPROBE), cached
 # under target/vm-<meta package>.
 # Needs: qemu-system-x86, busybox-static, cpio, kmod, apt (to download the
-# kernel package), python3; a Rust toolchain for the static build.
+# kernel package), binutils (objcopy), xz-utils, python3; a Rust toolchain
+# for the static build.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 meta=${EMBER_VM_KERNEL:-linux-image-amd64}
@@ -23,6 +26,7 @@ need qemu-system-x86_64 "apt-get install qemu-system-x86"
 need busybox "apt-get install busybox-static"
 need cpio "apt-get install cpio"
 need depmod "apt-get install kmod"
+need objcopy "apt-get install binutils"
 need xz "apt-get install xz-utils"
 [ -z "${EMBER_VM_KERNEL:-}" ] || need zstd "apt-get install zstd"
 
@@ -64,13 +68,32 @@ open(sys.argv[2], 'wb').write(elf)
 PY
 fi
 
-# 2. A static ember (glibc, crt-static): nothing in the guest but busybox.
+# 2. A static ember: nothing in the guest but busybox. musl where its
+# target is installed (`rustup target add x86_64-unknown-linux-musl`; 0.8 MB
+# smaller than static glibc), else glibc with crt-static. EMBER_VM_TARGET
+# picks one.
+arch=$(uname -m)
+target=${EMBER_VM_TARGET:-}
+if [ -z "$target" ]; then
+  if rustup target list --installed 2>/dev/null | grep -qx "$arch-unknown-linux-musl"; then
+    target=$arch-unknown-linux-musl
+  else
+    target=$(rustc -vV | awk '/^host:/{print $2}')
+  fi
+fi
 host=$(rustc -vV | awk '/^host:/{print $2}')
 (cd "$root" && RUSTFLAGS='-C target-feature=+crt-static' \
-  cargo build --quiet --profile min-size --bin ember --bin vm_kprobe --target "$host")
-ember="$root/target/$host/min-size/ember"
+  cargo build --quiet --profile min-size --bin ember --bin vm_conntrack --target "$target")
+ember="$root/target/$target/min-size/ember"
 # The kprobe check drives the library itself (tests/src/bin/vm_kprobe.rs).
+# glibc: its ksyscall check counts openat(2), which glibc's open() is and
+# musl's (open(2) on x86_64) is not.
+(cd "$root" && RUSTFLAGS='-C target-feature=+crt-static' \
+  cargo build --quiet --profile min-size --bin vm_kprobe --target "$host")
 vm_kprobe="$root/target/$host/min-size/vm_kprobe"
+# Creates and dumps a conntrack entry (tests/src/bin/vm_conntrack.rs).
+vm_conntrack="$root/target/$target/min-size/vm_conntrack"
+echo "VMINFO static $target: ember $(stat -c %s "$ember") bytes, vm_conntrack $(stat -c %s "$vm_conntrack") bytes (stripped)"
 
 # 3. The initramfs.
 ir="$out/initramfs"
@@ -80,60 +103,49 @@ cp "$(command -v busybox)" "$ir/bin/busybox"
 for a in $("$ir/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$ir/bin/$a"; done
 for a in modprobe insmod poweroff; do ln -sf ../bin/busybox "$ir/sbin/$a"; done
 order=()
-while read -r _ path _; do
-  rel=${path#"$kroot/lib/modules/$kver/"}
-  mkdir -p "$ir/lib/modules/$kver/$(dirname "$rel")"
-  cp "$path" "$ir/lib/modules/$kver/$rel"
-  # busybox insmod takes plain .ko files (6.12 ships them XZ-compressed).
-  case $rel in *.ko.xz) xz -d "$ir/lib/modules/$kver/$rel"; rel=${rel%.xz} ;; esac
-  order+=("$rel")
-done < <(modprobe -d "$kroot" -S "$kver" --show-depends nf_conntrack | grep '^insmod')
+# nf_conntrack (module kfuncs, module fentry targets), nf_conntrack_netlink
+# (its dump reaches them); nf_dup_netdev (a module's per-CPU variable as a
+# typed ksym).
+for m in nf_conntrack nf_conntrack_netlink nf_dup_netdev; do
+  while read -r _ path _; do
+    rel=${path#"$kroot/lib/modules/$kver/"}
+    # busybox insmod takes plain .ko files (6.12 ships them XZ-compressed);
+    # modules shared by several closures are copied once.
+    if [ ! -e "$ir/lib/modules/$kver/${rel%.xz}" ]; then
+      mkdir -p "$ir/lib/modules/$kver/$(dirname "$rel")"
+      cp "$path" "$ir/lib/modules/$kver/$rel"
+      case $rel in *.ko.xz) xz -d "$ir/lib/modules/$kver/$rel" ;; esac
+    fi
+    order+=("${rel%.xz}")
+  done < <(modprobe -d "$kroot" -S "$kver" --show-depends "$m" | grep '^insmod')
+done
 printf '%s\n' "${order[@]}" | awk '!seen[$0]++' > "$ir/load-order"
 cp "$ember" "$ir/bin/ember"
+cp "$vm_conntrack" "$ir/bin/vm_conntrack"
 cp "$vm_kprobe" "$ir/bin/vm_kprobe"
 cp "$root"/tests/fixtures/attach/kprobe.bpf-el.o "$ir/fix/"
-cp "$root"/tests/fixtures/vm/*.bpf-el.o "$root"/tests/fixtures/freplace.bpf-el.o "$ir/fix/"
+cp "$root"/tests/fixtures/vm/*.bpf-el.o "$root"/tests/fixtures/freplace.bpf-el.o \
+  "$root"/tests/fixtures/attach/execsnoop.bpf-el.o "$ir/fix/"
 
-cat > "$ir/init" <<'INIT'
-#!/bin/busybox sh
-export PATH=/bin:/sbin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-mount -t bpf bpf /sys/fs/bpf
-kv=$(uname -r)
-while read -r m; do insmod "/lib/modules/$kv/$m" 2>/dev/null; done < /load-order
-echo "VMINFO kernel $kv modules: $(ls /sys/kernel/btf | tr '\n' ' ')"
-rc=0
-check() { # name, what the output must contain, ember arguments...
-  name=$1; want=$2; shift 2
-  if out=$(/bin/ember "$@" 2>&1) && echo "$out" | grep -q "$want"; then
-    echo "VMTEST $name OK"
-  else
-    echo "VMTEST $name FAIL"; echo "$out" | head -40; rc=1
-  fi
-}
-# Typed ksym (CONFIG_KALLSYMS_ALL): a per-CPU variable from vmlinux BTF.
-check typed_ksym "prog typed type raw_tracepoint" load -v /fix/ksyms.bpf-el.o
-# kfuncs in a module: found in nf_conntrack's BTF, passed through fd_array.
-check module_kfunc "resolved in module 'nf_conntrack'" load -v /fix/module_kfunc.bpf-el.o
-check module_kfunc_loaded "prog ct_lookup type sched_cls" load /fix/module_kfunc.bpf-el.o
-# A module function as fentry target: attach_btf_obj_fd = the module's BTF.
-check module_attach "prog on_get_id type tracing" load /fix/module_fentry.bpf-el.o
-# freplace (no lockdown here): the target loaded and pinned, then an
-# extension loaded against its global function ember_verdict.
-check freplace_target "prog ember_target type xdp" load --no-autoload ember_replacement \
-  --pin /sys/fs/bpf/freplace /fix/freplace.bpf-el.o
-check freplace "prog ember_replacement type ext" load --no-autoload ember_target \
-  --target ember_replacement=/sys/fs/bpf/freplace/ember_target /fix/freplace.bpf-el.o
-# Kprobes (PMU and tracefs), kprobe.multi and ksyscall attached and shown
-# to fire on openat(2); the binary prints its own VMTEST lines.
-/bin/vm_kprobe /fix/kprobe.bpf-el.o || rc=1
-echo "VMDONE rc=$rc"
-# qemu's isa-debug-exit (port 0xf4) exits with (rc << 1) | 1.
-printf "\\$(printf %03o $rc)" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null
-poweroff -f
-INIT
+# The guest kernel's BTF, for the scenario that hides /sys/kernel/btf: a
+# raw file (--btf) and a btfhub tree (--btf-dir), which ember searches by
+# os-release ID/VERSION_ID, arch and release.
+btf="$out/vmlinux-$kver.btf"
+[ -s "$btf" ] || objcopy --dump-section .BTF="$btf" "$vmlinux" "$out/.objcopy-scratch"
+rm -f "$out/.objcopy-scratch"
+hub="$out/btfhub/debian/12/x86_64"
+if [ ! -s "$hub/$kver.btf.tar.xz" ]; then
+  mkdir -p "$hub"
+  cp "$btf" "$out/$kver.btf"
+  tar -C "$out" -cf - "$kver.btf" | xz -T1 -6 > "$hub/$kver.btf.tar.xz"
+  rm -f "$out/$kver.btf"
+fi
+mkdir -p "$ir/btf" "$ir/etc"
+cp "$btf" "$ir/btf/vmlinux.btf"
+cp -r "$out/btfhub" "$ir/btfhub"
+printf 'ID=debian\nVERSION_ID="12"\n' > "$ir/etc/os-release"
+
+cp "$root/tests/vm/init.sh" "$ir/init"
 chmod +x "$ir/init"
 (cd "$ir" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 > "$out/initramfs.cpio.gz"
 
@@ -149,7 +161,8 @@ timeout 600 qemu-system-x86_64 "${accel[@]}" -m 1G -smp 2 \
   -nographic -no-reboot -nodefaults -serial stdio -display none \
   -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
   -kernel "$vmlinux" -initrd "$out/initramfs.cpio.gz" \
-  -append "console=ttyS0 panic=-1 quiet" > "$log" 2>&1 < /dev/null
+  -append "console=ttyS0 panic=-1 quiet${VMTEST_ONLY:+ vmtest.only=$VMTEST_ONLY}" \
+  > "$log" 2>&1 < /dev/null
 qrc=$?
 set -e
 grep -E '^(VMINFO|VMTEST|VMDONE)' "$log" || true

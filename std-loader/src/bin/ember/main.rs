@@ -84,6 +84,10 @@ enum Cmd {
         /// CO-RE target BTF instead of the kernel's.
         #[arg(long)]
         btf: Option<PathBuf>,
+        /// A btfhub-style directory searched for a CO-RE target when the
+        /// kernel has no BTF.
+        #[arg(long = "btf-dir")]
+        btf_dir: Option<PathBuf>,
         /// Stop after this many seconds.
         #[arg(long)]
         duration: Option<f64>,
@@ -102,8 +106,8 @@ enum Cmd {
         /// events='struct event' (repeatable).
         #[arg(long = "event", value_name = "MAP=TYPE")]
         event: Vec<String>,
-        /// Print MAP's entries, decoded through its BTF, every second
-        /// (repeatable).
+        /// Print MAP's entries, decoded through its BTF, every second and
+        /// once more at the end (repeatable).
         #[arg(long = "dump", value_name = "MAP")]
         dump: Vec<String>,
         /// One JSON object per line.
@@ -465,6 +469,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
         Cmd::Run {
             file,
             btf,
+            btf_dir,
             duration,
             max_entries,
             set,
@@ -476,6 +481,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
         } => run::run(&run::RunArgs {
             file,
             btf,
+            btf_dir,
             duration,
             settings: Settings {
                 max_entries,

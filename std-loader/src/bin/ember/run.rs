@@ -23,6 +23,7 @@ use crate::{context, read};
 pub(crate) struct RunArgs {
     pub(crate) file: PathBuf,
     pub(crate) btf: Option<PathBuf>,
+    pub(crate) btf_dir: Option<PathBuf>,
     pub(crate) duration: Option<f64>,
     pub(crate) settings: Settings,
     pub(crate) attach: Vec<String>,
@@ -51,6 +52,9 @@ pub(crate) fn run(a: &RunArgs) -> Res<()> {
     let mut loader = ember::EbpfLoader::new();
     if let Some(b) = &a.btf {
         loader = loader.btf_file(b);
+    }
+    if let Some(d) = &a.btf_dir {
+        loader = loader.btf_dir(d);
     }
     let mut ebpf = loader.load_spec(spec).map_err(|e| at_file(e.into()))?;
     let obj_btf = Btf::parse_elf(&bytes, None).ok();
@@ -83,17 +87,14 @@ pub(crate) fn run(a: &RunArgs) -> Res<()> {
         }
         if !a.dump.is_empty() && Instant::now() >= next_dump {
             next_dump += Duration::from_secs(1);
-            for m in &a.dump {
-                let map = ebpf
-                    .map(m)
-                    .ok_or_else(|| format!("--dump {m}: the object has no such map"))?;
-                out.dump(m, dump_map(map)?);
-            }
+            dump(&ebpf, &a.dump, &mut out)?;
         }
         out.flush();
     }
-    // Drain what arrived before the stop.
+    // Drain what arrived before the stop, and show the maps as they ended
+    // (a run stopped within its first second still says what it counted).
     events.drain(&mut out)?;
+    dump(&ebpf, &a.dump, &mut out)?;
     out.flush();
     let n = links.len();
     for l in links {
@@ -102,6 +103,17 @@ pub(crate) fn run(a: &RunArgs) -> Res<()> {
             .map_err(|e| context(format!("detach {what}"), e))?;
     }
     eprintln!("detached {n} link(s)");
+    Ok(())
+}
+
+/// Prints each `--dump` map's entries.
+fn dump(ebpf: &Ebpf, maps: &[String], out: &mut Output) -> Res<()> {
+    for m in maps {
+        let map = ebpf
+            .map(m)
+            .ok_or_else(|| format!("--dump {m}: the object has no such map"))?;
+        out.dump(m, dump_map(map)?);
+    }
     Ok(())
 }
 
