@@ -154,9 +154,13 @@ fn array(
     }
     let mut out = Vec::new();
     for i in 0..n {
+        // Charged here too: past the depth limit `value` returns null
+        // without charging, and an array of itself (which parses) would
+        // otherwise fill memory with nulls.
         if *budget < VALUE_COST {
             break;
         }
+        *budget -= VALUE_COST;
         let off = i.saturating_mul(elem_size);
         if elem_size > 0 && off >= data.len() {
             break;
@@ -184,11 +188,11 @@ fn composite(
         if *budget < VALUE_COST {
             break;
         }
+        *budget -= VALUE_COST;
         let byte = usize::try_from(m.bit_offset / 8).unwrap_or(usize::MAX);
         let name = btf.str_at(m.name_off).unwrap_or("");
         let field = data.get(byte..).unwrap_or_default();
         let v = if m.bitfield_size > 0 {
-            *budget -= VALUE_COST;
             bitfield(field, m.bit_offset % 8, m.bitfield_size)
         } else {
             value(btf, m.type_id, field, depth + 1, budget)
