@@ -316,3 +316,102 @@ fn run_attaches_to_an_interface_and_leaves_no_filter() {
         assert!(!qd.contains("clsact"), "{mode}: {qd}");
     }
 }
+
+/// Where the unified (v2) cgroup hierarchy is mounted.
+fn cgroup2_mount() -> Option<std::path::PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        let point = left.split(' ').nth(4)?;
+        (right.split(' ').next() == Some("cgroup2")).then(|| std::path::PathBuf::from(point))
+    })
+}
+
+/// A child cgroup, removed on drop.
+struct CgroupDir(std::path::PathBuf);
+
+impl Drop for CgroupDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn run_attaches_to_a_cgroup_path() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let Some(root) = cgroup2_mount() else {
+        // attach_cgroup.rs mounts one; here the machine's own is needed.
+        assert!(
+            std::env::var_os("EMBER_REQUIRE_KERNEL").is_none(),
+            "no cgroup2 mount"
+        );
+        eprintln!("skipped: no cgroup2 mount");
+        return;
+    };
+    let cg = CgroupDir(root.join(format!("ember-run-test-{}", std::process::id())));
+    std::fs::create_dir(&cg.0).expect("cgroup");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let before = links();
+    let target = format!("connect_a={}", cg.0.display());
+    let child = Command::new(ember_bin())
+        .arg("run")
+        .arg(fixture("attach/cgroup.bpf-el.o"))
+        // Lockdown refuses lsm_cgroup's trampoline here.
+        .args(["--no-autoload", "lsm_connect", "--attach", &target])
+        .args(["--dump", "counts", "--json", "--duration", "2.5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(800));
+    // Three connects from a shell in the cgroup, one from outside it.
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && for i in 1 2 3; do (exec 3<>/dev/tcp/127.0.0.1/{port}); done",
+        cg.0.display()
+    );
+    assert!(
+        Command::new("bash")
+            .args(["-c", &script])
+            .status()
+            .expect("bash")
+            .success()
+    );
+    drop(std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"));
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "attached connect_a to cgroup '{}' (bpf_link)",
+            cg.0.display()
+        )),
+        "{err}"
+    );
+    let last = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["dump"] == "counts")
+        .expect("a dump line");
+    let slot2 = last["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["key"] == 2)
+        .and_then(|e| e["value"].as_u64());
+    assert_eq!(
+        slot2,
+        Some(3),
+        "connects from inside the cgroup only: {last}"
+    );
+    assert_eq!(
+        links().into_iter().filter(|l| !before.contains(l)).count(),
+        0
+    );
+    drop(listener);
+}

@@ -81,8 +81,10 @@ impl Program {
     /// perf_event programs, `IFACE[:generic|driver|offload]` for XDP,
     /// `IFACE[:ingress|egress]` for tc (tcx where the kernel has it),
     /// `BINARY:SYMBOL[+OFF]` for uprobes, `BINARY:PROVIDER:NAME` for USDT,
-    /// and for kprobe-family programs what would follow their section's
-    /// kind (`FUNC[+OFF]`, `MODULE:FUNC`, a glob, a syscall name).
+    /// for kprobe-family programs what would follow their section's kind
+    /// (`FUNC[+OFF]`, `MODULE:FUNC`, a glob, a syscall name), a cgroup
+    /// path for cgroup programs (`PATH:ingress|egress` for `cgroup/skb`),
+    /// a network namespace path for sk_lookup and flow_dissector.
     ///
     /// # Errors
     /// [`K::BadTarget`] when the text does not fit the type;
@@ -146,6 +148,31 @@ impl Program {
                     .map_or("kprobe", |d| d.pattern.trim_end_matches(['+', '/']));
                 self.attach_kprobe_family(kind, &format!("'{target}'"), Some(target), opts)
             }
+            // A cgroup by path; `cgroup/skb` takes `PATH:ingress|egress`.
+            P::CGROUP_SKB
+            | P::CGROUP_SOCK
+            | P::CGROUP_SOCK_ADDR
+            | P::SOCK_OPS
+            | P::CGROUP_SOCKOPT
+            | P::CGROUP_SYSCTL
+            | P::CGROUP_DEVICE => {
+                use super::cgroup::CgroupOpts;
+                use ember_core::object::AttachType as A;
+                let (path, dir) = match target.rsplit_once(':') {
+                    Some((p, "ingress")) => (p, Some(A::CGROUP_INET_INGRESS)),
+                    Some((p, "egress")) => (p, Some(A::CGROUP_INET_EGRESS)),
+                    _ => (target, None),
+                };
+                let cg = CgroupOpts {
+                    mode: opts.mode,
+                    attach_type: dir,
+                    ..CgroupOpts::default()
+                };
+                self.attach_cgroup_path(path, cg)
+            }
+            // A network namespace by path (`/proc/self/ns/net`,
+            // `/run/netns/NAME`).
+            P::SK_LOOKUP | P::FLOW_DISSECTOR => self.attach_netns_path(target, opts),
             t => Err(self.attach_err(
                 format!("'{target}'"),
                 K::Unsupported(format!(

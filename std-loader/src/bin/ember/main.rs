@@ -97,6 +97,9 @@ enum Cmd {
         /// Set a global variable before load: NAME=VALUE (as `load`).
         #[arg(long = "set", value_name = "NAME=VALUE")]
         set: Vec<String>,
+        /// Do not load this program (repeatable).
+        #[arg(long = "no-autoload", value_name = "PROG")]
+        no_autoload: Vec<String>,
         /// Attach PROG to TARGET (a tracepoint CATEGORY/NAME, a raw
         /// tracepoint, an interface, a cgroup path, BINARY:SYMBOL, a
         /// function...), as its type reads it (repeatable).
@@ -473,6 +476,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
             duration,
             max_entries,
             set,
+            no_autoload,
             attach,
             event,
             dump,
@@ -486,7 +490,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
             settings: Settings {
                 max_entries,
                 set,
-                no_autoload: Vec::new(),
+                no_autoload,
                 target: Vec::new(),
             },
             attach,
