@@ -202,6 +202,36 @@ fn task_iterator_prints_this_process() {
 }
 
 #[test]
+fn map_iterator_walks_the_map_it_is_given() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let ebpf = load();
+    let counts = ebpf.map("counts").expect("counts");
+    for (k, v) in [(1u32, 11u64), (6, 66)] {
+        counts
+            .update(&k.to_ne_bytes(), &v.to_ne_bytes(), 0)
+            .expect("update");
+    }
+    let p = ebpf.program("dump_counts").expect("program");
+    let link = p.attach_iter(Some(counts.fd())).expect("map iterator");
+    let text = String::from_utf8(link.read_iter().expect("read")).expect("utf-8");
+    let lines: Vec<&str> = text.lines().collect();
+    // Every slot of the 8-entry array, in order, with the values set.
+    assert_eq!(lines.len(), 8, "{text}");
+    assert_eq!(lines[1], "slot 1 11");
+    assert_eq!(lines[6], "slot 6 66");
+    // A map iterator needs its map: the kernel refuses one without.
+    let e = p.attach_iter(None).expect_err("no map");
+    assert!(e.to_string().contains("dump_counts"), "{e}");
+    // Auto-attach cannot know the map: no target, so `attach_all` and
+    // `ember run` skip it.
+    let e = p.attach().expect_err("no map");
+    assert!(matches!(e.kind, AttachErrorKind::NoTarget), "{e}");
+}
+
+#[test]
 fn missing_targets_and_wrong_types_are_named() {
     let _s = serial();
     if !kernel_ready() {

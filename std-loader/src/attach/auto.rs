@@ -51,6 +51,16 @@ impl Program {
             | "lsm" | "lsm.s" => self.attach_btf(opts),
             // freplace loaded against a target program attaches there.
             "freplace" => self.attach_btf(opts),
+            // Iterators over a map's elements need the map: the explicit
+            // method takes it.
+            "iter" | "iter.s"
+                if matches!(
+                    rest,
+                    Some("bpf_map_elem" | "bpf_sk_storage_map" | "sockmap")
+                ) =>
+            {
+                Err(no_target())
+            }
             "iter" | "iter.s" => self.attach_iter(None),
             // Network programs need an interface, which no section names
             // (libbpf's `tc/ingress` included): the explicit methods.
