@@ -231,6 +231,58 @@ fn sk_msg_on_a_sockmap_by_link_and_prog_attach() {
     assert_eq!(open_fds(), before, "fds leaked");
 }
 
+/// A fresh connected TCP pair whose receiving end is in `socks[1]`: the
+/// stream verdict sees what it receives.
+fn receive_via_sockmap(ebpf: &Ebpf) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let mut client = TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
+    let (mut server, _) = l.accept().expect("accept");
+    let socks = SockMap::new(ebpf.map("socks").expect("socks")).expect("sockmap view");
+    socks
+        .set(
+            &1u32.to_ne_bytes(),
+            ember::ember_sys::AsFd::as_fd(&server),
+            0,
+        )
+        .expect("into the sockmap");
+    client.write_all(b"yo").expect("write");
+    let mut buf = [0u8; 2];
+    server.read_exact(&mut buf).expect("read");
+    assert_eq!(&buf, b"yo", "SK_PASS delivers it");
+    socks
+        .remove(&1u32.to_ne_bytes())
+        .expect("out of the sockmap");
+}
+
+#[test]
+fn sk_skb_stream_verdict_on_a_sockmap() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let before = open_fds();
+    {
+        let ebpf = load();
+        let socks = ebpf.map("socks").expect("socks");
+        let p = ebpf.program("skb_verdict").expect("skb_verdict");
+        for opts in [AttachOpts::default(), legacy()] {
+            let start = count(&ebpf, 8);
+            let link = p.attach_sockmap(socks, None, opts).expect("stream verdict");
+            receive_via_sockmap(&ebpf);
+            assert!(
+                count(&ebpf, 8) > start,
+                "{:?}: the verdict ran",
+                link.mechanism()
+            );
+            drop(link);
+            let after = count(&ebpf, 8);
+            receive_via_sockmap(&ebpf);
+            assert_eq!(count(&ebpf, 8), after, "detached");
+        }
+    }
+    assert_eq!(open_fds(), before, "fds leaked");
+}
+
 /// A network namespace made for the test (`ip netns add`), with `lo` up;
 /// deleted on drop.
 struct Netns {
