@@ -155,28 +155,35 @@ fn reuseport_selector_runs_for_the_group_and_detaches() {
     assert_eq!(open_fds(), before, "fds leaked");
 }
 
-/// A fresh connected TCP pair; the client goes into `socks[0]` (sockets
-/// take the map's programs when they are put in), writes, and the server
-/// reads it back; the client leaves the map again.
-fn via_sockmap(ebpf: &Ebpf) {
+/// A fresh connected TCP pair with one end in the sockmap (sockets take
+/// the map's programs when they are put in): the client in `socks[0]`
+/// (sk_msg sees what it sends) or, with `receiver`, the server in
+/// `socks[1]` (sk_skb sees what it receives). The client writes, the
+/// server reads it back, the socket leaves the map again.
+fn through_sockmap(ebpf: &Ebpf, receiver: bool) {
     let l = TcpListener::bind("127.0.0.1:0").expect("listen");
     let mut client = TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
     let (mut server, _) = l.accept().expect("accept");
     let socks = SockMap::new(ebpf.map("socks").expect("socks")).expect("sockmap view");
+    let (slot, sock) = if receiver {
+        (1u32, ember::ember_sys::AsFd::as_fd(&server))
+    } else {
+        (0u32, ember::ember_sys::AsFd::as_fd(&client))
+    };
     socks
-        .set(
-            &0u32.to_ne_bytes(),
-            ember::ember_sys::AsFd::as_fd(&client),
-            0,
-        )
+        .set(&slot.to_ne_bytes(), sock, 0)
         .expect("into the sockmap");
     client.write_all(b"hi").expect("write");
     let mut buf = [0u8; 2];
     server.read_exact(&mut buf).expect("read");
     assert_eq!(&buf, b"hi", "SK_PASS lets it through");
     socks
-        .remove(&0u32.to_ne_bytes())
+        .remove(&slot.to_ne_bytes())
         .expect("out of the sockmap");
+}
+
+fn via_sockmap(ebpf: &Ebpf) {
+    through_sockmap(ebpf, false);
 }
 
 #[test]
@@ -231,29 +238,6 @@ fn sk_msg_on_a_sockmap_by_link_and_prog_attach() {
     assert_eq!(open_fds(), before, "fds leaked");
 }
 
-/// A fresh connected TCP pair whose receiving end is in `socks[1]`: the
-/// stream verdict sees what it receives.
-fn receive_via_sockmap(ebpf: &Ebpf) {
-    let l = TcpListener::bind("127.0.0.1:0").expect("listen");
-    let mut client = TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
-    let (mut server, _) = l.accept().expect("accept");
-    let socks = SockMap::new(ebpf.map("socks").expect("socks")).expect("sockmap view");
-    socks
-        .set(
-            &1u32.to_ne_bytes(),
-            ember::ember_sys::AsFd::as_fd(&server),
-            0,
-        )
-        .expect("into the sockmap");
-    client.write_all(b"yo").expect("write");
-    let mut buf = [0u8; 2];
-    server.read_exact(&mut buf).expect("read");
-    assert_eq!(&buf, b"yo", "SK_PASS delivers it");
-    socks
-        .remove(&1u32.to_ne_bytes())
-        .expect("out of the sockmap");
-}
-
 #[test]
 fn sk_skb_stream_verdict_on_a_sockmap() {
     let _s = serial();
@@ -268,7 +252,7 @@ fn sk_skb_stream_verdict_on_a_sockmap() {
         for opts in [AttachOpts::default(), legacy()] {
             let start = count(&ebpf, 8);
             let link = p.attach_sockmap(socks, None, opts).expect("stream verdict");
-            receive_via_sockmap(&ebpf);
+            through_sockmap(&ebpf, true);
             assert!(
                 count(&ebpf, 8) > start,
                 "{:?}: the verdict ran",
@@ -276,7 +260,7 @@ fn sk_skb_stream_verdict_on_a_sockmap() {
             );
             drop(link);
             let after = count(&ebpf, 8);
-            receive_via_sockmap(&ebpf);
+            through_sockmap(&ebpf, true);
             assert_eq!(count(&ebpf, 8), after, "detached");
         }
     }

@@ -147,19 +147,7 @@ impl Program {
         path: impl AsRef<Path>,
         opts: CgroupOpts<'_>,
     ) -> Result<Link, AttachError> {
-        let path = path.as_ref();
-        let target = format!("cgroup '{}'", path.display());
-        let dir = std::fs::File::open(path).map_err(|source| {
-            let kind = if source.kind() == std::io::ErrorKind::NotFound {
-                K::NotFound(format!("cgroup '{}'", path.display()))
-            } else {
-                K::Io {
-                    path: path.to_owned(),
-                    source,
-                }
-            };
-            self.attach_err(&target, kind)
-        })?;
+        let (dir, target) = self.open_target(path.as_ref(), "cgroup")?;
         self.cgroup_at(dir.as_fd(), target, opts)
     }
 
@@ -211,20 +199,7 @@ impl Program {
             AttachMode::Auto => shared && cgroup_link(),
         };
         if use_link {
-            let link = link_create(&LinkCreate {
-                prog: self.fd(),
-                target: LinkTarget::Fd(cgroup),
-                attach_type: attach_type.0,
-                flags: 0,
-                extra: LinkExtra::None,
-            })
-            .map_err(|e| fail(K::Sys(e)))?;
-            let inner = Inner::Fd {
-                link,
-                perf: None,
-                probe: None,
-            };
-            return Ok(Link::new(self.name(), target, Mechanism::BpfLink, inner));
+            return self.link_to_fd(cgroup, attach_type.0, target);
         }
         // Dups first: once attached, nothing may fail before the link
         // that detaches it exists.

@@ -27,6 +27,7 @@ mod netlink;
 pub mod netns;
 pub mod probe;
 pub mod socket;
+mod target;
 pub mod tc;
 pub mod tracefs;
 pub mod tracing;

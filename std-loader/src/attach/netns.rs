@@ -151,19 +151,7 @@ impl Program {
         path: impl AsRef<Path>,
         opts: AttachOpts,
     ) -> Result<Link, AttachError> {
-        let path = path.as_ref();
-        let target = format!("network namespace '{}'", path.display());
-        let file = std::fs::File::open(path).map_err(|source| {
-            let kind = if source.kind() == std::io::ErrorKind::NotFound {
-                K::NotFound(format!("network namespace '{}'", path.display()))
-            } else {
-                K::Io {
-                    path: path.to_owned(),
-                    source,
-                }
-            };
-            self.attach_err(&target, kind)
-        })?;
+        let (file, target) = self.open_target(path.as_ref(), "network namespace")?;
         self.netns_at(file.as_fd(), target, opts)
     }
 
@@ -201,20 +189,7 @@ impl Program {
             AttachMode::Auto => netns_link(),
         };
         if use_link {
-            let link = link_create(&LinkCreate {
-                prog: self.fd(),
-                target: LinkTarget::Fd(netns),
-                attach_type: attach_type.0,
-                flags: 0,
-                extra: LinkExtra::None,
-            })
-            .map_err(|e| fail(K::Sys(e)))?;
-            let inner = Inner::Fd {
-                link,
-                perf: None,
-                probe: None,
-            };
-            return Ok(Link::new(self.name(), target, Mechanism::BpfLink, inner));
+            return self.link_to_fd(netns, attach_type.0, target);
         }
         let kept = dup(netns, "namespace").map_err(&fail)?;
         let prog = dup(self.fd(), "program").map_err(&fail)?;

@@ -165,20 +165,7 @@ impl Program {
             AttachMode::Auto => sockmap_link(),
         };
         if use_link {
-            let link = link_create(&LinkCreate {
-                prog: self.fd(),
-                target: LinkTarget::Fd(map),
-                attach_type: attach_type.0,
-                flags: 0,
-                extra: LinkExtra::None,
-            })
-            .map_err(|e| fail(K::Sys(e)))?;
-            let inner = Inner::Fd {
-                link,
-                perf: None,
-                probe: None,
-            };
-            return Ok(Link::new(self.name(), target, Mechanism::BpfLink, inner));
+            return self.link_to_fd(map, attach_type.0, target);
         }
         let kept = dup(map, "map").map_err(&fail)?;
         let prog = dup(self.fd(), "program").map_err(&fail)?;
