@@ -1,6 +1,7 @@
 //! [`Region`]: one owned `mmap(2)` of memory the kernel shares with us
 //! (see the parent module's `# Safety` on why every access is atomic).
-#![allow(unsafe_code, reason = "mapped memory the kernel writes concurrently")]
+//! Part of the audited `raw` module, whose unsafe-code allowance covers
+//! this file.
 
 use super::*;
 
