@@ -34,8 +34,6 @@ use core::cell::Cell;
 
 use rustix::io::Errno;
 
-use crate::raw::{PerfIoctl, Syscall};
-
 /// This thread's plan.
 #[derive(Debug, Clone, Copy)]
 struct Plan {
@@ -129,20 +127,6 @@ pub fn disarm() -> Report {
             failed: plan.failed,
             failures: plan.failures,
         }
-    })
-}
-
-/// Counts `call`, and fails it if it is the planned one.
-pub(crate) fn check(call: &Syscall<'_, '_>) -> Result<(), Errno> {
-    check_named(match call {
-        Syscall::Bpf(a) => a.cmd().map_or("bpf", crate::call::Cmd::name),
-        Syscall::PerfEventOpen { .. } | Syscall::PerfEventOpenProbe { .. } => "perf_event_open",
-        Syscall::SockOpt { .. } => "setsockopt",
-        Syscall::PerfIoctl { op, .. } => match op {
-            PerfIoctl::Enable => "PERF_EVENT_IOC_ENABLE",
-            PerfIoctl::Disable => "PERF_EVENT_IOC_DISABLE",
-            PerfIoctl::SetBpf(_) => "PERF_EVENT_IOC_SET_BPF",
-        },
     })
 }
 

@@ -108,8 +108,21 @@ pub(crate) enum Syscall<'s, 'a> {
     },
 }
 
+/// Counts `call` for fault injection, and fails it if it is the planned
+/// one (the name is made here, so `fault` needs nothing of this module).
 #[cfg(feature = "fault-inject")]
-use crate::fault::check as injected;
+fn injected(call: &Syscall<'_, '_>) -> Result<(), Errno> {
+    crate::fault::check_named(match call {
+        Syscall::Bpf(a) => a.cmd().map_or("bpf", crate::call::Cmd::name),
+        Syscall::PerfEventOpen { .. } | Syscall::PerfEventOpenProbe { .. } => "perf_event_open",
+        Syscall::SockOpt { .. } => "setsockopt",
+        Syscall::PerfIoctl { op, .. } => match op {
+            PerfIoctl::Enable => "PERF_EVENT_IOC_ENABLE",
+            PerfIoctl::Disable => "PERF_EVENT_IOC_DISABLE",
+            PerfIoctl::SetBpf(_) => "PERF_EVENT_IOC_SET_BPF",
+        },
+    })
+}
 /// No fault injection: every call reaches the kernel.
 #[cfg(not(feature = "fault-inject"))]
 fn injected(_: &Syscall<'_, '_>) -> Result<(), Errno> {
