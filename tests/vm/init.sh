@@ -256,6 +256,21 @@ if wanted kprobe || wanted kprobe-multi || wanted ksyscall; then
   echo "VMINFO guest uptime $(cut -d' ' -f1 /proc/uptime)s after vm_kprobe"
 fi
 
+# fmod_ret, fentry on a BPF program, lsm_cgroup (in a cgroup2 hierarchy
+# mounted here), netkit (a pair the binary makes; refused, saying so,
+# before 6.7) and a module kprobe's tracefs retry, each shown to fire and
+# stop: tests/src/bin/vm_attach prints its own VMTEST lines.
+attach_names=""
+for n in fmod-ret fentry-bpf lsm-cgroup netkit kprobe-module-retry; do
+  if wanted $n; then attach_names="$attach_names $n"; fi
+done
+if [ -n "$attach_names" ]; then
+  if wanted lsm-cgroup; then mount -t cgroup2 cgroup2 /sys/fs/cgroup; fi
+  # shellcheck disable=SC2086 # one argument per scenario
+  /bin/vm_attach $attach_names || rc=1
+  echo "VMINFO guest uptime $(cut -d' ' -f1 /proc/uptime)s after vm_attach"
+fi
+
 echo "VMINFO guest uptime $(cut -d' ' -f1 /proc/uptime)s"
 echo "VMDONE rc=$rc"
 # qemu's isa-debug-exit (port 0xf4) exits with (rc << 1) | 1.

@@ -89,8 +89,11 @@ ember="$root/target/$target/min-size/ember"
 # glibc: its ksyscall check counts openat(2), which glibc's open() is and
 # musl's (open(2) on x86_64) is not.
 (cd "$root" && RUSTFLAGS='-C target-feature=+crt-static' \
-  cargo build --quiet --profile min-size --bin vm_kprobe --target "$host")
+  cargo build --quiet --profile min-size --bin vm_kprobe --bin vm_attach --target "$host")
 vm_kprobe="$root/target/$host/min-size/vm_kprobe"
+# fmod_ret, fentry on a BPF program, lsm_cgroup, netkit, the module
+# kprobe's tracefs retry (tests/src/bin/vm_attach).
+vm_attach="$root/target/$host/min-size/vm_attach"
 # Creates and dumps a conntrack entry (tests/src/bin/vm_conntrack.rs).
 vm_conntrack="$root/target/$target/min-size/vm_conntrack"
 echo "VMINFO static $target: ember $(stat -c %s "$ember") bytes, vm_conntrack $(stat -c %s "$vm_conntrack") bytes (stripped)"
@@ -123,6 +126,7 @@ printf '%s\n' "${order[@]}" | awk '!seen[$0]++' > "$ir/load-order"
 cp "$ember" "$ir/bin/ember"
 cp "$vm_conntrack" "$ir/bin/vm_conntrack"
 cp "$vm_kprobe" "$ir/bin/vm_kprobe"
+cp "$vm_attach" "$ir/bin/vm_attach"
 cp "$root"/tests/fixtures/attach/kprobe.bpf-el.o "$ir/fix/"
 cp "$root"/tests/fixtures/vm/*.bpf-el.o "$root"/tests/fixtures/freplace.bpf-el.o \
   "$root"/tests/fixtures/attach/execsnoop.bpf-el.o "$ir/fix/"
