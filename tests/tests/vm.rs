@@ -8,7 +8,10 @@
 //! on the shipped example; kprobes on a module function (with and without
 //! the module's BTF); and kprobes, which this kernel lacks
 //! (tests/src/bin/vm_kprobe.rs: kprobe and kretprobe through the PMU and
-//! tracefs, kprobe.multi, ksyscall, each shown to fire and stop).
+//! tracefs, kprobe.multi, ksyscall, each shown to fire and stop); and
+//! (tests/src/bin/vm_attach/) fmod_ret, fentry/fexit on a loaded BPF
+//! program (library and `ember run --target`), lsm_cgroup, a module
+//! kprobe's tracefs retry, and netkit refused saying 6.1 has none.
 
 use std::process::Command;
 
@@ -68,12 +71,27 @@ fn guest_loads_typed_ksyms_and_module_kfuncs() {
         "ksyscall",
         "kprobe-module",
         "kprobe-module-nobtf",
+        "kprobe-module-retry",
+        "fmod-ret",
+        "fentry-bpf",
+        "fentry-bpf-cli",
+        "lsm-cgroup",
+        "netkit",
     ] {
         assert!(
             console.contains(&format!("VMTEST {check} OK")),
             "guest check {check} did not pass\n{context}"
         );
     }
+    // 6.1 has no netkit: the attach must have said so.
+    let netkit = console
+        .lines()
+        .find(|l| l.starts_with("VMINFO netkit:"))
+        .unwrap_or_default();
+    assert!(
+        netkit.contains("refused as expected") && netkit.contains("no netkit"),
+        "netkit on 6.1: {netkit}\n{context}"
+    );
     assert!(console.contains("VMDONE rc=0"), "{context}");
     assert!(out.status.success(), "{context}");
 }

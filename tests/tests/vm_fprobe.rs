@@ -3,7 +3,8 @@
 //! whole guest suite (tests/vm/run.sh) runs there with
 //! `EMBER_VM_KERNEL=linux-image-6.12-amd64`, and `tests/src/bin/vm_kprobe`
 //! must show kprobe.multi (with cookies) and kprobe.session firing, not
-//! the `EOPNOTSUPP` it accepts from a kernel without fprobe.
+//! the `EOPNOTSUPP` it accepts from a kernel without fprobe. netkit
+//! (`CONFIG_NETKIT`, 6.7) must fire there too (tests/src/bin/vm_attach/).
 
 use std::process::Command;
 
@@ -41,7 +42,17 @@ fn guest_with_fprobe_fires_kprobe_multi_and_session() {
         String::from_utf8_lossy(&out.stderr),
         tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     );
-    for check in ["kprobe", "kprobe-multi", "ksyscall"] {
+    for check in [
+        "kprobe",
+        "kprobe-multi",
+        "ksyscall",
+        "fmod-ret",
+        "fentry-bpf",
+        "fentry-bpf-cli",
+        "lsm-cgroup",
+        "netkit",
+        "kprobe-module-retry",
+    ] {
         assert!(
             console.contains(&format!("VMTEST {check} OK")),
             "guest check {check} did not pass\n{context}"
@@ -56,6 +67,15 @@ fn guest_with_fprobe_fires_kprobe_multi_and_session() {
             && multi.contains("cookies summed")
             && multi.contains("kprobe.session 'do_sys_openat2' via bpf_link: fired"),
         "kprobe.multi / kprobe.session did not fire on {KERNEL}: {multi}\n{context}"
+    );
+    // 6.12 has CONFIG_NETKIT: the programs must have fired on the pair.
+    let netkit = console
+        .lines()
+        .find(|l| l.starts_with("VMINFO netkit:"))
+        .unwrap_or_default();
+    assert!(
+        netkit.contains("fired") && netkit.contains("stopped after drop"),
+        "netkit did not fire on {KERNEL}: {netkit}\n{context}"
     );
     assert!(console.contains("VMDONE rc=0"), "{context}");
     assert!(out.status.success(), "{context}");

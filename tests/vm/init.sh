@@ -271,6 +271,27 @@ if [ -n "$attach_names" ]; then
   echo "VMINFO guest uptime $(cut -d' ' -f1 /proc/uptime)s after vm_attach"
 fi
 
+# The same through the CLI: the XDP program loaded and pinned by `ember
+# load`, fentry/fexit loaded against it by `ember run --target`, fired by
+# test runs of the pinned program.
+if wanted fentry-bpf-cli; then
+  ok=1
+  fb=/sys/fs/bpf/fentry_bpf
+  if /bin/ember load --no-autoload on_entry --no-autoload on_exit --pin $fb \
+    /fix/fentry_bpf.bpf-el.o > /tmp/run.err 2>&1 &&
+    start 2 /fix/fentry_bpf.bpf-el.o --no-autoload xdp_target \
+      --target on_entry=$fb/xdp_target --target on_exit=$fb/xdp_target --dump counts; then
+    /bin/vm_attach test-run $fb/xdp_target 10
+    t=$?
+    stop && [ $t = 0 ] && ok=0
+    e=$(val counts 1) x=$(val counts 2) r=$(val counts 3)
+    echo "VMINFO fentry-bpf-cli entries=$e exits=$x last_return=$r"
+    { [ "$e" = 10 ] && [ "$x" = 10 ] && [ "$r" = 2 ]; } || ok=1
+  fi
+  rm -rf $fb
+  result fentry-bpf-cli $ok
+fi
+
 echo "VMINFO guest uptime $(cut -d' ' -f1 /proc/uptime)s"
 echo "VMDONE rc=$rc"
 # qemu's isa-debug-exit (port 0xf4) exits with (rc << 1) | 1.

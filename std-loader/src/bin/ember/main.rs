@@ -100,6 +100,12 @@ enum Cmd {
         /// Do not load this program (repeatable).
         #[arg(long = "no-autoload", value_name = "PROG")]
         no_autoload: Vec<String>,
+        /// Load a fentry/fexit or extension program against a loaded
+        /// program pinned at PIN, tracing or replacing its function FUNC
+        /// (default: the one its section names): PROG=PIN[:FUNC]
+        /// (repeatable).
+        #[arg(long = "target", value_name = "PROG=PIN[:FUNC]")]
+        target: Vec<String>,
         /// Attach PROG to TARGET (a tracepoint CATEGORY/NAME, a raw
         /// tracepoint, an interface, a cgroup path, BINARY:SYMBOL, a
         /// function...), as its type reads it (repeatable).
@@ -477,6 +483,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
             max_entries,
             set,
             no_autoload,
+            target,
             attach,
             event,
             dump,
@@ -491,7 +498,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
                 max_entries,
                 set,
                 no_autoload,
-                target: Vec::new(),
+                target,
             },
             attach,
             event,

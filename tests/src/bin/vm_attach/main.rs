@@ -89,7 +89,7 @@ fn load_err(file: &str, e: &LoadError) -> String {
     }
 }
 
-fn err(e: impl std::fmt::Display) -> String {
+fn err(e: impl core::fmt::Display) -> String {
     e.to_string()
 }
 
@@ -410,7 +410,36 @@ fn kprobe_module_retry() -> Res {
     ))
 }
 
+/// `vm_attach test-run PIN N`: N test runs of the XDP program pinned at
+/// PIN (for init.sh's check of `ember run --target`).
+fn test_run_pinned(pin: &str, n: &str) -> Result<(), String> {
+    let path = std::ffi::CString::new(pin).map_err(err)?;
+    let fd = ember_sys::obj_get(&path).map_err(|e| format!("{pin}: {e}"))?;
+    let n: u32 = n.parse().map_err(|e| format!("{n}: {e}"))?;
+    let pkt = [0u8; 64];
+    let mut t = TestRun {
+        data_in: &pkt,
+        repeat: n,
+        ..TestRun::default()
+    };
+    let r = prog_test_run(ember_sys::AsFd::as_fd(&fd), &mut t).map_err(err)?;
+    println!("VMINFO test-run {pin}: {n} runs, returned {}", r.retval);
+    Ok(())
+}
+
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [cmd, pin, n] = args.as_slice() {
+        if cmd == "test-run" {
+            return match test_run_pinned(pin, n) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    println!("VMINFO test-run: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    }
     type Check = fn() -> Res;
     let checks: [(&str, Check); 5] = [
         ("fmod-ret", fmod_ret),
@@ -419,7 +448,7 @@ fn main() -> ExitCode {
         ("netkit", netkit),
         ("kprobe-module-retry", kprobe_module_retry),
     ];
-    let wanted: Vec<String> = std::env::args().skip(1).collect();
+    let wanted = args;
     let mut ok = true;
     for (name, check) in checks {
         if !wanted.is_empty() && !wanted.iter().any(|w| w == name) {

@@ -3,7 +3,8 @@
 //! this namespace, L3 mode (no ARP), each with its own /24, so a UDP
 //! datagram to the other address of a /24 leaves through that device.
 
-use std::net::{Ipv4Addr, UdpSocket};
+use core::net::Ipv4Addr;
+use std::net::UdpSocket;
 
 use netlink_packet_core::{
     NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
@@ -35,7 +36,7 @@ pub(crate) struct NetkitPair {
     peer: u32,
 }
 
-fn io(what: &str, e: impl std::fmt::Display) -> String {
+fn io(what: &str, e: impl core::fmt::Display) -> String {
     format!("{what}: {e}")
 }
 
