@@ -574,6 +574,12 @@ fn netkit_without_netkit_says_so() {
         TcOpts::default(),
         AttachOpts::default(),
     );
+    // The text form (`ember run --attach PROG=IFACE`) goes to netkit too,
+    // not to tc: the same answer.
+    let by_text = p
+        .attach_to("lo", AttachOpts::default())
+        .expect_err("lo is not a netkit device");
+    assert!(by_text.target.contains("netkit primary"), "{by_text}");
     if netkit_supported() {
         // iproute2 here may predate netkit: a netkit pair is not made, so
         // only the refusal on a device that is not netkit is checked.

@@ -94,7 +94,9 @@ impl Program {
     /// for kprobe-family programs what would follow their section's kind
     /// (`FUNC[+OFF]`, `MODULE:FUNC`, a glob, a syscall name), a cgroup
     /// path for cgroup programs (`PATH:ingress|egress` for `cgroup/skb`),
-    /// a network namespace path for sk_lookup and flow_dissector.
+    /// a network namespace path for sk_lookup and flow_dissector, the
+    /// netkit primary device's name for either netkit side, a cgroup path
+    /// for lsm_cgroup.
     ///
     /// # Errors
     /// [`K::BadTarget`] when the text does not fit the type;
@@ -134,6 +136,23 @@ impl Program {
                     _ => return Err(bad("an XDP target is IFACE[:generic|driver|offload]")),
                 };
                 self.attach_xdp(iface, mode, opts)
+            }
+            // netkit: the primary device's name, for either side.
+            P::SCHED_CLS
+                if matches!(
+                    self.attach_type(),
+                    Some(ember_core::object::AttachType::NETKIT_PRIMARY)
+                        | Some(ember_core::object::AttachType::NETKIT_PEER)
+                ) =>
+            {
+                use super::tc::{NetkitSide, TcOpts};
+                let side =
+                    if self.attach_type() == Some(ember_core::object::AttachType::NETKIT_PEER) {
+                        NetkitSide::Peer
+                    } else {
+                        NetkitSide::Primary
+                    };
+                self.attach_netkit(target, side, TcOpts::default(), opts)
             }
             P::SCHED_CLS => {
                 use super::tc::{TcDirection, TcOpts};
@@ -179,6 +198,14 @@ impl Program {
                     ..CgroupOpts::default()
                 };
                 self.attach_cgroup_path(path, cg)
+            }
+            // lsm_cgroup: the cgroup by path.
+            P::LSM if self.attach_type() == Some(ember_core::object::AttachType::LSM_CGROUP) => {
+                let cg = super::cgroup::CgroupOpts {
+                    mode: opts.mode,
+                    ..super::cgroup::CgroupOpts::default()
+                };
+                self.attach_cgroup_path(target, cg)
             }
             // A network namespace by path (`/proc/self/ns/net`,
             // `/run/netns/NAME`).

@@ -30,7 +30,7 @@
 
 use std::process::ExitCode;
 
-use ember::attach::{Anchor, CgroupOpts, KprobeTarget, NetkitSide, Place, TcOpts, tracefs};
+use ember::attach::{Anchor, KprobeTarget, NetkitSide, Place, TcOpts, tracefs};
 use ember::ember_core::object::AttachType;
 use ember::ember_sys::{self, Errno, ProgId, TestRun, prog_query_ifindex, prog_test_run};
 use ember::{
@@ -221,9 +221,8 @@ fn lsm_cgroup() -> Res {
 
 fn lsm_cgroup_in(ebpf: &Ebpf, p: &Program) -> Res {
     const DENIED: u16 = 4242;
-    let link = p
-        .attach_cgroup_path(CGROUP, CgroupOpts::default())
-        .map_err(err)?;
+    // By its text form (`ember run --attach bind_hook=PATH`).
+    let link = p.attach_to(CGROUP, AttachOpts::default()).map_err(err)?;
     let what = format!("{} via {}", link.target(), link.mechanism());
     // A socket made in the root cgroup: not the program's business.
     let c0 = counts(ebpf, 2)?;
@@ -253,6 +252,8 @@ fn lsm_cgroup_in(ebpf: &Ebpf, p: &Program) -> Res {
     ))
 }
 
+const NETKIT_PRIMARY: &str = "ekprim";
+
 fn netkit() -> Res {
     let ebpf = load("netkit.bpf-el.o")?;
     let first = prog(&ebpf, "nk_first")?;
@@ -270,7 +271,7 @@ fn netkit() -> Res {
             other => Err(format!("no netkit, yet: {other:?}")),
         };
     }
-    let pair = net::NetkitPair::create("ekprim", "ekpeer").map_err(err)?;
+    let pair = net::NetkitPair::create(NETKIT_PRIMARY, "ekpeer").map_err(err)?;
     let r = netkit_on(&ebpf, &pair);
     let del = pair.delete().map_err(err);
     let r = r?;
@@ -301,9 +302,11 @@ fn netkit_on(ebpf: &Ebpf, pair: &net::NetkitPair) -> Res {
     let l1 = first
         .attach_netkit(primary, NetkitSide::Primary, before, o)
         .map_err(err)?;
-    let lp = peer
-        .attach_netkit(primary, NetkitSide::Peer, TcOpts::default(), o)
-        .map_err(err)?;
+    // The peer's by its text form (`ember run --attach nk_peer=ekprim`).
+    let lp = peer.attach_to(NETKIT_PRIMARY, o).map_err(err)?;
+    if !lp.target().contains("netkit peer") {
+        return Err(format!("nk_peer attached to {}", lp.target()));
+    }
     let mut ids = [ProgId(0); 4];
     let q = prog_query_ifindex(primary, AttachType::NETKIT_PRIMARY.0, &mut ids).map_err(err)?;
     let order: Vec<u32> = ids[..q.written.min(4)].iter().map(|p| p.0).collect();
