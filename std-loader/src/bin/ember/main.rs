@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod logger;
 mod minimize;
 mod run;
 mod settings;
@@ -715,6 +716,7 @@ fn explain(
 }
 
 fn main() -> ExitCode {
+    logger::init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         // A closed pipe (`| head`) is the reader's choice, not a failure.
