@@ -89,9 +89,9 @@ enum Cmd {
         /// kernel has no BTF.
         #[arg(long = "btf-dir")]
         btf_dir: Option<PathBuf>,
-        /// Stop after this many seconds.
-        #[arg(long)]
-        duration: Option<f64>,
+        /// Stop after this many seconds (decimal, e.g. 2.5).
+        #[arg(long, value_parser = run::seconds)]
+        duration: Option<Duration>,
         /// Set a map's max_entries before load: MAP=N (repeatable).
         #[arg(long = "max-entries", value_name = "MAP=N")]
         max_entries: Vec<String>,
