@@ -13,8 +13,6 @@ use std::sync::Mutex;
 
 use ember_core::reloc::{Outcome, PoisonReason};
 
-use crate::load::Relocation;
-
 const SYSFS: &str = "/sys/kernel/btf";
 
 /// Modules already reported by [`note_absent`]: one line per module per
@@ -83,21 +81,23 @@ fn unsearched(proc_modules: &str, searched: &[&str], dir: &Path, max: usize) -> 
     Some(out)
 }
 
-/// Appends to every relocation poisoned for want of a type (no candidate
-/// in vmlinux or any module BTF searched) which loaded modules had no BTF
-/// to search: the type may be one of theirs.
-pub(crate) fn annotate(relocations: &mut [Relocation], searched: &[&str]) {
+/// Appends to the text of every relocation poisoned for want of a type
+/// (no candidate in vmlinux or any module BTF searched) which loaded
+/// modules had no BTF to search: the type may be one of theirs.
+/// `relocations` yields each outcome with its text.
+pub(crate) fn annotate<'r>(
+    relocations: impl Iterator<Item = (Outcome, &'r mut String)>,
+    searched: &[&str],
+) {
     let mut hint: Option<Option<String>> = None;
-    for r in relocations
-        .iter_mut()
-        .filter(|r| r.outcome == Outcome::Poisoned(PoisonReason::NoCandidate))
+    for (_, text) in relocations.filter(|(o, _)| *o == Outcome::Poisoned(PoisonReason::NoCandidate))
     {
         let h = hint.get_or_insert_with(|| {
             let text = std::fs::read_to_string("/proc/modules").ok()?;
             unsearched(&text, searched, Path::new(SYSFS), 8)
         });
         if let Some(h) = h {
-            r.text.push_str(&format!(
+            text.push_str(&format!(
                 "\n    searched vmlinux and {} module BTF(s); loaded modules without BTF, \
                  which may define it: {h}",
                 searched.len()

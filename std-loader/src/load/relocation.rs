@@ -61,7 +61,10 @@ pub(super) fn relocate_all(
     // has none.
     if !targets.is_override {
         let searched: Vec<&str> = targets.modules.iter().map(|m| m.name).collect();
-        crate::absent_module_btf::annotate(&mut out, &searched);
+        crate::absent_module_btf::annotate(
+            out.iter_mut().map(|r| (r.outcome, &mut r.text)),
+            &searched,
+        );
     }
     Ok((code, out))
 }
