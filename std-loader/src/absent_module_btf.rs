@@ -92,18 +92,24 @@ pub(crate) fn annotate<'r>(
     let mut hint: Option<Option<String>> = None;
     for (_, text) in relocations.filter(|(o, _)| *o == Outcome::Poisoned(PoisonReason::NoCandidate))
     {
-        let h = hint.get_or_insert_with(|| {
-            let text = std::fs::read_to_string("/proc/modules").ok()?;
-            unsearched(&text, searched, Path::new(SYSFS), 8)
-        });
-        if let Some(h) = h {
-            text.push_str(&format!(
-                "\n    searched vmlinux and {} module BTF(s); loaded modules without BTF, \
-                 which may define it: {h}",
-                searched.len()
-            ));
+        if let Some(h) = hint.get_or_insert_with(|| missing(searched)) {
+            text.push_str("\n    ");
+            text.push_str(h);
         }
     }
+}
+
+/// `searched vmlinux and N module BTF(s); loaded modules without BTF,
+/// which may define it: ...`, when `/proc/modules` lists any loaded
+/// module outside `searched`.
+pub(crate) fn missing(searched: &[&str]) -> Option<String> {
+    let text = std::fs::read_to_string("/proc/modules").ok()?;
+    let h = unsearched(&text, searched, Path::new(SYSFS), 8)?;
+    Some(format!(
+        "searched vmlinux and {} module BTF(s); loaded modules without BTF, \
+         which may define it: {h}",
+        searched.len()
+    ))
 }
 
 #[cfg(test)]
