@@ -70,7 +70,9 @@ row "musl, opt-level z" z-musl $base "$musl" z ''
 row "rtnetlink encoded by hand" rtnl e53d996 "$musl" z ''
 row "--duration parsed without f64" duration 6ca8da8 "$musl" z ''
 row "clap without color, suggestions" clap f4d9451 "$musl" z ''
-row "RELR relocations (-z pack-relative-relocs), shipped" relr . "$musl" z "$EMBER_STATIC_RUSTFLAGS"
+row "RELR relocations (-z pack-relative-relocs), shipped" relr f4d9451 "$musl" z \
+  "$EMBER_STATIC_RUSTFLAGS"
+row "the same at the working tree (tests/vm/run.sh's build)" head . "$musl" z "$EMBER_STATIC_RUSTFLAGS"
 shipped=$prev
 # Measured only, each against the shipped row: no ASLR; rust-lld through
 # rustc's private gcc-ld wrapper, folding identical functions; a nightly
