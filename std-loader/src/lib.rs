@@ -6,6 +6,7 @@
 //! crate also hosts the `ember` CLI.
 #![deny(unsafe_code)]
 
+mod absent_module_btf;
 pub mod attach;
 pub mod btf_source;
 pub mod btf_value;

@@ -210,7 +210,9 @@ fi
 # ctnetlink_fill_info): by section, found in kallsyms, and as
 # module:function (the PMU, or tracefs where the PMU refuses that form);
 # vm_conntrack's dump of the entry it creates fires both.
-kprobe_module() { # the scenario name
+# The info line saying the module has no BTF must appear $2 times (once
+# for both probes when hidden, never when present).
+kprobe_module() { # the scenario name, the count of absent-BTF lines
   ok=1
   if start 2 /fix/kprobe_module.bpf-el.o \
     --attach fill_info_mod=nf_conntrack_netlink:ctnetlink_fill_info --dump counts; then
@@ -218,31 +220,35 @@ kprobe_module() { # the scenario name
     stop && ok=0
     n=$(val counts 0) confirmed=$(val counts 1) mod=$(val counts 2)
     grep '^attached' /tmp/run.err | sed "s/^/VMINFO $1 /"
-    echo "VMINFO $1 by_section=$n confirmed=$confirmed module_form=$mod"
-    { pos "$n" "$mod" && [ "$n" = "$confirmed" ]; } || ok=1
+    grep '^ember: info: module ' /tmp/run.err | sed "s/^/VMINFO $1 /"
+    absent=$(grep -c '^ember: info: module nf_conntrack_netlink has no BTF' /tmp/run.err)
+    echo "VMINFO $1 by_section=$n confirmed=$confirmed module_form=$mod absent_btf_lines=$absent"
+    { pos "$n" "$mod" && [ "$n" = "$confirmed" ] && [ "$absent" = "$2" ]; } || ok=1
   fi
 }
 if wanted kprobe-module; then
-  kprobe_module kprobe-module
+  kprobe_module kprobe-module 0
   result kprobe-module $ok
 fi
 
 # The same with nf_conntrack_netlink's BTF hidden (sysfs BTF replaced by a
 # tmpfs holding every file but that one): the object relocates against
-# vmlinux alone and fires; an object relocating a type only that module
-# has (struct ctnetlink_filter) fails naming the relocation and the type.
+# vmlinux alone and fires, and one info line says the module has no BTF;
+# an object relocating a type only that module has (struct
+# ctnetlink_filter) fails naming the relocation, the type and the module.
 if wanted kprobe-module-nobtf; then
   mkdir -p /tmp/btf
   cp /sys/kernel/btf/* /tmp/btf/
   rm /tmp/btf/nf_conntrack_netlink
   mount -t tmpfs none /sys/kernel/btf
   cp /tmp/btf/* /sys/kernel/btf/
-  kprobe_module kprobe-module-nobtf
-  if out=$(/bin/ember load -v /fix/kprobe_module_type.bpf-el.o 2>&1); then
+  kprobe_module kprobe-module-nobtf 1
+  if out=$(/bin/ember load /fix/kprobe_module_type.bpf-el.o 2>&1); then
     ok=1; echo "$out"
   else
-    echo "$out" | grep -v '^[0-9]*: ' | head -8 | sed 's/^/VMINFO kprobe-module-nobtf error: /'
-    echo "$out" | grep -q 'ctnetlink_filter' || ok=1
+    echo "$out" | grep -v '^[0-9]*: ' | head -12 | sed 's/^/VMINFO kprobe-module-nobtf error: /'
+    echo "$out" | grep -q 'filter_family: insn [0-9]*: field offset of struct ctnetlink_filter.family: POISONED' || ok=1
+    echo "$out" | grep -q 'may define it: .*nf_conntrack_netlink (/sys/kernel/btf/nf_conntrack_netlink absent)' || ok=1
   fi
   umount /sys/kernel/btf
   rm -rf /tmp/btf

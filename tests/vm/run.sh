@@ -82,7 +82,9 @@ if [ -z "$target" ]; then
   fi
 fi
 host=$(rustc -vV | awk '/^host:/{print $2}')
-(cd "$root" && RUSTFLAGS='-C target-feature=+crt-static' \
+# The flags of the shipped static build (tests/vm/static-flags.sh).
+. "$root/tests/vm/static-flags.sh"
+(cd "$root" && RUSTFLAGS="$EMBER_STATIC_RUSTFLAGS" \
   cargo build --quiet --profile min-size --bin ember --bin vm_conntrack --target "$target")
 ember="$root/target/$target/min-size/ember"
 # The kprobe check drives the library itself (tests/src/bin/vm_kprobe.rs).

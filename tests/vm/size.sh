@@ -1,55 +1,103 @@
 #!/usr/bin/env bash
-# Measures the stripped static `ember` step by step (each step adds to the
-# one before) and prints where the rest goes: .text per crate and the
-# biggest functions, from an unstripped build of the last stable step.
+# Measures the stripped static `ember` step by step, each row the README's
+# "Static binaries" table shows: a commit (the tree as it was at that
+# step, unpacked with `git archive`; `.` is the working tree), a target,
+# an opt-level and RUSTFLAGS. Then prints where the rest goes: .text per
+# crate and the biggest functions, from an unstripped build of the
+# working tree.
 #
-# Usage: tests/vm/size.sh   (builds into target/size/; several LTO builds,
-# minutes on a busy machine)
-# Needs: the x86_64-unknown-linux-musl target (stable), and for the last
-# step nightly with rust-src and that target.
+# Usage: tests/vm/size.sh [LABEL-SUBSTRING]   (only the rows whose label
+# contains it; builds into target/size/, one LTO build per row, minutes
+# each on a busy machine)
+# Needs: the x86_64-unknown-linux-musl target (stable), git, and for the
+# last row nightly with rust-src and that target.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 gnu=$(rustc -vV | awk '/^host:/{print $2}')
 musl=$(uname -m)-unknown-linux-musl
-out=target/size
+out=$root/target/size
+only=${1:-}
+# The link flags the shipped static build uses (tests/vm/run.sh).
+# shellcheck source=tests/vm/static-flags.sh
+. "$root/tests/vm/static-flags.sh"
 
-# step NAME TARGET OPT RUSTFLAGS [cargo +toolchain and -Z flags...]
+# src REV: a directory holding the tree at REV.
+src() {
+  if [ "$1" = . ]; then
+    echo "$root"
+    return
+  fi
+  local d="$out/src/$1"
+  if [ ! -f "$d/Cargo.toml" ]; then
+    mkdir -p "$d"
+    git -C "$root" archive "$1" | tar -x -C "$d"
+  fi
+  echo "$d"
+}
+
+# step NAME REV TARGET OPT RUSTFLAGS [cargo +toolchain and -Z flags...]
 step() {
-  local name=$1 target=$2 opt=$3 flags=$4
-  shift 4
-  CARGO_PROFILE_MIN_SIZE_OPT_LEVEL=$opt RUSTFLAGS="$flags" CARGO_TARGET_DIR="$out/$name" \
-    cargo "$@" build --quiet --profile min-size --bin ember --target "$target" >&2
+  local name=$1 rev=$2 target=$3 opt=$4 flags=$5
+  shift 5
+  (cd "$(src "$rev")" &&
+    CARGO_PROFILE_MIN_SIZE_OPT_LEVEL=$opt RUSTFLAGS="$flags" CARGO_TARGET_DIR="$out/$name" \
+      cargo "$@" build --quiet --profile min-size --bin ember --target "$target" >&2)
   stat -c %s "$out/$name/$target/min-size/ember"
 }
 
 prev=
-report() { # name, bytes
+# row LABEL NAME REV TARGET OPT RUSTFLAGS [...]: one table row.
+row() {
+  local label=$1
+  shift
+  case $label in *"$only"*) ;; *) return 0 ;; esac
+  local bytes
+  bytes=$(step "$@")
   if [ -n "$prev" ]; then
-    printf '%-44s %9d bytes (%+d)\n' "$1" "$2" $(($2 - prev))
+    printf '%-58s %9d bytes (%+d)\n' "$label" "$bytes" $((bytes - prev))
   else
-    printf '%-44s %9d bytes\n' "$1" "$2"
+    printf '%-58s %9d bytes\n' "$label" "$bytes"
   fi
-  prev=$2
+  prev=$bytes
 }
 
-report "glibc static, opt-level s" "$(step s-gnu "$gnu" s '-C target-feature=+crt-static')"
-report "glibc static, opt-level z" "$(step z-gnu "$gnu" z '-C target-feature=+crt-static')"
-report "musl, opt-level z (tests/vm/run.sh)" "$(step z-musl "$musl" z '')"
-report "musl, z, non-PIE" "$(step z-musl-nopie "$musl" z '-C relocation-model=static')"
+# Before issue 11's trimming.
+base=9b91c31
+row "glibc static, opt-level s" s-gnu $base "$gnu" s '-C target-feature=+crt-static'
+row "glibc static, opt-level z" z-gnu $base "$gnu" z '-C target-feature=+crt-static'
+row "musl, opt-level z" z-musl $base "$musl" z ''
+row "rtnetlink encoded by hand" rtnl e53d996 "$musl" z ''
+row "--duration parsed without f64" duration 6ca8da8 "$musl" z ''
+row "clap without color, suggestions" clap f4d9451 "$musl" z ''
+row "RELR relocations (-z pack-relative-relocs), shipped" relr f4d9451 "$musl" z \
+  "$EMBER_STATIC_RUSTFLAGS"
+row "the same at the working tree (tests/vm/run.sh's build)" head . "$musl" z "$EMBER_STATIC_RUSTFLAGS"
+shipped=$prev
+# Measured only, each against the shipped row: no ASLR; rust-lld through
+# rustc's private gcc-ld wrapper, folding identical functions; a nightly
+# std without panic messages.
+prev=$shipped
+row "(measured only) non-PIE" nopie . "$musl" z "$EMBER_STATIC_RUSTFLAGS -C relocation-model=static"
+gccld=$(rustc --print sysroot)/lib/rustlib/$gnu/bin/gcc-ld
+prev=$shipped
+row "(measured only) rust-lld, --icf=all" lldicf . "$musl" z \
+  "$EMBER_STATIC_RUSTFLAGS -C link-arg=-B$gccld -C link-arg=-fuse-ld=lld -C link-arg=-Wl,--icf=all"
+prev=$shipped
 if rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'; then
-  report "+ nightly build-std, panic=immediate-abort" "$(step tiny "$musl" z \
-    '-C relocation-model=static -Zunstable-options -Cpanic=immediate-abort' \
-    +nightly -Zbuild-std=std,panic_abort)"
+  row "(measured only) nightly build-std, panic=immediate-abort" tiny . "$musl" z \
+    "$EMBER_STATIC_RUSTFLAGS -Zunstable-options -Cpanic=immediate-abort" \
+    +nightly -Zbuild-std=std,panic_abort
 else
-  echo "(nightly rust-src missing: build-std step skipped)"
+  echo "(nightly rust-src missing: build-std row skipped)"
 fi
 
-# Where the bytes of the musl z build go (symbols need an unstripped link).
-CARGO_PROFILE_MIN_SIZE_OPT_LEVEL=z CARGO_PROFILE_MIN_SIZE_STRIP=false \
-  CARGO_TARGET_DIR="$out/z-musl-syms" \
+[ -z "$only" ] || exit 0
+# Where the bytes of the shipped build go (symbols need an unstripped link).
+CARGO_PROFILE_MIN_SIZE_STRIP=false RUSTFLAGS="$EMBER_STATIC_RUSTFLAGS" \
+  CARGO_TARGET_DIR="$out/syms" \
   cargo build --quiet --profile min-size --bin ember --target "$musl" >&2
-nm -S --size-sort -C "$out/z-musl-syms/$musl/min-size/ember" | python3 -c '
+nm -S --size-sort -C "$out/syms/$musl/min-size/ember" | python3 -c '
 import collections, re, sys
 by_crate, funcs = collections.Counter(), []
 for line in sys.stdin:

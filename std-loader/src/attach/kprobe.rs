@@ -219,15 +219,20 @@ fn support(pmu: bool, tracefs: bool, mode: AttachMode, maxactive: bool) -> Optio
 }
 
 /// Checks a function name against kallsyms `text`: one definition (in
-/// the module, when named), else why not.
-pub(crate) fn check_unique(text: &str, module: Option<&str>, name: &str) -> Result<(), K> {
-    let defs = kallsyms::definitions(text, name, module);
+/// the module, when named), else why not. Ok: the module defining it
+/// (`None`: vmlinux).
+pub(crate) fn check_unique(
+    text: &str,
+    module: Option<&str>,
+    name: &str,
+) -> Result<Option<String>, K> {
+    let mut defs = kallsyms::definitions(text, name, module);
     match defs.len() {
         0 => Err(K::NotFound(match module {
             Some(m) => format!("kernel function '{name}' in module '{m}'"),
             None => format!("kernel function '{name}'"),
         })),
-        1 => Ok(()),
+        1 => Ok(defs.pop().and_then(|k| k.module)),
         _ => Err(K::Ambiguous(
             defs.iter()
                 .map(|k| format!("{}:{:#x}", k.module.as_deref().unwrap_or("vmlinux"), k.addr))
@@ -324,7 +329,13 @@ impl Program {
             // Unreadable or restricted kallsyms: the kernel decides.
             if let Ok(text) = std::fs::read_to_string("/proc/kallsyms") {
                 if kallsyms::Kallsyms::parse(&text, &[]).is_ok() {
-                    check_unique(&text, module, name).map_err(&fail)?;
+                    if let Some(m) = check_unique(&text, module, name).map_err(&fail)? {
+                        crate::absent_module_btf::note_absent(
+                            &m,
+                            "the kprobe attaches by name, but CO-RE, kfuncs and typed ksyms \
+                             cannot see the types it defines",
+                        );
+                    }
                 }
             }
         }
@@ -512,9 +523,15 @@ ffffffffc0002000 t only_mod [mod_b]
             ),
             other => panic!("{other:?}"),
         }
-        assert!(check_unique(text, Some("mod_a"), "helper").is_ok());
-        assert!(check_unique(text, None, "unique").is_ok());
-        assert!(check_unique(text, None, "only_mod").is_ok());
+        assert_eq!(
+            check_unique(text, Some("mod_a"), "helper").ok(),
+            Some(Some("mod_a".into()))
+        );
+        assert_eq!(check_unique(text, None, "unique").ok(), Some(None));
+        assert_eq!(
+            check_unique(text, None, "only_mod").ok(),
+            Some(Some("mod_b".into()))
+        );
         assert!(matches!(
             check_unique(text, Some("mod_a"), "only_mod"),
             Err(K::NotFound(w)) if w.contains("mod_a")

@@ -26,6 +26,7 @@ pub mod link;
 mod netlink;
 pub mod netns;
 pub mod probe;
+pub mod rtnl_wire;
 pub mod socket;
 mod target;
 pub mod tc;

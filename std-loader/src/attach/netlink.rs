@@ -1,24 +1,17 @@
 //! The rtnetlink requests behind the legacy network attachments (XDP on
 //! an interface, a `cls_bpf` filter under `clsact`) and interface lookup,
 //! over a synchronous `NETLINK_ROUTE` socket. Messages are encoded and
-//! decoded by `netlink-packet-route`; this module only sequences them.
+//! decoded by [`super::rtnl_wire`]; this module sequences them.
 //!
 //! A socket belongs to the network namespace of the thread that opened
 //! it, and so do the interfaces it names: a link keeps its socket, so it
 //! detaches in the right namespace from any thread.
 
 use ember_sys::{Errno, SysError};
-use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader,
-    NetlinkMessage, NetlinkPayload,
-};
-use netlink_packet_route::RouteNetlinkMessage as Rt;
-use netlink_packet_route::link::{LinkAttribute, LinkMessage, LinkXdp};
-use netlink_packet_route::tc::{
-    TcAttribute, TcBpfFlags, TcFilterBpfOption, TcHandle, TcMessage, TcOption,
-};
 use netlink_sys::Socket;
 use netlink_sys::protocols::NETLINK_ROUTE;
+
+use super::rtnl_wire::{self as w, FilterInfo, LinkInfo, Message, Request};
 
 /// `XDP_FLAGS_UPDATE_IF_NOEXIST`: fail rather than replace a program.
 pub(crate) const XDP_FLAGS_UPDATE_IF_NOEXIST: u32 = 1;
@@ -63,20 +56,28 @@ impl Rtnl {
         Ok(Rtnl { sock, seq: 0 })
     }
 
-    /// Sends `msg` and collects the replies up to the ACK (or, for a dump,
-    /// `NLMSG_DONE`); a NACK becomes `op`'s error.
-    fn request(&mut self, op: &'static str, msg: Rt, flags: u16) -> Result<Vec<Rt>, SysError> {
+    /// A request of type `ty` with `flags`, numbered for this socket.
+    fn start(&mut self, ty: u16, flags: u16) -> Request {
         self.seq = self.seq.wrapping_add(1);
-        let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
-        let mut hdr = NetlinkHeader::default();
-        hdr.flags = NLM_F_REQUEST | flags | if dump { 0 } else { NLM_F_ACK };
-        hdr.sequence_number = self.seq;
-        let mut m = NetlinkMessage::new(hdr, NetlinkPayload::InnerMessage(msg));
-        m.finalize();
-        let mut buf = vec![0; m.buffer_len()];
-        m.serialize(&mut buf);
+        let ack = if flags & w::NLM_F_DUMP == w::NLM_F_DUMP {
+            0
+        } else {
+            w::NLM_F_ACK
+        };
+        Request::new(ty, w::NLM_F_REQUEST | flags | ack, self.seq)
+    }
+
+    /// Sends `req` and hands each reply message of its sequence number to
+    /// `each`, up to the ACK (or, for a dump, `NLMSG_DONE`); a NACK
+    /// becomes `op`'s error.
+    fn request(
+        &mut self,
+        op: &'static str,
+        req: Request,
+        mut each: impl FnMut(&Message<'_>),
+    ) -> Result<(), SysError> {
+        let buf = req.finish().ok_or(fail(op, Errno::MSGSIZE))?;
         self.sock.send(&buf, 0).map_err(|e| io_fail(op, &e))?;
-        let mut out = Vec::new();
         // Replies fit 32 KiB (the kernel's cap on a dump's datagram); a
         // larger one would come truncated and is refused.
         let mut data: Vec<u8> = Vec::with_capacity(RECV_MAX);
@@ -90,24 +91,17 @@ impl Rtnl {
                 return Err(fail(op, Errno::MSGSIZE));
             }
             let mut rest = data.as_slice();
-            while let Some(one) = next_message(&mut rest).map_err(|()| fail(op, Errno::PROTO))? {
-                // A message this crate cannot decode is not ours to judge.
-                let Ok(reply) = NetlinkMessage::<Rt>::deserialize(one) else {
-                    continue;
-                };
-                if reply.header.sequence_number != self.seq {
+            while let Some(m) = w::next_message(&mut rest).map_err(|_| fail(op, Errno::PROTO))? {
+                if m.seq != self.seq {
                     continue;
                 }
-                match reply.payload {
-                    NetlinkPayload::Error(e) => match e.code {
-                        None => return Ok(out),
-                        Some(c) => {
-                            return Err(fail(op, Errno::from_raw_os_error(c.get().abs())));
-                        }
-                    },
-                    NetlinkPayload::Done(_) => return Ok(out),
-                    NetlinkPayload::InnerMessage(i) => out.push(i),
-                    _ => {}
+                match (m.ty, m.error()) {
+                    (w::NLMSG_ERROR, Some(0)) | (w::NLMSG_DONE, _) => return Ok(()),
+                    (w::NLMSG_ERROR, Some(c)) => {
+                        return Err(fail(op, Errno::from_raw_os_error(c.saturating_abs())));
+                    }
+                    (w::NLMSG_ERROR, None) => return Err(fail(op, Errno::PROTO)),
+                    _ => each(&m),
                 }
             }
         }
@@ -116,24 +110,27 @@ impl Rtnl {
     /// The interface called `name` (`if_nametoindex`), `None` when there
     /// is none.
     pub(crate) fn ifindex(&mut self, name: &str) -> Result<Option<u32>, SysError> {
-        let mut m = LinkMessage::default();
-        m.attributes.push(LinkAttribute::IfName(name.to_owned()));
-        self.get_link(m).map(|l| l.map(|l| l.header.index))
+        let mut r = self.start(w::RTM_GETLINK, 0).ifinfo(0);
+        r.attr_str(w::IFLA_IFNAME, name);
+        self.get_link(r)
+            .map(|l| l.and_then(|l| u32::try_from(l.index).ok()))
     }
 
     /// Whether the interface `ifindex` exists.
     pub(crate) fn has_ifindex(&mut self, ifindex: u32) -> Result<bool, SysError> {
-        let mut m = LinkMessage::default();
-        m.header.index = ifindex;
-        self.get_link(m).map(|l| l.is_some())
+        let r = self.start(w::RTM_GETLINK, 0).ifinfo(index(ifindex)?);
+        self.get_link(r).map(|l| l.is_some())
     }
 
-    fn get_link(&mut self, m: LinkMessage) -> Result<Option<LinkMessage>, SysError> {
-        match self.request("RTM_GETLINK", Rt::GetLink(m), 0) {
-            Ok(r) => Ok(r.into_iter().find_map(|r| match r {
-                Rt::NewLink(l) => Some(l),
-                _ => None,
-            })),
+    fn get_link(&mut self, r: Request) -> Result<Option<LinkInfo>, SysError> {
+        let mut link = None;
+        let res = self.request("RTM_GETLINK", r, |m| {
+            if m.ty == w::RTM_NEWLINK && link.is_none() {
+                link = LinkInfo::parse(m.payload);
+            }
+        });
+        match res {
+            Ok(()) => Ok(link),
             Err(e) if e.errno == Errno::NODEV => Ok(None),
             Err(e) => Err(e),
         }
@@ -141,18 +138,11 @@ impl Rtnl {
 
     /// The id of the XDP program attached to `ifindex` (any mode).
     pub(crate) fn xdp_prog_id(&mut self, ifindex: u32) -> Result<Option<u32>, SysError> {
-        let mut m = LinkMessage::default();
-        m.header.index = ifindex;
-        let Some(l) = self.get_link(m)? else {
+        let r = self.start(w::RTM_GETLINK, 0).ifinfo(index(ifindex)?);
+        let Some(l) = self.get_link(r)? else {
             return Err(fail("RTM_GETLINK", Errno::NODEV));
         };
-        Ok(l.attributes.iter().find_map(|a| match a {
-            LinkAttribute::Xdp(x) => x.iter().find_map(|x| match x {
-                LinkXdp::ProgId(id) if *id != 0 => Some(*id),
-                _ => None,
-            }),
-            _ => None,
-        }))
+        Ok(l.xdp_prog_id)
     }
 
     /// `RTM_SETLINK` with `IFLA_XDP`: attaches the program `fd` (-1:
@@ -165,26 +155,22 @@ impl Rtnl {
         flags: u32,
         expected: Option<i32>,
     ) -> Result<(), SysError> {
-        let mut m = LinkMessage::default();
-        m.header.index = ifindex;
-        let mut x = vec![LinkXdp::Fd(fd), LinkXdp::Flags(flags)];
+        let mut r = self.start(w::RTM_SETLINK, 0).ifinfo(index(ifindex)?);
+        let x = r.nest(w::IFLA_XDP);
+        r.attr_u32(w::IFLA_XDP_FD, fd.cast_unsigned());
+        r.attr_u32(w::IFLA_XDP_FLAGS, flags);
         if let Some(e) = expected {
-            x.push(LinkXdp::ExpectedFd(e.cast_unsigned()));
+            r.attr_u32(w::IFLA_XDP_EXPECTED_FD, e.cast_unsigned());
         }
-        m.attributes.push(LinkAttribute::Xdp(x));
-        self.request("RTM_SETLINK (IFLA_XDP)", Rt::SetLink(m), 0)
-            .map(drop)
+        r.end(x);
+        self.request("RTM_SETLINK (IFLA_XDP)", r, |_| {})
     }
 
     /// Adds the `clsact` qdisc to `ifindex`; `false` when it was there.
     pub(crate) fn clsact_add(&mut self, ifindex: u32) -> Result<bool, SysError> {
-        let m = clsact(ifindex)?;
-        match self.request(
-            "RTM_NEWQDISC (clsact)",
-            Rt::NewQueueDiscipline(m),
-            NLM_F_CREATE | NLM_F_EXCL,
-        ) {
-            Ok(_) => Ok(true),
+        let r = self.start(w::RTM_NEWQDISC, w::NLM_F_CREATE | w::NLM_F_EXCL);
+        match self.request("RTM_NEWQDISC (clsact)", clsact(r, ifindex)?, |_| {}) {
+            Ok(()) => Ok(true),
             Err(e) if e.errno == Errno::EXIST => Ok(false),
             Err(e) => Err(e),
         }
@@ -192,9 +178,8 @@ impl Rtnl {
 
     /// Deletes the `clsact` qdisc of `ifindex` (and what is under it).
     pub(crate) fn clsact_del(&mut self, ifindex: u32) -> Result<(), SysError> {
-        let m = clsact(ifindex)?;
-        self.request("RTM_DELQDISC (clsact)", Rt::DelQueueDiscipline(m), 0)
-            .map(drop)
+        let r = self.start(w::RTM_DELQDISC, 0);
+        self.request("RTM_DELQDISC (clsact)", clsact(r, ifindex)?, |_| {})
     }
 
     /// Adds a direct-action `cls_bpf` filter running `prog_fd` under the
@@ -211,26 +196,26 @@ impl Rtnl {
         name: &str,
     ) -> Result<(u16, u32), SysError> {
         let op = "RTM_NEWTFILTER (bpf)";
-        let mut m = filter_msg(ifindex, hook, priority, handle)?;
-        m.attributes.push(TcAttribute::Kind("bpf".into()));
-        m.attributes.push(TcAttribute::Options(vec![
-            TcOption::Bpf(TcFilterBpfOption::ProgFd(prog_fd.cast_unsigned())),
-            TcOption::Bpf(TcFilterBpfOption::ProgName(name.to_owned())),
-            TcOption::Bpf(TcFilterBpfOption::Flags(TcBpfFlags::DirectAction)),
-        ]));
         // NLM_F_ECHO: the kernel sends the filter back with the priority
         // and handle it chose.
-        let r = self.request(
-            op,
-            Rt::NewTrafficFilter(m),
-            NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO,
-        )?;
-        r.into_iter()
-            .find_map(|r| match r {
-                Rt::NewTrafficFilter(t) => Some(split_info(&t)),
-                _ => None,
-            })
-            .ok_or_else(|| fail(op, Errno::PROTO))
+        let r = self.start(
+            w::RTM_NEWTFILTER,
+            w::NLM_F_CREATE | w::NLM_F_EXCL | w::NLM_F_ECHO,
+        );
+        let mut r = filter_msg(r, ifindex, hook, priority, handle)?;
+        r.attr_str(w::TCA_KIND, "bpf");
+        let o = r.nest(w::TCA_OPTIONS);
+        r.attr_u32(w::TCA_BPF_FD, prog_fd.cast_unsigned());
+        r.attr_str(w::TCA_BPF_NAME, name);
+        r.attr_u32(w::TCA_BPF_FLAGS, w::TCA_BPF_FLAG_ACT_DIRECT);
+        r.end(o);
+        let mut got = None;
+        self.request(op, r, |m| {
+            if m.ty == w::RTM_NEWTFILTER && got.is_none() {
+                got = FilterInfo::parse(m.payload).map(|f| split_info(&f));
+            }
+        })?;
+        got.ok_or_else(|| fail(op, Errno::PROTO))
     }
 
     /// Deletes the filter at `priority` / `handle` under `hook`.
@@ -241,47 +226,33 @@ impl Rtnl {
         priority: u16,
         handle: u32,
     ) -> Result<(), SysError> {
-        let mut m = filter_msg(ifindex, hook, priority, handle)?;
-        m.attributes.push(TcAttribute::Kind("bpf".into()));
-        self.request("RTM_DELTFILTER (bpf)", Rt::DelTrafficFilter(m), 0)
-            .map(drop)
+        let r = self.start(w::RTM_DELTFILTER, 0);
+        let mut r = filter_msg(r, ifindex, hook, priority, handle)?;
+        r.attr_str(w::TCA_KIND, "bpf");
+        self.request("RTM_DELTFILTER (bpf)", r, |_| {})
     }
 
     /// The filters under `hook` of `ifindex`'s clsact.
     pub(crate) fn filters(&mut self, ifindex: u32, hook: u16) -> Result<Vec<Filter>, SysError> {
-        let m = filter_msg(ifindex, hook, 0, 0)?;
-        let r = self.request("RTM_GETTFILTER", Rt::GetTrafficFilter(m), NLM_F_DUMP)?;
-        Ok(r.into_iter()
-            .filter_map(|r| match r {
-                Rt::NewTrafficFilter(t) => Some(t),
-                _ => None,
-            })
+        let r = self.start(w::RTM_GETTFILTER, w::NLM_F_DUMP);
+        let r = filter_msg(r, ifindex, hook, 0, 0)?;
+        let mut out = Vec::new();
+        self.request("RTM_GETTFILTER", r, |m| {
+            if m.ty != w::RTM_NEWTFILTER {
+                return;
+            }
             // Each priority opens with a handle-0 header entry.
-            .filter(|t| u32::from(t.header.handle) != 0)
-            .map(|t| {
-                let (priority, handle) = split_info(&t);
-                let mut kind = String::new();
-                let mut prog_id = None;
-                for a in &t.attributes {
-                    match a {
-                        TcAttribute::Kind(k) => kind.clone_from(k),
-                        TcAttribute::Options(o) => {
-                            prog_id = o.iter().find_map(|o| match o {
-                                TcOption::Bpf(TcFilterBpfOption::ProgId(id)) => Some(*id),
-                                _ => None,
-                            });
-                        }
-                        _ => {}
-                    }
-                }
-                Filter {
+            if let Some(f) = FilterInfo::parse(m.payload).filter(|f| f.handle != 0) {
+                let (priority, handle) = split_info(&f);
+                out.push(Filter {
                     priority,
                     handle,
-                    kind,
-                    prog_id,
-                }
-            })
-            .collect())
+                    kind: f.kind,
+                    prog_id: f.prog_id,
+                });
+            }
+        })?;
+        Ok(out)
     }
 }
 
@@ -291,93 +262,59 @@ const RECV_MAX: usize = 64 * 1024;
 /// `MSG_TRUNC`: `recv` returns the datagram's real length.
 const MSG_TRUNC: i32 = 0x20;
 
-/// Splits the next message off a datagram: `Ok(None)` at its end, `Err`
-/// for a length that is too short for a header or runs past the data.
-fn next_message<'a>(rest: &mut &'a [u8]) -> Result<Option<&'a [u8]>, ()> {
-    let Some(len) = rest.get(..4) else {
-        return Ok(None);
-    };
-    let len = u32::from_ne_bytes(len.try_into().map_err(drop)?);
-    let len = usize::try_from(len).map_err(drop)?;
-    let one = rest.get(..len).filter(|_| len >= NLMSG_HDRLEN).ok_or(())?;
-    // Messages start 4-aligned; the last may end unpadded.
-    *rest = rest.get(len.next_multiple_of(4)..).unwrap_or_default();
-    Ok(Some(one))
-}
-
-/// `NLMSG_HDRLEN`.
-const NLMSG_HDRLEN: usize = 16;
-
 fn index(ifindex: u32) -> Result<i32, SysError> {
     i32::try_from(ifindex).map_err(|_| fail("rtnetlink", Errno::NODEV))
 }
 
-fn clsact(ifindex: u32) -> Result<TcMessage, SysError> {
-    let mut m = TcMessage::with_index(index(ifindex)?);
-    m.header.handle = TcHandle {
-        major: 0xffff,
-        minor: 0,
-    };
-    m.header.parent = TcHandle::CLSACT;
-    m.attributes.push(TcAttribute::Kind("clsact".into()));
-    Ok(m)
+/// `TC_H_MAKE(TC_H_CLSACT, 0)`: clsact's handle; also its parent
+/// (`TC_H_CLSACT`, the same as `TC_H_INGRESS`).
+const CLSACT_HANDLE: u32 = 0xffff_0000;
+const TC_H_CLSACT: u32 = 0xffff_fff1;
+
+fn clsact(r: Request, ifindex: u32) -> Result<Request, SysError> {
+    let mut r = r.tcmsg(index(ifindex)?, CLSACT_HANDLE, TC_H_CLSACT, 0);
+    r.attr_str(w::TCA_KIND, "clsact");
+    Ok(r)
 }
 
-fn filter_msg(ifindex: u32, hook: u16, priority: u16, handle: u32) -> Result<TcMessage, SysError> {
-    let mut m = TcMessage::with_index(index(ifindex)?);
-    m.header.parent = TcHandle {
-        major: 0xffff,
-        minor: hook,
-    };
-    m.header.handle = handle.into();
-    // tcm_info: priority in the high half, protocol in the low.
-    m.header.info = (u32::from(priority) << 16) | u32::from(ETH_P_ALL_BE);
-    Ok(m)
+/// A `tcmsg` for a filter under clsact's `hook`: `tcm_info` holds the
+/// priority in the high half and the protocol (all) in the low.
+fn filter_msg(
+    r: Request,
+    ifindex: u32,
+    hook: u16,
+    priority: u16,
+    handle: u32,
+) -> Result<Request, SysError> {
+    let parent = 0xffff_0000 | u32::from(hook);
+    let info = (u32::from(priority) << 16) | u32::from(ETH_P_ALL_BE);
+    Ok(r.tcmsg(index(ifindex)?, handle, parent, info))
 }
 
-fn split_info(t: &TcMessage) -> (u16, u32) {
-    let prio = u16::try_from(t.header.info >> 16).unwrap_or(0);
-    (prio, t.header.handle.into())
+fn split_info(f: &FilterInfo) -> (u16, u32) {
+    let prio = u16::try_from(f.info >> 16).unwrap_or(0);
+    (prio, f.handle)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn msg(len: u32, total: usize) -> Vec<u8> {
-        let mut m = len.to_ne_bytes().to_vec();
-        m.resize(total, 0xaa);
-        m
-    }
-
-    #[test]
-    fn datagrams_split_into_messages_and_refuse_bad_lengths() {
-        // Two messages, the first padded from 18 to 20 bytes.
-        let mut d = msg(18, 20);
-        d.extend(msg(16, 16));
-        let mut rest = d.as_slice();
-        assert_eq!(next_message(&mut rest).unwrap().map(<[u8]>::len), Some(18));
-        assert_eq!(next_message(&mut rest).unwrap().map(<[u8]>::len), Some(16));
-        assert_eq!(next_message(&mut rest), Ok(None));
-        // Shorter than a header, past the end, zero: refused, no panic.
-        for bad in [msg(8, 16), msg(40, 16), msg(0, 16), msg(u32::MAX, 16)] {
-            assert_eq!(next_message(&mut bad.as_slice()), Err(()));
-        }
-        // A stub shorter than a length word ends the datagram.
-        assert_eq!(next_message(&mut [1u8, 2].as_slice()), Ok(None));
-    }
-
     #[test]
     fn filter_requests_carry_priority_and_protocol() {
-        let m = filter_msg(3, TC_H_MIN_EGRESS, 7, 0x10).unwrap();
-        assert_eq!(m.header.index, 3);
-        assert_eq!(u32::from(m.header.parent), 0xffff_fff3);
-        assert_eq!(u32::from(m.header.handle), 0x10);
-        assert_eq!(m.header.info >> 16, 7);
-        assert_eq!(m.header.info & 0xffff, u32::from(0x0003_u16.to_be()));
-        assert_eq!(split_info(&m), (7, 0x10));
-        assert_eq!(u32::from(clsact(3).unwrap().header.parent), 0xffff_fff1);
+        let r = filter_msg(Request::new(0, 0, 0), 3, TC_H_MIN_EGRESS, 7, 0x10).unwrap();
+        let b = r.finish().unwrap();
+        let f = FilterInfo::parse(&b[w::NLMSG_HDRLEN..]).unwrap();
+        assert_eq!(&b[20..24], &3i32.to_ne_bytes());
+        assert_eq!(&b[28..32], &0xffff_fff3u32.to_ne_bytes());
+        assert_eq!(f.handle, 0x10);
+        assert_eq!(f.info >> 16, 7);
+        assert_eq!(f.info & 0xffff, u32::from(0x0003_u16.to_be()));
+        assert_eq!(split_info(&f), (7, 0x10));
+        let c = clsact(Request::new(0, 0, 0), 3).unwrap().finish().unwrap();
+        assert_eq!(&c[24..28], &0xffff_0000u32.to_ne_bytes());
+        assert_eq!(&c[28..32], &0xffff_fff1u32.to_ne_bytes());
         // An ifindex the header cannot hold is no device.
-        assert!(filter_msg(u32::MAX, TC_H_MIN_INGRESS, 0, 0).is_err());
+        assert!(filter_msg(Request::new(0, 0, 0), u32::MAX, TC_H_MIN_INGRESS, 0, 0).is_err());
     }
 }

@@ -83,8 +83,18 @@ impl Loading<'_, '_> {
             };
             let reason = match e.kind() {
                 ember_core::ErrorKind::ExternUnresolved(_) => {
-                    "not found in the kernel (kallsyms / kernel BTF) and not declared __weak"
-                        .to_owned()
+                    let mut r =
+                        "not found in the kernel (kallsyms / kernel BTF) and not declared __weak"
+                            .to_owned();
+                    // A kfunc or typed ksym may be in a module without BTF.
+                    let searched: Option<Vec<&str>> = targets
+                        .filter(|t| !t.is_override)
+                        .map(|t| t.modules.iter().map(|m| m.name).collect());
+                    if let Some(h) = searched.and_then(|s| crate::absent_module_btf::missing(&s)) {
+                        r.push_str("; ");
+                        r.push_str(&h);
+                    }
+                    r
                 }
                 ember_core::ErrorKind::ExternTypeMismatch(_) => {
                     "its declared type does not match the kernel's".to_owned()

@@ -39,7 +39,7 @@ pub(super) fn relocate_all(
     for e in lines.skipped() {
         log::debug!("line info record skipped: {e}");
     }
-    let out = reports
+    let mut out: Vec<Relocation> = reports
         .iter()
         .map(|r| Relocation {
             func: r.func,
@@ -57,5 +57,14 @@ pub(super) fn relocate_all(
                 .to_string(),
         })
         .collect();
+    // The running kernel's BTF: a missing type may be in a module that
+    // has none.
+    if !targets.is_override {
+        let searched: Vec<&str> = targets.modules.iter().map(|m| m.name).collect();
+        crate::absent_module_btf::annotate(
+            out.iter_mut().map(|r| (r.outcome, &mut r.text)),
+            &searched,
+        );
+    }
     Ok((code, out))
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod logger;
 mod minimize;
 mod run;
 mod settings;
@@ -88,9 +89,9 @@ enum Cmd {
         /// kernel has no BTF.
         #[arg(long = "btf-dir")]
         btf_dir: Option<PathBuf>,
-        /// Stop after this many seconds.
-        #[arg(long)]
-        duration: Option<f64>,
+        /// Stop after this many seconds (decimal, e.g. 2.5).
+        #[arg(long, value_parser = run::seconds)]
+        duration: Option<Duration>,
         /// Set a map's max_entries before load: MAP=N (repeatable).
         #[arg(long = "max-entries", value_name = "MAP=N")]
         max_entries: Vec<String>,
@@ -722,6 +723,7 @@ fn explain(
 }
 
 fn main() -> ExitCode {
+    logger::init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         // A closed pipe (`| head`) is the reader's choice, not a failure.
