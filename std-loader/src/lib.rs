@@ -8,7 +8,9 @@
 
 pub mod attach;
 pub mod btf_source;
+pub mod btf_tree;
 pub mod btf_value;
+pub mod check;
 pub mod error;
 pub mod explain;
 pub mod features;
