@@ -4,9 +4,9 @@
 //! xz tarball holding one `.btf`, found by its magic bytes rather than its
 //! name. [`par_map`] spreads per-file work over threads.
 
+use core::sync::atomic::{AtomicUsize, Ordering};
 use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::FileBytes;
 use crate::btf_source::{Why, extract, why};
