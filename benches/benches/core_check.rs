@@ -31,7 +31,10 @@ fn roots(objs: &[Object<'_>]) -> Vec<(CString, u32)> {
         let (Some(btf), Some(ext)) = (obj.btf.as_ref(), obj.btf_ext) else {
             continue;
         };
-        for rel in ext.core_relos().flat_map(|b| b.records().collect::<Vec<_>>()) {
+        for rel in ext
+            .core_relos()
+            .flat_map(|b| b.records().collect::<Vec<_>>())
+        {
             let Some(t) = btf.get(rel.type_id) else {
                 continue;
             };

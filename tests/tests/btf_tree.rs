@@ -278,3 +278,65 @@ fn minimize_a_tree() {
         "{line}"
     );
 }
+
+/// End to end on this machine's own os-release and uname: with sysfs BTF
+/// hidden (a private mount namespace), `ember core explain --btf-dir
+/// --verbose` picks `ID/VERSION_ID/ARCH/RELEASE.btf.tar.xz` and says so.
+#[test]
+fn hub_picked_when_the_kernel_has_no_btf() {
+    let _s = serial();
+    let Ok(btf) = std::fs::read(SYSFS) else {
+        return skip("/sys/kernel/btf/vmlinux is absent");
+    };
+    let Some(unshare) = tool("unshare") else {
+        return skip("unshare is not installed");
+    };
+    let key = ember::btf_source::hub_key(
+        &BtfSearch::default(),
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .expect("osrelease")
+            .trim(),
+    );
+    let t = Tmp::new("hub");
+    let [plain, packed] = key.candidates(&t.0);
+    let dir = plain.parent().expect("dir");
+    std::fs::create_dir_all(dir).expect("mkdir");
+    std::fs::write(&plain, &btf).expect("write");
+    let name = plain.file_name().and_then(|n| n.to_str()).expect("name");
+    pack(dir, name);
+    let out = Command::new(unshare)
+        .args(["-m", "sh", "-c"])
+        .arg("mount --make-rprivate / && mount -t tmpfs none /sys/kernel/btf && exec \"$0\" core explain --verbose --btf-dir \"$1\" \"$2\"")
+        .arg(ember_bin())
+        .arg(&t.0)
+        .arg(fixture("kernel_ids.bpf-el.o"))
+        .output()
+        .expect("unshare");
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success()
+        && (err.contains("Operation not permitted") || err.contains("unshare failed"))
+    {
+        return skip("cannot create a mount namespace here (needs root / CAP_SYS_ADMIN)");
+    }
+    assert!(out.status.success(), "{err}");
+    let first = err.lines().next().unwrap_or("");
+    assert_eq!(
+        first,
+        format!(
+            "target BTF: {} (btfhub tree {}: {key})",
+            packed.display(),
+            t.0.display()
+        )
+    );
+    assert!(
+        err.contains(&format!("  tried {}: absent", plain.display())),
+        "{err}"
+    );
+    assert!(
+        err.contains("  tried /sys/kernel/btf/vmlinux: absent"),
+        "{err}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("field offset of struct task_struct.pid")
+    );
+}
