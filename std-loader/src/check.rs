@@ -12,7 +12,7 @@
 //! guards it with `bpf_core_field_exists()` (the verifier then drops it as
 //! dead code): BTF alone cannot tell a guarded access from a real one.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use ember_core::btf::{Btf, Kind, essential_name};
 use ember_core::id::FuncIndex;
@@ -161,6 +161,32 @@ pub fn check_btf(objs: &[CheckObject<'_, '_>], btf: &Btf<'_>, btf_name: &str) ->
         modules: &[],
         is_override: true,
     };
+    // Which named needs this BTF has, in one pass over its types: a BTF
+    // checked once is cheaper to scan than to index (the solver scans too).
+    let want: HashSet<(&str, Kind)> = objs
+        .iter()
+        .flat_map(|o| &o.progs)
+        .flat_map(|p| &p.needs)
+        .map(|n| (n.name.as_str(), n.kind))
+        .collect();
+    let mut have: HashSet<(&str, Kind)> = HashSet::new();
+    if btf.has_index() {
+        have.extend(
+            want.iter()
+                .filter(|&&(n, k)| btf.find_by_name_kind(n, k).is_some()),
+        );
+    } else if !want.is_empty() {
+        let kinds: Vec<Kind> = want.iter().map(|w| w.1).collect();
+        for t in btf.types() {
+            let k = t.kind();
+            if !kinds.contains(&k) {
+                continue;
+            }
+            if let Some(w) = btf.name(&t).ok().and_then(|n| want.get(&(n, k))) {
+                have.insert(*w);
+            }
+        }
+    }
     let mut rows = Vec::new();
     for o in objs {
         let obj = o.obj;
@@ -210,7 +236,7 @@ pub fn check_btf(objs: &[CheckObject<'_, '_>], btf: &Btf<'_>, btf_name: &str) ->
                 errors.push(f.clone());
             }
             for n in &p.needs {
-                if btf.find_by_name_kind(&n.name, n.kind).is_none() {
+                if !have.contains(&(n.name.as_str(), n.kind)) {
                     errors.push(format!(
                         "{} missing: {} {}",
                         n.what,
