@@ -86,6 +86,20 @@ fn core_check(c: &mut Criterion) {
     g.bench_function("ember_one_btf_parse_included", |b| {
         b.iter(|| one(&vmlinux, &checked))
     });
+    // check_btf indexes a BTF when several objects share it; this row
+    // shows what one object at a time (a scan per solve) would cost.
+    g.bench_function("ember_one_btf_objects_one_by_one", |b| {
+        b.iter(|| {
+            let btf = Btf::parse(black_box(&vmlinux)).expect("btf");
+            checked
+                .chunks(1)
+                .map(|c| check_btf(c, &btf, "vmlinux").len())
+                .sum::<usize>()
+        })
+    });
+    g.bench_function("ember_one_btf_parse_only", |b| {
+        b.iter(|| Btf::parse(black_box(&vmlinux)).expect("btf").type_count())
+    });
     g.bench_function("libbpf_floor_one_btf_new_plus_find", |b| {
         b.iter(|| {
             let t = LibbpfBtf::from_bytes(black_box(&vmlinux)).expect("libbpf");
