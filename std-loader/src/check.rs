@@ -229,7 +229,12 @@ pub fn check_btf(objs: &[CheckObject<'_, '_>], btf: &Btf<'_>, btf_name: &str) ->
                     .collect();
                 (list, None)
             }
-            Err(e) => (Vec::new(), Some(format!("CO-RE: {e}: {}", e.error))),
+            // Not a poison but a hard error (ambiguity, a bitfield no
+            // load can hold): libbpf refuses the whole object too.
+            Err(e) => {
+                let func = e.func.and_then(|f| obj.function(f)).map_or("?", |f| f.name);
+                (Vec::new(), Some(format!("{func}: {e}: {}", e.error)))
+            }
         };
         for p in &o.progs {
             let relocations = o.relocs_in(p);

@@ -522,3 +522,45 @@ fn cli_json_table_and_status() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("BTF/s"));
 }
+
+/// Relocations that cannot be solved at all (libbpf refuses the object):
+/// every program of the object fails with the solver's error, as `ember
+/// core explain` words it, and nothing is counted as poisoned.
+#[test]
+fn hard_errors_fail_every_program() {
+    let _s = serial();
+    let mut seen = 0;
+    for (obj, target) in [
+        ("bitfields", "bitfields___err_too_big_bitfield"),
+        ("deep", "deep___err_too_deep"),
+        ("nesting", "nesting___err_dup_incompat_types"),
+        ("size", "size___err_ambiguous"),
+    ] {
+        let op = fixture(&format!("core/{obj}.bpf-el.o"));
+        let tp = fixture(&format!("core/{target}.t-el.o"));
+        let (ob, tb) = (
+            std::fs::read(&op).expect("object"),
+            std::fs::read(&tp).expect("target"),
+        );
+        let o = Object::parse(&ob, obj).expect("object");
+        let t = Btf::parse_any(&tb, None).expect("target BTF");
+        let rows = check_btf(&[CheckObject::new(obj, &o)], &t, target);
+        assert!(!rows.is_empty(), "{obj}: no programs");
+        let out = Command::new(ember_bin())
+            .args(["core", "explain", "--btf"])
+            .arg(&tp)
+            .arg(&op)
+            .output()
+            .expect("ember");
+        assert!(!out.status.success(), "{obj} on {target} must fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        for r in &rows {
+            assert!(!r.ok && r.poisoned == 0, "{r:?}");
+            assert_eq!(r.errors.len(), 1, "{r:?}");
+            let want = format!("ember: {} in {}\n", op.display(), r.errors[0]);
+            assert_eq!(err, want);
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 4);
+}
