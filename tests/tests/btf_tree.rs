@@ -340,3 +340,36 @@ fn hub_picked_when_the_kernel_has_no_btf() {
         String::from_utf8_lossy(&out.stdout).contains("field offset of struct task_struct.pid")
     );
 }
+
+/// `ember load --verbose` says which BTF served CO-RE, why, and that the
+/// btfhub directory was not needed on a kernel with BTF of its own.
+#[test]
+fn load_verbose_notes_the_pick() {
+    let _s = serial();
+    if !ember_tests::kernel_ready() {
+        return skip("needs root and bpf(2)");
+    }
+    let t = Tmp::new("load");
+    let out = Command::new(ember_bin())
+        .args(["load", "--verbose", "--btf-dir"])
+        .arg(&t.0)
+        .arg(fixture("core_only.bpf-el.o"))
+        .output()
+        .expect("ember");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "note: CO-RE target: /sys/kernel/btf/vmlinux\n".to_owned(),
+        "note:   picked because: the running kernel's own BTF (sysfs)\n".to_owned(),
+        format!(
+            "note:   {} not consulted: btfhub files stand in only when the kernel has no BTF\n",
+            t.0.display()
+        ),
+    ] {
+        assert!(text.contains(&want), "{want:?} not in\n{text}");
+    }
+}
