@@ -83,6 +83,11 @@ impl core::error::Error for NoKernelBtf {}
 pub struct KernelBtf {
     /// Where it was found (for archives, the archive).
     pub path: PathBuf,
+    /// Why this file: which rule picked it (`--btf`, sysfs, a libbpf
+    /// fallback path, or the btfhub key it matched).
+    pub reason: String,
+    /// The places searched before it, with why each failed.
+    pub tried: Vec<(PathBuf, Why)>,
     bytes: KernelBytes,
     running: bool,
 }
@@ -132,6 +137,11 @@ pub struct BtfSearch {
     pub release: Option<String>,
     /// Override of the sysfs path (tests).
     pub sysfs: Option<PathBuf>,
+    /// Override of `/etc/os-release` (tests).
+    pub os_release: Option<PathBuf>,
+    /// Override of the machine (`uname -m`; default
+    /// `/proc/sys/kernel/arch`, else the build's architecture).
+    pub arch: Option<String>,
 }
 
 impl BtfSearch {
@@ -147,7 +157,7 @@ impl BtfSearch {
     }
 }
 
-fn why(e: io::Error) -> Why {
+pub(crate) fn why(e: io::Error) -> Why {
     match e.kind() {
         io::ErrorKind::NotFound => Why::Absent,
         io::ErrorKind::PermissionDenied => Why::PermissionDenied,
@@ -160,59 +170,182 @@ fn try_file(p: &Path, running: bool) -> Result<KernelBtf, Why> {
     Btf::parse_any(&bytes, None).map_err(Why::NotBtf)?;
     Ok(KernelBtf {
         path: p.to_owned(),
+        reason: String::new(),
+        tried: Vec::new(),
         bytes: KernelBytes::File(bytes),
         running,
     })
 }
 
-/// `<release>.btf` out of a btfhub `.btf.tar.xz`.
-fn try_archive(p: &Path, release: &str) -> Result<KernelBtf, Why> {
-    let packed = std::fs::read(p).map_err(why)?;
+/// Largest archive accepted, and largest BTF taken out of one: the
+/// biggest vmlinux BTF is under 10 MiB, so these are generous bounds on
+/// what a corrupt or hostile archive can make us allocate.
+const MAX_ARCHIVE: u64 = 256 << 20;
+const MAX_EXTRACTED: u64 = 512 << 20;
+
+/// The BTF file in a btfhub `.btf.tar.xz`: the entry named `want`
+/// (`<release>.btf`), or the first `*.btf` entry when `want` is `None`.
+pub(crate) fn extract(p: &Path, want: Option<&str>) -> Result<Vec<u8>, Why> {
+    let f = std::fs::File::open(p).map_err(why)?;
+    let mut packed = Vec::new();
+    f.take(MAX_ARCHIVE).read_to_end(&mut packed).map_err(why)?;
     let mut tar = Vec::new();
-    lzma_rs::xz_decompress(&mut &packed[..], &mut tar)
+    lzma_rs::xz_decompress(&mut &packed[..], &mut (&mut tar).take_limit(MAX_EXTRACTED))
         .map_err(|e| Why::Io(io::Error::other(e.to_string())))?;
     let mut archive = tar::Archive::new(&tar[..]);
-    let want = format!("{release}.btf");
     for entry in archive.entries().map_err(Why::Io)? {
         let mut entry = entry.map_err(Why::Io)?;
         let name = entry
             .path()
             .map_err(Why::Io)?
             .file_name()
-            .map(|n| n.to_string_lossy().into_owned());
-        if name.as_deref() == Some(want.as_str()) {
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let hit = match want {
+            Some(w) => name == w,
+            None => name.ends_with(".btf"),
+        };
+        if hit {
             let mut out = Vec::new();
             entry.read_to_end(&mut out).map_err(Why::Io)?;
             Btf::parse_any(&out, None).map_err(Why::NotBtf)?;
-            return Ok(KernelBtf {
-                path: p.to_owned(),
-                bytes: KernelBytes::Extracted(out),
-                running: false,
-            });
+            return Ok(out);
         }
     }
     Err(Why::NotInArchive)
 }
 
-/// `ID` and `VERSION_ID` from os-release.
-fn os_release() -> (String, String) {
-    let text = std::fs::read_to_string("/etc/os-release")
-        .or_else(|_| std::fs::read_to_string("/usr/lib/os-release"))
-        .unwrap_or_default();
-    let get = |k: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
-            .map(|v| v.trim_matches('"').to_owned())
-            .unwrap_or_default()
-    };
-    (get("ID"), get("VERSION_ID"))
+/// `<release>.btf` out of a btfhub `.btf.tar.xz`.
+fn try_archive(p: &Path, release: &str) -> Result<KernelBtf, Why> {
+    let out = extract(p, Some(&format!("{release}.btf")))?;
+    Ok(KernelBtf {
+        path: p.to_owned(),
+        reason: String::new(),
+        tried: Vec::new(),
+        bytes: KernelBytes::Extracted(out),
+        running: false,
+    })
 }
 
-/// btfhub's name for this machine's architecture.
-fn hub_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "aarch64" => "arm64",
-        a => a,
+/// What picks a file in a btfhub tree `ID/VERSION_ID/ARCH/RELEASE.btf`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubKey {
+    /// `ID` from os-release (`ubuntu`, `debian`, `centos`, `amzn`...).
+    pub id: String,
+    /// `VERSION_ID` from os-release (`20.04`, `12`, `7`...).
+    pub version_id: String,
+    /// btfhub's architecture name: `x86_64` or `arm64` (`uname -m`,
+    /// with `aarch64` spelled as btfhub does).
+    pub arch: String,
+    /// The kernel release (`uname -r`).
+    pub release: String,
+    /// The os-release file read.
+    pub os_release: PathBuf,
+}
+
+impl HubKey {
+    /// The two candidates under `dir`, in the order tried: the plain
+    /// file, then btfhub's archive.
+    pub fn candidates(&self, dir: &Path) -> [PathBuf; 2] {
+        let base = dir.join(&self.id).join(&self.version_id).join(&self.arch);
+        [
+            base.join(format!("{}.btf", self.release)),
+            base.join(format!("{}.btf.tar.xz", self.release)),
+        ]
+    }
+}
+
+impl fmt::Display for HubKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ID={} VERSION_ID={} (from {}), arch {} (uname -m), release {} (uname -r)",
+            self.id,
+            self.version_id,
+            self.os_release.display(),
+            self.arch,
+            self.release
+        )
+    }
+}
+
+/// One `KEY=value` of an os-release file (value unquoted), `""` if absent.
+fn os_field(text: &str, key: &str) -> String {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
+        .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\'').to_owned())
+        .unwrap_or_default()
+}
+
+/// btfhub's name for a `uname -m` machine.
+fn hub_arch(machine: &str) -> String {
+    match machine {
+        "aarch64" | "arm64" => "arm64".into(),
+        m => m.into(),
+    }
+}
+
+/// The btfhub key of this machine (or of `search`'s overrides):
+/// os-release as systemd reads it (`/etc/os-release`, else
+/// `/usr/lib/os-release`), `uname -m` and `uname -r`.
+pub fn hub_key(search: &BtfSearch, release: &str) -> HubKey {
+    let paths = match &search.os_release {
+        Some(p) => vec![p.clone()],
+        None => vec![
+            PathBuf::from("/etc/os-release"),
+            PathBuf::from("/usr/lib/os-release"),
+        ],
+    };
+    let (os_release, text) = paths
+        .iter()
+        .find_map(|p| Some((p.clone(), std::fs::read_to_string(p).ok()?)))
+        .unwrap_or_else(|| (paths[0].clone(), String::new()));
+    let machine = search.arch.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/arch")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| std::env::consts::ARCH.to_owned())
+    });
+    HubKey {
+        id: os_field(&text, "ID"),
+        version_id: os_field(&text, "VERSION_ID"),
+        arch: hub_arch(&machine),
+        release: release.to_owned(),
+        os_release,
+    }
+}
+
+/// `Read::take` for a `Vec` sink: writes past `limit` bytes fail.
+trait TakeLimit {
+    fn take_limit(self, limit: u64) -> Limited<Self>
+    where
+        Self: Sized;
+}
+
+impl<W: io::Write> TakeLimit for W {
+    fn take_limit(self, limit: u64) -> Limited<W> {
+        Limited {
+            w: self,
+            left: limit,
+        }
+    }
+}
+
+struct Limited<W> {
+    w: W,
+    left: u64,
+}
+
+impl<W: io::Write> io::Write for Limited<W> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        if b.len() as u64 > self.left {
+            return Err(io::Error::other("archive expands past the size limit"));
+        }
+        let n = self.w.write(b)?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
     }
 }
 
@@ -230,11 +363,17 @@ pub fn find_kernel_btf(search: &BtfSearch) -> Result<KernelBtf, NoKernelBtf> {
     let mut searched = Vec::new();
     let external_helps = true;
     if let Some(f) = &search.file {
-        return try_file(f, false).map_err(|w| NoKernelBtf {
-            release,
-            searched: vec![(f.clone(), w)],
-            external_helps,
-        });
+        return match try_file(f, false) {
+            Ok(mut k) => {
+                k.reason = "given explicitly (--btf)".into();
+                Ok(k)
+            }
+            Err(w) => Err(NoKernelBtf {
+                release,
+                searched: vec![(f.clone(), w)],
+                external_helps,
+            }),
+        };
     }
     let r = &release;
     let mut paths = vec![
@@ -257,7 +396,19 @@ pub fn find_kernel_btf(search: &BtfSearch) -> Result<KernelBtf, NoKernelBtf> {
     );
     for (i, p) in paths.into_iter().enumerate() {
         match try_file(&p, true) {
-            Ok(k) => return Ok(k),
+            Ok(mut k) => {
+                k.reason = if i == 0 {
+                    "the running kernel's own BTF (sysfs)".into()
+                } else {
+                    format!("libbpf's fallback path for release {r}")
+                };
+                if search.hub_dir.is_some() {
+                    k.reason
+                        .push_str("; --btf-dir is searched only when the kernel has none");
+                }
+                k.tried = searched;
+                return Ok(k);
+            }
             // sysfs present but unusable is an error, not a reason to guess.
             Err(w @ Why::NotBtf(_)) if i == 0 => {
                 searched.push((p, w));
@@ -271,17 +422,19 @@ pub fn find_kernel_btf(search: &BtfSearch) -> Result<KernelBtf, NoKernelBtf> {
         }
     }
     if let Some(dir) = &search.hub_dir {
-        let (id, ver) = os_release();
-        let base = dir.join(&id).join(&ver).join(hub_arch());
-        let plain = base.join(format!("{r}.btf"));
-        match try_file(&plain, false) {
-            Ok(k) => return Ok(k),
-            Err(w) => searched.push((plain, w)),
-        }
-        let packed = base.join(format!("{r}.btf.tar.xz"));
-        match try_archive(&packed, r) {
-            Ok(k) => return Ok(k),
-            Err(w) => searched.push((packed, w)),
+        let key = hub_key(search, r);
+        let [plain, packed] = key.candidates(dir);
+        let found = match try_file(&plain, false) {
+            Ok(k) => Ok(k),
+            Err(w) => {
+                searched.push((plain, w));
+                try_archive(&packed, r).map_err(|w| searched.push((packed, w)))
+            }
+        };
+        if let Ok(mut k) = found {
+            k.reason = format!("btfhub tree {}: {key}", dir.display());
+            k.tried = searched;
+            return Ok(k);
         }
     }
     Err(NoKernelBtf {

@@ -9,7 +9,9 @@
 mod absent_module_btf;
 pub mod attach;
 pub mod btf_source;
+pub mod btf_tree;
 pub mod btf_value;
+pub mod check;
 pub mod error;
 pub mod explain;
 pub mod features;

@@ -19,7 +19,7 @@ pub(crate) mod create;
 mod error;
 mod externs;
 mod kconfig;
-mod needs;
+pub(crate) mod needs;
 mod program;
 mod relocation;
 pub mod spec;
@@ -539,6 +539,17 @@ impl<'l, 'o> Loading<'l, 'o> {
                 "CO-RE target: {} (external; kernel ids from the running kernel)",
                 k.path.display()
             ));
+            self.notes.extend(selection_notes(k));
+        } else if let Some(k) = running.as_ref().filter(|_| needs.core > 0) {
+            self.notes
+                .push(format!("CO-RE target: {}", k.path.display()));
+            self.notes.extend(selection_notes(k));
+            if let Some(d) = &search.hub_dir {
+                self.notes.push(format!(
+                    "  {} not consulted: btfhub files stand in only when the kernel has no BTF",
+                    d.display()
+                ));
+            }
         }
         // The caller's parsed vmlinux, or the one found and parsed here.
         let main_btf: Option<&Btf<'_>> = given_kernel.or(running_main.as_ref());
@@ -727,4 +738,14 @@ impl<'l, 'o> Loading<'l, 'o> {
             relocations,
         })
     }
+}
+
+/// `--verbose` lines saying why a kernel BTF file was picked and what was
+/// tried before it.
+fn selection_notes(k: &KernelBtf) -> impl Iterator<Item = String> + '_ {
+    core::iter::once(format!("  picked because: {}", k.reason)).chain(
+        k.tried
+            .iter()
+            .map(|(p, why)| format!("  tried {}: {why}", p.display())),
+    )
 }

@@ -55,7 +55,7 @@ impl Needs {
 /// Whether the program loads against a kernel BTF id. The tracing_multi
 /// types (`fentry.multi`, ...) name their functions when the link is
 /// made, not at load.
-pub(super) fn needs_attach_btf(p: ProgType, a: Option<AttachType>) -> bool {
+pub(crate) fn needs_attach_btf(p: ProgType, a: Option<AttachType>) -> bool {
     let multi = matches!(
         a,
         Some(
@@ -68,7 +68,7 @@ pub(super) fn needs_attach_btf(p: ProgType, a: Option<AttachType>) -> bool {
 }
 
 /// The kernel BTF name and kind a tracing program attaches to.
-pub(super) fn attach_name(a: AttachType, target: &str) -> (String, Kind) {
+pub(crate) fn attach_name(a: AttachType, target: &str) -> (String, Kind) {
     match a {
         AttachType::TRACE_RAW_TP => (format!("btf_trace_{target}"), Kind::Typedef),
         AttachType::LSM_MAC | AttachType::LSM_CGROUP => (format!("bpf_lsm_{target}"), Kind::Func),

@@ -8,8 +8,10 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod check;
 mod logger;
 mod minimize;
+mod minimize_tree;
 mod run;
 mod settings;
 
@@ -128,6 +130,9 @@ enum Cmd {
         /// tracefs probes, netlink, PROG_ATTACH).
         #[arg(long = "attach-mode", value_enum, default_value_t = Mode::Auto)]
         attach_mode: Mode,
+        /// Print what the load did (which BTF was picked and why) on stderr.
+        #[arg(long, short)]
+        verbose: bool,
     },
     /// Programs loaded in the kernel.
     #[command(subcommand)]
@@ -205,7 +210,13 @@ enum CoreCmd {
         /// Also print the relocated instructions of every function.
         #[arg(long)]
         insns: bool,
+        /// Say which target BTF was picked, why, and what was tried.
+        #[arg(long, short)]
+        verbose: bool,
     },
+    /// A portability matrix: do each object's programs relocate, attach
+    /// and find their kfuncs on every kernel BTF of a tree?
+    Check(check::Args),
 }
 
 #[derive(Subcommand, Debug)]
@@ -456,7 +467,16 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
             module_btf,
             json,
             insns,
-        }) => explain(&file, btf, base, btf_dir, &module_btf, json, insns),
+            verbose,
+        }) => explain(
+            &file,
+            btf,
+            base,
+            btf_dir,
+            &module_btf,
+            (json, insns, verbose),
+        ),
+        Cmd::Core(CoreCmd::Check(a)) => check::run(&a),
         Cmd::Load {
             file,
             btf,
@@ -490,6 +510,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
             dump,
             json,
             attach_mode,
+            verbose,
         } => run::run(&run::RunArgs {
             file,
             btf,
@@ -510,6 +531,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
                 Mode::Link => ember::AttachMode::Link,
                 Mode::Legacy => ember::AttachMode::Legacy,
             },
+            verbose,
         }),
         Cmd::Prog(ProgCmd::List { json }) => views::prog_list(json),
         Cmd::Map(MapCmd::Dump { map }) => views::map_dump(&map),
@@ -607,8 +629,7 @@ fn explain(
     base: Option<PathBuf>,
     btf_dir: Option<PathBuf>,
     module_btf: &[PathBuf],
-    json: bool,
-    insns: bool,
+    (json, insns, verbose): (bool, bool, bool),
 ) -> Result<(), Box<dyn core::error::Error>> {
     use ember::ember_core::object::{Object, object_name};
     use ember::ember_core::reloc::{Module, Targets};
@@ -646,6 +667,12 @@ fn explain(
             e,
         )
     })?;
+    if verbose {
+        eprintln!("target BTF: {} ({})", found.path.display(), found.reason);
+        for (p, why) in &found.tried {
+            eprintln!("  tried {}: {why}", p.display());
+        }
+    }
     let main_path = found.path.clone();
     let main = found.btf().map_err(|source| Error::Btf {
         path: main_path.clone(),

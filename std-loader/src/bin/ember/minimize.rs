@@ -16,10 +16,18 @@ use crate::{context, parse, read};
 pub(crate) struct Args {
     /// BPF objects whose CO-RE relocations decide what is kept.
     #[arg(required = true)]
-    objects: Vec<PathBuf>,
+    pub(crate) objects: Vec<PathBuf>,
     /// The full target BTF (raw, or ELF with .BTF), e.g. a btfhub file.
-    #[arg(long)]
-    btf: PathBuf,
+    #[arg(long, required_unless_present = "btf_dir")]
+    btf: Option<PathBuf>,
+    /// Minimize every kernel BTF under this tree instead (raw, ELF or
+    /// .btf.tar.xz, searched recursively): `-o` is then a directory that
+    /// gets the same relative paths.
+    #[arg(long = "btf-dir", conflicts_with_all = ["btf", "module_btf"])]
+    pub(crate) btf_dir: Option<PathBuf>,
+    /// Threads for `--btf-dir` (default: every core).
+    #[arg(short = 'j', long = "jobs", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub(crate) jobs: Option<u32>,
     /// Module split BTF over `--btf` (raw, or a `.ko`), searched for the
     /// types vmlinux lacks, as the loader searches them.
     #[arg(long = "module-btf")]
@@ -28,16 +36,19 @@ pub(crate) struct Args {
     /// directory laid out like /sys/kernel/btf: `vmlinux`, and a split BTF
     /// over it per module that contributed types, named after the module.
     #[arg(short = 'o', long = "output")]
-    output: PathBuf,
+    pub(crate) output: PathBuf,
     /// Print what was kept.
     #[arg(long, short = 'v')]
-    verbose: bool,
+    pub(crate) verbose: bool,
 }
 
 /// Runs `ember btf minimize`.
 pub(crate) fn run(a: &Args) -> Result<(), Box<dyn core::error::Error>> {
-    let tbytes = read(&a.btf)?;
-    let target = parse(&a.btf, &tbytes, None)?;
+    let (Some(btf), None) = (&a.btf, &a.btf_dir) else {
+        return crate::minimize_tree::run(a);
+    };
+    let tbytes = read(btf)?;
+    let target = parse(btf, &tbytes, None)?;
     let mod_bytes = a
         .module_btf
         .iter()
@@ -68,7 +79,7 @@ pub(crate) fn run(a: &Args) -> Result<(), Box<dyn core::error::Error>> {
         is_override: false,
     };
     let mut m =
-        Minimizer::with_targets(targets).map_err(|e| context(a.btf.display().to_string(), e))?;
+        Minimizer::with_targets(targets).map_err(|e| context(btf.display().to_string(), e))?;
     for p in &a.objects {
         let bytes = read(p)?;
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");

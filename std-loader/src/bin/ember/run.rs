@@ -54,6 +54,8 @@ pub(crate) struct RunArgs {
     pub(crate) dump: Vec<String>,
     pub(crate) json: bool,
     pub(crate) mode: ember::AttachMode,
+    /// Print the load's notes (which BTF was picked and why) on stderr.
+    pub(crate) verbose: bool,
 }
 
 type Res<T> = Result<T, Box<dyn core::error::Error>>;
@@ -80,6 +82,11 @@ pub(crate) fn run(a: &RunArgs) -> Res<()> {
         loader = loader.btf_dir(d);
     }
     let mut ebpf = loader.load_spec(spec).map_err(|e| at_file(e.into()))?;
+    if a.verbose {
+        for n in &ebpf.notes {
+            eprintln!("note: {n}");
+        }
+    }
     let obj_btf = Btf::parse_elf(&bytes, None).ok();
 
     // Readers first: a bad --event fails before anything is attached.

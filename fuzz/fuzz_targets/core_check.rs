@@ -1,0 +1,31 @@
+//! `ember core check`'s per-BTF logic on arbitrary objects against fixed
+//! target BTFs (the CO-RE family targets): never a panic, and every row
+//! is consistent (ok exactly when there is no error; no more poisoned than
+//! relocations; the poisoned count matches the `poisoned:` lines).
+#![no_main]
+
+use ember::check::{CheckObject, check_btf};
+use ember_core::btf::Btf;
+use ember_core::object::Object;
+use libfuzzer_sys::fuzz_target;
+
+static TARGETS: [&[u8]; 4] = [
+    include_bytes!("../../tests/fixtures/core/nesting.t-el.o"),
+    include_bytes!("../../tests/fixtures/core/arrays___diff_arr_val_sz.t-el.o"),
+    include_bytes!("../../tests/fixtures/core/types___diff.t-el.o"),
+    include_bytes!("../../tests/fixtures/core16/enum64.t-el.o"),
+];
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&pick, obj_bytes)) = data.split_first() else { return };
+    let Ok(obj) = Object::parse(obj_bytes, "fuzz") else { return };
+    let tb = TARGETS[usize::from(pick) % TARGETS.len()];
+    let Ok(target) = Btf::parse_elf(tb, None) else { panic!("fixture target must parse") };
+    let objs = [CheckObject::new("fuzz", &obj)];
+    for r in check_btf(&objs, &target, "t") {
+        assert_eq!(r.ok, r.errors.is_empty());
+        assert!(r.poisoned <= r.relocations, "{r:?}");
+        let lines = r.errors.iter().filter(|e| e.starts_with("poisoned: ")).count();
+        assert_eq!(lines, r.poisoned, "{r:?}");
+    }
+});
