@@ -2,15 +2,18 @@
 //! machine's vmlinux BTF, a module's split BTF (Debian 6.1's nf_conntrack
 //! over its vmlinux) and every fixture object.
 //!
-//! For each input, every prefix length, and a seeded sample of single-bit
-//! flips (`FLIPS` per input; a fixed xorshift seed, so a failure names a
-//! flip that replays). Each must give a typed error or a valid result:
-//! never a panic, and never allocation beyond k × the input size plus a
-//! constant (a counting global allocator; k as the fuzz targets assert).
-//! Valid results are then used: BTF is dumped (raw and C), resolved and
-//! looked up; objects go through the whole pipeline short of the kernel
-//! (CO-RE against vmlinux, patching, the BTF handed to the kernel, linking
-//! each program).
+//! For each input, every prefix length (vmlinux's 5.5 M too: a truncated
+//! header or section is refused before any type is read, so they are
+//! cheap), and `FLIPS` seeded single-bit flips (xorshift; an object's seed
+//! is its path's hash, so `EMBER_SWEEP_ONLY=<path part>` replays one). Each
+//! must give a typed error or a valid result: never a panic, and never
+//! allocation beyond k × the input size plus a constant (a counting global
+//! allocator; k as the fuzz targets assert). Valid results are then used:
+//! objects go through the whole pipeline short of the kernel (CO-RE
+//! against vmlinux, patching, the BTF handed to the kernel for two feature
+//! sets, linking each program) and every view of their BTF; BTF gets its
+//! per-type views, with the whole-BTF ones that cost milliseconds (name
+//! index, C dump) on one flip in `SAMPLE_SLOW`.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::sync::atomic::{AtomicUsize, Ordering};
