@@ -489,6 +489,8 @@ fn load_prep_regressions_replay() {
     let _one = exclusive();
     let Some(vb) = vmlinux_bytes() else { return };
     let vmlinux = Btf::parse(&vb).expect("vmlinux parses");
+    // Built before, as in the sweep: it is the target's, not the input's.
+    let _ = vmlinux.index();
     let targets = Targets::single(&vmlinux);
     let dir = ember_tests::root().join("fuzz/regressions/load_prep");
     let mut n = 0;
