@@ -87,7 +87,7 @@ fn held_elsewhere() -> BTreeSet<u32> {
 /// up to a second. Of what remains, those another process holds, and those
 /// not named like one of `ours` (programs and maps by name, cut to the
 /// kernel's 15 bytes; a link by its program), belong to other tests.
-pub fn leaked_since(before: &Ids, ours: &[&str]) -> Ids {
+pub fn leaked_since<S: AsRef<str>>(before: &Ids, ours: &[S]) -> Ids {
     let deadline = Instant::now() + Duration::from_secs(1);
     loop {
         let new = Ids::now().new_since(before);
@@ -96,7 +96,7 @@ pub fn leaked_since(before: &Ids, ours: &[&str]) -> Ids {
         }
         if Instant::now() > deadline {
             let other = held_elsewhere();
-            let named = |n: &str| !n.is_empty() && ours.iter().any(|o| o.starts_with(n));
+            let named = |n: &str| !n.is_empty() && ours.iter().any(|o| o.as_ref().starts_with(n));
             let prog = |id: u32| {
                 ember_sys::get_fd_by_id(ProgId(id), 0)
                     .and_then(|fd| ember_sys::prog_info(fd.as_fd()))
