@@ -72,6 +72,16 @@ passed=$(grep -o '[0-9]* passed' "$results" | awk '{s+=$1} END {print s+0}')
 failed=$(grep -o '[0-9]* failed' "$results" | awk '{s+=$1} END {print s+0}')
 rm -f "$results"
 
+step "sanitizers"
+# AddressSanitizer + LeakSanitizer over ember-sys's fake-kernel unit tests
+# (about 20 s cold); Miri takes about 5 min, so CI leaves it to
+# tests/sanitize.sh miri-core miri-sys.
+if cargo +nightly --version >/dev/null 2>&1; then
+  tests/sanitize.sh asan
+else
+  echo "sanitizers skipped: needs a nightly toolchain"
+fi
+
 step "fuzz"
 fuzz_all() {
   for t in $(cargo +nightly fuzz list --fuzz-dir fuzz); do

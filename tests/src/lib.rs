@@ -7,6 +7,7 @@
 //! `EMBER_REQUIRE_KERNEL=1` (CI) it fails instead, so CI never passes by
 //! skipping.
 
+pub mod ids;
 pub mod netns;
 
 use std::path::{Path, PathBuf};

@@ -20,14 +20,14 @@
 //! behind: the fd count, the pins in the bpffs directory, the kernel's
 //! program, map and link ids, and ember's tracefs events are as before.
 
-use core::time::Duration;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Instant;
 
 use ember::ember_core::btf::Btf;
 use ember::{AttachMode, AttachOpts, EbpfLoader, FileBytes};
-use ember_sys::{AsFd, Errno, Id, LinkId, MapId, ProgId, fault};
+use ember_sys::{Errno, fault};
+use ember_tests::ids::{Ids, leaked_since as leaked_ids};
 use ember_tests::{bpffs_dir, fixture, kernel_ready, open_fds, serial};
 
 /// What the issue asks to inject; ENOSPC is what a too-small verifier or
@@ -47,43 +47,6 @@ struct World {
     fds: usize,
     pins: BTreeSet<String>,
     events: Vec<String>,
-}
-
-fn ids<I: Id>() -> BTreeSet<u32> {
-    ember_sys::obj_ids::<I>()
-        .map(|i| i.expect("id walk").get())
-        .collect()
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Ids {
-    progs: BTreeSet<u32>,
-    maps: BTreeSet<u32>,
-    links: BTreeSet<u32>,
-}
-
-impl Ids {
-    fn now() -> Ids {
-        Ids {
-            progs: ids::<ProgId>(),
-            maps: ids::<MapId>(),
-            links: ids::<LinkId>(),
-        }
-    }
-
-    /// Ids in `self` but not in `before`.
-    fn new_since(&self, before: &Ids) -> Ids {
-        let d = |a: &BTreeSet<u32>, b: &BTreeSet<u32>| a.difference(b).copied().collect();
-        Ids {
-            progs: d(&self.progs, &before.progs),
-            maps: d(&self.maps, &before.maps),
-            links: d(&self.links, &before.links),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.progs.is_empty() && self.maps.is_empty() && self.links.is_empty()
-    }
 }
 
 /// This process's tracefs probes (group `ember`, named `<hint>_<pid>_<n>`;
@@ -120,88 +83,6 @@ fn world(dir: Option<&Path>) -> World {
         fds: open_fds(),
         pins,
         events: events(),
-    }
-}
-
-/// Ids of objects some process other than this one holds an fd of
-/// (`/proc/PID/fdinfo`).
-fn held_elsewhere() -> BTreeSet<u32> {
-    let me = std::process::id().to_string();
-    let mut held = BTreeSet::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return held;
-    };
-    for p in procs.flatten() {
-        let name = p.file_name();
-        if name.to_string_lossy() == me
-            || !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit())
-        {
-            continue;
-        }
-        let Ok(fds) = std::fs::read_dir(p.path().join("fdinfo")) else {
-            continue;
-        };
-        for f in fds.flatten() {
-            let Ok(text) = std::fs::read_to_string(f.path()) else {
-                continue;
-            };
-            for l in text.lines() {
-                for key in ["prog_id:", "map_id:", "link_id:"] {
-                    if let Some(v) = l.strip_prefix(key) {
-                        if let Ok(id) = v.trim().parse() {
-                            held.insert(id);
-                        }
-                    }
-                }
-            }
-        }
-    }
-    held
-}
-
-/// New kernel objects since `before` that are this test's: freed objects
-/// may take a moment to leave the id tables (deferred frees), so wait up to
-/// a second. Other test binaries on a shared machine create objects at any
-/// time: those another process holds an fd of, and those not named like
-/// one of `ours` (the object's programs and maps; a link by its program),
-/// are not this test's leaks.
-fn leaked_ids(before: &Ids, ours: &[String]) -> Ids {
-    let deadline = Instant::now() + Duration::from_secs(1);
-    loop {
-        let new = Ids::now().new_since(before);
-        if new.is_empty() {
-            return new;
-        }
-        if Instant::now() > deadline {
-            let other = held_elsewhere();
-            // Kernel names are cut to 15 bytes.
-            let named_ours =
-                |name: &str| !name.is_empty() && ours.iter().any(|o| o.starts_with(name));
-            let prog_ours = |id: ProgId| {
-                ember_sys::get_fd_by_id(id, 0)
-                    .and_then(|fd| ember_sys::prog_info(fd.as_fd()))
-                    .is_ok_and(|i| named_ours(i.name()))
-            };
-            let keep = |s: BTreeSet<u32>, ours: &dyn Fn(u32) -> bool| {
-                s.into_iter()
-                    .filter(|i| !other.contains(i) && ours(*i))
-                    .collect()
-            };
-            return Ids {
-                progs: keep(new.progs, &|i| prog_ours(ProgId(i))),
-                maps: keep(new.maps, &|i| {
-                    ember_sys::get_fd_by_id(MapId(i), 0)
-                        .and_then(|fd| ember_sys::map_info(fd.as_fd()))
-                        .is_ok_and(|m| named_ours(m.name()))
-                }),
-                links: keep(new.links, &|i| {
-                    ember_sys::get_fd_by_id(LinkId(i), 0)
-                        .and_then(|fd| ember_sys::link_info(fd.as_fd()))
-                        .is_ok_and(|l| prog_ours(l.prog_id))
-                }),
-            };
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -194,8 +194,13 @@ pub fn kernel_btf(obj: &Object<'_>, feat: &BtfFeatures) -> Result<Vec<u8>> {
 
     fix_datasecs(&mut ed, obj, feat.datasec)?;
     // `__hidden` functions are verified with their callers, as statics.
+    // Only a FUNC is retyped: func_info may name any type, and turning
+    // another kind into a FUNC makes BTF the kernel (and we) refuse.
     for f in obj.functions.iter().filter(|f| f.hidden) {
-        if let Some(at) = f.btf_func.and_then(|id| ed.at(id)) {
+        let func = f
+            .btf_func
+            .filter(|&id| btf.get(id).is_some_and(|t| t.kind() == Kind::Func));
+        if let Some(at) = func.and_then(|id| ed.at(id)) {
             retype(&mut ed.types, at, BTF_KIND_FUNC, LINKAGE_STATIC);
         }
     }
@@ -361,7 +366,9 @@ fn fix_datasecs(ed: &mut Edit<'_>, obj: &Object<'_>, datasec: bool) -> Result<()
                     .data_symbols
                     .iter()
                     .find(|s| s.section == name && s.name == vname);
-                if let (Some(va), Some(true)) = (ed.at(v.id()), sym.map(|s| s.hidden)) {
+                // The linkage word exists only in a VAR's record.
+                let var = (v.kind() == Kind::Var).then(|| ed.at(v.id())).flatten();
+                if let (Some(va), Some(true)) = (var, sym.map(|s| s.hidden)) {
                     set(&mut ed.types, va.saturating_add(12), LINKAGE_STATIC);
                 }
                 let off = sym
