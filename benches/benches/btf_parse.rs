@@ -19,6 +19,21 @@ fn open(c: &mut Criterion) {
     let path = Path::new(VMLINUX);
     let bytes = FileBytes::read(path).expect("read vmlinux BTF");
     report_memory(&bytes);
+    let mmap_parse = || {
+        let f = FileBytes::map_sysfs(path).expect("mmap");
+        Btf::parse(&f).expect("parse").type_count() as usize
+    };
+    let mmap_walk = || bare_walk(&FileBytes::map_sysfs(path).expect("mmap")).len();
+    paired(
+        "open+validate via mmap / bare walk via mmap",
+        mmap_parse,
+        mmap_walk,
+    );
+    paired(
+        "validate from bytes / bare walk from bytes",
+        || Btf::parse(black_box(&bytes)).expect("parse").type_count() as usize,
+        || bare_walk(black_box(&bytes)).len(),
+    );
     let mut g = c.benchmark_group("open_vmlinux");
     g.bench_function("ember_parse_bytes", |b| {
         b.iter(|| Btf::parse(black_box(&bytes)).expect("parse").type_count())
@@ -84,6 +99,34 @@ fn open(c: &mut Criterion) {
         b.iter(|| lb.find_by_name_kind(black_box(&late_c), BTF_KIND_STRUCT))
     });
     g.finish();
+}
+
+/// Runs `a` and `b` alternately, 301 rounds after 20 of warm-up, and
+/// prints the median and quartiles of the per-round time ratio a/b: both
+/// sides see the same machine load, which a shared machine makes vary
+/// more than criterion's sequential groups can hide.
+fn paired(what: &str, a: impl Fn() -> usize, b: impl Fn() -> usize) {
+    let mut ratios = Vec::with_capacity(301);
+    for round in 0..321 {
+        let t0 = std::time::Instant::now();
+        black_box(a());
+        let ta = t0.elapsed();
+        let t0 = std::time::Instant::now();
+        black_box(b());
+        let tb = t0.elapsed();
+        if round >= 20 {
+            ratios.push(ta.as_secs_f64() / tb.as_secs_f64());
+        }
+    }
+    ratios.sort_by(f64::total_cmp);
+    let q = |f: f64| ratios[((ratios.len() - 1) as f64 * f) as usize];
+    println!(
+        "paired {what}: median {:.2}x (quartiles {:.2}x..{:.2}x, {} rounds)",
+        q(0.5),
+        q(0.25),
+        q(0.75),
+        ratios.len()
+    );
 }
 
 /// Heap held after opening vmlinux BTF, beyond the file's bytes, measured
