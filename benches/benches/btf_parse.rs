@@ -7,7 +7,9 @@ use std::path::Path;
 use criterion::{Criterion, criterion_group, criterion_main};
 use ember::FileBytes;
 use ember::ember_core::btf::{Btf, Kind, NameIndex};
-use ember_benches::{BTF_KIND_STRUCT, LibbpfBtf, bare_walk, malloc_in_use};
+use ember_benches::{
+    BTF_KIND_STRUCT, FloorIndex, LibbpfBtf, bare_walk, malloc_in_use, thread_cpu_ns,
+};
 
 const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
@@ -69,10 +71,57 @@ fn open(c: &mut Criterion) {
     g.finish();
 
     let btf = Btf::parse(&bytes).expect("parse");
+    // Both sides allocate their table once per build from the same malloc
+    // and free it at the end of the iteration: equal allocator state.
+    let floor = || {
+        FloorIndex::build(
+            btf.data(),
+            btf.record_offsets(),
+            1,
+            btf.strings(),
+            btf.named_count(),
+        )
+        .expect("C index")
+        .len()
+    };
+    assert_eq!(floor(), NameIndex::build(&btf).len(), "same work");
+    paired(
+        "name index: ember / C floor",
+        || NameIndex::build(&btf).len(),
+        floor,
+    );
     let mut g = c.benchmark_group("name_index");
     g.bench_function("ember_build_index", |b| {
         b.iter(|| NameIndex::build(&btf).len())
     });
+    g.bench_function("c_floor_build_index", |b| b.iter(floor));
+    g.finish();
+
+    // A load's handful of names: one targeted pass vs building the index.
+    let funcs: Vec<String> = btf
+        .types()
+        .filter(|t| t.kind() == Kind::Func)
+        .map(|t| btf.str_at(t.name_off()).expect("name").to_owned())
+        .collect();
+    let mut g = c.benchmark_group("targeted");
+    for n in [1usize, 8, 64] {
+        // Spread over the file, so the pass cannot stop early.
+        let names: Vec<(&str, Kind)> = (0..n)
+            .map(|i| (funcs[(i + 1) * (funcs.len() - 1) / n].as_str(), Kind::Func))
+            .collect();
+        g.bench_function(format!("find_many_{n}"), |b| {
+            b.iter(|| btf.find_many(black_box(&names)).expect("find_many").len())
+        });
+        g.bench_function(format!("index_then_lookups_{n}"), |b| {
+            b.iter(|| {
+                let ix = NameIndex::build(&btf);
+                names
+                    .iter()
+                    .filter(|(n, k)| ix.find(&btf, n, *k).next().is_some())
+                    .count()
+            })
+        });
+    }
     g.finish();
 
     // A late type: the last named struct in the file.
@@ -102,20 +151,19 @@ fn open(c: &mut Criterion) {
 }
 
 /// Runs `a` and `b` alternately, 301 rounds after 20 of warm-up, and
-/// prints the median and quartiles of the per-round time ratio a/b: both
-/// sides see the same machine load, which a shared machine makes vary
-/// more than criterion's sequential groups can hide.
+/// prints the median and quartiles of the per-round ratio of thread CPU
+/// time a/b: both sides see the same machine state, and time other
+/// processes hold the CPU (a shared machine) is not counted.
 fn paired(what: &str, a: impl Fn() -> usize, b: impl Fn() -> usize) {
     let mut ratios = Vec::with_capacity(301);
     for round in 0..321 {
-        let t0 = std::time::Instant::now();
+        let t0 = thread_cpu_ns();
         black_box(a());
-        let ta = t0.elapsed();
-        let t0 = std::time::Instant::now();
+        let t1 = thread_cpu_ns();
         black_box(b());
-        let tb = t0.elapsed();
+        let t2 = thread_cpu_ns();
         if round >= 20 {
-            ratios.push(ta.as_secs_f64() / tb.as_secs_f64());
+            ratios.push((t1 - t0) as f64 / (t2 - t1).max(1) as f64);
         }
     }
     ratios.sort_by(f64::total_cmp);

@@ -256,6 +256,7 @@ unsafe extern "C" {
         start_id: u32,
         strs: *const u8,
         str_len: u32,
+        named: u32,
     ) -> c_int;
     fn floor_index_free(ix: *mut FloorIndexRaw);
 }
@@ -269,9 +270,16 @@ pub struct FloorIndex(FloorIndexRaw);
 
 impl FloorIndex {
     /// Builds the C index over a little-endian BTF blob given its record
-    /// offsets (ids `start_id..`) and its string section (which must end
-    /// in a NUL, as a validated BTF's does).
-    pub fn build(data: &[u8], offsets: &[u32], start_id: u32, strs: &[u8]) -> Option<FloorIndex> {
+    /// offsets (ids `start_id..`), its string section (which must end in
+    /// a NUL, as a validated BTF's does) and its count of named types
+    /// (which ember's validation counts for its own index).
+    pub fn build(
+        data: &[u8],
+        offsets: &[u32],
+        start_id: u32,
+        strs: &[u8],
+        named: u32,
+    ) -> Option<FloorIndex> {
         assert!(offsets.iter().all(|&o| o as usize + 12 <= data.len()));
         assert_eq!(strs.last(), Some(&0));
         let mut raw = FloorIndexRaw {
@@ -291,6 +299,7 @@ impl FloorIndex {
                 start_id,
                 strs.as_ptr(),
                 u32::try_from(strs.len()).ok()?,
+                named,
             )
         };
         (rc == 0).then_some(FloorIndex(raw))
@@ -312,4 +321,30 @@ impl Drop for FloorIndex {
         // SAFETY: the table came from floor_index_build and is freed once.
         unsafe { floor_index_free(&mut self.0) }
     }
+}
+
+#[repr(C)]
+struct Timespec {
+    tv_sec: c_long,
+    tv_nsec: c_long,
+}
+
+unsafe extern "C" {
+    fn clock_gettime(clock: c_int, ts: *mut Timespec) -> c_int;
+}
+
+/// `CLOCK_THREAD_CPUTIME_ID` on Linux.
+const CLOCK_THREAD_CPUTIME_ID: c_int = 3;
+
+/// CPU time this thread has used, in nanoseconds: unlike wall time, it
+/// does not count the time other processes on a shared machine hold the
+/// CPU, so a ratio of two such times holds up under load.
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out pointer for the call's duration.
+    unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }

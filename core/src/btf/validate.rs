@@ -140,9 +140,12 @@ impl<'a> Btf<'a> {
         refs.kinds
             .try_reserve((types_len / 24).saturating_add(16))
             .map_err(|_| Error::new(ErrorKind::OutOfMemory, types_at))?;
+        // Locals, not fields of `self`: kept in registers across the loop.
+        let mut offsets = core::mem::take(&mut self.offsets);
+        let mut named = 0u32;
         let mut off = types_at;
         while off < types_end {
-            let n = self.offsets.len();
+            let n = offsets.len();
             let id = self.start_id.saturating_add(n as u32);
             if n >= max_own {
                 return fail(ErrorKind::TooManyTypes, off);
@@ -175,6 +178,18 @@ impl<'a> Btf<'a> {
             if name_off >= str_end {
                 return fail(ErrorKind::BadStrOffset(name_off), off);
             }
+            if offsets.len() == offsets.capacity() {
+                let more = (offsets.len() / 2).saturating_add(16);
+                offsets
+                    .try_reserve(more)
+                    .and_then(|()| refs.kinds.try_reserve(more))
+                    .map_err(|_| Error::new(ErrorKind::OutOfMemory, off))?;
+            }
+            // The record is in the table before its check: the walk's
+            // next step depends on `rec_end` alone.
+            offsets.push(off as u32);
+            refs.kinds.push(kind);
+            named = named.saturating_add(u32::from(name_off != 0));
             let r = Rec {
                 id,
                 kind,
@@ -196,18 +211,10 @@ impl<'a> Btf<'a> {
                     &mut refs,
                 )?;
             }
-            if self.offsets.len() == self.offsets.capacity() {
-                let more = (self.offsets.len() / 2).saturating_add(16);
-                self.offsets
-                    .try_reserve(more)
-                    .and_then(|()| refs.kinds.try_reserve(more))
-                    .map_err(|_| Error::new(ErrorKind::OutOfMemory, off))?;
-            }
-            self.offsets.push(off as u32);
-            refs.kinds.push(kind);
-            self.named = self.named.saturating_add(u32::from(name_off != 0));
             off = rec_end;
         }
+        self.offsets = offsets;
+        self.named = named;
         if refs.max >= self.type_count() {
             return fail(ErrorKind::BadTypeId(TypeId(refs.max)), refs.max_at);
         }
