@@ -2,8 +2,8 @@
  * NameIndex::build, written plainly in C.
  *
  * Input: a little-endian BTF blob already opened (the offset of each type
- * record, as ember's Btf keeps it, and the count of named types, which
- * ember's validation counts) and the string section. Work: for
+ * record, as ember's Btf keeps it) and the string section. Like ember, it
+ * first counts the named types to size its table. Work: for
  * each named type, find its essential name (the part before the last
  * "x___y" flavor suffix), hash kind + essential name word-at-a-time
  * (an fx/wyhash-class multiply-xor hash with a murmur finalizer), and put
@@ -64,8 +64,12 @@ static inline uint64_t hash(uint32_t kind, const uint8_t *n, size_t len)
 /* Builds the index; returns 0, or -1 when out of memory. */
 int floor_index_build(struct floor_index *ix, const uint8_t *data,
 		      const uint32_t *offsets, uint32_t count, uint32_t start_id,
-		      const uint8_t *strs, uint32_t str_len, uint32_t named)
+		      const uint8_t *strs, uint32_t str_len)
 {
+	uint32_t named = 0;
+
+	for (uint32_t i = 0; i < count; i++)
+		named += rd32(data + offsets[i]) != 0;
 	uint32_t cap = 16;
 	while (cap - cap / 8 < named)
 		cap *= 2;

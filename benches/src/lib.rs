@@ -256,7 +256,6 @@ unsafe extern "C" {
         start_id: u32,
         strs: *const u8,
         str_len: u32,
-        named: u32,
     ) -> c_int;
     fn floor_index_free(ix: *mut FloorIndexRaw);
 }
@@ -270,16 +269,9 @@ pub struct FloorIndex(FloorIndexRaw);
 
 impl FloorIndex {
     /// Builds the C index over a little-endian BTF blob given its record
-    /// offsets (ids `start_id..`), its string section (which must end in
-    /// a NUL, as a validated BTF's does) and its count of named types
-    /// (which ember's validation counts for its own index).
-    pub fn build(
-        data: &[u8],
-        offsets: &[u32],
-        start_id: u32,
-        strs: &[u8],
-        named: u32,
-    ) -> Option<FloorIndex> {
+    /// offsets (ids `start_id..`) and its string section (which must end
+    /// in a NUL, as a validated BTF's does).
+    pub fn build(data: &[u8], offsets: &[u32], start_id: u32, strs: &[u8]) -> Option<FloorIndex> {
         assert!(offsets.iter().all(|&o| o as usize + 12 <= data.len()));
         assert_eq!(strs.last(), Some(&0));
         let mut raw = FloorIndexRaw {
@@ -299,7 +291,6 @@ impl FloorIndex {
                 start_id,
                 strs.as_ptr(),
                 u32::try_from(strs.len()).ok()?,
-                named,
             )
         };
         (rc == 0).then_some(FloorIndex(raw))

@@ -54,8 +54,6 @@ pub struct Btf<'a> {
     start_str_off: u32,
     base: Option<&'a Btf<'a>>,
     ptr_size: u32,
-    /// Own types with a name offset, counted by the walk (sizes the index).
-    named: u32,
     /// Own index of the first named type when own types are sorted by
     /// name with the anonymous ones first (binary search applies).
     sorted: Option<u32>,
@@ -273,7 +271,6 @@ impl<'a> Btf<'a> {
             start_str_off,
             base,
             ptr_size: base.map_or(8, |b| b.ptr_size),
-            named: 0,
             sorted: None,
             index: OnceBox::new(),
             prefetched: OnceBox::new(),
@@ -444,9 +441,13 @@ impl<'a> Btf<'a> {
         &self.offsets
     }
 
-    /// Number of own types with a name (a nonzero name offset).
+    /// Number of own types with a name (a nonzero name offset): one pass
+    /// over the records (it sizes the name index). Not counted by the
+    /// validation walk: one more live register there costs the walk more
+    /// than this pass costs the index.
     pub fn named_count(&self) -> u32 {
-        self.named
+        let n = self.own_headers().filter(|&(_, name, _)| name != 0).count();
+        u32::try_from(n).unwrap_or(u32::MAX)
     }
 
     /// The type section: absolute (offset, length) in [`Btf::data`].

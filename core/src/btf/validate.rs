@@ -55,30 +55,6 @@ fn rd<const BE: bool>(d: &[u8], off: usize) -> u32 {
     }
 }
 
-/// `(known << 15 | element size << 8 | fixed tail)` per kind, 0 for kinds
-/// this crate does not know (their sizes come from the layout section).
-const SHAPES: [u16; 32] = {
-    let mut t = [0u16; 32];
-    let mut k = 1;
-    while k <= BTF_KIND_MAX as usize {
-        let fixed = fixed_tail_size(k as u8) as u16;
-        let elem = vlen_elem_size(k as u8) as u16;
-        t[k] = 0x8000 | fixed | (elem << 8);
-        k += 1;
-    }
-    t
-};
-
-/// Header facts of the record being checked.
-struct Rec {
-    id: u32,
-    kind: u8,
-    info: u32,
-    name_off: u32,
-    size_or_type: u32,
-    off: usize,
-}
-
 #[cold]
 fn fail<T>(kind: ErrorKind, at: usize) -> Result<T> {
     Err(Error::new(kind, at))
@@ -140,12 +116,9 @@ impl<'a> Btf<'a> {
         refs.kinds
             .try_reserve((types_len / 24).saturating_add(16))
             .map_err(|_| Error::new(ErrorKind::OutOfMemory, types_at))?;
-        // Locals, not fields of `self`: kept in registers across the loop.
-        let mut offsets = core::mem::take(&mut self.offsets);
-        let mut named = 0u32;
         let mut off = types_at;
         while off < types_end {
-            let n = offsets.len();
+            let n = self.offsets.len();
             let id = self.start_id.saturating_add(n as u32);
             if n >= max_own {
                 return fail(ErrorKind::TooManyTypes, off);
@@ -157,12 +130,8 @@ impl<'a> Btf<'a> {
             };
             let kind = info_kind(info);
             let vlen = info_vlen(info) as usize;
-            // A table, not two `match`es: those compile to jumps that
-            // mispredict on every change of kind.
-            let shape = SHAPES.get(usize::from(kind)).copied().unwrap_or(0);
-            let tail_len = if shape != 0 {
-                usize::from(shape & 0xff)
-                    .saturating_add(vlen.saturating_mul(usize::from((shape >> 8) & 0x0f)))
+            let tail_len = if kind != 0 && kind <= BTF_KIND_MAX {
+                fixed_tail_size(kind).saturating_add(vlen.saturating_mul(vlen_elem_size(kind)))
             } else {
                 match self.layout_for(kind) {
                     Some((i, e)) if kind != 0 => {
@@ -178,43 +147,28 @@ impl<'a> Btf<'a> {
             if name_off >= str_end {
                 return fail(ErrorKind::BadStrOffset(name_off), off);
             }
-            if offsets.len() == offsets.capacity() {
-                let more = (offsets.len() / 2).saturating_add(16);
-                offsets
-                    .try_reserve(more)
-                    .and_then(|()| refs.kinds.try_reserve(more))
-                    .map_err(|_| Error::new(ErrorKind::OutOfMemory, off))?;
-            }
-            // The record is in the table before its check: the walk's
-            // next step depends on `rec_end` alone.
-            offsets.push(off as u32);
-            refs.kinds.push(kind);
-            named = named.saturating_add(u32::from(name_off != 0));
-            let r = Rec {
+            self.check::<BE>(
                 id,
                 kind,
                 info,
                 name_off,
                 size_or_type,
+                tail,
                 off,
-            };
-            if !self.check_fast::<BE>(&r, tail, str_end, &mut refs)? {
-                self.check::<BE>(
-                    id,
-                    kind,
-                    info,
-                    name_off,
-                    size_or_type,
-                    tail,
-                    off,
-                    str_end,
-                    &mut refs,
-                )?;
+                str_end,
+                &mut refs,
+            )?;
+            if self.offsets.len() == self.offsets.capacity() {
+                let more = (self.offsets.len() / 2).saturating_add(16);
+                self.offsets
+                    .try_reserve(more)
+                    .and_then(|()| refs.kinds.try_reserve(more))
+                    .map_err(|_| Error::new(ErrorKind::OutOfMemory, off))?;
             }
+            self.offsets.push(off as u32);
+            refs.kinds.push(kind);
             off = rec_end;
         }
-        self.offsets = offsets;
-        self.named = named;
         if refs.max >= self.type_count() {
             return fail(ErrorKind::BadTypeId(TypeId(refs.max)), refs.max_at);
         }
@@ -239,99 +193,14 @@ impl<'a> Btf<'a> {
         }
     }
 
-    /// The rules of [`Self::check`] for the frequent kinds, computed
-    /// without a branch per member: `Ok(true)` means the record is valid;
-    /// `Ok(false)` sends it to `check` (rare kinds, and any record a rule
-    /// may reject), which names the rule broken. References are recorded
-    /// either way; `check` recording them again is harmless.
-    #[inline(always)]
-    fn check_fast<const BE: bool>(
-        &self,
-        r: &Rec,
-        tail: &[u8],
-        str_end: u32,
-        refs: &mut Refs,
-    ) -> Result<bool> {
-        let vlen = info_vlen(r.info);
-        let kflag = info_kflag(r.info);
-        let t = r.size_or_type;
-        let ok = match r.kind {
-            BTF_KIND_PTR | BTF_KIND_CONST | BTF_KIND_VOLATILE | BTF_KIND_RESTRICT => {
-                refs.see(t, r.off);
-                vlen == 0 && !kflag
-            }
-            BTF_KIND_TYPEDEF => {
-                refs.see(t, r.off);
-                vlen == 0 && !kflag && r.name_off != 0
-            }
-            BTF_KIND_FUNC => {
-                refs.see(t, r.off);
-                let mut ok = r.name_off != 0 && !kflag && vlen <= LINKAGE_EXTERN;
-                if t < r.id {
-                    ok &= self.walked_kind(&refs.kinds, t) == Some(BTF_KIND_FUNC_PROTO);
-                } else {
-                    refs.defer(r.id, r.off)?;
-                }
-                ok
-            }
-            BTF_KIND_FUNC_PROTO => {
-                let n = vlen as usize;
-                let mut max = t;
-                let mut bad = kflag;
-                for (i, p) in tail.chunks_exact(8).enumerate() {
-                    let (pn, pt) = words2::<BE>(p);
-                    max = max.max(pt);
-                    bad |= (pn >= str_end) | ((pt == 0) & ((pn != 0) | (i.wrapping_add(1) != n)));
-                }
-                refs.see(max, r.off);
-                !bad
-            }
-            BTF_KIND_STRUCT | BTF_KIND_UNION => {
-                let size_bits = u64::from(t) * 8;
-                let union = r.kind == BTF_KIND_UNION;
-                let (mut last, mut max, mut bad) = (0u32, 0u32, false);
-                // Without kflag, the offset is all of `mo`; with it, the
-                // low 24 bits, and a zero bitfield size needs whole bytes.
-                let (off_mask, byte_rule) = if kflag {
-                    (0x00ff_ffff, true)
-                } else {
-                    (u32::MAX, false)
-                };
-                for m in tail.chunks_exact(12) {
-                    let (mn, mt, mo) = words3::<BE>(m);
-                    let bit_off = mo & off_mask;
-                    max = max.max(mt);
-                    bad |= (mn >= str_end)
-                        | (union & (bit_off != 0))
-                        | (bit_off < last)
-                        | (u64::from(bit_off) > size_bits)
-                        | (byte_rule & (mo >> 24 == 0) & (bit_off % 8 != 0));
-                    last = bit_off;
-                }
-                refs.see(max, r.off);
-                !bad
-            }
-            BTF_KIND_ENUM => {
-                let mut bad = !matches!(t, 1 | 2 | 4 | 8);
-                for e in tail.chunks_exact(8) {
-                    bad |= rd::<BE>(e, 0) >= str_end;
-                }
-                !bad
-            }
-            _ => false,
-        };
-        Ok(ok)
-    }
-
     /// Kind-specific rules for one record, in the spirit of the kernel's
     /// `btf_check_meta` but accepting what clang writes into BPF objects
     /// (extern linkage, FUNCs in `.ksyms`).
     #[expect(
         clippy::too_many_arguments,
-        reason = "one call site; all borrowed state"
+        reason = "one hot call site; all borrowed state"
     )]
-    #[cold]
-    #[inline(never)]
+    #[inline(always)]
     fn check<const BE: bool>(
         &self,
         id: u32,
