@@ -6,7 +6,7 @@ use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ember::FileBytes;
-use ember::ember_core::btf::{Btf, Kind, NameIndex};
+use ember::ember_core::btf::{Btf, Kind, NameIndex, sort_by_name};
 use ember_benches::{
     BTF_KIND_STRUCT, FloorIndex, LibbpfBtf, bare_walk, malloc_in_use, thread_cpu_ns,
 };
@@ -100,6 +100,17 @@ fn open(c: &mut Criterion) {
         .filter(|t| t.kind() == Kind::Func)
         .map(|t| btf.str_at(t.name_off()).expect("name").to_owned())
         .collect();
+    let eight: Vec<(&str, Kind)> = (0..8)
+        .map(|i| (funcs[(i + 1) * (funcs.len() - 1) / 8].as_str(), Kind::Func))
+        .collect();
+    paired(
+        "8 names: one targeted pass / index build + lookups",
+        || btf.find_many(&eight).expect("find_many").len(),
+        || {
+            let ix = NameIndex::build(&btf);
+            eight.iter().filter(|(n, k)| ix.find(&btf, n, *k).next().is_some()).count()
+        },
+    );
     let mut g = c.benchmark_group("targeted");
     for n in [1usize, 8, 64] {
         // Spread over the file, so the pass cannot stop early.
@@ -137,6 +148,14 @@ fn open(c: &mut Criterion) {
     });
     g.bench_function("libbpf_task_struct", |b| {
         b.iter(|| lb.find_by_name_kind(black_box(c"task_struct"), BTF_KIND_STRUCT))
+    });
+    // The same vmlinux sorted by name, as a sorting resolve_btfids lays it
+    // out: binary search, no index.
+    let sorted_bytes = sort_by_name(&btf).expect("sort");
+    let sorted = Btf::parse(&sorted_bytes).expect("parse sorted");
+    assert!(sorted.is_sorted_by_name());
+    g.bench_function("ember_sorted_task_struct", |b| {
+        b.iter(|| sorted.find_by_name_kind(black_box("task_struct"), Kind::Struct))
     });
     g.bench_function("ember_late_struct", |b| {
         b.iter(|| btf.find_by_name_kind(black_box(&late), Kind::Struct))
