@@ -108,7 +108,10 @@ fn open(c: &mut Criterion) {
         || btf.find_many(&eight).expect("find_many").len(),
         || {
             let ix = NameIndex::build(&btf);
-            eight.iter().filter(|(n, k)| ix.find(&btf, n, *k).next().is_some()).count()
+            eight
+                .iter()
+                .filter(|(n, k)| ix.find(&btf, n, *k).next().is_some())
+                .count()
         },
     );
     let mut g = c.benchmark_group("targeted");
