@@ -280,7 +280,7 @@ impl<'a> Btf<'a> {
     /// # Errors
     /// [`ErrorKind::OutOfMemory`].
     pub fn prefetch(&self, wants: &[(&str, Kind)]) -> Result<()> {
-        if self.sorted.is_some() || self.has_index() {
+        if wants.is_empty() || self.sorted.is_some() || self.has_index() {
             return Ok(());
         }
         if let Some(p) = self.prefetched.get() {

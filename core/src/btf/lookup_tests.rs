@@ -141,6 +141,8 @@ fn find_many_and_prefetch_agree_with_single_lookups() {
             scan.find_many(&[("point", Kind::Struct)]).unwrap(),
             [Some(TypeId(2))]
         );
+        // Asking for nothing settles nothing.
+        scan.prefetch(&[]).unwrap();
         scan.prefetch(&wants).unwrap();
         for &(n, k) in &wants {
             assert_eq!(
