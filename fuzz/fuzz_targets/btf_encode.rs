@@ -23,11 +23,7 @@ fuzz_target!(|data: &[u8]| {
     let out = reencode(&btf).expect("a parsed BTF re-encodes");
     let again = Btf::parse(&out).expect("re-encoded BTF parses");
     same_types(&btf, &again);
-    assert_eq!(
-        reencode(&again).unwrap(),
-        out,
-        "canonical output is a fixed point"
-    );
+    assert_eq!(reencode(&again).unwrap(), out, "canonical output is a fixed point");
     let other = match btf.endian() {
         Endian::Little => Endian::Big,
         Endian::Big => Endian::Little,

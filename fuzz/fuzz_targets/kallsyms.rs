@@ -6,9 +6,7 @@ use ember::kallsyms::Kallsyms;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = core::str::from_utf8(data) else {
-        return;
-    };
+    let Ok(text) = core::str::from_utf8(data) else { return };
     let wanted = ["_stext", "bpf_prog_active", "x", "dup"];
     let a = Kallsyms::parse(text, &wanted);
     let b = Kallsyms::parse(text, &wanted);

@@ -10,9 +10,7 @@ use ember::kallsyms::{definitions, function_names};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = core::str::from_utf8(data) else {
-        return;
-    };
+    let Ok(text) = core::str::from_utf8(data) else { return };
     if let Ok(t) = KprobeTarget::parse(text) {
         let shown = t.to_string();
         let spec = shown
