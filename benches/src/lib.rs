@@ -237,3 +237,105 @@ pub fn malloc_in_use() -> usize {
     let m = unsafe { mallinfo2() };
     m.uordblks + m.hblkhd
 }
+
+/// The C floor's table (`struct floor_index` in src/index_floor.c).
+#[repr(C)]
+#[derive(Debug)]
+struct FloorIndexRaw {
+    slots: *mut u32,
+    mask: u32,
+    len: u32,
+}
+
+unsafe extern "C" {
+    fn floor_index_build(
+        ix: *mut FloorIndexRaw,
+        data: *const u8,
+        offsets: *const u32,
+        count: u32,
+        start_id: u32,
+        strs: *const u8,
+        str_len: u32,
+    ) -> c_int;
+    fn floor_index_free(ix: *mut FloorIndexRaw);
+}
+
+/// The name index written plainly in C (open addressing, linear probing,
+/// a word-at-a-time hash of kind + essential name, ids only): the floor
+/// ember's `NameIndex::build` is measured against. Its table is allocated
+/// with malloc once per build, as ember's is.
+#[derive(Debug)]
+pub struct FloorIndex(FloorIndexRaw);
+
+impl FloorIndex {
+    /// Builds the C index over a little-endian BTF blob given its record
+    /// offsets (ids `start_id..`) and its string section (which must end
+    /// in a NUL, as a validated BTF's does).
+    pub fn build(data: &[u8], offsets: &[u32], start_id: u32, strs: &[u8]) -> Option<FloorIndex> {
+        assert!(offsets.iter().all(|&o| o as usize + 12 <= data.len()));
+        assert_eq!(strs.last(), Some(&0));
+        let mut raw = FloorIndexRaw {
+            slots: core::ptr::null_mut(),
+            mask: 0,
+            len: 0,
+        };
+        // SAFETY: every offset leaves a whole 12-byte record header inside
+        // `data` (asserted), and every string read stops at the string
+        // section's final NUL (asserted); the pointers outlive the call.
+        let rc = unsafe {
+            floor_index_build(
+                &mut raw,
+                data.as_ptr(),
+                offsets.as_ptr(),
+                u32::try_from(offsets.len()).ok()?,
+                start_id,
+                strs.as_ptr(),
+                u32::try_from(strs.len()).ok()?,
+            )
+        };
+        (rc == 0).then_some(FloorIndex(raw))
+    }
+
+    /// Number of indexed types.
+    pub fn len(&self) -> usize {
+        self.0.len as usize
+    }
+
+    /// Whether nothing is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.0.len == 0
+    }
+}
+
+impl Drop for FloorIndex {
+    fn drop(&mut self) {
+        // SAFETY: the table came from floor_index_build and is freed once.
+        unsafe { floor_index_free(&mut self.0) }
+    }
+}
+
+#[repr(C)]
+struct Timespec {
+    tv_sec: c_long,
+    tv_nsec: c_long,
+}
+
+unsafe extern "C" {
+    fn clock_gettime(clock: c_int, ts: *mut Timespec) -> c_int;
+}
+
+/// `CLOCK_THREAD_CPUTIME_ID` on Linux.
+const CLOCK_THREAD_CPUTIME_ID: c_int = 3;
+
+/// CPU time this thread has used, in nanoseconds: unlike wall time, it
+/// does not count the time other processes on a shared machine hold the
+/// CPU, so a ratio of two such times holds up under load.
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out pointer for the call's duration.
+    unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}

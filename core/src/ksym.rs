@@ -48,14 +48,7 @@ fn find_in<'t>(
         return Some((0, targets.main, id));
     }
     targets.modules.iter().enumerate().find_map(|(i, m)| {
-        let id = m
-            .btf
-            .index()
-            .find(m.btf, essential_name(name), kind)
-            .filter(|&id| {
-                m.btf.get(id).and_then(|t| m.btf.bytes_at(t.name_off())) == Some(name.as_bytes())
-            })
-            .min()?;
+        let id = m.btf.find_own_by_name_kind(name, kind)?;
         Some((i.saturating_add(1), m.btf, id))
     })
 }
@@ -73,6 +66,17 @@ pub fn resolve(
     let Some(local) = obj.btf.as_ref() else {
         return Ok(Vec::new());
     };
+    // One pass over the kernel's names for all externs, not a full index.
+    let wanted: Vec<(&str, Kind)> = obj
+        .externs
+        .iter()
+        .filter_map(|x| match x.kind {
+            ExternKind::Kfunc => Some((essential_name(x.name), Kind::Func)),
+            ExternKind::TypedVar => Some((essential_name(x.name), Kind::Var)),
+            _ => None,
+        })
+        .collect();
+    targets.main.prefetch(&wanted)?;
     let mut out = Vec::new();
     out.try_reserve(obj.externs.len())
         .map_err(|_| Error::new(ErrorKind::OutOfMemory, 0))?;

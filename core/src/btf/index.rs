@@ -27,7 +27,7 @@ const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 
 /// Fx-style hash of the kind and the essential name bytes.
 #[inline]
-fn hash(kind: Kind, name: &[u8]) -> u64 {
+pub(super) fn hash(kind: Kind, name: &[u8]) -> u64 {
     let mut h = (kind as u64).wrapping_mul(SEED);
     let mut chunks = name.chunks_exact(8);
     for c in &mut chunks {
@@ -60,7 +60,7 @@ fn key<'a>(btf: &Btf<'a>, id: TypeId) -> Option<(Kind, &'a [u8])> {
 impl NameIndex {
     /// Indexes every named type of `btf` (not its base).
     pub fn build(btf: &Btf<'_>) -> NameIndex {
-        let named = btf.own_headers().filter(|&(_, name, _)| name != 0).count();
+        let named = btf.named_count() as usize;
         let mut table = HashTable::new();
         // A failed reservation only means a slower, growing build.
         let _ = table.try_reserve(named, |_: &TypeId| 0);

@@ -12,7 +12,9 @@ pub mod encode;
 
 mod index;
 pub mod layout;
+mod lookup;
 pub mod raw;
+mod sort;
 mod strings;
 mod types;
 mod validate;
@@ -24,6 +26,7 @@ use scroll::Pread;
 
 pub use self::index::NameIndex;
 use self::raw::*;
+pub use self::sort::sort_by_name;
 pub use self::strings::{essential_name, essential_name_len};
 pub use self::types::{
     Array, DatasecEntries, DatasecEntry, Enumerator, Enumerators, Int, Kind, Member, Members,
@@ -51,7 +54,11 @@ pub struct Btf<'a> {
     start_str_off: u32,
     base: Option<&'a Btf<'a>>,
     ptr_size: u32,
+    /// Own index of the first named type when own types are sorted by
+    /// name with the anonymous ones first (binary search applies).
+    sorted: Option<u32>,
     index: OnceBox<NameIndex>,
+    prefetched: OnceBox<lookup::Prefetched>,
 }
 
 impl core::fmt::Debug for Btf<'_> {
@@ -264,12 +271,15 @@ impl<'a> Btf<'a> {
             start_str_off,
             base,
             ptr_size: base.map_or(8, |b| b.ptr_size),
+            sorted: None,
             index: OnceBox::new(),
+            prefetched: OnceBox::new(),
         };
         match btf.endian {
             Endian::Little => btf.walk::<false>()?,
             Endian::Big => btf.walk::<true>()?,
         }
+        btf.sorted = btf.detect_sorted();
         if base.is_none() {
             btf.ptr_size = btf.find_ptr_size().unwrap_or(Self::HOST_PTR_SIZE);
         }
@@ -425,6 +435,21 @@ impl<'a> Btf<'a> {
         })
     }
 
+    /// Absolute offset in [`Btf::data`] of each own type's record, in id
+    /// order from [`Btf::start_id`].
+    pub fn record_offsets(&self) -> &[u32] {
+        &self.offsets
+    }
+
+    /// Number of own types with a name (a nonzero name offset): one pass
+    /// over the records (it sizes the name index). Not counted by the
+    /// validation walk: one more live register there costs the walk more
+    /// than this pass costs the index.
+    pub fn named_count(&self) -> u32 {
+        let n = self.own_headers().filter(|&(_, name, _)| name != 0).count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
     /// The type section: absolute (offset, length) in [`Btf::data`].
     pub fn type_section(&self) -> (usize, usize) {
         self.types
@@ -553,25 +578,10 @@ impl<'a> Btf<'a> {
         self.index
             .get_or_init(|| alloc::boxed::Box::new(NameIndex::build(self)))
     }
-
-    /// The first type with exactly `name` and `kind`, searching the base
-    /// first (libbpf's `btf__find_by_name_kind`).
-    pub fn find_by_name_kind(&self, name: &str, kind: Kind) -> Option<TypeId> {
-        if let Some(b) = self.base {
-            if let Some(id) = b.find_by_name_kind(name, kind) {
-                return Some(id);
-            }
-        }
-        // The lowest id, as libbpf's linear search finds it.
-        self.index()
-            .find(self, essential_name(name), kind)
-            .filter(|&id| {
-                self.get(id).and_then(|t| self.bytes_at(t.name_off())) == Some(name.as_bytes())
-            })
-            .min()
-    }
 }
 
+#[cfg(test)]
+mod lookup_tests;
 #[cfg(test)]
 pub(crate) mod test_util;
 #[cfg(test)]

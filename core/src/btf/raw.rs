@@ -115,7 +115,7 @@ pub fn info_kflag(info: u32) -> bool {
 
 /// Size in bytes of one trailing element per kind (member, enumerator, ...).
 #[inline(always)]
-pub fn vlen_elem_size(kind: u8) -> usize {
+pub const fn vlen_elem_size(kind: u8) -> usize {
     match kind {
         BTF_KIND_STRUCT | BTF_KIND_UNION | BTF_KIND_DATASEC | BTF_KIND_ENUM64 => 12,
         BTF_KIND_ENUM | BTF_KIND_FUNC_PROTO => 8,
@@ -125,7 +125,7 @@ pub fn vlen_elem_size(kind: u8) -> usize {
 
 /// Size in bytes of the single fixed tail per kind (after `btf_type`).
 #[inline(always)]
-pub fn fixed_tail_size(kind: u8) -> usize {
+pub const fn fixed_tail_size(kind: u8) -> usize {
     match kind {
         BTF_KIND_INT | BTF_KIND_VAR | BTF_KIND_DECL_TAG => 4,
         BTF_KIND_ARRAY => 12,

@@ -129,31 +129,15 @@ impl<'a> Btf<'a> {
                 None => return fail(ErrorKind::RecordOutOfBounds(TypeId(id)), off),
             };
             let kind = info_kind(info);
-            let vlen = info_vlen(info) as usize;
-            let tail_len = if kind != 0 && kind <= BTF_KIND_MAX {
-                fixed_tail_size(kind).saturating_add(vlen.saturating_mul(vlen_elem_size(kind)))
-            } else {
-                match self.layout_for(kind) {
-                    Some((i, e)) if kind != 0 => {
-                        (i as usize).saturating_add(vlen.saturating_mul(e as usize))
-                    }
-                    _ => return fail(ErrorKind::UnknownKind(kind), off),
-                }
-            };
-            let rec_end = off.saturating_add(TYPE_LEN).saturating_add(tail_len);
-            let Some(tail) = types.get(off.saturating_add(TYPE_LEN)..rec_end) else {
-                return fail(ErrorKind::RecordOutOfBounds(TypeId(id)), off);
-            };
-            if name_off >= str_end {
-                return fail(ErrorKind::BadStrOffset(name_off), off);
-            }
-            self.check::<BE>(
+            // One dispatch on the kind sizes the record and checks it: a
+            // separate size lookup first mispredicts a second time.
+            let rec_end = self.check::<BE>(
                 id,
                 kind,
                 info,
                 name_off,
                 size_or_type,
-                tail,
+                types,
                 off,
                 str_end,
                 &mut refs,
@@ -208,13 +192,29 @@ impl<'a> Btf<'a> {
         info: u32,
         name_off: u32,
         size_or_type: u32,
-        tail: &[u8],
+        types: &'a [u8],
         off: usize,
         str_end: u32,
         refs: &mut Refs,
-    ) -> Result<()> {
+    ) -> Result<usize> {
         let k = Kind::from_raw(kind).unwrap_or(Kind::Unknown);
         let vlen = info_vlen(info);
+        let id_ = id;
+        // The record's tail of `fixed` bytes plus `vlen` elements of
+        // `elem`, bounds-checked; its name offset is checked after it.
+        let tail_of = |fixed: usize, elem: usize| -> Result<&'a [u8]> {
+            let start = off.saturating_add(TYPE_LEN);
+            let end = start
+                .saturating_add(fixed)
+                .saturating_add((vlen as usize).saturating_mul(elem));
+            let Some(t) = types.get(start..end) else {
+                return fail(ErrorKind::RecordOutOfBounds(TypeId(id_)), off);
+            };
+            if name_off >= str_end {
+                return fail(ErrorKind::BadStrOffset(name_off), off);
+            }
+            Ok(t)
+        };
         let kflag = info_kflag(info);
         let no_vlen = || {
             if vlen != 0 {
@@ -239,8 +239,10 @@ impl<'a> Btf<'a> {
                 Ok(())
             }
         };
+        let tail: &[u8];
         match kind {
             BTF_KIND_INT => {
+                tail = tail_of(4, 0)?;
                 no_vlen()?;
                 no_kflag()?;
                 let v = rd::<BE>(tail, 0);
@@ -259,22 +261,26 @@ impl<'a> Btf<'a> {
                 }
             }
             BTF_KIND_PTR | BTF_KIND_VOLATILE | BTF_KIND_CONST | BTF_KIND_RESTRICT => {
+                tail = tail_of(0, 0)?;
                 no_vlen()?;
                 no_kflag()?;
                 refs.see(size_or_type, off);
             }
             BTF_KIND_TYPEDEF => {
+                tail = tail_of(0, 0)?;
                 no_vlen()?;
                 no_kflag()?;
                 needs_name()?;
                 refs.see(size_or_type, off);
             }
             BTF_KIND_TYPE_TAG => {
+                tail = tail_of(0, 0)?;
                 no_vlen()?;
                 needs_name()?;
                 refs.see(size_or_type, off);
             }
             BTF_KIND_ARRAY => {
+                tail = tail_of(12, 0)?;
                 no_vlen()?;
                 no_kflag()?;
                 let (elem, index, _) = words3::<BE>(tail);
@@ -292,6 +298,7 @@ impl<'a> Btf<'a> {
                 }
             }
             BTF_KIND_STRUCT | BTF_KIND_UNION => {
+                tail = tail_of(0, 12)?;
                 let size_bits = u64::from(size_or_type) * 8;
                 let union = kind == BTF_KIND_UNION;
                 let mut last = 0u32;
@@ -319,6 +326,7 @@ impl<'a> Btf<'a> {
                 }
             }
             BTF_KIND_ENUM | BTF_KIND_ENUM64 => {
+                tail = tail_of(0, if kind == BTF_KIND_ENUM { 8 } else { 12 })?;
                 if !matches!(size_or_type, 1 | 2 | 4 | 8) {
                     return fail(ErrorKind::BadSize(k, size_or_type), off);
                 }
@@ -331,10 +339,12 @@ impl<'a> Btf<'a> {
                 }
             }
             BTF_KIND_FWD => {
+                tail = tail_of(0, 0)?;
                 no_vlen()?;
                 needs_name()?;
             }
             BTF_KIND_FUNC => {
+                tail = tail_of(0, 0)?;
                 needs_name()?;
                 no_kflag()?;
                 if vlen > LINKAGE_EXTERN {
@@ -350,6 +360,7 @@ impl<'a> Btf<'a> {
                 }
             }
             BTF_KIND_FUNC_PROTO => {
+                tail = tail_of(0, 8)?;
                 no_kflag()?;
                 refs.see(size_or_type, off);
                 let n = vlen as usize;
@@ -365,6 +376,7 @@ impl<'a> Btf<'a> {
                 }
             }
             BTF_KIND_VAR => {
+                tail = tail_of(4, 0)?;
                 no_vlen()?;
                 no_kflag()?;
                 needs_name()?;
@@ -375,6 +387,7 @@ impl<'a> Btf<'a> {
                 }
             }
             BTF_KIND_DATASEC => {
+                tail = tail_of(0, 12)?;
                 no_kflag()?;
                 needs_name()?;
                 for e in tail.chunks_exact(12) {
@@ -385,6 +398,7 @@ impl<'a> Btf<'a> {
                 }
             }
             BTF_KIND_FLOAT => {
+                tail = tail_of(0, 0)?;
                 no_vlen()?;
                 no_kflag()?;
                 if !matches!(size_or_type, 2 | 4 | 8 | 12 | 16) {
@@ -392,6 +406,7 @@ impl<'a> Btf<'a> {
                 }
             }
             BTF_KIND_DECL_TAG => {
+                tail = tail_of(4, 0)?;
                 no_vlen()?;
                 needs_name()?;
                 refs.see(size_or_type, off);
@@ -400,8 +415,14 @@ impl<'a> Btf<'a> {
                     return fail(ErrorKind::BadComponentIdx(c), off);
                 }
             }
-            _ => {}
+            _ => {
+                // Kinds past this crate's, sized by the layout section.
+                let Some((i, e)) = self.layout_for(kind).filter(|_| kind != 0) else {
+                    return fail(ErrorKind::UnknownKind(kind), off);
+                };
+                tail = tail_of(i as usize, e as usize)?;
+            }
         }
-        Ok(())
+        Ok(off.saturating_add(TYPE_LEN).saturating_add(tail.len()))
     }
 }

@@ -181,7 +181,7 @@ pub fn find_candidates(
     let collect = |out: &mut Vec<Candidate>, target: usize, btf: &Btf<'_>| -> Result<()> {
         let start = out.len();
         for &k in kinds {
-            for id in btf.index().find(btf, ess, k) {
+            for id in btf.find_essential(ess, k)? {
                 out.try_reserve(1)
                     .map_err(|_| Error::new(ErrorKind::OutOfMemory, 0))?;
                 out.push(Candidate { target, id });

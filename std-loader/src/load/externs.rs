@@ -66,7 +66,10 @@ impl Loading<'_, '_> {
             && crate::kallsyms::has_syscall_wrapper(|n| kallsyms.get(n).is_some());
         let lookup = |n: &str| kallsyms.get(n).map(|k| k.addr);
         let res = match targets {
-            Some(t) => ksym::resolve(obj, t, &lookup),
+            Some(t) => {
+                super::needs::prefetch_kernel_names(t.main, obj);
+                ksym::resolve(obj, t, &lookup)
+            }
             None => {
                 // Only untyped and kconfig externs: no kernel BTF needed.
                 let empty = Btf::parse(EMPTY_BTF).map_err(LoadError::Object)?;

@@ -77,6 +77,45 @@ pub(crate) fn attach_name(a: AttachType, target: &str) -> (String, Kind) {
     }
 }
 
+/// Every (name, kind) this load looks up in the running kernel's BTF:
+/// kfuncs, typed ksyms, attach targets and struct_ops types.
+fn kernel_names(obj: &Object<'_>) -> Vec<(String, Kind)> {
+    let mut out = Vec::new();
+    for x in &obj.externs {
+        let kind = match x.kind {
+            ExternKind::Kfunc => Kind::Func,
+            ExternKind::TypedVar => Kind::Var,
+            _ => continue,
+        };
+        out.push((ember_core::btf::essential_name(x.name).to_owned(), kind));
+    }
+    for f in obj.programs() {
+        if let Some(d) = f.sec_def {
+            if needs_attach_btf(d.prog_type, d.attach_type) {
+                out.push(attach_name(
+                    d.attach_type.unwrap_or(AttachType(0)),
+                    f.attach_target.unwrap_or(""),
+                ));
+            }
+        }
+    }
+    for m in &obj.struct_ops {
+        out.push((m.type_name.to_owned(), Kind::Struct));
+        out.push((format!("bpf_struct_ops_{}", m.type_name), Kind::Struct));
+    }
+    out
+}
+
+/// Finds every name this load needs in `main` with one pass over its
+/// types (or binary search on sorted BTF) instead of building its name
+/// index; later lookups of those names are answered from the result.
+pub(super) fn prefetch_kernel_names(main: &Btf<'_>, obj: &Object<'_>) {
+    let names = kernel_names(obj);
+    let wants: Vec<(&str, Kind)> = names.iter().map(|(n, k)| (n.as_str(), *k)).collect();
+    // Out of memory here only means slower lookups later.
+    let _ = main.prefetch(&wants);
+}
+
 impl Loading<'_, '_> {
     /// Whether module BTF must be read at all: only when the running
     /// kernel's vmlinux `main` lacks a kfunc, typed ksym or attach target,
@@ -88,6 +127,7 @@ impl Loading<'_, '_> {
         let Some(local) = obj.btf.as_ref() else {
             return false;
         };
+        prefetch_kernel_names(main, obj);
         let externs = obj.externs.iter().any(|x| {
             let kind = match x.kind {
                 ExternKind::Kfunc => Kind::Func,

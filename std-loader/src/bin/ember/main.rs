@@ -1,13 +1,12 @@
 //! `ember`: inspect BTF (and, as the loader grows, objects and CO-RE).
 
-use core::time::Duration;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod btf_stats;
 mod check;
 mod logger;
 mod minimize;
@@ -17,7 +16,7 @@ mod settings;
 
 use settings::{Settings, configure};
 mod views;
-use ember::ember_core::btf::{Btf, Kind, dump};
+use ember::ember_core::btf::{Btf, dump};
 use ember::write::IoFmt;
 use ember::{Error, FileBytes};
 
@@ -245,17 +244,9 @@ enum BtfCmd {
         #[arg(long, value_enum, default_value_t = Format::Raw)]
         format: Format,
     },
-    /// Count types per kind, string bytes and parse time.
-    Stats {
-        /// BTF file (raw or ELF).
-        file: PathBuf,
-        /// Base BTF when FILE is split BTF.
-        #[arg(long, short = 'B')]
-        base: Option<PathBuf>,
-        /// Open the file this many times and report the median parse time.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-        repeat: u32,
-    },
+    /// Count types per kind and string bytes, and time opening (mmap or
+    /// read) plus validation.
+    Stats(btf_stats::Args),
     /// Keep only the types and members the objects' CO-RE relocations use
     /// (as `bpftool gen min_core_btf`).
     Minimize(minimize::Args),
@@ -556,70 +547,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
             }
             Ok(())
         }
-        Cmd::Btf(BtfCmd::Stats { file, base, repeat }) => {
-            let base_bytes = base.as_deref().map(read).transpose()?;
-            let base_btf = match (&base, &base_bytes) {
-                (Some(p), Some(b)) => Some(parse(p, b, None)?),
-                _ => None,
-            };
-            let bytes = read(&file)?;
-            let mut times: Vec<Duration> = Vec::with_capacity(repeat as usize);
-            for _ in 1..repeat {
-                let t0 = Instant::now();
-                let b = parse(&file, &bytes, base_btf.as_ref())?;
-                times.push(t0.elapsed());
-                drop(b);
-            }
-            let t0 = Instant::now();
-            let btf = parse(&file, &bytes, base_btf.as_ref())?;
-            times.push(t0.elapsed());
-            times.sort();
-            let median = times[times.len() / 2];
-            let mut counts = [0u32; Kind::ALL.len() + 1];
-            for t in btf.types() {
-                let i = Kind::ALL
-                    .iter()
-                    .position(|&k| k == t.kind())
-                    .unwrap_or(Kind::ALL.len());
-                counts[i] += 1;
-            }
-            let mut o = io::stdout().lock();
-            writeln!(o, "file: {}", file.display())?;
-            writeln!(
-                o,
-                "types: {} (ids {}..{})",
-                btf.types().len(),
-                btf.start_id(),
-                btf.type_count()
-            )?;
-            for (k, n) in Kind::ALL.iter().zip(counts) {
-                if n != 0 {
-                    writeln!(o, "  {:<10} {n}", k.name())?;
-                }
-            }
-            if counts[Kind::ALL.len()] != 0 {
-                writeln!(o, "  {:<10} {}", "UNKNOWN", counts[Kind::ALL.len()])?;
-            }
-            writeln!(o, "strings: {} bytes", btf.strings().len())?;
-            let table = btf.heap_bytes();
-            let t0 = Instant::now();
-            btf.index();
-            let index_time = t0.elapsed();
-            writeln!(
-                o,
-                "heap: {} bytes beyond the input (offset table {table}, name index {})",
-                btf.heap_bytes(),
-                btf.heap_bytes() - table
-            )?;
-            writeln!(o, "name index: {:.3} ms", index_time.as_secs_f64() * 1e3)?;
-            writeln!(o, "endian: {:?}", btf.endian())?;
-            writeln!(
-                o,
-                "parse: {:.3} ms (median of {repeat})",
-                median.as_secs_f64() * 1e3
-            )?;
-            Ok(())
-        }
+        Cmd::Btf(BtfCmd::Stats(a)) => btf_stats::run(&a),
     }
 }
 
