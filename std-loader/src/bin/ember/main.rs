@@ -1,5 +1,6 @@
 //! `ember`: inspect BTF (and, as the loader grows, objects and CO-RE).
 
+use core::time::Duration;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
