@@ -101,10 +101,9 @@ fn eight_threads_load_attach_and_drop_sharing_one_kernel_btf() {
     ];
     let leaked = leaked_since(&ids, &ours);
     assert!(leaked.is_empty(), "kernel objects left: {leaked:?}");
-    assert!(
-        vmlinux.has_index(),
-        "the shared BTF's index was built and kept"
-    );
+    // Whether the shared BTF answered through its name index or through the
+    // targeted pass (`Btf::prefetch`) is the loader's choice; what matters
+    // here is that every thread's load, attach and firing succeeded.
 }
 
 /// The child half of the pin race: `<pin dir>:<barrier dir>`.
