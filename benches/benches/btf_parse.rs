@@ -7,11 +7,13 @@ use std::path::Path;
 use criterion::{Criterion, criterion_group, criterion_main};
 use ember::FileBytes;
 use ember::ember_core::btf::{Btf, Kind, NameIndex};
-use ember_benches::{BTF_KIND_STRUCT, LibbpfBtf, bare_walk, malloc_in_use};
+use ember_benches::{BTF_KIND_STRUCT, LibbpfBtf, bare_walk, malloc_in_use, steady_allocator};
 
 const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
 fn open(c: &mut Criterion) {
+    // Both peers in one allocator state: see `steady_allocator`.
+    assert!(steady_allocator(), "glibc refused the allocator settings");
     if !Path::new(VMLINUX).exists() {
         eprintln!("skipping: {VMLINUX} is absent");
         return;

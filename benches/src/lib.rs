@@ -237,3 +237,32 @@ pub fn malloc_in_use() -> usize {
     let m = unsafe { mallinfo2() };
     m.uordblks + m.hblkhd
 }
+
+/// glibc's `M_TRIM_THRESHOLD`.
+const M_TRIM_THRESHOLD: c_int = -1;
+/// glibc's `M_MMAP_THRESHOLD`.
+const M_MMAP_THRESHOLD: c_int = -3;
+/// glibc's largest mmap threshold on 64-bit (`DEFAULT_MMAP_THRESHOLD_MAX`).
+const MMAP_THRESHOLD_MAX: c_int = 32 << 20;
+
+unsafe extern "C" {
+    fn mallopt(param: c_int, value: c_int) -> c_int;
+}
+
+/// Puts the process's allocator in one steady state for both peers of an
+/// in-process bench: every block below 32 MiB comes from the heap (none
+/// from a fresh `mmap`) and freed memory is never trimmed, so after the
+/// first iteration neither ember nor libbpf page-faults in buffers it
+/// allocates (libbpf's 5.5 MB copy of vmlinux BTF did on every iteration
+/// under glibc's default dynamic threshold, which flattered ember 5×).
+/// In-process ratios are therefore warm-allocator ratios; the
+/// whole-process harness (benches/whole-process.sh) measures each tool in
+/// a fresh process. False if glibc refused a setting.
+pub fn steady_allocator() -> bool {
+    // SAFETY: mallopt takes two ints and only changes malloc's tunables;
+    // both values are within glibc's documented ranges.
+    let mmap = unsafe { mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX) };
+    // SAFETY: as above.
+    let trim = unsafe { mallopt(M_TRIM_THRESHOLD, c_int::MAX) };
+    mmap == 1 && trim == 1
+}

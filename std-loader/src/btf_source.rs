@@ -105,7 +105,8 @@ impl KernelBtf {
     /// Parses the BTF.
     ///
     /// # Errors
-    /// When it is malformed (already checked once when it was found).
+    /// When it is malformed (already checked once when it was found by
+    /// [`find_kernel_btf`]).
     pub fn btf(&self) -> ember_core::Result<Btf<'_>> {
         Btf::parse_any(self.bytes(), None)
     }
@@ -155,9 +156,13 @@ fn why(e: io::Error) -> Why {
     }
 }
 
-fn try_file(p: &Path, running: bool) -> Result<KernelBtf, Why> {
+/// Opens `p`; validates it when `check`, else leaves that to whoever
+/// parses it next (where a bad file ends the search anyway).
+fn try_file(p: &Path, running: bool, check: Check) -> Result<KernelBtf, Why> {
     let bytes = FileBytes::open(p).map_err(why)?;
-    Btf::parse_any(&bytes, None).map_err(Why::NotBtf)?;
+    if check == Check::Now {
+        Btf::parse_any(&bytes, None).map_err(Why::NotBtf)?;
+    }
     Ok(KernelBtf {
         path: p.to_owned(),
         bytes: KernelBytes::File(bytes),
@@ -222,6 +227,31 @@ fn hub_arch() -> &'static str {
 /// # Errors
 /// [`NoKernelBtf`], listing every location and why it failed.
 pub fn find_kernel_btf(search: &BtfSearch) -> Result<KernelBtf, NoKernelBtf> {
+    find(search, Check::Now)
+}
+
+/// When a candidate file is validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// While searching: every file found is known to parse.
+    Now,
+    /// The explicit file and sysfs, where a bad file ends the search
+    /// anyway, are left for the caller's one parse: validating vmlinux
+    /// twice doubled the biggest user-space cost of a load.
+    Terminal,
+}
+
+/// [`find_kernel_btf`] for a caller that parses the result at once and
+/// names the file if that fails (the loader): the explicit file and sysfs
+/// are not validated here, fallback paths still are (a bad one is skipped).
+///
+/// # Errors
+/// As [`find_kernel_btf`].
+pub(crate) fn find_kernel_btf_to_parse(search: &BtfSearch) -> Result<KernelBtf, NoKernelBtf> {
+    find(search, Check::Terminal)
+}
+
+fn find(search: &BtfSearch, terminal: Check) -> Result<KernelBtf, NoKernelBtf> {
     let release = search.release.clone().unwrap_or_else(|| {
         std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|s| s.trim().to_owned())
@@ -230,7 +260,7 @@ pub fn find_kernel_btf(search: &BtfSearch) -> Result<KernelBtf, NoKernelBtf> {
     let mut searched = Vec::new();
     let external_helps = true;
     if let Some(f) = &search.file {
-        return try_file(f, false).map_err(|w| NoKernelBtf {
+        return try_file(f, false, terminal).map_err(|w| NoKernelBtf {
             release,
             searched: vec![(f.clone(), w)],
             external_helps,
@@ -256,7 +286,8 @@ pub fn find_kernel_btf(search: &BtfSearch) -> Result<KernelBtf, NoKernelBtf> {
         .map(PathBuf::from),
     );
     for (i, p) in paths.into_iter().enumerate() {
-        match try_file(&p, true) {
+        let check = if i == 0 { terminal } else { Check::Now };
+        match try_file(&p, true, check) {
             Ok(k) => return Ok(k),
             // sysfs present but unusable is an error, not a reason to guess.
             Err(w @ Why::NotBtf(_)) if i == 0 => {
@@ -274,7 +305,7 @@ pub fn find_kernel_btf(search: &BtfSearch) -> Result<KernelBtf, NoKernelBtf> {
         let (id, ver) = os_release();
         let base = dir.join(&id).join(&ver).join(hub_arch());
         let plain = base.join(format!("{r}.btf"));
-        match try_file(&plain, false) {
+        match try_file(&plain, false, Check::Now) {
             Ok(k) => return Ok(k),
             Err(w) => searched.push((plain, w)),
         }
