@@ -11,7 +11,7 @@
 //! each failed, so "no BTF" is never the whole story.
 
 use std::fmt;
-use std::io::{self, Read as _};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use ember_core::btf::Btf;
@@ -90,6 +90,10 @@ pub struct KernelBtf {
 #[derive(Debug)]
 enum KernelBytes {
     File(FileBytes),
+    #[cfg_attr(
+        not(feature = "btfhub"),
+        expect(dead_code, reason = "only archives are extracted")
+    )]
     Extracted(Vec<u8>),
 }
 
@@ -170,7 +174,19 @@ fn try_file(p: &Path, running: bool, check: Check) -> Result<KernelBtf, Why> {
     })
 }
 
+/// Without the `btfhub` feature: an archive that exists is named as
+/// unsupported.
+#[cfg(not(feature = "btfhub"))]
+fn try_archive(p: &Path, _release: &str) -> Result<KernelBtf, Why> {
+    std::fs::metadata(p).map_err(why)?;
+    Err(Why::Io(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "ember was built without its btfhub feature (.btf.tar.xz archives)",
+    )))
+}
+
 /// `<release>.btf` out of a btfhub `.btf.tar.xz`.
+#[cfg(feature = "btfhub")]
 fn try_archive(p: &Path, release: &str) -> Result<KernelBtf, Why> {
     let packed = std::fs::read(p).map_err(why)?;
     let mut tar = Vec::new();
@@ -187,7 +203,7 @@ fn try_archive(p: &Path, release: &str) -> Result<KernelBtf, Why> {
             .map(|n| n.to_string_lossy().into_owned());
         if name.as_deref() == Some(want.as_str()) {
             let mut out = Vec::new();
-            entry.read_to_end(&mut out).map_err(Why::Io)?;
+            io::Read::read_to_end(&mut entry, &mut out).map_err(Why::Io)?;
             Btf::parse_any(&out, None).map_err(Why::NotBtf)?;
             return Ok(KernelBtf {
                 path: p.to_owned(),

@@ -43,7 +43,7 @@ use ember_sys::{
 };
 
 pub use self::error::LoadError;
-use self::needs::Needs;
+use self::needs::{Needs, any_module_btf};
 pub use self::relocation::Relocation;
 pub use self::struct_ops::StructOpsMap;
 use crate::btf_source::{BtfSearch, KernelBtf, ModuleBtf, find_kernel_btf_to_parse, module_btfs};
@@ -559,7 +559,7 @@ impl<'l, 'o> Loading<'l, 'o> {
             (Some(path), Some(main)) => {
                 let from_sysfs = path == Path::new("/sys/kernel/btf/vmlinux");
                 let core_too = external.is_none() && given_core.is_none() && needs.core > 0;
-                let mods = if from_sysfs && self.needs_modules(main, core_too) {
+                let mods = if from_sysfs && any_module_btf() && self.needs_modules(main, core_too) {
                     self.read_modules()
                 } else {
                     Vec::new()
