@@ -10,7 +10,9 @@
 # once (after one warmup each when warm; after dropping the page cache
 # before every run when cold), alternating which goes first. The ratio of
 # pair i is peer time / ember time (>1: ember faster); the script prints
-# their median, quartiles and range. PAIRS (default 31 warm, 11 cold)
+# their median, quartiles and range, for wall time and for CPU time
+# (user + system: on a shared or virtual machine, wall time also counts
+# waiting for a CPU). PAIRS (default 31 warm, 11 cold)
 # sets the number of pairs. Cold runs drop the page cache of the whole
 # machine: everything else running slows down meanwhile.
 #
@@ -72,19 +74,22 @@ run_pairs() {
   python3 - "$kind" "$name" "$a" "$dir" <<'PY'
 import json, os, statistics, sys
 kind, name, ember_cmd, d = sys.argv[1:]
-ratios, te, tp = [], [], []
+wall, cpu = [], []
 for f in sorted(os.listdir(d)):
     res = json.load(open(os.path.join(d, f)))["results"]
-    t = {r["command"]: r["times"][0] for r in res}
+    t = {r["command"]: (r["times"][0], r["user"] + r["system"]) for r in res}
     e = t.pop(ember_cmd)
     (p,) = t.values()
-    ratios.append(p / e); te.append(e); tp.append(p)
-ratios.sort()
-q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
-print(f"{kind:4}  {name}")
-print(f"      peer/ember over {len(ratios)} pairs: median {statistics.median(ratios):.2f}x"
-      f"  IQR {q[0]:.2f}-{q[2]:.2f}  range {ratios[0]:.2f}-{ratios[-1]:.2f}"
-      f"  (ember's share of the peer's time: {100 / statistics.median(ratios):.0f}%)")
+    wall.append(p[0] / e[0])
+    cpu.append(p[1] / e[1])
+def line(what, r):
+    r = sorted(r)
+    q = statistics.quantiles(r, n=4) if len(r) > 1 else r * 3
+    return (f"      {what}: median {statistics.median(r):5.2f}x  IQR {q[0]:.2f}-{q[2]:.2f}"
+            f"  range {r[0]:.2f}-{r[-1]:.2f}")
+print(f"{kind:4}  {name}: {len(wall)} pairs, peer/ember")
+print(line("wall time     ", wall))
+print(line("CPU (user+sys)", cpu))
 PY
   rm -rf "$dir"
 }
