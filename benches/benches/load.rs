@@ -34,7 +34,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ember::btf_source::{BtfSearch, find_kernel_btf, module_btfs};
+use ember::btf_source::module_btfs;
 use ember::ember_core::btf::{Btf, essential_name};
 use ember::ember_core::insn::{INSN_SIZE, Insn, LD_IMM64, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
 use ember::ember_core::ksym;
@@ -50,8 +50,8 @@ use ember::ember_sys::{
 };
 use ember::explain::explain;
 use ember::ksym_lookup::{self, Source};
-use ember::{Ebpf, EbpfLoader};
-use ember_benches::{LibbpfObject, libbpf_silence, open_fds, steady_allocator};
+use ember::{Ebpf, EbpfLoader, FileBytes};
+use ember_benches::{LibbpfObject, libbpf_silence, open_fds, steady_allocator, thread_cpu};
 
 /// An object the bench loads.
 #[derive(Clone, Copy)]
@@ -100,7 +100,7 @@ struct Prepared {
 /// The stages of [`ember_prepare`], in order, as `lap` is told them.
 const STAGES: [&str; 8] = [
     "parse object",
-    "find + parse vmlinux BTF",
+    "map + parse vmlinux BTF",
     "module BTFs",
     "CO-RE (explain)",
     "ksym addresses (helper)",
@@ -120,8 +120,9 @@ fn ember_prepare(
 ) -> Prepared {
     let obj = Object::parse(bytes, object_name(case.file)).expect("object");
     lap(0);
-    let kernel = find_kernel_btf(&BtfSearch::default()).expect("kernel BTF");
-    let main = kernel.btf().expect("vmlinux BTF");
+    // As the loader: sysfs mapped and validated once.
+    let vmlinux = FileBytes::open(Path::new("/sys/kernel/btf/vmlinux")).expect("vmlinux");
+    let main = Btf::parse_any(&vmlinux, None).expect("vmlinux BTF");
     lap(1);
     let mods = module_btfs(None).0;
     let parsed: Vec<(&str, Btf<'_>)> = mods
@@ -336,56 +337,61 @@ fn with_fds(insns: &[u8], fds: &[i32]) -> Vec<u8> {
 
 /// Medians of `N` interleaved runs of each case, so one pass gives ratios
 /// free of drift between criterion's runs, with `ember_prepare` split into
-/// its stages, and the paired libbpf/ember ratios (run `i` of each).
+/// its stages, and the paired libbpf/ember ratios (run `i` of each), in
+/// wall time and in this thread's CPU time (which a busy machine does not
+/// inflate with waiting).
 fn summary(case: Case, bytes: &[u8], feat: &BtfFeatures, floor: &Floor) {
     const N: usize = 31;
+    // (wall, cpu) per run of each of the four cases.
     let mut t = [const { Vec::new() }; 4];
     let mut stages = [const { Vec::new() }; STAGES.len()];
+    let timed = |f: &mut dyn FnMut()| {
+        let (w, c) = (Instant::now(), thread_cpu());
+        f();
+        (w.elapsed(), thread_cpu() - c)
+    };
     for _ in 0..N {
-        let s = Instant::now();
-        drop(ember_load(case, bytes));
-        t[0].push(s.elapsed());
-        let s = Instant::now();
-        libbpf_load(case, bytes);
-        t[1].push(s.elapsed());
-        let s = Instant::now();
-        let mut last = s;
-        drop(ember_prepare(case, bytes, feat, &mut |i| {
-            let now = Instant::now();
-            stages[i].push(now - last);
-            last = now;
+        t[0].push(timed(&mut || drop(ember_load(case, bytes))));
+        t[1].push(timed(&mut || libbpf_load(case, bytes)));
+        t[2].push(timed(&mut || {
+            let mut last = thread_cpu();
+            drop(ember_prepare(case, bytes, feat, &mut |i| {
+                let now = thread_cpu();
+                stages[i].push(now - last);
+                last = now;
+            }));
         }));
-        t[2].push(s.elapsed());
-        let s = Instant::now();
-        drop(floor.load());
-        t[3].push(s.elapsed());
+        t[3].push(timed(&mut || drop(floor.load())));
     }
-    let mut ratios: Vec<f64> = t[1]
-        .iter()
-        .zip(&t[0])
-        .map(|(l, e)| l.as_secs_f64() / e.as_secs_f64())
-        .collect();
-    ratios.sort_by(f64::total_cmp);
+    let paired = |pick: fn(&(Duration, Duration)) -> Duration| {
+        let mut r: Vec<f64> = t[1]
+            .iter()
+            .zip(&t[0])
+            .map(|(l, e)| pick(l).as_secs_f64() / pick(e).as_secs_f64())
+            .collect();
+        r.sort_by(f64::total_cmp);
+        format!(
+            "median {:.2}x, IQR {:.2}-{:.2}, range {:.2}-{:.2}",
+            r[N / 2],
+            r[N / 4],
+            r[3 * N / 4],
+            r[0],
+            r[N - 1]
+        )
+    };
+    println!("{}: {N} interleaved runs", case.file);
+    println!("  libbpf/ember paired, wall: {}", paired(|x| x.0));
+    println!("  libbpf/ember paired, CPU:  {}", paired(|x| x.1));
     let ms = |mut v: Vec<Duration>| {
         v.sort();
         v[v.len() / 2].as_secs_f64() * 1e3
     };
-    let [a, b, c, d] = t.map(ms);
+    let cpu = |v: &Vec<(Duration, Duration)>| ms(v.iter().map(|x| x.1).collect());
+    let [a, b, c, d] = [&t[0], &t[1], &t[2], &t[3]].map(cpu);
     let pct = |x: f64| 100.0 * x / a;
-    println!(
-        "{}: medians of {N} interleaved runs (ms; % of ember_load):",
-        case.file
-    );
+    println!("  median CPU ms (% of ember_load):");
     println!("  ember_load                   {a:8.3}");
     println!("  libbpf_load                  {b:8.3}");
-    println!(
-        "  libbpf/ember paired: median {:.2}x, IQR {:.2}-{:.2}, range {:.2}-{:.2}",
-        ratios[N / 2],
-        ratios[N / 4],
-        ratios[3 * N / 4],
-        ratios[0],
-        ratios[N - 1]
-    );
     println!("  ember_prepare                {c:8.3}   {:3.0}%", pct(c));
     for (name, v) in STAGES.iter().zip(stages) {
         let x = ms(v);
