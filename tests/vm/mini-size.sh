@@ -41,6 +41,10 @@ if rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '
   report "nightly build-std, panic=immediate-abort" "$(step tiny \
     '-C relocation-model=static -Zunstable-options -Cpanic=immediate-abort' \
     +nightly build --quiet -Zbuild-std=std,panic_abort --no-default-features)"
+  # No unwinding is left to do after an immediate abort: drop the tables.
+  report "no unwind tables (-C force-unwind-tables=no)" "$(step tiny-nounwind \
+    '-C relocation-model=static -Zunstable-options -Cpanic=immediate-abort -C force-unwind-tables=no' \
+    +nightly build --quiet -Zbuild-std=std,panic_abort --no-default-features)"
 else
   echo "(nightly rust-src missing: build-std step skipped)"
 fi
