@@ -12,7 +12,7 @@
 # pair i is peer time / ember time (>1: ember faster); the script prints
 # their median, quartiles and range, for wall time and for CPU time
 # (user + system: on a shared or virtual machine, wall time also counts
-# waiting for a CPU). PAIRS (default 31 warm, 11 cold)
+# waiting for a CPU). PAIRS (default 21 warm, 11 cold)
 # sets the number of pairs. Cold runs drop the page cache of the whole
 # machine: everything else running slows down meanwhile.
 #
@@ -58,7 +58,7 @@ done
 run_pairs() {
   local kind=$1 name=$2 a=$3 b=$4 n i dir
   dir=$(mktemp -d "$out/pairs.XXXXXX")
-  if [ "$kind" = cold ]; then n=${PAIRS:-11}; else n=${PAIRS:-31}; fi
+  if [ "$kind" = cold ]; then n=${PAIRS:-11}; else n=${PAIRS:-21}; fi
   for ((i = 0; i < n; i++)); do
     local first=$a second=$b
     if ((i % 2)); then first=$b second=$a; fi
