@@ -49,6 +49,8 @@ cargo fmt --all --check
 
 step "clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The small-loader build: ember without its default features.
+cargo clippy -p ember --no-default-features --lib --examples --quiet -- -D warnings
 
 step "unsafe audit"
 # Only the audited modules may opt into unsafe code.
@@ -64,6 +66,12 @@ tests/fixtures/build.sh --check
 
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
+step "benches and the mini-loader build"
+# Built, not run: benches need a quiet machine (README, Performance).
+cargo bench --no-run --quiet -p ember-benches
+cargo build --quiet --profile min-size -p ember --no-default-features --example mini-loader
+echo "mini-loader (min-size, dynamic): $(stat -c %s target/min-size/examples/mini-loader) bytes"
 
 step "tests"
 results=$(mktemp)

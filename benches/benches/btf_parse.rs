@@ -8,12 +8,15 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use ember::FileBytes;
 use ember::ember_core::btf::{Btf, Kind, NameIndex, sort_by_name};
 use ember_benches::{
-    BTF_KIND_STRUCT, FloorIndex, LibbpfBtf, bare_walk, malloc_in_use, thread_cpu_ns,
+    BTF_KIND_STRUCT, FloorIndex, LibbpfBtf, bare_walk, malloc_in_use, steady_allocator,
+    thread_cpu_ns,
 };
 
 const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
 fn open(c: &mut Criterion) {
+    // Both peers in one allocator state: see `steady_allocator`.
+    assert!(steady_allocator(), "glibc refused the allocator settings");
     if !Path::new(VMLINUX).exists() {
         eprintln!("skipping: {VMLINUX} is absent");
         return;

@@ -1,23 +1,30 @@
-//! End-to-end open + load of a realistic object (tests/fixtures/load.bpf.c:
-//! kfuncs, ksyms, kconfig, ring buffer, perf array, hash, global data, two
-//! programs), ember side by side with libbpf in the same run, split into
+//! End-to-end open + load, ember side by side with libbpf in the same
+//! run, for two objects: `core_only.bpf-el.o` (CO-RE, a global-data map,
+//! no ksyms) and `load.bpf-el.o` (kfuncs, an untyped ksym, kconfig, ring
+//! buffer, perf array, hash, global data, two programs); each split into
 //! what is ember's and what is the kernel's:
 //!
 //! - `ember_load`: `EbpfLoader::load`, dropped again (every fd closed).
 //! - `libbpf_load`: `bpf_object__open_mem` + `__load` + `__close`.
 //! - `ember_prepare`: ember's steps that make no `bpf(2)` call: parse,
-//!   find and parse kernel BTF, CO-RE, kallsyms, ksyms, the kernel BTF
-//!   blob and linking both programs. Not included: the `.kconfig` value
-//!   (private to the loader; a gunzip of /proc/config.gz).
+//!   find and parse kernel BTF, CO-RE, untyped ksyms (through
+//!   `bpf_kallsyms_lookup_name` as the loader does: that one makes bpf(2)
+//!   calls), the kernel BTF blob and linking the programs. Not included:
+//!   the `.kconfig` value (private to the loader; a gunzip of
+//!   /proc/config.gz) and the feature probes (once per process).
 //! - `kernel_floor`: only the `bpf(2)` calls a load needs, of artifacts
 //!   prepared once: BTF_LOAD, every MAP_CREATE (with BTF), the initial
-//!   values and freezes of the internal maps, both PROG_LOADs.
+//!   values and freezes of the internal maps, the PROG_LOADs.
 //!
 //! So `ember_load − kernel_floor` is what is not the kernel loading the
-//! object. Before criterion's runs, one interleaved pass prints medians,
-//! the ember/libbpf ratio and `ember_prepare` split into its stages: the
-//! verifier is not what dominates here, reading /proc/kallsyms for the one
-//! untyped ksym is (libbpf reads it too).
+//! object. Before criterion's runs, one interleaved pass per object prints
+//! medians, the paired ember/libbpf ratios and `ember_prepare` split into
+//! its stages (README's "where the time goes").
+//!
+//! Allocator state: [`steady_allocator`] first, so neither peer
+//! page-faults in its heap after the first iteration; these are
+//! warm-process ratios. benches/whole-process.sh runs each tool in a
+//! process of its own.
 
 use core::hint::black_box;
 use core::time::Duration;
@@ -27,7 +34,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ember::btf_source::{BtfSearch, find_kernel_btf, module_btfs};
+use ember::btf_source::module_btfs;
 use ember::ember_core::btf::{Btf, essential_name};
 use ember::ember_core::insn::{INSN_SIZE, Insn, LD_IMM64, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
 use ember::ember_core::ksym;
@@ -42,27 +49,44 @@ use ember::ember_sys::{
     map_info, prog_load,
 };
 use ember::explain::explain;
-use ember::kallsyms::Kallsyms;
-use ember::{Ebpf, EbpfLoader};
-use ember_benches::{LibbpfObject, libbpf_silence, open_fds};
+use ember::ksym_lookup::{self, Source};
+use ember::{Ebpf, EbpfLoader, FileBytes};
+use ember_benches::{LibbpfObject, libbpf_silence, open_fds, steady_allocator, thread_cpu};
 
-const FILE: &str = "load.bpf-el.o";
-/// The pinned-by-name map, which libbpf would pin under /sys/fs/bpf
-/// (ember pins only with a pin_dir).
-const PINNED_MAP: &core::ffi::CStr = c"runs";
+/// An object the bench loads.
+#[derive(Clone, Copy)]
+struct Case {
+    file: &'static str,
+    /// A map pinned by name, which libbpf would pin under /sys/fs/bpf
+    /// (ember pins only with a pin_dir).
+    pinned_map: Option<&'static core::ffi::CStr>,
+}
+
+const KSYMS: Case = Case {
+    file: "load.bpf-el.o",
+    pinned_map: Some(c"runs"),
+};
+const CORE_ONLY: Case = Case {
+    file: "core_only.bpf-el.o",
+    pinned_map: None,
+};
 /// Map references are linked to `PLACEHOLDER + map index` and patched to
 /// real fds per iteration; no process has an fd this high.
 const PLACEHOLDER: i32 = 0x4000_0000;
 
 /// One full ember load; the `Ebpf` is dropped by the caller.
-fn ember_load(bytes: &[u8]) -> Ebpf {
-    EbpfLoader::new().load(bytes, FILE).expect("ember load")
+fn ember_load(case: Case, bytes: &[u8]) -> Ebpf {
+    EbpfLoader::new()
+        .load(bytes, case.file)
+        .expect("ember load")
 }
 
 /// One full libbpf load, closed again before returning.
-fn libbpf_load(bytes: &[u8]) {
-    let mut obj = LibbpfObject::open_mem(bytes, c"load").expect("libbpf open");
-    assert!(obj.no_pin(PINNED_MAP), "libbpf: no map 'runs'");
+fn libbpf_load(case: Case, bytes: &[u8]) {
+    let mut obj = LibbpfObject::open_mem(bytes, c"bench").expect("libbpf open");
+    if let Some(m) = case.pinned_map {
+        assert!(obj.no_pin(m), "libbpf: no map {m:?}");
+    }
     obj.load().expect("libbpf load");
 }
 
@@ -76,10 +100,10 @@ struct Prepared {
 /// The stages of [`ember_prepare`], in order, as `lap` is told them.
 const STAGES: [&str; 8] = [
     "parse object",
-    "find + parse vmlinux BTF",
+    "map + parse vmlinux BTF",
     "module BTFs",
     "CO-RE (explain)",
-    "read /proc/kallsyms",
+    "ksym addresses (helper)",
     "ksyms resolve + patch",
     "kernel BTF blob",
     "link programs",
@@ -88,11 +112,17 @@ const STAGES: [&str; 8] = [
 /// Every step of `EbpfLoader::load` that makes no `bpf(2)` call, in the
 /// loader's order (std-loader/src/load/mod.rs) and through its public
 /// pieces. `lap(i)` is called as stage `i` of [`STAGES`] ends.
-fn ember_prepare(bytes: &[u8], feat: &BtfFeatures, lap: &mut dyn FnMut(usize)) -> Prepared {
-    let obj = Object::parse(bytes, object_name(FILE)).expect("object");
+fn ember_prepare(
+    case: Case,
+    bytes: &[u8],
+    feat: &BtfFeatures,
+    lap: &mut dyn FnMut(usize),
+) -> Prepared {
+    let obj = Object::parse(bytes, object_name(case.file)).expect("object");
     lap(0);
-    let kernel = find_kernel_btf(&BtfSearch::default()).expect("kernel BTF");
-    let main = kernel.btf().expect("vmlinux BTF");
+    // As the loader: sysfs mapped and validated once.
+    let vmlinux = FileBytes::open(Path::new("/sys/kernel/btf/vmlinux")).expect("vmlinux");
+    let main = Btf::parse_any(&vmlinux, None).expect("vmlinux BTF");
     lap(1);
     let mods = module_btfs(None).0;
     let parsed: Vec<(&str, Btf<'_>)> = mods
@@ -118,10 +148,11 @@ fn ember_prepare(bytes: &[u8], feat: &BtfFeatures, lap: &mut dyn FnMut(usize)) -
         .map(|x| essential_name(x.name))
         .collect();
     let kallsyms = if untyped.is_empty() {
-        Kallsyms::default()
+        ember::kallsyms::Kallsyms::default()
     } else {
-        Kallsyms::read(&untyped)
+        ksym_lookup::resolve(&untyped, Source::Auto)
             .expect("read kallsyms")
+            .0
             .expect("kallsyms")
     };
     lap(4);
@@ -175,8 +206,8 @@ impl Floor {
     /// Takes maps (attributes and initial values, as the kernel reports
     /// them) and program types from a loaded `ebpf`, and BTF and
     /// instructions from `prep`.
-    fn new(bytes: &[u8], ebpf: &Ebpf, prep: Prepared) -> Floor {
-        let obj = Object::parse(bytes, object_name(FILE)).expect("object");
+    fn new(case: Case, bytes: &[u8], ebpf: &Ebpf, prep: Prepared) -> Floor {
+        let obj = Object::parse(bytes, object_name(case.file)).expect("object");
         assert_eq!(obj.maps.len(), ebpf.maps().len(), "every map created");
         let maps = ebpf
             .maps()
@@ -306,42 +337,61 @@ fn with_fds(insns: &[u8], fds: &[i32]) -> Vec<u8> {
 
 /// Medians of `N` interleaved runs of each case, so one pass gives ratios
 /// free of drift between criterion's runs, with `ember_prepare` split into
-/// its stages.
-fn summary(bytes: &[u8], feat: &BtfFeatures, floor: &Floor) {
-    const N: usize = 21;
+/// its stages, and the paired libbpf/ember ratios (run `i` of each), in
+/// wall time and in this thread's CPU time (which a busy machine does not
+/// inflate with waiting).
+fn summary(case: Case, bytes: &[u8], feat: &BtfFeatures, floor: &Floor) {
+    const N: usize = 31;
+    // (wall, cpu) per run of each of the four cases.
     let mut t = [const { Vec::new() }; 4];
     let mut stages = [const { Vec::new() }; STAGES.len()];
+    let timed = |f: &mut dyn FnMut()| {
+        let (w, c) = (Instant::now(), thread_cpu());
+        f();
+        (w.elapsed(), thread_cpu() - c)
+    };
     for _ in 0..N {
-        let s = Instant::now();
-        drop(ember_load(bytes));
-        t[0].push(s.elapsed());
-        let s = Instant::now();
-        libbpf_load(bytes);
-        t[1].push(s.elapsed());
-        let s = Instant::now();
-        let mut last = s;
-        drop(ember_prepare(bytes, feat, &mut |i| {
-            let now = Instant::now();
-            stages[i].push(now - last);
-            last = now;
+        t[0].push(timed(&mut || drop(ember_load(case, bytes))));
+        t[1].push(timed(&mut || libbpf_load(case, bytes)));
+        t[2].push(timed(&mut || {
+            let mut last = thread_cpu();
+            drop(ember_prepare(case, bytes, feat, &mut |i| {
+                let now = thread_cpu();
+                stages[i].push(now - last);
+                last = now;
+            }));
         }));
-        t[2].push(s.elapsed());
-        let s = Instant::now();
-        drop(floor.load());
-        t[3].push(s.elapsed());
+        t[3].push(timed(&mut || drop(floor.load())));
     }
+    let paired = |pick: fn(&(Duration, Duration)) -> Duration| {
+        let mut r: Vec<f64> = t[1]
+            .iter()
+            .zip(&t[0])
+            .map(|(l, e)| pick(l).as_secs_f64() / pick(e).as_secs_f64())
+            .collect();
+        r.sort_by(f64::total_cmp);
+        format!(
+            "median {:.2}x, IQR {:.2}-{:.2}, range {:.2}-{:.2}",
+            r[N / 2],
+            r[N / 4],
+            r[3 * N / 4],
+            r[0],
+            r[N - 1]
+        )
+    };
+    println!("{}: {N} interleaved runs", case.file);
+    println!("  libbpf/ember paired, wall: {}", paired(|x| x.0));
+    println!("  libbpf/ember paired, CPU:  {}", paired(|x| x.1));
     let ms = |mut v: Vec<Duration>| {
         v.sort();
         v[v.len() / 2].as_secs_f64() * 1e3
     };
-    let [a, b, c, d] = t.map(ms);
+    let cpu = |v: &Vec<(Duration, Duration)>| ms(v.iter().map(|x| x.1).collect());
+    let [a, b, c, d] = [&t[0], &t[1], &t[2], &t[3]].map(cpu);
     let pct = |x: f64| 100.0 * x / a;
-    println!("medians of {N} interleaved runs (ms; % of ember_load):");
+    println!("  median CPU ms (% of ember_load):");
     println!("  ember_load                   {a:8.3}");
-    println!(
-        "  libbpf_load                  {b:8.3}   ember/libbpf = {:.2}",
-        a / b
-    );
+    println!("  libbpf_load                  {b:8.3}");
     println!("  ember_prepare                {c:8.3}   {:3.0}%", pct(c));
     for (name, v) in STAGES.iter().zip(stages) {
         let x = ms(v);
@@ -356,32 +406,46 @@ fn summary(bytes: &[u8], feat: &BtfFeatures, floor: &Floor) {
 }
 
 fn load(c: &mut Criterion) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/load.bpf-el.o");
-    let bytes = std::fs::read(&path).expect("load.bpf-el.o");
+    assert!(steady_allocator(), "glibc refused the allocator settings");
+    for case in [CORE_ONLY, KSYMS] {
+        load_case(c, case);
+    }
+}
+
+fn load_case(c: &mut Criterion, case: Case) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(case.file);
+    let bytes = std::fs::read(&path).expect("fixture");
     // Both loaders must succeed before anything is timed; a kernel that
     // cannot load the object (no root, no BTF) skips the group.
-    let first = match EbpfLoader::new().load(&bytes, FILE) {
+    let first = match EbpfLoader::new().load(&bytes, case.file) {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("skipping: ember cannot load {FILE} here: {e}");
+            eprintln!("skipping: ember cannot load {} here: {e}", case.file);
             return;
         }
     };
-    libbpf_load(&bytes);
     libbpf_silence();
+    libbpf_load(case, &bytes);
     let feat = ember::features::probe().btf_kinds;
-    let floor = Floor::new(&bytes, &first, ember_prepare(&bytes, &feat, &mut |_| {}));
+    let prep = ember_prepare(case, &bytes, &feat, &mut |_| {});
+    let floor = Floor::new(case, &bytes, &first, prep);
     drop(first);
     drop(floor.load());
 
     let fds = open_fds();
-    summary(&bytes, &feat, &floor);
+    summary(case, &bytes, &feat, &floor);
 
-    let mut g = c.benchmark_group("load");
-    g.bench_function("ember_load", |b| b.iter(|| ember_load(black_box(&bytes))));
-    g.bench_function("libbpf_load", |b| b.iter(|| libbpf_load(black_box(&bytes))));
+    let mut g = c.benchmark_group(format!("load/{}", case.file));
+    g.bench_function("ember_load", |b| {
+        b.iter(|| ember_load(case, black_box(&bytes)))
+    });
+    g.bench_function("libbpf_load", |b| {
+        b.iter(|| libbpf_load(case, black_box(&bytes)))
+    });
     g.bench_function("ember_prepare", |b| {
-        b.iter(|| ember_prepare(black_box(&bytes), &feat, &mut |_| {}))
+        b.iter(|| ember_prepare(case, black_box(&bytes), &feat, &mut |_| {}))
     });
     g.bench_function("kernel_floor", |b| b.iter(|| floor.load()));
     g.finish();
@@ -392,6 +456,7 @@ fn load(c: &mut Criterion) {
 /// each load finding and parsing it, on a CO-RE object with no ksyms (so
 /// kallsyms does not dominate): what sharing the parse saves per load.
 fn shared_btf(c: &mut Criterion) {
+    assert!(steady_allocator(), "glibc refused the allocator settings");
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/core_only.bpf-el.o");
     let bytes = std::fs::read(&path).expect("core_only.bpf-el.o");
     if let Err(e) = EbpfLoader::new().load(&bytes, "core_only.bpf-el.o") {

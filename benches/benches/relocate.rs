@@ -12,7 +12,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use ember::ember_core::btf::{Btf, Kind};
 use ember::ember_core::object::Object;
 use ember::ember_core::reloc::{CandidateSearch, Targets, apply, solve_with};
-use ember_benches::LibbpfBtf;
+use ember_benches::{LibbpfBtf, steady_allocator};
 
 const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
@@ -25,6 +25,8 @@ fn run_ember(obj_bytes: &[u8], target: &Btf<'_>, search: CandidateSearch) -> usi
 }
 
 fn relocate(c: &mut Criterion) {
+    // Both peers in one allocator state: see `steady_allocator`.
+    assert!(steady_allocator(), "glibc refused the allocator settings");
     if !Path::new(VMLINUX).exists() {
         eprintln!("skipping: {VMLINUX} is absent");
         return;

@@ -314,28 +314,68 @@ impl Drop for FloorIndex {
     }
 }
 
+/// glibc's `M_TRIM_THRESHOLD`.
+const M_TRIM_THRESHOLD: c_int = -1;
+/// glibc's `M_MMAP_THRESHOLD`.
+const M_MMAP_THRESHOLD: c_int = -3;
+/// glibc's largest mmap threshold on 64-bit (`DEFAULT_MMAP_THRESHOLD_MAX`).
+const MMAP_THRESHOLD_MAX: c_int = 32 << 20;
+
+unsafe extern "C" {
+    fn mallopt(param: c_int, value: c_int) -> c_int;
+}
+
+/// Puts the process's allocator in one steady state for both peers of an
+/// in-process bench: every block below 32 MiB comes from the heap (none
+/// from a fresh `mmap`) and freed memory is never trimmed, so after the
+/// first iteration neither ember nor libbpf page-faults in buffers it
+/// allocates (libbpf's 5.5 MB copy of vmlinux BTF did on every iteration
+/// under glibc's default dynamic threshold, which flattered ember 5×).
+/// In-process ratios are therefore warm-allocator ratios; the
+/// whole-process harness (benches/whole-process.sh) measures each tool in
+/// a fresh process. False if glibc refused a setting.
+pub fn steady_allocator() -> bool {
+    // SAFETY: mallopt takes two ints and only changes malloc's tunables;
+    // both values are within glibc's documented ranges.
+    let mmap = unsafe { mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX) };
+    // SAFETY: as above.
+    let trim = unsafe { mallopt(M_TRIM_THRESHOLD, c_int::MAX) };
+    mmap == 1 && trim == 1
+}
+
+/// `struct timespec` on 64-bit Linux.
 #[repr(C)]
 struct Timespec {
-    tv_sec: c_long,
-    tv_nsec: c_long,
+    tv_sec: i64,
+    tv_nsec: i64,
 }
+
+/// `CLOCK_THREAD_CPUTIME_ID`.
+const CLOCK_THREAD_CPUTIME_ID: c_int = 3;
 
 unsafe extern "C" {
     fn clock_gettime(clock: c_int, ts: *mut Timespec) -> c_int;
 }
 
-/// `CLOCK_THREAD_CPUTIME_ID` on Linux.
-const CLOCK_THREAD_CPUTIME_ID: c_int = 3;
-
-/// CPU time this thread has used, in nanoseconds: unlike wall time, it
-/// does not count the time other processes on a shared machine hold the
-/// CPU, so a ratio of two such times holds up under load.
-pub fn thread_cpu_ns() -> u64 {
+/// CPU time this thread has used, user and system (the kernel's work in
+/// its system calls included): unlike wall time, it does not count
+/// waiting for a CPU on a shared or virtual machine.
+pub fn thread_cpu() -> core::time::Duration {
     let mut ts = Timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid out pointer for the call's duration.
-    unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a
+    // constant every Linux since 2.6.12 knows.
+    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    core::time::Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// [`thread_cpu`] in nanoseconds.
+pub fn thread_cpu_ns() -> u64 {
+    u64::try_from(thread_cpu().as_nanos()).unwrap_or(u64::MAX)
 }

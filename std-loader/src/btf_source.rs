@@ -11,7 +11,7 @@
 //! each failed, so "no BTF" is never the whole story.
 
 use std::fmt;
-use std::io::{self, Read as _};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use ember_core::btf::Btf;
@@ -110,7 +110,8 @@ impl KernelBtf {
     /// Parses the BTF.
     ///
     /// # Errors
-    /// When it is malformed (already checked once when it was found).
+    /// When it is malformed (already checked once when it was found by
+    /// [`find_kernel_btf`]).
     pub fn btf(&self) -> ember_core::Result<Btf<'_>> {
         Btf::parse_any(self.bytes(), None)
     }
@@ -165,9 +166,13 @@ pub(crate) fn why(e: io::Error) -> Why {
     }
 }
 
-fn try_file(p: &Path, running: bool) -> Result<KernelBtf, Why> {
+/// Opens `p`; validates it when `check`, else leaves that to whoever
+/// parses it next (where a bad file ends the search anyway).
+fn try_file(p: &Path, running: bool, check: Check) -> Result<KernelBtf, Why> {
     let bytes = FileBytes::open(p).map_err(why)?;
-    Btf::parse_any(&bytes, None).map_err(Why::NotBtf)?;
+    if check == Check::Now {
+        Btf::parse_any(&bytes, None).map_err(Why::NotBtf)?;
+    }
     Ok(KernelBtf {
         path: p.to_owned(),
         reason: String::new(),
@@ -180,15 +185,29 @@ fn try_file(p: &Path, running: bool) -> Result<KernelBtf, Why> {
 /// Largest archive accepted, and largest BTF taken out of one: the
 /// biggest vmlinux BTF is under 10 MiB, so these are generous bounds on
 /// what a corrupt or hostile archive can make us allocate.
+#[cfg(feature = "btfhub")]
 const MAX_ARCHIVE: u64 = 256 << 20;
+#[cfg(feature = "btfhub")]
 const MAX_EXTRACTED: u64 = 512 << 20;
+
+/// Without the `btfhub` feature: an archive that exists is named as
+/// unsupported.
+#[cfg(not(feature = "btfhub"))]
+pub(crate) fn extract(p: &Path, _want: Option<&str>) -> Result<Vec<u8>, Why> {
+    std::fs::metadata(p).map_err(why)?;
+    Err(Why::Io(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "ember was built without its btfhub feature (.btf.tar.xz archives)",
+    )))
+}
 
 /// The BTF file in a btfhub `.btf.tar.xz`: the entry named `want`
 /// (`<release>.btf`), or the first `*.btf` entry when `want` is `None`.
+#[cfg(feature = "btfhub")]
 pub(crate) fn extract(p: &Path, want: Option<&str>) -> Result<Vec<u8>, Why> {
     let f = std::fs::File::open(p).map_err(why)?;
     let mut packed = Vec::new();
-    f.take(MAX_ARCHIVE).read_to_end(&mut packed).map_err(why)?;
+    io::Read::read_to_end(&mut io::Read::take(f, MAX_ARCHIVE), &mut packed).map_err(why)?;
     let mut tar = Vec::new();
     lzma_rs::xz_decompress(&mut &packed[..], &mut (&mut tar).take_limit(MAX_EXTRACTED))
         .map_err(|e| Why::Io(io::Error::other(e.to_string())))?;
@@ -207,7 +226,7 @@ pub(crate) fn extract(p: &Path, want: Option<&str>) -> Result<Vec<u8>, Why> {
         };
         if hit {
             let mut out = Vec::new();
-            entry.read_to_end(&mut out).map_err(Why::Io)?;
+            io::Read::read_to_end(&mut entry, &mut out).map_err(Why::Io)?;
             Btf::parse_any(&out, None).map_err(Why::NotBtf)?;
             return Ok(out);
         }
@@ -315,12 +334,14 @@ pub fn hub_key(search: &BtfSearch, release: &str) -> HubKey {
 }
 
 /// `Read::take` for a `Vec` sink: writes past `limit` bytes fail.
+#[cfg(feature = "btfhub")]
 trait TakeLimit {
     fn take_limit(self, limit: u64) -> Limited<Self>
     where
         Self: Sized;
 }
 
+#[cfg(feature = "btfhub")]
 impl<W: io::Write> TakeLimit for W {
     fn take_limit(self, limit: u64) -> Limited<W> {
         Limited {
@@ -330,11 +351,13 @@ impl<W: io::Write> TakeLimit for W {
     }
 }
 
+#[cfg(feature = "btfhub")]
 struct Limited<W> {
     w: W,
     left: u64,
 }
 
+#[cfg(feature = "btfhub")]
 impl<W: io::Write> io::Write for Limited<W> {
     fn write(&mut self, b: &[u8]) -> io::Result<usize> {
         if b.len() as u64 > self.left {
@@ -355,6 +378,31 @@ impl<W: io::Write> io::Write for Limited<W> {
 /// # Errors
 /// [`NoKernelBtf`], listing every location and why it failed.
 pub fn find_kernel_btf(search: &BtfSearch) -> Result<KernelBtf, NoKernelBtf> {
+    find(search, Check::Now)
+}
+
+/// When a candidate file is validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// While searching: every file found is known to parse.
+    Now,
+    /// The explicit file and sysfs, where a bad file ends the search
+    /// anyway, are left for the caller's one parse: validating vmlinux
+    /// twice doubled the biggest user-space cost of a load.
+    Terminal,
+}
+
+/// [`find_kernel_btf`] for a caller that parses the result at once and
+/// names the file if that fails (the loader): the explicit file and sysfs
+/// are not validated here, fallback paths still are (a bad one is skipped).
+///
+/// # Errors
+/// As [`find_kernel_btf`].
+pub(crate) fn find_kernel_btf_to_parse(search: &BtfSearch) -> Result<KernelBtf, NoKernelBtf> {
+    find(search, Check::Terminal)
+}
+
+fn find(search: &BtfSearch, terminal: Check) -> Result<KernelBtf, NoKernelBtf> {
     let release = search.release.clone().unwrap_or_else(|| {
         std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|s| s.trim().to_owned())
@@ -363,7 +411,7 @@ pub fn find_kernel_btf(search: &BtfSearch) -> Result<KernelBtf, NoKernelBtf> {
     let mut searched = Vec::new();
     let external_helps = true;
     if let Some(f) = &search.file {
-        return match try_file(f, false) {
+        return match try_file(f, false, terminal) {
             Ok(mut k) => {
                 k.reason = "given explicitly (--btf)".into();
                 Ok(k)
@@ -395,7 +443,8 @@ pub fn find_kernel_btf(search: &BtfSearch) -> Result<KernelBtf, NoKernelBtf> {
         .map(PathBuf::from),
     );
     for (i, p) in paths.into_iter().enumerate() {
-        match try_file(&p, true) {
+        let check = if i == 0 { terminal } else { Check::Now };
+        match try_file(&p, true, check) {
             Ok(mut k) => {
                 k.reason = if i == 0 {
                     "the running kernel's own BTF (sysfs)".into()
@@ -424,7 +473,7 @@ pub fn find_kernel_btf(search: &BtfSearch) -> Result<KernelBtf, NoKernelBtf> {
     if let Some(dir) = &search.hub_dir {
         let key = hub_key(search, r);
         let [plain, packed] = key.candidates(dir);
-        let found = match try_file(&plain, false) {
+        let found = match try_file(&plain, false, Check::Now) {
             Ok(k) => Ok(k),
             Err(w) => {
                 searched.push((plain, w));

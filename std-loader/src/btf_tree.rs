@@ -173,7 +173,9 @@ pub fn default_jobs() -> usize {
 /// [`TreeBtf::read`] open, though less tight than `xz -9`).
 ///
 /// # Errors
-/// Only what writing to memory can fail with (a name tar cannot hold).
+/// Only what writing to memory can fail with (a name tar cannot hold),
+/// or `Unsupported` when ember is built without its `btfhub` feature.
+#[cfg(feature = "btfhub")]
 pub fn pack_archive(name: &str, btf: &[u8]) -> io::Result<Vec<u8>> {
     let mut header = tar::Header::new_gnu();
     header.set_size(btf.len() as u64);
@@ -185,4 +187,17 @@ pub fn pack_archive(name: &str, btf: &[u8]) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     lzma_rs::xz_compress(&mut &tarball[..], &mut out)?;
     Ok(out)
+}
+
+/// Without the `btfhub` feature there is no xz encoder: see the other
+/// `pack_archive`.
+///
+/// # Errors
+/// Always `Unsupported`.
+#[cfg(not(feature = "btfhub"))]
+pub fn pack_archive(_name: &str, _btf: &[u8]) -> io::Result<Vec<u8>> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "ember was built without its btfhub feature (.btf.tar.xz archives)",
+    ))
 }

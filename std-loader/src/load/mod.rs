@@ -43,10 +43,10 @@ use ember_sys::{
 };
 
 pub use self::error::LoadError;
-use self::needs::Needs;
+use self::needs::{Needs, any_module_btf};
 pub use self::relocation::Relocation;
 pub use self::struct_ops::StructOpsMap;
-use crate::btf_source::{BtfSearch, KernelBtf, ModuleBtf, find_kernel_btf, module_btfs};
+use crate::btf_source::{BtfSearch, KernelBtf, ModuleBtf, find_kernel_btf_to_parse, module_btfs};
 use crate::features::{self, Features};
 use crate::kallsyms::Kallsyms;
 use crate::load::spec::ObjectSpec;
@@ -490,7 +490,7 @@ impl<'l, 'o> Loading<'l, 'o> {
             given_kernel.is_none() && (!needs.ids.is_empty() || (needs.core > 0 && !core_given));
         let mut running_missing = None;
         let running = if running_needed {
-            match find_kernel_btf(&search.running_kernel()) {
+            match find_kernel_btf_to_parse(&search.running_kernel()) {
                 Ok(k) => Some(k),
                 Err(mut source) if !needs.ids.is_empty() => {
                     source.external_helps = false;
@@ -522,7 +522,7 @@ impl<'l, 'o> Loading<'l, 'o> {
                     // An explicit file, or btfhub after the standard places.
                     let found = match (&search.file, &search.hub_dir, running_missing) {
                         (None, None, Some(source)) => Err(source),
-                        _ => find_kernel_btf(search),
+                        _ => find_kernel_btf_to_parse(search),
                     };
                     Some(found.map_err(|source| LoadError::NoKernelBtf {
                         object: self.file.to_owned(),
@@ -570,7 +570,7 @@ impl<'l, 'o> Loading<'l, 'o> {
             (Some(path), Some(main)) => {
                 let from_sysfs = path == Path::new("/sys/kernel/btf/vmlinux");
                 let core_too = external.is_none() && given_core.is_none() && needs.core > 0;
-                let mods = if from_sysfs && self.needs_modules(main, core_too) {
+                let mods = if from_sysfs && any_module_btf() && self.needs_modules(main, core_too) {
                     self.read_modules()
                 } else {
                     Vec::new()

@@ -169,3 +169,14 @@ impl Loading<'_, '_> {
         externs || core || attach
     }
 }
+
+/// Whether the running kernel may have module BTF: sysfs lists a file
+/// besides vmlinux, or hides the directory (then bpf(2) may still list
+/// modules). False on kernels without modules, where asking
+/// [`Loading::needs_modules`] would solve CO-RE once more for nothing.
+pub(super) fn any_module_btf() -> bool {
+    match std::fs::read_dir("/sys/kernel/btf") {
+        Ok(dir) => dir.flatten().any(|e| e.file_name() != "vmlinux"),
+        Err(_) => true,
+    }
+}
