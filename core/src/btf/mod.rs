@@ -514,6 +514,17 @@ impl<'a> Btf<'a> {
         }
     }
 
+    /// The string section from `off` to its end, without finding where the
+    /// string ends: for filters that look at a name's first bytes only (a
+    /// NUL among them reads as the end, as in [`Btf::bytes_at`]).
+    #[inline]
+    pub(crate) fn bytes_from(&self, off: StrOffset) -> Option<&'a [u8]> {
+        match off.0.checked_sub(self.start_str_off) {
+            Some(local) => self.strs.get(usz(local)..),
+            None => self.base?.bytes_from(off),
+        }
+    }
+
     /// A type's name, `""` when anonymous.
     ///
     /// # Errors

@@ -39,9 +39,11 @@ struct Wanted<'l> {
     pairs: Vec<u64>,
 }
 
+/// The first two bytes of a name, a NUL (or the end) ending it early.
 fn pair(name: &[u8]) -> usize {
-    let a = usize::from(name.first().copied().unwrap_or(0));
-    let b = usize::from(name.get(1).copied().unwrap_or(0));
+    let a = name.first().copied().unwrap_or(0);
+    let b = if a == 0 { 0 } else { name.get(1).copied().unwrap_or(0) };
+    let (a, b) = (usize::from(a), usize::from(b));
     (a << 8) | b
 }
 
@@ -119,12 +121,16 @@ pub fn scan_candidates(
         if name_off == 0 || w.kinds & (1u64 << (raw & 63)) == 0 {
             continue;
         }
+        // The pair filter reads two bytes; finding the NUL waits for it.
+        let Some(tail) = target.bytes_from(StrOffset(name_off)) else {
+            continue;
+        };
+        if !w.may_want(tail) {
+            continue;
+        }
         let Some(name) = target.bytes_at(StrOffset(name_off)) else {
             continue;
         };
-        if !w.may_want(name) {
-            continue;
-        }
         let Some(k) = Kind::from_raw(raw) else {
             continue;
         };
