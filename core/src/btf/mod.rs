@@ -50,6 +50,9 @@ pub struct Btf<'a> {
     layout: &'a [u8],
     /// Absolute offset of each own type's record; entry 0 is `start_id`.
     offsets: Vec<u32>,
+    /// Raw kind of each own type, beside `offsets`: filters by kind read
+    /// one byte per type instead of each record's header.
+    kinds: Vec<u8>,
     start_id: u32,
     start_str_off: u32,
     base: Option<&'a Btf<'a>>,
@@ -267,6 +270,7 @@ impl<'a> Btf<'a> {
             strs: s.strs,
             layout: s.layout,
             offsets: Vec::new(),
+            kinds: Vec::new(),
             start_id,
             start_str_off,
             base,
@@ -487,6 +491,25 @@ impl<'a> Btf<'a> {
                 let name = u32_at(self.data, off, e).unwrap_or(0);
                 let info = u32_at(self.data, off.saturating_add(4), e).unwrap_or(0);
                 (TypeId(id), name, info)
+            })
+    }
+
+    /// Own types of the raw kinds in `mask` (bit per raw kind), ascending,
+    /// with their name offsets: reads a type's record only when its kind
+    /// is wanted.
+    pub(crate) fn own_headers_of_kinds(
+        &self,
+        mask: u64,
+    ) -> impl Iterator<Item = (TypeId, u32, u8)> + '_ {
+        let e = self.endian;
+        self.kinds
+            .iter()
+            .zip(self.offsets.iter())
+            .zip(self.start_id..)
+            .filter(move |&((&k, _), _)| mask & (1u64 << (k & 63)) != 0)
+            .map(move |((&k, &off), id)| {
+                let name = u32_at(self.data, usz(off), e).unwrap_or(0);
+                (TypeId(id), name, k)
             })
     }
 

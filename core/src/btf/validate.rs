@@ -68,9 +68,9 @@ struct Refs {
     /// Records with forward references whose target kind is checked after
     /// the walk (usually few).
     deferred: alloc::vec::Vec<u32>,
-    /// Kind of each own type walked so far: a 1-byte-per-type scratch
-    /// table (dropped after the walk) so FUNC and ARRAY references are
-    /// checked in cache instead of chasing records across the blob.
+    /// Kind of each own type walked so far: a 1-byte-per-type table so
+    /// FUNC and ARRAY references are checked in cache instead of chasing
+    /// records across the blob; kept as `Btf::kinds` after the walk.
     kinds: alloc::vec::Vec<u8>,
 }
 
@@ -164,7 +164,9 @@ impl<'a> Btf<'a> {
         // and copies, which costs more than the slack saves.
         if self.offsets.capacity() > self.offsets.len().saturating_mul(2).saturating_add(64) {
             self.offsets.shrink_to_fit();
+            refs.kinds.shrink_to_fit();
         }
+        self.kinds = refs.kinds;
         Ok(())
     }
 

@@ -9,7 +9,6 @@ use hashbrown::HashTable;
 
 use super::Candidate;
 use super::spec::essential;
-use crate::btf::raw::info_kind;
 use crate::btf::{Btf, Kind, StrOffset, TypeId, essential_name_len};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -116,9 +115,8 @@ pub fn scan_candidates(
 ) -> Result<BTreeMap<TypeId, Vec<Candidate>>> {
     let w = wanted(local, roots)?;
     let mut out: BTreeMap<TypeId, Vec<Candidate>> = BTreeMap::new();
-    for (id, name_off, info) in target.own_headers() {
-        let raw = info_kind(info);
-        if name_off == 0 || w.kinds & (1u64 << (raw & 63)) == 0 {
+    for (id, name_off, raw) in target.own_headers_of_kinds(w.kinds) {
+        if name_off == 0 {
             continue;
         }
         // The pair filter reads two bytes; finding the NUL waits for it.
