@@ -51,6 +51,10 @@ struct Plan {
     failed: Option<&'static str>,
     /// Calls failed.
     failures: u64,
+    /// The call before which `hook` runs (1-based); 0 runs none.
+    hook_at: u64,
+    /// What runs just before call `hook_at` reaches the kernel.
+    hook: Option<fn()>,
 }
 
 const OFF: Plan = Plan {
@@ -61,6 +65,8 @@ const OFF: Plan = Plan {
     errno: Errno::INVAL,
     failed: None,
     failures: 0,
+    hook_at: 0,
+    hook: None,
 };
 
 std::thread_local! {
@@ -104,7 +110,25 @@ fn set(fail_at: u64, sticky: bool, errno: Errno) {
             errno,
             failed: None,
             failures: 0,
+            hook_at: 0,
+            hook: None,
         });
+    });
+}
+
+/// Counts this thread's system calls from now and runs `hook` just before
+/// the `n`th reaches the kernel (failing none): a test puts another
+/// process's step (say, pinning the same path) exactly between two of
+/// ember's calls, so a race window is hit every time instead of by
+/// chance. The hook runs with counting off; its own calls are neither
+/// counted nor failed.
+pub fn before(n: u64, hook: fn()) {
+    count();
+    PLAN.with(|p| {
+        let mut plan = p.get();
+        plan.hook_at = n;
+        plan.hook = Some(hook);
+        p.set(plan);
     });
 }
 
@@ -138,6 +162,13 @@ pub(crate) fn check_named(what: &'static str) -> Result<(), Errno> {
             return Ok(());
         }
         plan.calls = plan.calls.saturating_add(1);
+        if plan.hook_at > 0 && plan.calls == plan.hook_at {
+            if let Some(hook) = plan.hook.take() {
+                p.set(OFF);
+                hook();
+                // Whatever the hook armed or counted is discarded.
+            }
+        }
         let fail = plan.fail_at > 0
             && (plan.calls == plan.fail_at || (plan.sticky && plan.calls > plan.fail_at));
         if fail {
@@ -182,6 +213,33 @@ mod tests {
                 calls: 3,
                 failed: Some("b"),
                 failures: 2,
+            }
+        );
+    }
+
+    #[test]
+    fn a_hook_runs_once_before_the_nth_call_uncounted() {
+        std::thread_local! {
+            static RAN: Cell<u64> = const { Cell::new(0) };
+        }
+        fn hook() {
+            // A call made by the hook is not counted against the plan.
+            assert_eq!(check_named("inner"), Ok(()));
+            RAN.with(|r| r.set(r.get() + 1));
+        }
+        before(2, hook);
+        assert_eq!(check_named("a"), Ok(()));
+        assert_eq!(RAN.with(Cell::get), 0);
+        assert_eq!(check_named("b"), Ok(()));
+        assert_eq!(RAN.with(Cell::get), 1);
+        assert_eq!(check_named("c"), Ok(()));
+        assert_eq!(RAN.with(Cell::get), 1, "once");
+        assert_eq!(
+            disarm(),
+            Report {
+                calls: 3,
+                failed: None,
+                failures: 0,
             }
         );
     }

@@ -1,13 +1,15 @@
 //! Concurrency (issue 12): eight threads loading, attaching, triggering
 //! and dropping objects at once, sharing one parsed kernel BTF through an
 //! `Arc`; and two processes loading the same pinned-by-name map at the
-//! same moment, which must both end up with one map.
+//! same moment, which must both end up with one map; and that race's
+//! window (another loader pins the name between ember's check and its
+//! pin) hit deterministically through the fault-inject hook.
 
 use core::time::Duration;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::Instant;
 
 use ember::ember_core::btf::Btf;
@@ -289,4 +291,90 @@ fn two_processes_pinning_one_map_by_name_get_the_same_map() {
         "{ROUNDS_2P} rounds of two processes pinning one map: same map every round; \
          {raced} rounds hit the create-vs-pin race (EEXIST, then reuse)"
     );
+}
+
+/// What the deterministic race's hook loads: the pin directory, and the
+/// map id the "other loader" pinned.
+static OTHER: Mutex<Option<(PathBuf, Option<u32>)>> = Mutex::new(None);
+
+/// The other loader, run by the fault hook just before ember's pin: loads
+/// the same object with the same pin directory, so the name is pinned
+/// when ember's own `BPF_OBJ_PIN` reaches the kernel.
+fn other_loader_pins_first() {
+    let mut other = OTHER.lock().expect("lock");
+    let Some((dir, id)) = other.as_mut() else {
+        return;
+    };
+    let object = std::fs::read(fixture("load.bpf-el.o")).expect("fixture");
+    let ebpf = EbpfLoader::new()
+        .pin_dir(&*dir)
+        .load(&object, "load.bpf-el.o")
+        .expect("the other loader");
+    let runs = ebpf.map("runs").expect("runs");
+    assert!(!runs.reused(), "the other loader creates the map");
+    *id = Some(ember_sys::map_info(runs.fd().as_fd()).expect("info").id.0);
+}
+
+#[test]
+fn the_create_then_pin_window_is_hit_every_time_and_reuses_the_other_pin() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let Some(dir) = bpffs_dir("pin_window") else {
+        return;
+    };
+    let object = std::fs::read(fixture("load.bpf-el.o")).expect("fixture");
+    let clear = || {
+        for e in std::fs::read_dir(&*dir).expect("bpffs dir") {
+            std::fs::remove_file(e.expect("entry").path()).expect("unpin");
+        }
+    };
+    let load = || {
+        EbpfLoader::new()
+            .pin_dir(&*dir)
+            .load(&object, "load.bpf-el.o")
+    };
+    // Which call of a pinning load is its BPF_OBJ_PIN: fail each in turn
+    // until the report names it.
+    ember_sys::fault::count();
+    drop(load().expect("clean load"));
+    let calls = ember_sys::fault::disarm().calls;
+    clear();
+    let pin_call = (1..=calls)
+        .find(|&n| {
+            ember_sys::fault::arm(n, rustix::io::Errno::NOMEM);
+            let r = load();
+            let rep = ember_sys::fault::disarm();
+            drop(r);
+            clear();
+            rep.failed == Some("BPF_OBJ_PIN")
+        })
+        .expect("a pinning load makes a BPF_OBJ_PIN call");
+    let fds = open_fds();
+    for round in 0..5 {
+        *OTHER.lock().expect("lock") = Some((dir.to_path_buf(), None));
+        ember_sys::fault::before(pin_call, other_loader_pins_first);
+        let ebpf = load().unwrap_or_else(|e| panic!("round {round}: {e}"));
+        ember_sys::fault::disarm();
+        let other = OTHER.lock().expect("lock").take().and_then(|o| o.1);
+        let other = other.expect("the hook ran and the other loader pinned");
+        let runs = ebpf.map("runs").expect("runs");
+        let id = ember_sys::map_info(runs.fd().as_fd()).expect("info").id.0;
+        assert_eq!(id, other, "round {round}: ember kept its own map");
+        assert!(runs.reused(), "round {round}: the map is the reused pin");
+        assert!(
+            ebpf.notes
+                .iter()
+                .any(|n| n.contains("appeared while loading; reusing it")),
+            "round {round}: no note: {:?}",
+            ebpf.notes
+        );
+        let pinned = Map::from_pin(dir.join("runs")).expect("the pin");
+        let pinned_id = ember_sys::map_info(pinned.fd().as_fd()).expect("info").id.0;
+        assert_eq!(pinned_id, id, "round {round}: the pin holds another map");
+        drop((pinned, ebpf));
+        clear();
+    }
+    assert_eq!(open_fds(), fds, "fds leaked");
 }

@@ -41,7 +41,11 @@ struct Wanted<'l> {
 /// The first two bytes of a name, a NUL (or the end) ending it early.
 fn pair(name: &[u8]) -> usize {
     let a = name.first().copied().unwrap_or(0);
-    let b = if a == 0 { 0 } else { name.get(1).copied().unwrap_or(0) };
+    let b = if a == 0 {
+        0
+    } else {
+        name.get(1).copied().unwrap_or(0)
+    };
     let (a, b) = (usize::from(a), usize::from(b));
     (a << 8) | b
 }
