@@ -422,10 +422,10 @@ impl<'a> Btf<'a> {
         let off = usz(*self.offsets.get(usz(own))?);
         let info = u32_at(self.data, off.saturating_add(4), self.endian)?;
         let kind = info_kind(info);
-        let len = if kind <= BTF_KIND_MAX {
+        let len = if let Some(&(fixed, elem)) = raw::RECORD_SIZES.get(usize::from(kind)) {
             TYPE_LEN
-                .saturating_add(fixed_tail_size(kind))
-                .saturating_add(usz(info_vlen(info)).saturating_mul(vlen_elem_size(kind)))
+                .saturating_add(usize::from(fixed))
+                .saturating_add(usz(info_vlen(info)).saturating_mul(usize::from(elem)))
         } else {
             let (i, e) = self.layout_for(kind)?;
             TYPE_LEN
