@@ -181,7 +181,8 @@ fn try_file(p: &Path, running: bool) -> Result<KernelBtf, Why> {
 /// biggest vmlinux BTF is under 10 MiB, so these are generous bounds on
 /// what a corrupt or hostile archive can make us allocate.
 const MAX_ARCHIVE: u64 = 256 << 20;
-const MAX_EXTRACTED: u64 = 512 << 20;
+/// Largest tar stream a btfhub archive may expand to.
+pub const MAX_EXTRACTED: u64 = 512 << 20;
 
 /// The BTF file in a btfhub `.btf.tar.xz`: the entry named `want`
 /// (`<release>.btf`), or the first `*.btf` entry when `want` is `None`.
@@ -189,8 +190,23 @@ pub(crate) fn extract(p: &Path, want: Option<&str>) -> Result<Vec<u8>, Why> {
     let f = std::fs::File::open(p).map_err(why)?;
     let mut packed = Vec::new();
     f.take(MAX_ARCHIVE).read_to_end(&mut packed).map_err(why)?;
+    extract_archive(&packed, want, MAX_EXTRACTED)
+}
+
+/// [`extract`] on an archive already in memory, with the tar stream held
+/// to `max_extracted` bytes (the loader uses [`MAX_EXTRACTED`]).
+///
+/// # Errors
+/// [`Why::Io`] for a corrupt xz or tar stream or one that expands past
+/// `max_extracted`, [`Why::NotBtf`] when the entry is not BTF, and
+/// [`Why::NotInArchive`] when no entry matches.
+pub fn extract_archive(
+    packed: &[u8],
+    want: Option<&str>,
+    max_extracted: u64,
+) -> Result<Vec<u8>, Why> {
     let mut tar = Vec::new();
-    lzma_rs::xz_decompress(&mut &packed[..], &mut (&mut tar).take_limit(MAX_EXTRACTED))
+    lzma_rs::xz_decompress(&mut &packed[..], &mut (&mut tar).take_limit(max_extracted))
         .map_err(|e| Why::Io(io::Error::other(e.to_string())))?;
     let mut archive = tar::Archive::new(&tar[..]);
     for entry in archive.entries().map_err(Why::Io)? {
