@@ -74,7 +74,36 @@ fn first_traced(log: &str, mut explain: impl FnMut(u32, i64) -> Option<String>) 
 
 #[cfg(test)]
 mod tests {
-    use super::first_traced;
+    use super::{first_traced, poison_cause};
+    use ember_core::id::FuncIndex;
+    use ember_core::insn::INSN_SIZE;
+    use ember_core::load::link_program;
+    use ember_core::object::Object;
+
+    #[test]
+    fn a_pc_past_the_program_is_not_placed() {
+        let bytes = include_bytes!("../../../tests/fixtures/reject.bpf-el.o");
+        let obj = Object::parse(bytes, "reject").unwrap();
+        let fi = obj
+            .functions
+            .iter()
+            .position(|f| f.name == "poisoned")
+            .unwrap();
+        let code: Vec<Vec<u8>> = obj.code.iter().map(|c| c.bytes.to_vec()).collect();
+        let linked = link_program(&obj, &code, FuncIndex(fi), &|_| Some(3)).unwrap();
+        let count = linked.insns.len() / INSN_SIZE;
+        let cause = |pc: usize| {
+            let log = format!("{pc}: (85) call unknown#195896080\n");
+            poison_cause(&log, &obj, &linked, &[], &[])
+        };
+        let last = count - 1;
+        assert_eq!(
+            cause(last).as_deref(),
+            Some(format!("poisoned: insn {last}: poisoned CO-RE relocation").as_str())
+        );
+        assert_eq!(cause(count), None);
+        assert_eq!(cause(u32::MAX as usize), None);
+    }
 
     #[test]
     fn tracing_goes_past_lines_it_cannot_place() {
