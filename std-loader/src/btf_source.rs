@@ -516,3 +516,45 @@ pub fn module_btfs(dir: Option<&Path>) -> (Vec<ModuleBtf>, Vec<(PathBuf, Why)>) 
     }
     (ok, failed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Why, extract_archive};
+
+    /// `entries` as a `.tar.xz`.
+    fn archive(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        let tar = b.into_inner().unwrap();
+        let mut out = Vec::new();
+        lzma_rs::xz_compress(&mut &tar[..], &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn extracts_by_name_and_holds_to_the_cap() {
+        let btf = include_bytes!("../../fuzz/seeds/btf/fixture-el.btf");
+        let xz = archive(&[("notes.txt", b"hi"), ("6.1.0-1.btf", btf)]);
+        let got = extract_archive(&xz, Some("6.1.0-1.btf"), 1 << 20).unwrap();
+        assert_eq!(got, btf);
+        assert_eq!(extract_archive(&xz, None, 1 << 20).unwrap(), btf);
+        assert!(matches!(
+            extract_archive(&xz, Some("5.4.0.btf"), 1 << 20),
+            Err(Why::NotInArchive)
+        ));
+        // The tar stream (headers, both entries, trailer) is over 2 KiB.
+        let e = extract_archive(&xz, None, 2048).unwrap_err();
+        assert!(e.to_string().contains("size limit"), "{e}");
+        let bad = archive(&[("x.btf", b"not btf")]);
+        assert!(matches!(
+            extract_archive(&bad, None, 1 << 20),
+            Err(Why::NotBtf(_))
+        ));
+    }
+}
