@@ -187,14 +187,31 @@ fn try_file(p: &Path, running: bool, check: Check) -> Result<KernelBtf, Why> {
 /// what a corrupt or hostile archive can make us allocate.
 #[cfg(feature = "btfhub")]
 const MAX_ARCHIVE: u64 = 256 << 20;
-#[cfg(feature = "btfhub")]
-const MAX_EXTRACTED: u64 = 512 << 20;
+/// Largest tar stream a btfhub archive may expand to.
+pub const MAX_EXTRACTED: u64 = 512 << 20;
 
 /// Without the `btfhub` feature: an archive that exists is named as
 /// unsupported.
 #[cfg(not(feature = "btfhub"))]
 pub(crate) fn extract(p: &Path, _want: Option<&str>) -> Result<Vec<u8>, Why> {
     std::fs::metadata(p).map_err(why)?;
+    Err(Why::Io(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "ember was built without its btfhub feature (.btf.tar.xz archives)",
+    )))
+}
+
+/// Without the `btfhub` feature there is no xz decoder: see the other
+/// `extract_archive`.
+///
+/// # Errors
+/// Always [`Why::Io`] (`Unsupported`).
+#[cfg(not(feature = "btfhub"))]
+pub fn extract_archive(
+    _packed: &[u8],
+    _want: Option<&str>,
+    _max_extracted: u64,
+) -> Result<Vec<u8>, Why> {
     Err(Why::Io(io::Error::new(
         io::ErrorKind::Unsupported,
         "ember was built without its btfhub feature (.btf.tar.xz archives)",
@@ -208,8 +225,24 @@ pub(crate) fn extract(p: &Path, want: Option<&str>) -> Result<Vec<u8>, Why> {
     let f = std::fs::File::open(p).map_err(why)?;
     let mut packed = Vec::new();
     io::Read::read_to_end(&mut io::Read::take(f, MAX_ARCHIVE), &mut packed).map_err(why)?;
+    extract_archive(&packed, want, MAX_EXTRACTED)
+}
+
+/// [`extract`] on an archive already in memory, with the tar stream held
+/// to `max_extracted` bytes (the loader uses [`MAX_EXTRACTED`]).
+///
+/// # Errors
+/// [`Why::Io`] for a corrupt xz or tar stream or one that expands past
+/// `max_extracted`, [`Why::NotBtf`] when the entry is not BTF, and
+/// [`Why::NotInArchive`] when no entry matches.
+#[cfg(feature = "btfhub")]
+pub fn extract_archive(
+    packed: &[u8],
+    want: Option<&str>,
+    max_extracted: u64,
+) -> Result<Vec<u8>, Why> {
     let mut tar = Vec::new();
-    lzma_rs::xz_decompress(&mut &packed[..], &mut (&mut tar).take_limit(MAX_EXTRACTED))
+    lzma_rs::xz_decompress(&mut &packed[..], &mut (&mut tar).take_limit(max_extracted))
         .map_err(|e| Why::Io(io::Error::other(e.to_string())))?;
     let mut archive = tar::Archive::new(&tar[..]);
     for entry in archive.entries().map_err(Why::Io)? {
@@ -548,4 +581,46 @@ pub fn module_btfs(dir: Option<&Path>) -> (Vec<ModuleBtf>, Vec<(PathBuf, Why)>) 
         }
     }
     (ok, failed)
+}
+
+#[cfg(all(test, feature = "btfhub"))]
+mod tests {
+    use super::{Why, extract_archive};
+
+    /// `entries` as a `.tar.xz`.
+    fn archive(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        let tar = b.into_inner().unwrap();
+        let mut out = Vec::new();
+        lzma_rs::xz_compress(&mut &tar[..], &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn extracts_by_name_and_holds_to_the_cap() {
+        let btf = include_bytes!("../../fuzz/seeds/btf/fixture-el.btf");
+        let xz = archive(&[("notes.txt", b"hi"), ("6.1.0-1.btf", btf)]);
+        let got = extract_archive(&xz, Some("6.1.0-1.btf"), 1 << 20).unwrap();
+        assert_eq!(got, btf);
+        assert_eq!(extract_archive(&xz, None, 1 << 20).unwrap(), btf);
+        assert!(matches!(
+            extract_archive(&xz, Some("5.4.0.btf"), 1 << 20),
+            Err(Why::NotInArchive)
+        ));
+        // The tar stream (headers, both entries, trailer) is over 2 KiB.
+        let e = extract_archive(&xz, None, 2048).unwrap_err();
+        assert!(e.to_string().contains("size limit"), "{e}");
+        let bad = archive(&[("x.btf", b"not btf")]);
+        assert!(matches!(
+            extract_archive(&bad, None, 1 << 20),
+            Err(Why::NotBtf(_))
+        ));
+    }
 }

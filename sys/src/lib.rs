@@ -65,9 +65,9 @@ pub use cmd::{
 };
 pub use error::{Result, SysError};
 pub use mmap::{Access, AccessError, ArenaReservation, Mmap};
-pub use perf::{PerfBuffer, PerfEvent, PerfEventAttr, PerfRecord, perf_event_open};
+pub use perf::{PerfBuffer, PerfData, PerfEvent, PerfEventAttr, PerfRecord, perf_event_open};
 pub use perf::{ProbeAttr, ProbeKind, ProbePmu, perf_event_open_probe};
-pub use ringbuf::{RingBuf, RingBufPoller};
+pub use ringbuf::{RingBuf, RingBufPoller, RingData};
 pub use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 pub use rustix::io::Errno;
 pub use sock::{attach_reuseport, attach_socket_filter, detach_reuseport, detach_socket_filter};

@@ -134,43 +134,27 @@ impl RingBuf {
         reason = "fallible and lending: not an Iterator"
     )]
     pub fn next(&mut self) -> Result<Option<&[u8]>> {
-        let mask = self.size.wrapping_sub(1);
         loop {
             let cons = self.consumer.load_usize(0).ok_or_else(corrupt)?;
             let prod = self.producer.load_usize(0).ok_or_else(corrupt)?;
-            let avail = prod.wrapping_sub(cons);
-            if avail == 0 {
-                return Ok(None);
+            let at = self.data_off.wrapping_add(cons & self.size.wrapping_sub(1));
+            let producer = &self.producer;
+            let hdr = || producer.load_u32(at).map_err(|_| corrupt());
+            match step(cons, prod, self.size, hdr)? {
+                Step::Stop => return Ok(None),
+                Step::Discard { next } => {
+                    self.consumer.store_usize(0, next).ok_or_else(corrupt)?;
+                }
+                Step::Record { len, next } => {
+                    self.scratch.clear();
+                    self.scratch.resize(len, 0);
+                    self.producer
+                        .read(at.wrapping_add(BPF_RINGBUF_HDR_SZ), &mut self.scratch)
+                        .map_err(|_| corrupt())?;
+                    self.consumer.store_usize(0, next).ok_or_else(corrupt)?;
+                    return Ok(Some(&self.scratch));
+                }
             }
-            if avail > self.size {
-                return Err(corrupt());
-            }
-            let at = self.data_off.wrapping_add(cons & mask);
-            let hdr = self.producer.load_u32(at).map_err(|_| corrupt())?;
-            if hdr & BPF_RINGBUF_BUSY_BIT != 0 {
-                return Ok(None);
-            }
-            let len = usize::try_from(hdr & !(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT))
-                .map_err(|_| corrupt())?;
-            let total = len
-                .checked_add(BPF_RINGBUF_HDR_SZ)
-                .and_then(|t| t.checked_next_multiple_of(8))
-                .ok_or_else(corrupt)?;
-            if total > self.size || total > avail {
-                return Err(corrupt());
-            }
-            let next = cons.wrapping_add(total);
-            if hdr & BPF_RINGBUF_DISCARD_BIT != 0 {
-                self.consumer.store_usize(0, next).ok_or_else(corrupt)?;
-                continue;
-            }
-            self.scratch.clear();
-            self.scratch.resize(len, 0);
-            self.producer
-                .read(at.wrapping_add(BPF_RINGBUF_HDR_SZ), &mut self.scratch)
-                .map_err(|_| corrupt())?;
-            self.consumer.store_usize(0, next).ok_or_else(corrupt)?;
-            return Ok(Some(&self.scratch));
         }
     }
 
@@ -186,6 +170,118 @@ impl RingBuf {
             n = n.saturating_add(1);
         }
         Ok(n)
+    }
+}
+
+/// What the consumer finds at its position.
+enum Step {
+    /// Nothing to read: the ring is empty or the record is busy.
+    Stop,
+    /// A discarded record; the consumer moves to `next`.
+    Discard { next: usize },
+    /// A committed record of `len` bytes; the consumer moves to `next`.
+    Record { len: usize, next: usize },
+}
+
+/// One step of the record walk, shared by the mapped ring and
+/// [`RingData`]: `hdr` reads the header at the consumer position (only
+/// when the ring is not empty).
+fn step(cons: usize, prod: usize, size: usize, hdr: impl FnOnce() -> Result<u32>) -> Result<Step> {
+    let avail = prod.wrapping_sub(cons);
+    if avail == 0 {
+        return Ok(Step::Stop);
+    }
+    if avail > size {
+        return Err(corrupt());
+    }
+    let hdr = hdr()?;
+    if hdr & BPF_RINGBUF_BUSY_BIT != 0 {
+        return Ok(Step::Stop);
+    }
+    let len = usize::try_from(hdr & !(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT))
+        .map_err(|_| corrupt())?;
+    let total = len
+        .checked_add(BPF_RINGBUF_HDR_SZ)
+        .and_then(|t| t.checked_next_multiple_of(8))
+        .ok_or_else(corrupt)?;
+    if total > size || total > avail {
+        return Err(corrupt());
+    }
+    let next = cons.wrapping_add(total);
+    Ok(if hdr & BPF_RINGBUF_DISCARD_BIT != 0 {
+        Step::Discard { next }
+    } else {
+        Step::Record { len, next }
+    })
+}
+
+/// A ring buffer's data area held in memory (a copy of one, or bytes a
+/// test or fuzzer made), read with the same record walk as
+/// [`RingBuf::next`]. The kernel maps the area twice in a row so records
+/// never wrap; here reads wrap around the end instead.
+#[derive(Debug, Clone, Copy)]
+pub struct RingData<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> RingData<'a> {
+    /// The data area `data`, whose length (`max_entries`) must be a
+    /// power of two.
+    ///
+    /// # Errors
+    /// `EINVAL` for any other length.
+    pub fn new(data: &'a [u8]) -> Result<RingData<'a>> {
+        if !data.len().is_power_of_two() {
+            return Err(err("BPF_MAP_TYPE_RINGBUF data")(Errno::INVAL));
+        }
+        Ok(RingData { data })
+    }
+
+    /// Copies `out.len()` bytes from ring position `pos`, wrapping.
+    fn copy(&self, pos: usize, out: &mut [u8]) {
+        let mask = self.data.len().wrapping_sub(1);
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = self
+                .data
+                .get(pos.wrapping_add(i) & mask)
+                .copied()
+                .unwrap_or(0);
+        }
+    }
+
+    /// The next committed record at consumer position `*cons` (the
+    /// producer at `prod`), copied into `scratch`; `None` when the ring is
+    /// empty or the record is busy. Discarded records are skipped, and
+    /// `*cons` is moved past everything read, as [`RingBuf::next`] moves
+    /// the shared consumer position.
+    ///
+    /// # Errors
+    /// `EBADMSG` as in [`RingBuf::next`]; `*cons` then stays at the bad
+    /// record.
+    pub fn next<'s>(
+        &self,
+        cons: &mut usize,
+        prod: usize,
+        scratch: &'s mut Vec<u8>,
+    ) -> Result<Option<&'s [u8]>> {
+        loop {
+            let mut h = [0u8; 4];
+            let hdr = || {
+                self.copy(*cons, &mut h);
+                Ok(u32::from_ne_bytes(h))
+            };
+            match step(*cons, prod, self.data.len(), hdr)? {
+                Step::Stop => return Ok(None),
+                Step::Discard { next } => *cons = next,
+                Step::Record { len, next } => {
+                    scratch.clear();
+                    scratch.resize(len, 0);
+                    self.copy(cons.wrapping_add(BPF_RINGBUF_HDR_SZ), scratch);
+                    *cons = next;
+                    return Ok(Some(scratch));
+                }
+            }
+        }
     }
 }
 
@@ -270,6 +366,7 @@ impl RingBufPoller {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
 
     /// A ring laid out by hand in anonymous memory: consumer page, then
     /// producer page and data (mapped once here; records below do not
@@ -326,5 +423,55 @@ mod tests {
         r.producer.store_u32(r.data_off + p, 64).unwrap();
         r.producer.store_usize(0, p + 16).unwrap();
         assert_eq!(r.next().unwrap_err().errno, Errno::BADMSG);
+    }
+
+    #[test]
+    fn the_in_memory_walk_matches_the_mapped_one() {
+        let size = page_size();
+        let mut data = vec![0u8; size];
+        // Writes a record at `pos`, wrapping as the double mapping hides.
+        let mut put_in = |pos: usize, hdr: u32, body: &[u8]| {
+            let rec = [&hdr.to_ne_bytes()[..], &[0; 4], body].concat();
+            for (i, b) in rec.iter().enumerate() {
+                data[(pos + i) & (size - 1)] = *b;
+            }
+            pos + (8 + body.len()).next_multiple_of(8)
+        };
+        // The first record's header sits in the last 8 bytes, its data at
+        // the start.
+        let start = size - 8;
+        let mut p = put_in(start, 3, b"abc");
+        p = put_in(p, 2 | BPF_RINGBUF_DISCARD_BIT, b"zz");
+        p = put_in(p, 10, b"0123456789");
+        let busy = p;
+        let prod = put_in(p, 1 | BPF_RINGBUF_BUSY_BIT, b"q");
+        let rd = RingData::new(&data).unwrap();
+        let (mut cons, mut scratch, mut got) = (start, Vec::new(), Vec::new());
+        while let Some(rec) = rd.next(&mut cons, prod, &mut scratch).unwrap() {
+            got.push(rec.to_vec());
+        }
+        assert_eq!(got, [b"abc".to_vec(), b"0123456789".to_vec()]);
+        assert_eq!(cons, busy);
+        // The mapped reader over the same ring rotated to start at 0 (the
+        // test mapping is not doubled) reads the same records.
+        let mut m = ring(size);
+        m.producer.write(m.data_off, &data[start..]).unwrap();
+        m.producer.write(m.data_off + 8, &data[..start]).unwrap();
+        m.producer.store_usize(0, prod - start).unwrap();
+        let mut mapped = Vec::new();
+        m.consume(|d| mapped.push(d.to_vec())).unwrap();
+        assert_eq!(mapped, got);
+        assert_eq!(m.consumer.load_usize(0), Some(busy - start));
+        // A length past the producer is an error, and `cons` stays.
+        let mut c = 0;
+        let mut bad = vec![0u8; 64];
+        bad[..4].copy_from_slice(&40u32.to_ne_bytes());
+        let e = RingData::new(&bad)
+            .unwrap()
+            .next(&mut c, 16, &mut scratch)
+            .unwrap_err();
+        assert_eq!((e.cmd, e.errno), (RECORD, Errno::BADMSG));
+        assert_eq!(c, 0);
+        assert_eq!(RingData::new(&[0; 24]).unwrap_err().errno, Errno::INVAL);
     }
 }

@@ -20,6 +20,7 @@ mod error;
 mod externs;
 mod kconfig;
 pub(crate) mod needs;
+pub mod poison;
 mod program;
 mod relocation;
 pub mod spec;
@@ -31,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 use ember_core::btf::{Btf, Kind};
 use ember_core::insn::INSN_SIZE;
-use ember_core::ksym::{self, POISON_KFUNC_BASE, Resolved};
+use ember_core::ksym::{self, Resolved};
 use ember_core::load::{self as prep, FUNC_INFO_SIZE, LINE_INFO_SIZE};
 use ember_core::object::{
     AttachType, ExternKind, Map as MapDef, MapKind, MapType, MapValues, Object, Pinning, ProgType,
@@ -44,7 +45,7 @@ use ember_sys::{
 
 pub use self::error::LoadError;
 use self::needs::{Needs, any_module_btf};
-pub use self::relocation::Relocation;
+pub use self::relocation::{Relocation, relocate_all};
 pub use self::struct_ops::StructOpsMap;
 use crate::btf_source::{BtfSearch, KernelBtf, ModuleBtf, find_kernel_btf_to_parse, module_btfs};
 use crate::features::{self, Features};

@@ -4,10 +4,6 @@
 use super::needs::{attach_name, needs_attach_btf};
 use super::*;
 
-/// The poison CO-RE writes into instructions it cannot relocate
-/// (`call 0xbad2310`).
-const POISON_CALL: i64 = 0x0bad_2310;
-
 impl Loading<'_, '_> {
     #[allow(
         clippy::too_many_arguments,
@@ -220,9 +216,9 @@ impl Loading<'_, '_> {
                         continue;
                     }
                     let log = log_text(&buf);
-                    let cause = self
-                        .poison_cause(&log, &linked, fi, relocations, resolved)
-                        .or_else(|| crate::privilege::helper_cause(&log));
+                    let cause =
+                        super::poison::poison_cause(&log, self.obj, &linked, relocations, resolved)
+                            .or_else(|| crate::privilege::helper_cause(&log));
                     let eperm = crate::privilege::explain_errno(
                         e.error.errno,
                         crate::privilege::Operation::ProgLoad {
@@ -241,42 +237,6 @@ impl Loading<'_, '_> {
                 }
             }
         }
-    }
-
-    /// Maps `call unknown#195896080` (a poisoned CO-RE relocation) or a
-    /// poisoned weak kfunc in the verifier log back to its origin.
-    pub(super) fn poison_cause(
-        &self,
-        log: &str,
-        linked: &prep::Linked,
-        _prog: usize,
-        relocations: &[Relocation],
-        resolved: &[Resolved],
-    ) -> Option<String> {
-        let obj = self.obj;
-        first_traced(log, |pc, num| {
-            // A pc outside every function (a log line about something else)
-            // is skipped; the poisoned call may come later.
-            let (func, insn) = linked.origin(ember_core::id::Pc(pc))?;
-            let fname = obj.function(func).map_or("", |f| f.name);
-            if num == POISON_CALL {
-                let r = relocations
-                    .iter()
-                    .find(|r| r.func == func && r.insn == insn && r.outcome.is_poisoned());
-                return Some(match r {
-                    Some(r) => r.text.clone(),
-                    None => format!("{fname}: insn {insn}: poisoned CO-RE relocation"),
-                });
-            }
-            let xi = usize::try_from(num - i64::from(POISON_KFUNC_BASE)).ok()?;
-            let x = obj.externs.get(xi)?;
-            (resolved.get(xi) == Some(&Resolved::Absent)).then(|| {
-                format!(
-                    "{fname}: insn {insn}: call to weak kfunc '{}', which this kernel lacks; guard it with bpf_ksym_exists()",
-                    x.name
-                )
-            })
-        })
     }
 }
 
@@ -316,39 +276,7 @@ fn target_func_id(program: &str, prog: BorrowedFd<'_>, function: &str) -> Result
     Ok(id.0)
 }
 
-/// The first verifier-log line `PC: ... unknown#NUM ...` that `explain`
-/// maps to a cause; lines it cannot explain are passed over.
-fn first_traced(log: &str, mut explain: impl FnMut(u32, i64) -> Option<String>) -> Option<String> {
-    log.lines().find_map(|line| {
-        let (pc, rest) = line.split_once(": ")?;
-        let pc = pc.trim().parse::<u32>().ok()?;
-        let num = rest
-            .split("unknown#")
-            .nth(1)
-            .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|s| s.parse::<i64>().ok())?;
-        explain(pc, num)
-    })
-}
-
 pub(super) fn log_text(buf: &[u8]) -> String {
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::first_traced;
-
-    #[test]
-    fn tracing_goes_past_lines_it_cannot_place() {
-        let log = "0: (b7) r1 = 0\n\
-                   7: (85) call unknown#195896080\n\
-                   12: (85) call unknown#195896080\n\
-                   invalid func unknown#195896080\n";
-        // pc 7 lies in no function; pc 12 does.
-        let got = first_traced(log, |pc, num| (pc == 12).then(|| format!("{pc}/{num}")));
-        assert_eq!(got.as_deref(), Some("12/195896080"));
-        assert_eq!(first_traced(log, |_, _| None), None);
-    }
 }

@@ -29,7 +29,10 @@ pub struct Relocation {
 
 /// Solves and applies `obj`'s relocations against `targets`: the patched
 /// code (one vector per code section) and one [`Relocation`] each.
-pub(super) fn relocate_all(
+///
+/// # Errors
+/// The solver's [`CoreError`] for relocations it cannot read.
+pub fn relocate_all(
     obj: &Object<'_>,
     targets: &Targets<'_>,
 ) -> Result<(Vec<Vec<u8>>, Vec<Relocation>), CoreError> {

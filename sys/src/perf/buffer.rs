@@ -136,10 +136,34 @@ impl Ring {
         scratch: &mut Vec<u8>,
         f: &mut dyn FnMut(PerfRecord<'_>),
     ) -> Result<()> {
+        let walk = Walk {
+            cpu: self.cpu,
+            copy: &|pos, out| self.copy(pos, out),
+        };
+        walk.records(head, tail, n, scratch, f)
+    }
+}
+
+/// The record walk between a tail and a head, over any way of copying
+/// ring bytes: the mapped ring's, or [`PerfData`]'s.
+struct Walk<'c> {
+    cpu: u32,
+    copy: &'c dyn Fn(u64, &mut [u8]) -> Result<()>,
+}
+
+impl Walk<'_> {
+    fn records(
+        &self,
+        head: u64,
+        tail: &mut u64,
+        n: &mut usize,
+        scratch: &mut Vec<u8>,
+        f: &mut dyn FnMut(PerfRecord<'_>),
+    ) -> Result<()> {
         while *tail != head {
             let pos = *tail;
             let mut hdr = [0u8; 8];
-            self.copy(pos, &mut hdr)?;
+            (self.copy)(pos, &mut hdr)?;
             let [t0, t1, t2, t3, _, _, s0, s1] = hdr;
             let kind = u32::from_ne_bytes([t0, t1, t2, t3]);
             let len = u16::from_ne_bytes([s0, s1]);
@@ -148,7 +172,7 @@ impl Ring {
             }
             scratch.clear();
             scratch.resize(usize::from(len), 0);
-            self.copy(pos, scratch)?;
+            (self.copy)(pos, scratch)?;
             let body = scratch.get(8..).unwrap_or_default();
             match kind {
                 PERF_RECORD_SAMPLE => {
@@ -177,6 +201,63 @@ impl Ring {
             *tail = pos.wrapping_add(u64::from(len));
         }
         Ok(())
+    }
+}
+
+/// A perf ring's data area held in memory (a copy of one, or bytes a test
+/// or fuzzer made), read with the same record walk as the mapped rings of
+/// [`PerfBuffer`].
+#[derive(Debug, Clone, Copy)]
+pub struct PerfData<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> PerfData<'a> {
+    /// The data area `data`, whose length must be a power of two (as the
+    /// kernel's `data_size`).
+    ///
+    /// # Errors
+    /// `EBADMSG` for any other length, as for a mapped ring.
+    pub fn new(data: &'a [u8]) -> Result<PerfData<'a>> {
+        if !data.len().is_power_of_two() {
+            return Err(corrupt());
+        }
+        Ok(PerfData { data })
+    }
+
+    /// Calls `f` with every record between `*tail` and `head`, as CPU
+    /// `cpu`'s, and returns how many samples and lost-counts there were.
+    /// `*tail` ends past the last record read, also when a malformed one
+    /// stops the walk, as the mapped ring publishes it.
+    ///
+    /// # Errors
+    /// `EBADMSG` (`cmd` = `"perf buffer record"`) for a head more than a
+    /// ring ahead of the tail, or a record too short, longer than what the
+    /// head says is there, or whose inner size runs past it.
+    pub fn read(
+        &self,
+        cpu: u32,
+        head: u64,
+        tail: &mut u64,
+        scratch: &mut Vec<u8>,
+        f: &mut dyn FnMut(PerfRecord<'_>),
+    ) -> Result<usize> {
+        let size = u64::try_from(self.data.len()).map_err(|_| corrupt())?;
+        if head.wrapping_sub(*tail) > size {
+            return Err(corrupt());
+        }
+        let mask = self.data.len().wrapping_sub(1);
+        let copy = |pos: u64, out: &mut [u8]| {
+            for (i, o) in out.iter_mut().enumerate() {
+                // Truncating keeps the low bits, all the mask looks at.
+                let at = (pos as usize).wrapping_add(i) & mask;
+                *o = self.data.get(at).copied().unwrap_or(0);
+            }
+            Ok(())
+        };
+        let mut n = 0usize;
+        Walk { cpu, copy: &copy }.records(head, tail, &mut n, scratch, f)?;
+        Ok(n)
     }
 }
 
@@ -390,6 +471,55 @@ mod tests {
         let e = put(&r, mid, PERF_RECORD_SAMPLE, &sample(b"abcdefghijkl"));
         r.map.store_u64(DATA_HEAD, e).unwrap();
         assert_eq!(collect(&r).unwrap(), [Got::S(7, b"abcdefghijkl".to_vec())]);
+    }
+
+    /// The in-memory walk over a copy of `r`'s data area: records, and
+    /// the tail it ends at.
+    fn collect_copy(r: &Ring, cpu: u32) -> (Result<Vec<Got>>, u64) {
+        let mut data = vec![0u8; r.data_size];
+        r.map.read(r.data_off, &mut data).unwrap();
+        let head = r.map.load_u64(DATA_HEAD).unwrap();
+        let mut tail = r.map.load_u64(DATA_TAIL).unwrap();
+        let mut got = vec![];
+        let res =
+            PerfData::new(&data)
+                .unwrap()
+                .read(cpu, head, &mut tail, &mut vec![], &mut |rec| match rec {
+                    PerfRecord::Sample { cpu, data } => got.push(Got::S(cpu, data.to_vec())),
+                    PerfRecord::Lost { cpu, count } => got.push(Got::L(cpu, count)),
+                });
+        (res.map(|_| got), tail)
+    }
+
+    #[test]
+    fn the_in_memory_walk_matches_the_mapped_one() {
+        let r = ring(1);
+        let size = r.data_size as u64;
+        let start = size - 16;
+        r.map.store_u64(DATA_TAIL, start).unwrap();
+        let mut p = put(&r, start, PERF_RECORD_SAMPLE, &sample(b"wrapped!xyz\0"));
+        p = put(&r, p, PERF_RECORD_LOST, &lost(1, 42));
+        p = put(&r, p, 3, &[0; 8]);
+        let good_end = put(&r, p, PERF_RECORD_SAMPLE, &sample(b"1234"));
+        // Then one too short to hold a lost count.
+        let end = put(&r, good_end, PERF_RECORD_LOST, &[0; 4]);
+        r.map.store_u64(DATA_HEAD, end).unwrap();
+        let (copy, tail) = collect_copy(&r, 7);
+        assert_eq!(copy.unwrap_err().errno, Errno::BADMSG);
+        assert_eq!(tail, good_end);
+        let mut mapped = vec![];
+        let e = r.read(&mut vec![], &mut |rec| mapped.push(format!("{rec:?}")));
+        assert_eq!(e.unwrap_err().errno, Errno::BADMSG);
+        assert_eq!(r.map.load_u64(DATA_TAIL), Ok(good_end));
+        // Without the bad record both walks give the same three.
+        r.map.store_u64(DATA_TAIL, start).unwrap();
+        r.map.store_u64(DATA_HEAD, good_end).unwrap();
+        let (copy, tail) = collect_copy(&r, 7);
+        assert_eq!(copy.unwrap(), collect(&r).unwrap());
+        assert_eq!(tail, good_end);
+        assert_eq!(mapped.len(), 3);
+        // A length that is not a power of two is refused.
+        assert_eq!(PerfData::new(&[0; 24]).unwrap_err().errno, Errno::BADMSG);
     }
 
     #[test]

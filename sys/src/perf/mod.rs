@@ -29,7 +29,7 @@ use crate::raw::{self, PerfEventFd, PerfIoctl, Syscall};
 mod buffer;
 mod probe;
 
-pub use buffer::{PerfBuffer, PerfRecord};
+pub use buffer::{PerfBuffer, PerfData, PerfRecord};
 pub use probe::{ProbeAttr, ProbeKind, ProbePmu, parse_config_bit, perf_event_open_probe};
 
 /// `PERF_TYPE_HARDWARE`.
