@@ -1,0 +1,90 @@
+//! What a load reads from the running kernel in text form: the release
+//! as `KERNEL_VERSION`, the kernel BTF name a tracing program loads
+//! against, and what map creation must adapt (BTF, ring sizes). Shared by the std loader and `no_std` loaders.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+
+use crate::btf::Kind;
+use crate::object::{AttachType, MapType, ProgType};
+
+/// `KERNEL_VERSION(a, b, c)` of a release string such as `6.18.0-1-amd64`.
+pub fn kernel_version(release: &str) -> u32 {
+    // Only the dotted numbers before any suffix count: 6.18-rc1 is 6.18.0.
+    let end = release
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(release.len());
+    let mut parts = release
+        .get(..end)
+        .unwrap_or("")
+        .split('.')
+        .map(|s| s.parse::<u32>().unwrap_or(0));
+    let a = parts.next().unwrap_or(0).min(255);
+    let b = parts.next().unwrap_or(0).min(255);
+    let c = parts.next().unwrap_or(0).min(255);
+    (a << 16) | (b << 8) | c
+}
+
+/// Whether the program loads against a kernel BTF id. The tracing_multi
+/// types (`fentry.multi`, ...) name their functions when the link is
+/// made, not at load.
+pub fn needs_attach_btf(p: ProgType, a: Option<AttachType>) -> bool {
+    let multi = matches!(
+        a,
+        Some(
+            AttachType::TRACE_FENTRY_MULTI
+                | AttachType::TRACE_FEXIT_MULTI
+                | AttachType::TRACE_FSESSION_MULTI
+        )
+    );
+    (p == ProgType::TRACING || p == ProgType::LSM) && a.is_some() && !multi
+}
+
+/// The kernel BTF name and kind a tracing program attaches to, given its
+/// attach type and the target its section names.
+pub fn attach_name(a: AttachType, target: &str) -> (String, Kind) {
+    match a {
+        AttachType::TRACE_RAW_TP => (format!("btf_trace_{target}"), Kind::Typedef),
+        AttachType::LSM_MAC | AttachType::LSM_CGROUP => (format!("bpf_lsm_{target}"), Kind::Func),
+        AttachType::TRACE_ITER => (format!("bpf_iter_{target}"), Kind::Func),
+        _ => (target.to_string(), Kind::Func),
+    }
+}
+
+/// Whether a map of type `t` takes key/value BTF at creation: libbpf
+/// gives these types none, and the kernel refuses it for them.
+pub fn map_takes_btf(t: MapType) -> bool {
+    !matches!(
+        t,
+        MapType::PERF_EVENT_ARRAY
+            | MapType::STACK_TRACE
+            | MapType::CGROUP_ARRAY
+            | MapType::ARRAY_OF_MAPS
+            | MapType::HASH_OF_MAPS
+            | MapType::DEVMAP
+            | MapType::SOCKMAP
+            | MapType::CPUMAP
+            | MapType::XSKMAP
+            | MapType::SOCKHASH
+            | MapType::QUEUE
+            | MapType::STACK
+            | MapType::DEVMAP_HASH
+            | MapType::ARENA
+    )
+}
+
+/// A ring buffer's size as the kernel takes it: a power-of-two number of
+/// pages. A size that already is one is kept; any other is rounded up to
+/// the next one, as libbpf does, so `100 * 1024` or 4 KiB on 64 KiB pages
+/// work. Zero stays zero for the kernel to refuse (libbpf's rule: the user
+/// forgot to set a size and must see the error). `None` when no such size
+/// fits in 32 bits.
+pub fn ring_size(size: u32, page: usize) -> Option<u32> {
+    if size == 0 {
+        return Some(0);
+    }
+    let page = u32::try_from(page).ok().filter(|p| p.is_power_of_two())?;
+    // A power-of-two multiple of a power-of-two page is a power of two
+    // no smaller than the page.
+    size.max(page).checked_next_power_of_two()
+}
