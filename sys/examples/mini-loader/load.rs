@@ -390,6 +390,9 @@ fn verifier_error(e: &ember_sys::SysError, log: &[u8]) -> String {
     } else {
         ""
     };
+    if last.is_empty() {
+        return sys(e);
+    }
     format!("{}: verifier: {last}{poison}", sys(e))
 }
 
