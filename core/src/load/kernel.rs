@@ -88,3 +88,56 @@ pub fn ring_size(size: u32, page: usize) -> Option<u32> {
     // no smaller than the page.
     size.max(page).checked_next_power_of_two()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_versions_as_libbpf_computes_them() {
+        assert_eq!(kernel_version("6.18.0-1-amd64"), (6 << 16) | (18 << 8));
+        assert_eq!(kernel_version("4.19.300"), (4 << 16) | (19 << 8) | 255);
+        assert_eq!(kernel_version("6.18-rc1"), (6 << 16) | (18 << 8));
+        assert_eq!(kernel_version(""), 0);
+    }
+
+    #[test]
+    fn attach_names_by_attach_type() {
+        let n = |a, t| attach_name(a, t);
+        assert_eq!(
+            n(AttachType::TRACE_RAW_TP, "sched_switch"),
+            ("btf_trace_sched_switch".into(), Kind::Typedef)
+        );
+        assert_eq!(
+            n(AttachType::LSM_MAC, "file_open"),
+            ("bpf_lsm_file_open".into(), Kind::Func)
+        );
+        assert_eq!(
+            n(AttachType::TRACE_ITER, "task"),
+            ("bpf_iter_task".into(), Kind::Func)
+        );
+        assert_eq!(
+            n(AttachType::TRACE_FENTRY, "vfs_read"),
+            ("vfs_read".into(), Kind::Func)
+        );
+        assert!(needs_attach_btf(
+            ProgType::TRACING,
+            Some(AttachType::TRACE_FENTRY)
+        ));
+        assert!(!needs_attach_btf(
+            ProgType::TRACING,
+            Some(AttachType::TRACE_FENTRY_MULTI)
+        ));
+        assert!(!needs_attach_btf(ProgType::KPROBE, None));
+    }
+
+    #[test]
+    fn ring_sizes_and_map_btf() {
+        assert_eq!(ring_size(0, 4096), Some(0));
+        assert_eq!(ring_size(100 * 1024, 4096), Some(128 * 1024));
+        assert_eq!(ring_size(4096, 65536), Some(65536));
+        assert_eq!(ring_size(u32::MAX, 4096), None);
+        assert!(map_takes_btf(MapType::HASH));
+        assert!(!map_takes_btf(MapType::PERF_EVENT_ARRAY));
+    }
+}
