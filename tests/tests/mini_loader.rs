@@ -223,6 +223,13 @@ fn a_failure_names_what_failed_and_leaves_nothing_pinned() {
     );
     let left: Vec<_> = walk(&dir);
     assert!(left.is_empty(), "left behind: {left:?}");
+    for made in ["maps", "progs"] {
+        assert!(
+            !dir.join(made).exists(),
+            "the {made} directory it made stays"
+        );
+    }
+    assert!(dir.join("links/count_openat_b").is_dir(), "not its own");
 
     let out = Command::new(mini_loader()).arg(&obj).output().expect("run");
     assert_eq!(out.status.code(), Some(2), "usage error");

@@ -34,8 +34,9 @@ pub(crate) fn read(path: &str) -> Result<Vec<u8>, Errno> {
     }
 }
 
-/// `mkdir -p`: creates `path` and the directories above it.
-pub(crate) fn mkdir_all(path: &str) -> Result<(), Errno> {
+/// `mkdir -p`: creates `path` and the directories above it; those it
+/// created go to `made`.
+pub(crate) fn mkdir_all(path: &str, made: &mut Vec<String>) -> Result<(), Errno> {
     let ends = path
         .match_indices('/')
         .map(|(i, _)| i)
@@ -44,31 +45,41 @@ pub(crate) fn mkdir_all(path: &str) -> Result<(), Errno> {
     for end in ends {
         let dir = path.get(..end).unwrap_or(path);
         match fs::mkdir(dir, Mode::from_bits_truncate(0o755)) {
-            Ok(()) | Err(Errno::EXIST) => {}
+            Ok(()) => made.push(String::from(dir)),
+            Err(Errno::EXIST) => {}
             Err(e) => return Err(e),
         }
     }
     Ok(())
 }
 
-/// Pins made so far, removed again if a later step fails.
+/// Pins and directories made so far, removed again if a later step
+/// fails.
 #[derive(Default)]
-pub(crate) struct Pins(Vec<String>);
+pub(crate) struct Pins {
+    files: Vec<String>,
+    /// Directories this run created, outermost first.
+    pub(crate) dirs: Vec<String>,
+}
 
 impl Pins {
     /// Pins `fd` at `path` and remembers it.
     pub(crate) fn pin(&mut self, fd: BorrowedFd<'_>, path: &str) -> Result<(), String> {
         let c = alloc::ffi::CString::new(path).map_err(|_| String::from("a NUL in the path"))?;
         ember_sys::obj_pin(fd, &c).map_err(|e| sys(&e))?;
-        self.0.push(String::from(path));
+        self.files.push(String::from(path));
         Ok(())
     }
 
-    /// Removes every pin made, newest first.
+    /// Removes every pin made, newest first, then the directories made
+    /// (those left empty).
     pub(crate) fn undo(&self) {
-        for p in self.0.iter().rev() {
-            // Best effort: the step that failed is what gets reported.
+        // Best effort: the step that failed is what gets reported.
+        for p in self.files.iter().rev() {
             let _ = fs::unlink(p.as_str());
+        }
+        for d in self.dirs.iter().rev() {
+            let _ = fs::rmdir(d.as_str());
         }
     }
 }

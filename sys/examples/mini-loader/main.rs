@@ -66,7 +66,8 @@ fn load_and_pin(obj: &str, dir: &str, pins: &mut Pins) -> Result<(), String> {
     let sub = |s: &str| alloc::format!("{dir}/{s}");
     let (maps, progs, links) = (sub("maps"), sub("progs"), sub("links"));
     for d in [&maps, &progs, &links] {
-        files::mkdir_all(d).map_err(|e| alloc::format!("{d}: {}", files::errno(e)))?;
+        files::mkdir_all(d, &mut pins.dirs)
+            .map_err(|e| alloc::format!("{d}: {}", files::errno(e)))?;
     }
     for m in &loaded.maps {
         let path = alloc::format!("{maps}/{}", m.name.replace('.', "_"));
