@@ -10,8 +10,8 @@
 //!   DIR/links/NAME   the link of every program attached by its section
 //! ```
 //!
-//! Built with `panic = "abort"` (the `min-size` profile) it is
-//! `#![no_std]`: ember-core (parse, CO-RE, BTF sanitizing, linking),
+//! Built with `panic = "abort"` (the `min-size` profile) and alone
+//! (`-p ember-sys`) it is `#![no_std]`: ember-core (parse, CO-RE, BTF sanitizing, linking),
 //! ember-sys (the syscalls) and libc for the process entry, `malloc` and
 //! `write`; std's runtime (its backtrace symbolizer above all) would
 //! double its size. Built with `panic = "unwind"` (dev, test, clippy),
@@ -20,7 +20,11 @@
 //! naming the object, section, program or map at fault, and exits 1.
 //! Objects needing what it does not do (ksyms, kfuncs, kconfig,
 //! struct_ops, map-in-map, prog-array slots) are refused by name.
-#![cfg_attr(panic = "abort", no_std, no_main)]
+// no_std needs panic = "abort" (unwinding needs an unstable lang item)
+// and no std in the graph: built together with `ember`, feature
+// unification turns ember-sys's `std` on (and std-using dependencies
+// with it), and the loader then runs on std's runtime.
+#![cfg_attr(all(panic = "abort", not(feature = "std")), no_std, no_main)]
 
 extern crate alloc;
 
@@ -97,7 +101,7 @@ fn say(to: Out, line: &str) {
 
 /// The no_std runtime: entry, allocator, panic handler and output, over
 /// libc. The only `unsafe` of the example.
-#[cfg(panic = "abort")]
+#[cfg(all(panic = "abort", not(feature = "std")))]
 mod glue {
     use alloc::vec::Vec;
     use core::alloc::{GlobalAlloc, Layout};
@@ -234,9 +238,9 @@ mod glue {
     }
 }
 
-/// Dev and test builds (`panic = "unwind"`): the same loader on std's
-/// runtime, which a no_std binary cannot replace on stable.
-#[cfg(panic = "unwind")]
+/// Dev and test builds (`panic = "unwind"`), or builds with std in the
+/// graph anyway: the same loader on std's runtime.
+#[cfg(any(panic = "unwind", feature = "std"))]
 mod glue {
     use super::Out;
 
@@ -250,7 +254,7 @@ mod glue {
     }
 }
 
-#[cfg(panic = "unwind")]
+#[cfg(any(panic = "unwind", feature = "std"))]
 fn main() {
     let args: Vec<_> = std::env::args_os().skip(1).collect();
     let Some(args) = args
