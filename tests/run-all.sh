@@ -70,7 +70,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 step "benches and the mini-loader build"
 # Built, not run: benches need a quiet machine (README, Performance).
 cargo bench --no-run --quiet -p ember-benches
-cargo build --quiet --profile min-size -p ember --no-default-features --example mini-loader
+cargo build --quiet --profile min-size -p ember-sys --example mini-loader
 echo "mini-loader (min-size, dynamic): $(stat -c %s target/min-size/examples/mini-loader) bytes"
 
 step "tests"

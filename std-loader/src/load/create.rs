@@ -80,33 +80,17 @@ impl Loading<'_, '_> {
                     }
                 })?;
         }
-        // libbpf gives these no key/value BTF: the kernel refuses it.
-        let no_btf = matches!(
-            m.map_type,
-            MapType::PERF_EVENT_ARRAY
-                | MapType::STACK_TRACE
-                | MapType::CGROUP_ARRAY
-                | MapType::ARRAY_OF_MAPS
-                | MapType::HASH_OF_MAPS
-                | MapType::DEVMAP
-                | MapType::SOCKMAP
-                | MapType::CPUMAP
-                | MapType::XSKMAP
-                | MapType::SOCKHASH
-                | MapType::QUEUE
-                | MapType::STACK
-                | MapType::DEVMAP_HASH
-                | MapType::ARENA
-        );
-        let btf_ids = btf.filter(|_| !no_btf).and_then(|fd| match m.kind {
-            MapKind::Btf => match (m.key_type, m.value_type) {
-                (Some(k), Some(v)) => Some((fd, k.0, v.0)),
-                (None, Some(v)) => Some((fd, 0, v.0)),
-                _ => None,
-            },
-            MapKind::Data(_) | MapKind::Kconfig => m.btf_id.map(|d| (fd, 0, d.0)),
-            MapKind::Legacy => None,
-        });
+        let btf_ids = btf
+            .filter(|_| prep::map_takes_btf(m.map_type))
+            .and_then(|fd| match m.kind {
+                MapKind::Btf => match (m.key_type, m.value_type) {
+                    (Some(k), Some(v)) => Some((fd, k.0, v.0)),
+                    (None, Some(v)) => Some((fd, 0, v.0)),
+                    _ => None,
+                },
+                MapKind::Data(_) | MapKind::Kconfig => m.btf_id.map(|d| (fd, 0, d.0)),
+                MapKind::Legacy => None,
+            });
         Ok(MapCreate {
             map_type: m.map_type.0,
             key_size: m.key_size,
@@ -417,21 +401,7 @@ impl Drop for Pins {
     }
 }
 
-/// A ring buffer's size as the kernel takes it: a power-of-two number of
-/// pages. A size that already is one is kept; any other is rounded up to
-/// the next one, as libbpf does, so `100 * 1024` or 4 KiB on 64 KiB pages
-/// work. Zero stays zero for the kernel to refuse (libbpf's rule: the user
-/// forgot to set a size and must see the error). `None` when no such size
-/// fits in 32 bits.
-pub(crate) fn ring_size(size: u32, page: usize) -> Option<u32> {
-    if size == 0 {
-        return Some(0);
-    }
-    let page = u32::try_from(page).ok().filter(|p| p.is_power_of_two())?;
-    // A power-of-two multiple of a power-of-two page is a power of two
-    // no smaller than the page.
-    size.max(page).checked_next_power_of_two()
-}
+pub(crate) use ember_core::load::ring_size;
 
 #[cfg(test)]
 mod tests {

@@ -13,22 +13,7 @@ use ember_core::object::{ExternKind, Object};
 
 use super::LoadError;
 
-/// `KERNEL_VERSION(a, b, c)` of a release string such as `6.18.0-1-amd64`.
-pub(crate) fn kernel_version(release: &str) -> u32 {
-    // Only the dotted numbers before any suffix count: 6.18-rc1 is 6.18.0.
-    let end = release
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(release.len());
-    let mut parts = release
-        .get(..end)
-        .unwrap_or("")
-        .split('.')
-        .map(|s| s.parse::<u32>().unwrap_or(0));
-    let a = parts.next().unwrap_or(0);
-    let b = parts.next().unwrap_or(0);
-    let c = parts.next().unwrap_or(0).min(255);
-    (a << 16) | (b.min(255) << 8) | c
-}
+pub(crate) use ember_core::load::kernel_version;
 
 /// Parses kernel config text: `CONFIG_X=value` and `# CONFIG_X is not set`.
 pub(crate) fn parse_config(text: &str) -> HashMap<String, String> {

@@ -52,30 +52,7 @@ impl Needs {
     }
 }
 
-/// Whether the program loads against a kernel BTF id. The tracing_multi
-/// types (`fentry.multi`, ...) name their functions when the link is
-/// made, not at load.
-pub(crate) fn needs_attach_btf(p: ProgType, a: Option<AttachType>) -> bool {
-    let multi = matches!(
-        a,
-        Some(
-            AttachType::TRACE_FENTRY_MULTI
-                | AttachType::TRACE_FEXIT_MULTI
-                | AttachType::TRACE_FSESSION_MULTI
-        )
-    );
-    (p == ProgType::TRACING || p == ProgType::LSM) && a.is_some() && !multi
-}
-
-/// The kernel BTF name and kind a tracing program attaches to.
-pub(crate) fn attach_name(a: AttachType, target: &str) -> (String, Kind) {
-    match a {
-        AttachType::TRACE_RAW_TP => (format!("btf_trace_{target}"), Kind::Typedef),
-        AttachType::LSM_MAC | AttachType::LSM_CGROUP => (format!("bpf_lsm_{target}"), Kind::Func),
-        AttachType::TRACE_ITER => (format!("bpf_iter_{target}"), Kind::Func),
-        _ => (target.to_owned(), Kind::Func),
-    }
-}
+pub(crate) use ember_core::load::{attach_name, needs_attach_btf};
 
 /// Every (name, kind) this load looks up in the running kernel's BTF:
 /// kfuncs, typed ksyms, attach targets and struct_ops types.
