@@ -228,7 +228,7 @@ pub(crate) fn extract(p: &Path, want: Option<&str>) -> Result<Vec<u8>, Why> {
     extract_archive(&packed, want, MAX_EXTRACTED)
 }
 
-/// [`extract`] on an archive already in memory, with the tar stream held
+/// What the loader does to a `.btf.tar.xz` file, on an archive already in memory, with the tar stream held
 /// to `max_extracted` bytes (the loader uses [`MAX_EXTRACTED`]).
 ///
 /// # Errors
