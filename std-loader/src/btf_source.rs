@@ -228,8 +228,10 @@ pub(crate) fn extract(p: &Path, want: Option<&str>) -> Result<Vec<u8>, Why> {
     extract_archive(&packed, want, MAX_EXTRACTED)
 }
 
-/// What the loader does to a `.btf.tar.xz` file, on an archive already in memory, with the tar stream held
-/// to `max_extracted` bytes (the loader uses [`MAX_EXTRACTED`]).
+/// The BTF entry of a btfhub `.btf.tar.xz` already in memory: the one
+/// named `want`, or the first `*.btf` when `want` is `None`; the tar
+/// stream is held to `max_extracted` bytes (the loader uses
+/// [`MAX_EXTRACTED`]).
 ///
 /// # Errors
 /// [`Why::Io`] for a corrupt xz or tar stream or one that expands past
