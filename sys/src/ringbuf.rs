@@ -191,7 +191,10 @@ fn step(cons: usize, prod: usize, size: usize, hdr: impl FnOnce() -> Result<u32>
     if avail == 0 {
         return Ok(Step::Stop);
     }
-    if avail > size {
+    // The kernel writes records at 8-byte steps: a consumer position off
+    // that grid is corrupt (the mapped reader's aligned header load would
+    // refuse it too; checking here keeps the two walks identical).
+    if avail > size || !cons.is_multiple_of(8) {
         return Err(corrupt());
     }
     let hdr = hdr()?;
@@ -331,7 +334,8 @@ impl RingBufPoller {
     ///
     /// # Errors
     /// The kernel's errno from `epoll_wait` (`EINTR` when a signal
-    /// arrived), or a corrupt record as in [`RingBuf::next`].
+    /// arrived), or a corrupt record as in [`RingBuf::next`]: the first
+    /// one, after every other ready ring was read.
     pub fn poll(
         &mut self,
         timeout: Option<Duration>,
@@ -341,25 +345,40 @@ impl RingBufPoller {
             return Ok(0);
         }
         let mut n = 0usize;
+        let mut first_err = None;
         for idx in self.events.wait(&self.epoll, timeout)? {
             if let Some(ring) = self.rings.get_mut(idx) {
-                n = n.saturating_add(ring.consume(|r| f(idx, r))?);
+                // A corrupt ring must not starve the others: read them
+                // all, then report the first error.
+                match ring.consume(|r| f(idx, r)) {
+                    Ok(k) => n = n.saturating_add(k),
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                }
             }
         }
-        Ok(n)
+        first_err.map_or(Ok(n), Err)
     }
 
     /// Consumes every ring without waiting, calling `f(ring index,
     /// record)`; returns the number of records.
     ///
     /// # Errors
-    /// A corrupt record as in [`RingBuf::next`].
+    /// A corrupt record as in [`RingBuf::next`]: the first one, after
+    /// every other ring was read.
     pub fn consume(&mut self, mut f: impl FnMut(usize, &[u8])) -> Result<usize> {
         let mut n = 0usize;
+        let mut first_err = None;
         for (idx, ring) in self.rings.iter_mut().enumerate() {
-            n = n.saturating_add(ring.consume(|r| f(idx, r))?);
+            match ring.consume(|r| f(idx, r)) {
+                Ok(k) => n = n.saturating_add(k),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
         }
-        Ok(n)
+        first_err.map_or(Ok(n), Err)
     }
 }
 
@@ -473,5 +492,43 @@ mod tests {
         assert_eq!((e.cmd, e.errno), (RECORD, Errno::BADMSG));
         assert_eq!(c, 0);
         assert_eq!(RingData::new(&[0; 24]).unwrap_err().errno, Errno::INVAL);
+    }
+
+    #[test]
+    fn a_corrupt_ring_does_not_starve_the_others_of_a_poller() {
+        let bad = ring(page_size());
+        let q = put(&bad, 0, u32::try_from(bad.size()).unwrap(), b"");
+        bad.producer.store_usize(0, q + bad.size()).unwrap();
+        let good = ring(page_size());
+        let p = put(&good, 0, 2, b"ok");
+        good.producer.store_usize(0, p).unwrap();
+        let mut poller = RingBufPoller {
+            epoll: epoll::create().unwrap(),
+            rings: vec![bad, good],
+            events: Events::default(),
+        };
+        let mut got = Vec::new();
+        let e = poller
+            .consume(|i, d| got.push((i, d.to_vec())))
+            .unwrap_err();
+        assert_eq!((e.cmd, e.errno), (RECORD, Errno::BADMSG));
+        assert_eq!(
+            got,
+            [(1, b"ok".to_vec())],
+            "the good ring after the bad one was read"
+        );
+    }
+
+    #[test]
+    fn a_consumer_position_off_the_8_byte_grid_is_corrupt() {
+        let data = vec![0u8; 64];
+        let mut scratch = Vec::new();
+        let mut c = 4;
+        let e = RingData::new(&data)
+            .unwrap()
+            .next(&mut c, 20, &mut scratch)
+            .unwrap_err();
+        assert_eq!((e.cmd, e.errno), (RECORD, Errno::BADMSG));
+        assert_eq!(c, 4);
     }
 }

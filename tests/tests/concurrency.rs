@@ -364,9 +364,9 @@ fn the_create_then_pin_window_is_hit_every_time_and_reuses_the_other_pin() {
         assert_eq!(id, other, "round {round}: ember kept its own map");
         assert!(runs.reused(), "round {round}: the map is the reused pin");
         assert!(
-            ebpf.notes
-                .iter()
-                .any(|n| n.contains("appeared while loading; reusing it")),
+            ebpf.notes.iter().any(|n| n.starts_with("map 'runs': ")
+                && n.contains(&*dir.join("runs").to_string_lossy())
+                && n.ends_with("appeared while loading; reusing it")),
             "round {round}: no note: {:?}",
             ebpf.notes
         );

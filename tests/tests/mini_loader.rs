@@ -337,6 +337,10 @@ fn features_it_does_not_do_are_refused_by_name() {
             "maps.bpf-el.o",
             "maps.bpf-el.o: map-in-map 'outer_array' not supported",
         ),
+        (
+            "pinned_reject.bpf-el.o",
+            "pinned_reject.bpf-el.o: map 'pinned_counts' pinned by name not supported",
+        ),
     ] {
         let out = run(&fixture(obj), &dir);
         let stderr = String::from_utf8_lossy(&out.stderr);

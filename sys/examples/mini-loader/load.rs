@@ -15,7 +15,7 @@ use ember_core::load::{self as prep, BtfFeatures, FUNC_INFO_SIZE, LINE_INFO_SIZE
 use ember_core::object::maps::BPF_F_RDONLY_PROG;
 use ember_core::object::section::SecDef;
 use ember_core::object::{
-    AttachType, ExternKind, Map, MapKind, MapType, Object, ProgType, object_name,
+    AttachType, ExternKind, Map, MapKind, MapType, Object, Pinning, ProgType, object_name,
 };
 use ember_core::reloc::{Targets, apply, solve};
 use ember_sys::{
@@ -101,10 +101,12 @@ pub(crate) fn load(data: &[u8], file: &str) -> Result<Loaded, String> {
     } else {
         Vec::new()
     };
-    let kernel = if vmlinux.is_empty() {
-        None
-    } else {
+    // Read only when needed, and then parsed even if empty: an empty
+    // file is an error, never a reason to skip CO-RE.
+    let kernel = if relos > 0 || by_id {
         Some(Btf::parse(&vmlinux).map_err(|e| format!("{VMLINUX}: {e}"))?)
+    } else {
+        None
     };
 
     // CO-RE: solved and applied to a copy of each code section.
@@ -169,6 +171,11 @@ fn refuse(obj: &Object<'_>) -> Result<(), String> {
         if !m.init.is_empty() {
             return Err(format!("initial slots of prog array '{}'", m.name));
         }
+    }
+    // The std loader reuses an existing pin; a fresh private map here
+    // would leave programs quietly using the wrong one.
+    if let Some(m) = obj.maps.iter().find(|m| m.pinning == Pinning::ByName) {
+        return Err(format!("map '{}' pinned by name", m.name));
     }
     for f in obj.programs() {
         match f.sec_def.map(|d| d.prog_type) {
@@ -375,7 +382,9 @@ fn load_program(
 /// CO-RE call means.
 fn verifier_error(e: &ember_sys::SysError, log: &[u8]) -> String {
     let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-    let text = core::str::from_utf8(log.get(..end).unwrap_or(&[])).unwrap_or("");
+    // Lossy: one bad byte (a source line echoed from line info, a cut at
+    // the size cap) must not lose the verdict.
+    let text = alloc::string::String::from_utf8_lossy(log.get(..end).unwrap_or(&[]));
     // The verdict: the last line before the statistics the log ends with.
     let last = text
         .lines()

@@ -17,7 +17,9 @@
 //! double its size. Built with `panic = "unwind"` (dev, test, clippy),
 //! the same loader runs on std's entry, as a no_std binary cannot unwind
 //! on stable. On any failure it removes what it pinned, prints one line
-//! naming the object, section, program or map at fault, and exits 1.
+//! naming the object, section, program or map at fault, and exits 1 (a
+//! panic or an allocation failure aborts instead, leaving what was
+//! pinned by then).
 //! Objects needing what it does not do (ksyms, kfuncs, kconfig,
 //! struct_ops, map-in-map, prog-array slots) are refused by name.
 // no_std needs panic = "abort" (unwinding needs an unstable lang item)
@@ -73,6 +75,14 @@ fn load_and_pin(obj: &str, dir: &str, pins: &mut Pins) -> Result<(), String> {
         files::mkdir_all(d, &mut pins.dirs)
             .map_err(|e| alloc::format!("{d}: {}", files::errno(e)))?;
     }
+    // Names come from the object's symbols: refuse any that would not be
+    // one file directly under its pin directory, before pinning anything.
+    for m in &loaded.maps {
+        file_name("map", &m.name.replace('.', "_"))?;
+    }
+    for p in &loaded.progs {
+        file_name("program", &p.name)?;
+    }
     for m in &loaded.maps {
         let path = alloc::format!("{maps}/{}", m.name.replace('.', "_"));
         pins.pin(m.fd.fd(), &path)
@@ -87,6 +97,16 @@ fn load_and_pin(obj: &str, dir: &str, pins: &mut Pins) -> Result<(), String> {
         attach::attach_and_pin(p, &links, pins)?;
     }
     say(Out::Stdout, &alloc::format!("pinned under {dir}"));
+    Ok(())
+}
+
+/// `name` if it is a plain file name (not empty, `.` or `..`, no `/`).
+fn file_name(what: &str, name: &str) -> Result<(), String> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+        return Err(alloc::format!(
+            "{what} name '{name}' cannot be pinned as a file name"
+        ));
+    }
     Ok(())
 }
 
@@ -118,37 +138,77 @@ mod glue {
     #[cfg_attr(not(target_feature = "crt-static"), link(name = "c"))]
     unsafe extern "C" {}
 
-    /// `malloc` guarantees this alignment (x86_64 and aarch64 libcs).
+    /// The alignment `malloc` guarantees for any block of at least this
+    /// size: 16 on the 64-bit targets glibc and musl ship for (their
+    /// `max_align_t`), 8 elsewhere (std's `MIN_ALIGN` table).
+    #[cfg(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64",
+        target_arch = "loongarch64",
+        target_arch = "powerpc64",
+        target_arch = "s390x",
+    ))]
     const MALLOC_ALIGN: usize = 16;
+    #[cfg(not(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64",
+        target_arch = "loongarch64",
+        target_arch = "powerpc64",
+        target_arch = "s390x",
+    )))]
+    const MALLOC_ALIGN: usize = 8;
+
+    /// Whether `malloc`/`realloc` alone align `l`: a block smaller than
+    /// the alignment may come back aligned only to its own size (as std's
+    /// `System` allocator also assumes).
+    fn malloc_aligns(l: Layout) -> bool {
+        l.align() <= MALLOC_ALIGN && l.align() <= l.size()
+    }
 
     /// The global allocator: libc's `malloc` family.
     struct Malloc;
 
     // SAFETY: each method forwards to libc's allocator, which returns
-    // memory of at least the size asked (or null), aligned as asked: to
-    // `malloc`'s 16 bytes, or by `aligned_alloc` beyond that; `dealloc`
-    // and `realloc` get only pointers these methods returned.
+    // memory of at least the size asked (or null), aligned as asked: by
+    // `malloc` where `malloc_aligns` says it does, else by
+    // `posix_memalign`; `dealloc` and `realloc` get only pointers these
+    // methods returned, and `free` takes both kinds.
     unsafe impl GlobalAlloc for Malloc {
         unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-            if l.align() <= MALLOC_ALIGN {
+            if malloc_aligns(l) {
                 // SAFETY: any size is valid for `malloc`.
                 unsafe { libc::malloc(l.size()) }.cast()
             } else {
-                // SAFETY: the alignment is a power of two (a `Layout`'s).
-                unsafe { libc::aligned_alloc(l.align(), l.size()) }.cast()
+                let mut p: *mut c_void = core::ptr::null_mut();
+                // `posix_memalign` wants a multiple of the pointer size.
+                let align = l.align().max(core::mem::size_of::<usize>());
+                // SAFETY: `p` is a valid out pointer; `align` is a power
+                // of two (a `Layout`'s, or the pointer size) and a
+                // multiple of `sizeof(void *)`; any size is valid.
+                let rc = unsafe { libc::posix_memalign(&mut p, align, l.size()) };
+                if rc == 0 {
+                    p.cast()
+                } else {
+                    core::ptr::null_mut()
+                }
             }
         }
 
         unsafe fn dealloc(&self, p: *mut u8, _: Layout) {
             // SAFETY: `p` came from `alloc` or `realloc` (the trait's
-            // contract), so from `malloc`, `aligned_alloc` or `realloc`.
+            // contract), so from `malloc`, `posix_memalign` or `realloc`.
             unsafe { libc::free(p.cast::<c_void>()) }
         }
 
         unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-            if l.align() <= MALLOC_ALIGN {
-                // SAFETY: `p` is live and from this allocator; `realloc`
-                // keeps `malloc`'s alignment.
+            // `realloc` keeps `malloc`'s alignment only; the new size must
+            // still allow it.
+            let new_layout = Layout::from_size_align(new, l.align());
+            if malloc_aligns(l) && new_layout.is_ok_and(malloc_aligns) {
+                // SAFETY: `p` is live and from this allocator, and `new`
+                // is nonzero (the trait's contract).
                 unsafe { libc::realloc(p.cast::<c_void>(), new) }.cast()
             } else {
                 // SAFETY: the default copy-and-free over `alloc` and
@@ -179,19 +239,66 @@ mod glue {
     static ALLOC: Malloc = Malloc;
 
     #[panic_handler]
-    fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
-        write_all(Out::Stderr, b"mini-loader: internal error (panic)\n");
+    fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+        // Formatted on the stack: the allocator may be what failed.
+        let mut line = StackLine::default();
+        let _ = core::fmt::Write::write_str(&mut line, "mini-loader: internal error (panic)");
+        if let Some(at) = info.location() {
+            let _ = core::fmt::write(
+                &mut line,
+                format_args!(" at {}:{}:{}", at.file(), at.line(), at.column()),
+            );
+        }
+        let _ = core::fmt::Write::write_str(&mut line, "\n");
+        write_all(Out::Stderr, line.bytes());
         // SAFETY: `abort` has no preconditions.
         unsafe { libc::abort() }
+    }
+
+    /// A line built without allocating, cut at 256 bytes.
+    struct StackLine {
+        buf: [u8; 256],
+        len: usize,
+    }
+
+    impl Default for StackLine {
+        fn default() -> Self {
+            StackLine {
+                buf: [0; 256],
+                len: 0,
+            }
+        }
+    }
+
+    impl StackLine {
+        fn bytes(&self) -> &[u8] {
+            self.buf.get(..self.len).unwrap_or(&[])
+        }
+    }
+
+    impl core::fmt::Write for StackLine {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            for (d, b) in self.buf.iter_mut().skip(self.len).zip(s.bytes()) {
+                *d = b;
+                self.len = self.len.saturating_add(1);
+            }
+            Ok(())
+        }
     }
 
     // The precompiled `alloc` was built to unwind: its `format` keeps
     // landing pads naming these two symbols. With panic = "abort" nothing
     // unwinds, so neither is ever called; defining them spares linking an
-    // unwinder (the musl target's libunwind) for nothing.
-    /// Never called (see above).
+    // unwinder (the musl target's libunwind) for nothing. (This
+    // `_Unwind_Resume` also stands in for the one static libc members
+    // built with `-fexceptions` name, for thread cancellation cleanup: the
+    // loader has one thread and never cancels it.)
+    /// Never called (see above); aborts if it ever were.
     #[unsafe(no_mangle)]
-    extern "C" fn rust_eh_personality() {}
+    extern "C" fn rust_eh_personality() -> ! {
+        // SAFETY: `abort` has no preconditions.
+        unsafe { libc::abort() }
+    }
 
     /// Never called (see above); aborts if it ever were.
     #[unsafe(no_mangle)]
@@ -221,7 +328,8 @@ mod glue {
         super::run(&args)
     }
 
-    /// Writes all of `b` to stdout or stderr, retrying short writes.
+    /// Writes all of `b` to stdout or stderr, retrying short and
+    /// interrupted writes; gives up on any other error or a write of 0.
     pub(super) fn write_all(to: Out, mut b: &[u8]) {
         let fd = match to {
             Out::Stdout => 1,
@@ -230,11 +338,27 @@ mod glue {
         while !b.is_empty() {
             // SAFETY: `b` is a live buffer of `b.len()` bytes.
             let n = unsafe { libc::write(fd, b.as_ptr().cast(), b.len()) };
-            let Some(rest) = usize::try_from(n).ok().and_then(|n| b.get(n..)) else {
+            if n < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            let Some(rest) = usize::try_from(n)
+                .ok()
+                .filter(|&n| n > 0)
+                .and_then(|n| b.get(n..))
+            else {
                 return;
             };
             b = rest;
         }
+    }
+
+    /// This thread's `errno`.
+    fn errno() -> c_int {
+        // SAFETY: `__errno_location` has no preconditions.
+        let slot = unsafe { libc::__errno_location() };
+        // SAFETY: it points at this thread's errno, valid for the
+        // thread's life.
+        unsafe { *slot }
     }
 }
 

@@ -342,7 +342,7 @@ impl PerfBuffer {
     ///
     /// # Errors
     /// The errno from `epoll_wait` (`EINTR` on a signal), or `EBADMSG` for
-    /// a malformed ring.
+    /// a malformed ring: the first, after every other ready ring was read.
     pub fn poll(
         &mut self,
         timeout: Option<Duration>,
@@ -352,24 +352,39 @@ impl PerfBuffer {
             return Ok(0);
         }
         let mut n = 0usize;
+        let mut first_err = None;
         for idx in self.events.wait(&self.epoll, timeout)? {
             if let Some(ring) = self.rings.get(idx) {
-                n = n.saturating_add(ring.read(&mut self.scratch, &mut f)?);
+                // A malformed ring must not starve the others: read them
+                // all, then report the first error.
+                match ring.read(&mut self.scratch, &mut f) {
+                    Ok(k) => n = n.saturating_add(k),
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                }
             }
         }
-        Ok(n)
+        first_err.map_or(Ok(n), Err)
     }
 
     /// Reads every ring without waiting; returns how many records.
     ///
     /// # Errors
-    /// `EBADMSG` for a malformed ring.
+    /// `EBADMSG` for a malformed ring: the first, after every other ring
+    /// was read.
     pub fn consume(&mut self, mut f: impl FnMut(PerfRecord<'_>)) -> Result<usize> {
         let mut n = 0usize;
+        let mut first_err = None;
         for ring in &self.rings {
-            n = n.saturating_add(ring.read(&mut self.scratch, &mut f)?);
+            match ring.read(&mut self.scratch, &mut f) {
+                Ok(k) => n = n.saturating_add(k),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
         }
-        Ok(n)
+        first_err.map_or(Ok(n), Err)
     }
 }
 
