@@ -141,24 +141,18 @@ mod glue {
     /// The alignment `malloc` guarantees for any block of at least this
     /// size: 16 on the 64-bit targets glibc and musl ship for (their
     /// `max_align_t`), 8 elsewhere (std's `MIN_ALIGN` table).
-    #[cfg(any(
+    const MALLOC_ALIGN: usize = if cfg!(any(
         target_arch = "x86_64",
         target_arch = "aarch64",
         target_arch = "riscv64",
         target_arch = "loongarch64",
         target_arch = "powerpc64",
         target_arch = "s390x",
-    ))]
-    const MALLOC_ALIGN: usize = 16;
-    #[cfg(not(any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "riscv64",
-        target_arch = "loongarch64",
-        target_arch = "powerpc64",
-        target_arch = "s390x",
-    )))]
-    const MALLOC_ALIGN: usize = 8;
+    )) {
+        16
+    } else {
+        8
+    };
 
     /// Whether `malloc`/`realloc` alone align `l`: a block smaller than
     /// the alignment may come back aligned only to its own size (as std's

@@ -123,24 +123,13 @@ impl Ring {
             return Err(corrupt());
         }
         let mut n = 0usize;
-        let r = self.records(head, &mut tail, &mut n, scratch, f);
-        self.map.store_u64(DATA_TAIL, tail).map_err(|_| corrupt())?;
-        r.map(|()| n)
-    }
-
-    fn records(
-        &self,
-        head: u64,
-        tail: &mut u64,
-        n: &mut usize,
-        scratch: &mut Vec<u8>,
-        f: &mut dyn FnMut(PerfRecord<'_>),
-    ) -> Result<()> {
         let walk = Walk {
             cpu: self.cpu,
             copy: &|pos, out| self.copy(pos, out),
         };
-        walk.records(head, tail, n, scratch, f)
+        let r = walk.records(head, &mut tail, &mut n, scratch, f);
+        self.map.store_u64(DATA_TAIL, tail).map_err(|_| corrupt())?;
+        r.map(|()| n)
     }
 }
 
