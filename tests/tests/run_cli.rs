@@ -41,6 +41,58 @@ fn start(extra: &[&str]) -> Child {
     child
 }
 
+/// A child's stderr, read on a thread as it comes, so a test can wait for
+/// a line (the attach report) instead of sleeping a fixed time that a
+/// loaded machine can outrun.
+struct StderrWatch {
+    text: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StderrWatch {
+    fn new(child: &mut Child) -> StderrWatch {
+        let err = child.stderr.take().expect("piped stderr");
+        let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = std::sync::Arc::clone(&text);
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut t = sink.lock().expect("lock");
+                t.push_str(&line);
+                t.push('\n');
+            }
+        });
+        StderrWatch {
+            text,
+            reader: Some(reader),
+        }
+    }
+
+    /// Waits until stderr holds `needle`; panics with what it holds
+    /// after `timeout`.
+    fn wait_for(&self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let t = self.text.lock().expect("lock").clone();
+            if t.contains(needle) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no '{needle}' on stderr after {timeout:?}: {t}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// All of stderr, once the child has exited.
+    fn finish(mut self) -> String {
+        if let Some(r) = self.reader.take() {
+            r.join().expect("stderr reader");
+        }
+        self.text.lock().expect("lock").clone()
+    }
+}
+
 /// A copy of /bin/true under a name only this test uses, run `n` times.
 fn exec_marker(n: usize) -> String {
     let path = std::env::temp_dir().join(format!("ember-run-marker-{}", std::process::id()));
@@ -246,7 +298,7 @@ fn run_attaches_to_an_interface_and_leaves_no_filter() {
     }
     let net = Net::create();
     for mode in ["auto", "legacy"] {
-        let child = Command::new("ip")
+        let mut child = Command::new("ip")
             .args(["netns", "exec", &net.a])
             .arg(ember_bin())
             .arg("run")
@@ -270,11 +322,12 @@ fn run_attaches_to_an_interface_and_leaves_no_filter() {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn");
-        // Wait for the attach lines, then send.
-        std::thread::sleep(Duration::from_millis(800));
+        // Wait for the last attach line, then send.
+        let watch = StderrWatch::new(&mut child);
+        watch.wait_for("attached tc_legacy", Duration::from_secs(20));
         net.send_to_a(5);
         let out = child.wait_with_output().expect("wait");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = watch.finish();
         assert!(out.status.success(), "{mode}: {err}");
         assert!(
             err.contains("attached xdp_a to interface 'veth0'"),
@@ -357,7 +410,7 @@ fn run_attaches_to_a_cgroup_path() {
     let port = listener.local_addr().expect("addr").port();
     let before = links();
     let target = format!("connect_a={}", cg.0.display());
-    let child = Command::new(ember_bin())
+    let mut child = Command::new(ember_bin())
         .arg("run")
         .arg(fixture("attach/cgroup.bpf-el.o"))
         // Lockdown refuses lsm_cgroup's trampoline here.
@@ -367,7 +420,8 @@ fn run_attaches_to_a_cgroup_path() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(800));
+    let watch = StderrWatch::new(&mut child);
+    watch.wait_for("attached connect_a", Duration::from_secs(20));
     // Three connects from a shell in the cgroup, one from outside it.
     let script = format!(
         "echo $$ > {}/cgroup.procs && for i in 1 2 3; do (exec 3<>/dev/tcp/127.0.0.1/{port}); done",
@@ -382,7 +436,7 @@ fn run_attaches_to_a_cgroup_path() {
     );
     drop(std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"));
     let out = child.wait_with_output().expect("wait");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = watch.finish();
     assert!(out.status.success(), "{err}");
     assert!(
         err.contains(&format!(
