@@ -71,14 +71,22 @@ impl RingBuf {
     /// data size in bytes: a power of two and a multiple of the page size).
     ///
     /// # Errors
-    /// `EINVAL` for a `max_entries` the kernel could not have accepted;
-    /// the kernel's errno from `fcntl` or `mmap` (`EINVAL` when `map_fd` is
-    /// not a ring buffer or is smaller than `max_entries`).
+    /// `EINVAL` for a `max_entries` the kernel could not have accepted, or
+    /// when the kernel says `map_fd` is not a ring buffer of exactly
+    /// `max_entries` bytes (a wrong size would mask positions wrongly, and
+    /// an mmapable array maps as well); the kernel's errno from
+    /// `BPF_OBJ_GET_INFO_BY_FD`, `fcntl` or `mmap`.
     pub fn new(map_fd: BorrowedFd<'_>, max_entries: u32) -> Result<RingBuf> {
         const N: &str = "BPF_MAP_TYPE_RINGBUF mmap";
+        /// `BPF_MAP_TYPE_RINGBUF`.
+        const RINGBUF: u32 = 27;
         let page = page_size();
         let size = usize::try_from(max_entries).map_err(|_| err(N)(Errno::INVAL))?;
         if !size.is_power_of_two() || !size.is_multiple_of(page) {
+            return Err(err(N)(Errno::INVAL));
+        }
+        let info = crate::cmd::info::map_info(map_fd)?;
+        if info.map_type != RINGBUF || info.max_entries != max_entries {
             return Err(err(N)(Errno::INVAL));
         }
         let fd = rustix::io::fcntl_dupfd_cloexec(map_fd, 3).map_err(err("fcntl"))?;

@@ -424,9 +424,34 @@ fn ringbuf_rejects_bad_sizes() {
             let e = RingBuf::new(map.as_fd(), bad).expect_err("bad size");
             assert_eq!(e.errno, Errno::INVAL, "{bad}");
         }
-        // Larger than the map: the kernel refuses the mapping.
-        let e = RingBuf::new(map.as_fd(), 2 * size).expect_err("too large");
-        assert_eq!((e.cmd, e.errno), ("mmap", Errno::INVAL));
+        // Larger or smaller than the map: refused before mapping (a
+        // smaller size would map and then mask positions wrongly).
+        for wrong in [2 * size, 4 * size] {
+            let e = RingBuf::new(map.as_fd(), wrong).expect_err("wrong size");
+            assert_eq!(
+                (e.cmd, e.errno),
+                ("BPF_MAP_TYPE_RINGBUF mmap", Errno::INVAL)
+            );
+        }
+        let big = ringbuf_map(2 * size);
+        let e = RingBuf::new(big.as_fd(), size).expect_err("smaller than the map");
+        assert_eq!(
+            (e.cmd, e.errno),
+            ("BPF_MAP_TYPE_RINGBUF mmap", Errno::INVAL)
+        );
+        // An mmapable array maps too, but is no ring.
+        let mmapable = map_create(&MapCreate {
+            map_type: 2,
+            key_size: 4,
+            value_size: size,
+            max_entries: 4,
+            map_flags: 1 << 10, // BPF_F_MMAPABLE
+            name: "ember_mmarr",
+            ..Default::default()
+        })
+        .expect("mmapable array");
+        let e = RingBuf::new(mmapable.as_fd(), size).expect_err("not a ring");
+        assert_eq!(e.errno, Errno::INVAL);
         // Not a ring buffer at all.
         let array = map_create(&MapCreate {
             map_type: 2,
