@@ -12,10 +12,6 @@
 # targets). New inputs go to fuzz/corpus/TARGET (not committed). The last
 # lines of the log give executions and coverage; a crash leaves its input in
 # fuzz/artifacts/TARGET.
-#
-# FORK=N runs libFuzzer's fork mode with N workers (for a machine that is
-# otherwise idle); their CPU time counts too (the children's, reaped, is
-# in the parent's cutime and cstime).
 set -eu
 target=$1
 budget=${2:-3600}
@@ -27,17 +23,14 @@ mkdir -p "corpus/$target" "seeds/$target" "artifacts/$target" logs
 log=logs/$target-$(date -u +%Y%m%dT%H%M).log
 ticks=$(getconf CLK_TCK)
 start=$(date -u +%s)
-fork=${FORK:+-fork=$FORK}
-# shellcheck disable=SC2086 # $fork is empty or one word
-nice -n 19 "$bin" "corpus/$target" "seeds/$target" "$@" $fork \
+nice -n 19 "$bin" "corpus/$target" "seeds/$target" "$@" \
   -artifact_prefix="artifacts/$target/" -max_len=70000 -rss_limit_mb=2048 \
   -print_final_stats=1 >"$log" 2>&1 &
 pid=$!
 cpu=0
 while kill -0 "$pid" 2>/dev/null; do
-  # Fields 14-17 of /proc/PID/stat: utime, stime and the reaped
-  # children's cutime, cstime, in clock ticks.
-  t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$pid/stat" 2>/dev/null || echo "$((cpu * ticks))")
+  # Fields 14 and 15 of /proc/PID/stat: utime and stime in clock ticks.
+  t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo "$((cpu * ticks))")
   cpu=$((t / ticks))
   if [ "$cpu" -ge "$budget" ]; then
     kill -INT "$pid"
@@ -49,8 +42,6 @@ rc=0
 wait "$pid" || rc=$?
 end=$(date -u +%s)
 execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-# Fork mode prints no final stats: its status lines start "#EXECS:".
-[ -n "$execs" ] || execs=$(sed -n 's/^#\([0-9]*\): cov.*/\1/p' "$log" | tail -n 1)
 cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
 echo "$target: cpu ${cpu}s wall $((end - start))s execs ${execs:-?} cov ${cov:-?} exit $rc log fuzz/$log"
 ls "artifacts/$target" | sed 's/^/  finding: /'
