@@ -246,3 +246,11 @@ pub fn bpffs_dir(name: &str) -> Option<BpffsDir> {
     std::fs::create_dir_all(&d).expect("bpffs dir");
     Some(BpffsDir(d))
 }
+
+/// Opens and closes `/proc/self/stat` `n` times: each open is one
+/// `sys_enter_openat` for the tracepoint fixtures to count.
+pub fn open_files(n: usize) {
+    for _ in 0..n {
+        drop(std::fs::File::open("/proc/self/stat").expect("open /proc/self/stat"));
+    }
+}

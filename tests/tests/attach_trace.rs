@@ -12,7 +12,7 @@ use std::process::Command;
 use ember::attach::AttachErrorKind;
 use ember::ember_core::object::LinkType;
 use ember::{AttachMode, AttachOpts, Ebpf, EbpfLoader, Link, Mechanism};
-use ember_tests::{bpffs_dir, fixture, kernel_ready, open_fds, serial};
+use ember_tests::{bpffs_dir, fixture, kernel_ready, open_fds, open_files, serial};
 
 const OPENAT: u32 = 0;
 const OPENAT_B: u32 = 1;
@@ -35,12 +35,6 @@ fn count(ebpf: &Ebpf, slot: u32) -> u64 {
         .expect("lookup")
         .expect("array slot");
     u64::from_ne_bytes(v[..8].try_into().expect("8 bytes"))
-}
-
-fn open_files(n: usize) {
-    for _ in 0..n {
-        drop(std::fs::File::open("/proc/self/stat").expect("open"));
-    }
 }
 
 /// Lets the scheduler switch a few times.

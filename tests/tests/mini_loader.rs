@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use ember::{EbpfLoader, Link, Map};
-use ember_tests::{bpffs_dir, fixture, kernel_ready, root, serial};
+use ember_tests::{bpffs_dir, fixture, kernel_ready, open_files, root, serial};
 
 /// Slot of `count_openat` in the fixture's `counts` map.
 const OPENAT: u32 = 0;
@@ -65,12 +65,6 @@ fn count(counts: &Map) -> u64 {
         .expect("lookup")
         .expect("array slot");
     u64::from_ne_bytes(v[..8].try_into().expect("8 bytes"))
-}
-
-fn open_files(n: usize) {
-    for _ in 0..n {
-        drop(std::fs::File::open("/proc/self/stat").expect("open"));
-    }
 }
 
 fn prog_info(path: &Path) -> ember::ember_sys::ProgInfo {
