@@ -23,3 +23,23 @@ impl core::error::Error for SysError {}
 
 /// `Result` with [`SysError`].
 pub type Result<T, E = SysError> = core::result::Result<T, E>;
+
+/// Runs `read` on every item and sums what it returns; an error does not
+/// stop the others (one corrupt ring must not starve the rest of a
+/// poller), and the first one is returned once all have run.
+pub(crate) fn read_every<I: IntoIterator>(
+    items: I,
+    mut read: impl FnMut(I::Item) -> Result<usize>,
+) -> Result<usize> {
+    let mut n = 0usize;
+    let mut first_err = None;
+    for item in items {
+        match read(item) {
+            Ok(k) => n = n.saturating_add(k),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    first_err.map_or(Ok(n), Err)
+}

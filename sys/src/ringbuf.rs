@@ -24,7 +24,7 @@ use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 
 use crate::epoll::{self, Events};
-use crate::error::{Result, SysError};
+use crate::error::{Result, SysError, read_every};
 use crate::mmap::{Access, Mmap, page_size};
 
 /// `BPF_RINGBUF_BUSY_BIT`.
@@ -352,21 +352,12 @@ impl RingBufPoller {
         if self.rings.is_empty() {
             return Ok(0);
         }
-        let mut n = 0usize;
-        let mut first_err = None;
-        for idx in self.events.wait(&self.epoll, timeout)? {
-            if let Some(ring) = self.rings.get_mut(idx) {
-                // A corrupt ring must not starve the others: read them
-                // all, then report the first error.
-                match ring.consume(|r| f(idx, r)) {
-                    Ok(k) => n = n.saturating_add(k),
-                    Err(e) => {
-                        first_err.get_or_insert(e);
-                    }
-                }
-            }
-        }
-        first_err.map_or(Ok(n), Err)
+        let ready = self.events.wait(&self.epoll, timeout)?;
+        let rings = &mut self.rings;
+        read_every(ready, |idx| match rings.get_mut(idx) {
+            Some(ring) => ring.consume(|r| f(idx, r)),
+            None => Ok(0),
+        })
     }
 
     /// Consumes every ring without waiting, calling `f(ring index,
@@ -376,17 +367,9 @@ impl RingBufPoller {
     /// A corrupt record as in [`RingBuf::next`]: the first one, after
     /// every other ring was read.
     pub fn consume(&mut self, mut f: impl FnMut(usize, &[u8])) -> Result<usize> {
-        let mut n = 0usize;
-        let mut first_err = None;
-        for (idx, ring) in self.rings.iter_mut().enumerate() {
-            match ring.consume(|r| f(idx, r)) {
-                Ok(k) => n = n.saturating_add(k),
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
-        }
-        first_err.map_or(Ok(n), Err)
+        read_every(self.rings.iter_mut().enumerate(), |(idx, ring)| {
+            ring.consume(|r| f(idx, r))
+        })
     }
 }
 

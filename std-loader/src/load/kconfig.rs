@@ -191,10 +191,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn versions_and_config_lines() {
-        assert_eq!(kernel_version("6.18.0-1-amd64"), (6 << 16) | (18 << 8));
-        assert_eq!(kernel_version("4.19.300"), (4 << 16) | (19 << 8) | 255);
-        assert_eq!(kernel_version("6.18-rc1"), (6 << 16) | (18 << 8));
+    fn config_lines() {
         let c = parse_config("CONFIG_HZ=250\n# CONFIG_FOO is not set\nCONFIG_S=\"x\"\n");
         assert_eq!(c.get("CONFIG_HZ").map(String::as_str), Some("250"));
         assert_eq!(c.get("CONFIG_FOO").map(String::as_str), Some("n"));

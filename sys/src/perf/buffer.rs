@@ -10,7 +10,7 @@ use rustix::io::Errno;
 use super::{PerfEvent, PerfEventAttr, fail, perf_event_open};
 use crate::cmd::MapFd;
 use crate::epoll::{self, Events};
-use crate::error::{Result, SysError};
+use crate::error::{Result, SysError, read_every};
 use crate::mmap::{Access, Mmap, page_size};
 
 use super::{PERF_RECORD_LOST, PERF_RECORD_SAMPLE};
@@ -340,21 +340,12 @@ impl PerfBuffer {
         if self.rings.is_empty() {
             return Ok(0);
         }
-        let mut n = 0usize;
-        let mut first_err = None;
-        for idx in self.events.wait(&self.epoll, timeout)? {
-            if let Some(ring) = self.rings.get(idx) {
-                // A malformed ring must not starve the others: read them
-                // all, then report the first error.
-                match ring.read(&mut self.scratch, &mut f) {
-                    Ok(k) => n = n.saturating_add(k),
-                    Err(e) => {
-                        first_err.get_or_insert(e);
-                    }
-                }
-            }
-        }
-        first_err.map_or(Ok(n), Err)
+        let ready = self.events.wait(&self.epoll, timeout)?;
+        let (rings, scratch) = (&self.rings, &mut self.scratch);
+        read_every(ready, |idx| match rings.get(idx) {
+            Some(ring) => ring.read(scratch, &mut f),
+            None => Ok(0),
+        })
     }
 
     /// Reads every ring without waiting; returns how many records.
@@ -363,17 +354,8 @@ impl PerfBuffer {
     /// `EBADMSG` for a malformed ring: the first, after every other ring
     /// was read.
     pub fn consume(&mut self, mut f: impl FnMut(PerfRecord<'_>)) -> Result<usize> {
-        let mut n = 0usize;
-        let mut first_err = None;
-        for ring in &self.rings {
-            match ring.read(&mut self.scratch, &mut f) {
-                Ok(k) => n = n.saturating_add(k),
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
-        }
-        first_err.map_or(Ok(n), Err)
+        let scratch = &mut self.scratch;
+        read_every(&self.rings, |ring| ring.read(scratch, &mut f))
     }
 }
 
