@@ -147,9 +147,11 @@ pub struct Row {
     pub relocations: usize,
     /// How many of them would be poisoned.
     pub poisoned: usize,
-    /// Every problem, one line each: poisoned relocations (where, what,
-    /// why), and missing attach targets, kfuncs, typed ksyms and
-    /// struct_ops types.
+    /// Every problem, one line each, told apart by how it starts:
+    /// `poisoned: ` (a poisoned relocation: where, what, why), `CO-RE
+    /// failed: ` (a hard solver error for the whole object), and
+    /// `<what> missing: ` (attach targets, kfuncs, typed ksyms,
+    /// struct_ops types), or `unusable BTF: `.
     pub errors: Vec<String>,
 }
 
@@ -230,10 +232,15 @@ pub fn check_btf(objs: &[CheckObject<'_, '_>], btf: &Btf<'_>, btf_name: &str) ->
                 (list, None)
             }
             // Not a poison but a hard error (ambiguity, a bitfield no
-            // load can hold): libbpf refuses the whole object too.
+            // load can hold): libbpf refuses the whole object too. The
+            // fixed prefix keeps every error line classifiable by its
+            // start, whatever the object names its functions.
             Err(e) => {
                 let func = e.func.and_then(|f| obj.function(f)).map_or("?", |f| f.name);
-                (Vec::new(), Some(format!("{func}: {e}: {}", e.error)))
+                (
+                    Vec::new(),
+                    Some(format!("CO-RE failed: {func}: {e}: {}", e.error)),
+                )
             }
         };
         for p in &o.progs {

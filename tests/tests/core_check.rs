@@ -557,10 +557,65 @@ fn hard_errors_fail_every_program() {
         for r in &rows {
             assert!(!r.ok && r.poisoned == 0, "{r:?}");
             assert_eq!(r.errors.len(), 1, "{r:?}");
-            let want = format!("ember: {} in {}\n", op.display(), r.errors[0]);
+            // The same text as `core explain`'s failure, behind the
+            // prefix that marks a hard error.
+            let hard = r.errors[0]
+                .strip_prefix("CO-RE failed: ")
+                .unwrap_or_else(|| panic!("not marked hard: {r:?}"));
+            let want = format!("ember: {} in {hard}\n", op.display());
             assert_eq!(err, want);
             seen += 1;
         }
     }
     assert_eq!(seen, 4);
+}
+
+/// Fuzzer finds, kept: `core_check` rows stay classifiable by how each
+/// error line starts. The kept input names a function `poisoned: _ids`
+/// whose hard CO-RE error once read as a poisoned relocation; hard
+/// errors now start `CO-RE failed: `.
+#[test]
+fn fuzz_regressions_core_check() {
+    let dir = ember_tests::root().join("fuzz/regressions/core_check");
+    let targets: Vec<Vec<u8>> = [
+        "core/nesting.t-el.o",
+        "core/arrays___diff_arr_val_sz.t-el.o",
+        "core/types___diff.t-el.o",
+        "core16/enum64.t-el.o",
+    ]
+    .iter()
+    .map(|t| std::fs::read(fixture(t)).expect("target"))
+    .collect();
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).expect("regressions") {
+        let data = std::fs::read(e.expect("entry").path()).expect("read");
+        let Some((&pick, obj_bytes)) = data.split_first() else {
+            continue;
+        };
+        let Ok(obj) = Object::parse(obj_bytes, "fuzz") else {
+            continue;
+        };
+        let tb = &targets[usize::from(pick) % targets.len()];
+        let target = Btf::parse_elf(tb, None).expect("fixture target");
+        let objs = [CheckObject::new("fuzz", &obj)];
+        for r in check_btf(&objs, &target, "t") {
+            assert_eq!(r.ok, r.errors.is_empty(), "{r:?}");
+            assert!(r.poisoned <= r.relocations, "{r:?}");
+            let lines = r
+                .errors
+                .iter()
+                .filter(|e| e.starts_with("poisoned: "))
+                .count();
+            assert_eq!(lines, r.poisoned, "{r:?}");
+            assert!(
+                r.errors.iter().all(|e| e.starts_with("poisoned: ")
+                    || e.starts_with("CO-RE failed: ")
+                    || e.starts_with("unusable BTF: ")
+                    || e.contains(" missing: ")),
+                "{r:?}"
+            );
+        }
+        n += 1;
+    }
+    assert!(n > 0);
 }
