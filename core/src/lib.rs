@@ -57,6 +57,7 @@ pub mod limits;
 pub mod load;
 pub mod minimize;
 pub mod object;
+pub mod order;
 pub mod reloc;
 
 pub use bytes::Endian;

@@ -60,7 +60,7 @@ fn unsearched(proc_modules: &str, searched: &[&str], dir: &Path, max: usize) -> 
     let mut names: Vec<&str> = loaded(proc_modules)
         .filter(|m| !searched.contains(m))
         .collect();
-    names.sort_unstable();
+    ember_core::order::sort(&mut names);
     names.dedup();
     if names.is_empty() {
         return None;

@@ -571,7 +571,7 @@ pub fn module_btfs(dir: Option<&Path>) -> (Vec<ModuleBtf>, Vec<(PathBuf, Why)>) 
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.file_name().is_some_and(|n| n != "vmlinux"))
         .collect();
-    paths.sort();
+    ember_core::order::sort(&mut paths);
     for path in paths {
         let name = path
             .file_name()

@@ -127,8 +127,8 @@ pub fn scan(root: &Path) -> io::Result<(Vec<TreeBtf>, Vec<PathBuf>)> {
             }
         }
     }
-    found.sort_by(|a, b| a.path.cmp(&b.path));
-    skipped.sort();
+    ember_core::order::sort_by(&mut found, |a, b| a.path.cmp(&b.path));
+    ember_core::order::sort(&mut skipped);
     Ok((found, skipped))
 }
 
@@ -159,7 +159,7 @@ pub fn par_map<T: Send>(n: usize, jobs: usize, f: impl Fn(usize) -> T + Sync) ->
             .collect()
     });
     let mut all: Vec<(usize, T)> = parts.iter_mut().flat_map(core::mem::take).collect();
-    all.sort_by_key(|(i, _)| *i);
+    ember_core::order::sort_by_key(&mut all, |(i, _)| *i);
     all.into_iter().map(|(_, t)| t).collect()
 }
 

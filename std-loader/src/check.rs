@@ -64,10 +64,17 @@ impl<'o, 'a> CheckObject<'o, 'a> {
             let fi = FuncIndex(i);
             // Linking only reads the code: map fds do not matter here. An
             // object that cannot be linked is checked on its own code.
-            let reach: BTreeSet<FuncIndex> = match link_program(obj, &code, fi, &|_| Some(-1)) {
-                Ok(l) => l.pieces.iter().map(|p| p.func).collect(),
-                Err(_) => BTreeSet::from([fi]),
-            };
+            // Inserted one by one: collecting into a `BTreeSet` would sort,
+            // and bring one more copy of the standard sort (`ember_core::order`).
+            let mut reach = BTreeSet::new();
+            match link_program(obj, &code, fi, &|_| Some(-1)) {
+                Ok(l) => l.pieces.iter().for_each(|p| {
+                    reach.insert(p.func);
+                }),
+                Err(_) => {
+                    reach.insert(fi);
+                }
+            }
             let mut needs = Vec::new();
             if let Some(d) = f.sec_def
                 && needs_attach_btf(d.prog_type, d.attach_type)

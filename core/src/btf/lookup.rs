@@ -298,7 +298,7 @@ impl<'a> Btf<'a> {
             n.extend_from_slice(name.as_bytes());
             found.push((n.into_boxed_slice(), kind, id));
         }
-        found.sort_unstable_by(|a, b| (&*a.0, a.1).cmp(&(&*b.0, b.1)));
+        crate::order::sort_by(&mut found, |a, b| (&*a.0, a.1).cmp(&(&*b.0, b.1)));
         found.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
         // A racing prefetch of the same BTF wins; either answer is right.
         let _ = self.prefetched.set(Box::new(Prefetched { found }));

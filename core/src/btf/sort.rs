@@ -57,7 +57,7 @@ pub fn sort_by_name(btf: &Btf<'_>) -> Result<Vec<u8>> {
     let mut order: Vec<u32> = Vec::new();
     order.try_reserve(n).map_err(|_| oom())?;
     order.extend(0..n as u32);
-    order.sort_by(|&a, &b| name(a).cmp(name(b)).then(a.cmp(&b)));
+    crate::order::sort_by(&mut order, |&a, &b| name(a).cmp(name(b)));
     let mut new_of: Vec<u32> = Vec::new();
     new_of.try_reserve(n).map_err(|_| oom())?;
     new_of.resize(n, 0);

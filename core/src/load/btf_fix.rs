@@ -385,7 +385,7 @@ fn fix_datasecs(ed: &mut Edit<'_>, obj: &Object<'_>, datasec: bool) -> Result<()
         {
             return Err(Error::new(ErrorKind::VarOutOfSection(TypeId(ty)), at));
         }
-        entries.sort_by_key(|&(_, off, _)| off);
+        crate::order::sort_by_key(&mut entries, |&(_, off, _)| off);
         if let Some(w) = entries
             .windows(2)
             .find(|w| matches!(w, [a, b] if b.1 < a.1.saturating_add(a.2)))

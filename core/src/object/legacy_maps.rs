@@ -45,7 +45,7 @@ pub(super) fn legacy_maps<'a>(
                 && !s.name().unwrap_or("").is_empty()
         })
         .collect();
-    syms.sort_by_key(|s| s.address());
+    crate::order::sort_by_key(&mut syms, |s| s.address());
     let bad = |map, attr, expected, found| {
         err(
             "maps",

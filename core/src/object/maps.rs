@@ -444,7 +444,7 @@ pub(super) fn btf_maps<'a>(
         };
         try_push(&mut entries, (offset, entry.type_id, var, name))?;
     }
-    entries.sort_by_key(|e| e.0);
+    crate::order::sort_by_key(&mut entries, |e| e.0);
     for (offset, type_id, var, name) in entries {
         let d = Def { map: name };
         if var.kind() != Kind::Var {

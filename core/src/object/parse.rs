@@ -320,7 +320,7 @@ impl<'a> Object<'a> {
         }
         // Zero-length symbols and aliases sort before the longest function
         // at their start, which Object::locate finds.
-        self.functions.sort_by_key(|f| (f.section, f.start, f.len));
+        crate::order::sort_by_key(&mut self.functions, |f| (f.section, f.start, f.len));
         // Otherwise functions of one section must not overlap:
         // Object::locate relies on it.
         for w in self.functions.windows(2) {
@@ -419,7 +419,7 @@ impl<'a> Object<'a> {
                 try_push(&mut relocs, Reloc { insn, target })?;
             }
             // Sorted by instruction, so a function's relocations are one run.
-            relocs.sort_by_key(|r| r.insn);
+            crate::order::sort_by_key(&mut relocs, |r| r.insn);
             for rl in &relocs {
                 if let RelocTarget::Extern(x) = rl.target {
                     if let Some(ext) = self.externs.get_mut(x.index()) {
@@ -702,7 +702,7 @@ fn externs<'a>(
         };
         try_push(&mut out, (align, size, x))?;
     }
-    out.sort_by(|(aa, asz, a), (ba, bsz, b)| {
+    crate::order::sort_by(&mut out, |(aa, asz, a), (ba, bsz, b)| {
         let ak = matches!(a.kind, ExternKind::Kconfig { .. });
         let bk = matches!(b.kind, ExternKind::Kconfig { .. });
         bk.cmp(&ak)

@@ -237,7 +237,7 @@ impl<'a> Object<'a> {
             }
             if let Some(maps) = out.get_mut(first..) {
                 for m in maps {
-                    m.progs.sort_by_key(|p| p.member);
+                    crate::order::sort_by_key(&mut m.progs, |p| p.member);
                 }
             }
         }

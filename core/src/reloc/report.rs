@@ -300,7 +300,7 @@ impl<'a> LineTable<'a> {
                 }
             }
         }
-        t.lines.sort_by_key(|&(f, i, _)| (f, i));
+        crate::order::sort_by_key(&mut t.lines, |&(f, i, _)| (f, i));
         t
     }
 

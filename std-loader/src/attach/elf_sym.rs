@@ -101,7 +101,7 @@ pub fn find(syms: &[FuncSym], name: &str) -> Result<u64, Lookup> {
         hits.retain(|s| s.global);
     }
     let mut offs: Vec<u64> = hits.iter().map(|s| s.offset).collect();
-    offs.sort_unstable();
+    ember_core::order::sort(&mut offs);
     offs.dedup();
     match offs.as_slice() {
         [] => Err(Lookup::NotFound),
@@ -190,7 +190,7 @@ pub fn matching(syms: &[FuncSym], pattern: &str) -> Vec<(u64, String)> {
         .filter(|s| glob(pattern, &s.name))
         .map(|s| (s.offset, s.name.clone()))
         .collect();
-    out.sort();
+    ember_core::order::sort(&mut out);
     out.dedup_by_key(|(o, _)| *o);
     out
 }

@@ -184,7 +184,7 @@ fn from_dirs(name: &str) -> Option<PathBuf> {
             .map(|e| e.path())
             .filter(|p| is_elf(p))
             .collect();
-        hits.sort();
+        ember_core::order::sort(&mut hits);
         if let Some(p) = hits.into_iter().next() {
             return Some(p);
         }
