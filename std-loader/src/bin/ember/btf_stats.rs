@@ -2,6 +2,7 @@
 //! validate a BTF file, repeated so the figure can be checked from outside
 //! (each repetition opens the file afresh: mmap on sysfs, else read).
 
+use crate::decimal::Decimal;
 use core::time::Duration;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
@@ -47,8 +48,8 @@ fn parse<'a>(path: &Path, bytes: &'a [u8], base: Option<&'a Btf<'a>>) -> Result<
     })
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
+fn ms(d: Duration) -> Decimal {
+    Decimal::ms(d)
 }
 
 /// Runs `ember btf stats`.
@@ -67,7 +68,7 @@ pub(crate) fn run(a: &Args) -> Result<(), Box<dyn core::error::Error>> {
         times.push(t0.elapsed());
         core::hint::black_box(n);
     }
-    times.sort();
+    ember_core::order::sort(&mut times);
     let median = times[times.len() / 2];
     let bytes = open(&a.file, a.read)?;
     let btf = parse(&a.file, &bytes, base_btf.as_ref())?;
@@ -116,7 +117,7 @@ pub(crate) fn run(a: &Args) -> Result<(), Box<dyn core::error::Error>> {
         btf.heap_bytes(),
         btf.heap_bytes() - table
     )?;
-    writeln!(o, "name index: {:.3} ms", ms(index_time))?;
+    writeln!(o, "name index: {} ms", ms(index_time))?;
     writeln!(o, "endian: {:?}", btf.endian())?;
     let how = match bytes {
         FileBytes::Mapped(_) => "mmap",
@@ -124,7 +125,7 @@ pub(crate) fn run(a: &Args) -> Result<(), Box<dyn core::error::Error>> {
     };
     writeln!(
         o,
-        "parse: {:.3} ms (median of {}; min {:.3}, max {:.3}; open by {how} + full validation)",
+        "parse: {} ms (median of {}; min {}, max {}; open by {how} + full validation)",
         ms(median),
         a.repeat,
         ms(times[0]),

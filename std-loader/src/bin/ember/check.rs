@@ -88,10 +88,15 @@ pub(crate) fn run(a: &Args) -> Result<(), Box<dyn core::error::Error>> {
     }
     if a.stats {
         eprintln!(
-            "checked {} BTF files x {} objects on {jobs} threads: {:.1} BTF/s",
+            "checked {} BTF files x {} objects on {jobs} threads: {} BTF/s",
             files.len(),
             objs.len(),
-            files.len() as f64 / elapsed.as_secs_f64().max(1e-9)
+            crate::decimal::Decimal::ratio(
+                files.len() as u128,
+                elapsed.as_nanos(),
+                1_000_000_000,
+                1
+            )
         );
     }
     let bad = rows.iter().filter(|r| !r.ok).count();

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod btf_stats;
 mod check;
+mod decimal;
 mod logger;
 mod minimize;
 mod minimize_tree;

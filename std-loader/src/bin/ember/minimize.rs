@@ -124,12 +124,12 @@ pub(crate) fn run(a: &Args) -> Result<(), Box<dyn core::error::Error>> {
         let mut o = std::io::stderr().lock();
         writeln!(
             o,
-            "kept {} of {} types; {} bytes from {} ({:.2}%)",
+            "kept {} of {} types; {} bytes from {} ({}%)",
             m.keep().len(),
             target.type_count().saturating_sub(1),
             out.len(),
             target.data().len(),
-            out.len() as f64 * 100.0 / target.data().len().max(1) as f64
+            crate::decimal::Decimal::percent(out.len() as u64, target.data().len() as u64)
         )?;
     }
     Ok(())

@@ -100,14 +100,14 @@ pub(crate) fn run(a: &Args) -> Result<(), Box<dyn core::error::Error>> {
         }
     }
     println!(
-        "{} BTF files: {} -> {} bytes on disk ({:.2}%); BTF {} -> {} bytes ({:.2}%)",
+        "{} BTF files: {} -> {} bytes on disk ({}%); BTF {} -> {} bytes ({}%)",
         files.len(),
         disk.0,
         disk.1,
-        disk.1 as f64 * 100.0 / disk.0.max(1) as f64,
+        crate::decimal::Decimal::percent(disk.1, disk.0),
         btf.0,
         btf.1,
-        btf.1 as f64 * 100.0 / btf.0.max(1) as f64
+        crate::decimal::Decimal::percent(btf.1 as u64, btf.0 as u64)
     );
     Ok(())
 }
