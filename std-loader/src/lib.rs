@@ -15,6 +15,7 @@ pub mod check;
 pub mod error;
 pub mod explain;
 pub mod features;
+pub mod gzip;
 pub mod inspect;
 pub mod kallsyms;
 pub mod kernel_btf_objects;

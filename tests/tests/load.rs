@@ -6,6 +6,7 @@
 //! CO-RE target only (against libbpf's `btf_custom_path`), sanitized BTF,
 //! and no fd left open after success or failure.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -274,6 +275,56 @@ fn kernel_config(name: &str) -> Option<String> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .find_map(|l| l.strip_prefix(&format!("{name}=")).map(str::to_owned))
+}
+
+/// ember's gzip reader (kconfig's `/proc/config.gz`) against `zcat`: on
+/// this kernel's file, and on files gzip 1.12 writes at levels 1 and 9
+/// with the original name stored (FNAME) and without.
+#[test]
+fn gzip_inflates_like_zcat() {
+    let zcat = |gz: &[u8]| {
+        let mut child = Command::new("gzip")
+            .args(["-dc"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(gz).unwrap();
+        child.wait_with_output().unwrap().stdout
+    };
+    match std::fs::read("/proc/config.gz") {
+        Ok(gz) => assert_eq!(ember::gzip::decompress(&gz, 16 << 20).unwrap(), zcat(&gz)),
+        Err(e) => ember_tests::skip(&format!("/proc/config.gz: {e}")),
+    }
+    let dir = std::env::temp_dir().join(format!("ember-gzip-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plain = dir.join("config");
+    let text: String = (0..5000)
+        .map(|i| format!("CONFIG_OPTION_{i}={}\n", i % 7))
+        .collect();
+    std::fs::write(&plain, &text).unwrap();
+    for args in [["-1", "-n"], ["-9", "-N"]] {
+        let out = Command::new("gzip")
+            .args(args)
+            .arg("-c")
+            .arg(&plain)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let gz = out.stdout;
+        assert_eq!(
+            ember::gzip::decompress(&gz, 1 << 20).unwrap(),
+            text.as_bytes(),
+            "{args:?}"
+        );
+        // Two members: the trailer at the end belongs to the second.
+        let twice = [gz.as_slice(), gz.as_slice()].concat();
+        assert_eq!(
+            ember::gzip::decompress(&twice, 1 << 20),
+            Err(ember::gzip::GzipError::Trailing)
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

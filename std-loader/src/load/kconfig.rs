@@ -6,7 +6,6 @@
 //! `/boot/config-<release>`.
 
 use std::collections::HashMap;
-use std::io::Read as _;
 
 use ember_core::btf::{Btf, Kind, TypeId};
 use ember_core::object::{ExternKind, Object};
@@ -32,14 +31,17 @@ pub(crate) fn parse_config(text: &str) -> HashMap<String, String> {
     m
 }
 
+/// A kernel config is about 10,000 lines; this bounds what a corrupt or
+/// hostile `/proc/config.gz` can make us allocate.
+const CONFIG_LIMIT: usize = 16 << 20;
+
 fn read_config(release: &str) -> Option<String> {
-    if let Ok(f) = std::fs::File::open("/proc/config.gz") {
-        let mut s = String::new();
-        if flate2::read::GzDecoder::new(f)
-            .read_to_string(&mut s)
-            .is_ok()
-        {
-            return Some(s);
+    const GZ: &str = "/proc/config.gz";
+    if let Ok(gz) = std::fs::read(GZ) {
+        match crate::gzip::decompress(&gz, CONFIG_LIMIT).map(String::from_utf8) {
+            Ok(Ok(s)) => return Some(s),
+            Ok(Err(_)) => log::warn!("{GZ}: not UTF-8 text; trying /boot/config-{release}"),
+            Err(e) => log::warn!("{GZ}: {e}; trying /boot/config-{release}"),
         }
     }
     std::fs::read_to_string(format!("/boot/config-{release}")).ok()
