@@ -57,7 +57,8 @@ pub fn sort_by_name(btf: &Btf<'_>) -> Result<Vec<u8>> {
     let mut order: Vec<u32> = Vec::new();
     order.try_reserve(n).map_err(|_| oom())?;
     order.extend(0..n as u32);
-    crate::order::sort_by(&mut order, |&a, &b| name(a).cmp(name(b)));
+    // The standard sort: vmlinux-sized, and not in the CLI (`crate::order`).
+    order.sort_by(|&a, &b| name(a).cmp(name(b)).then(a.cmp(&b)));
     let mut new_of: Vec<u32> = Vec::new();
     new_of.try_reserve(n).map_err(|_| oom())?;
     new_of.resize(n, 0);
