@@ -31,7 +31,9 @@ src() {
   local d="$out/src/$1"
   if [ ! -f "$d/Cargo.toml" ]; then
     mkdir -p "$d"
-    git -C "$root" archive "$1" | tar -x -C "$d"
+    # -m: files dated now, not at the commit, so that a target directory
+    # shared by several rows sees each tree as changed.
+    git -C "$root" archive "$1" | tar -x -m -C "$d"
   fi
   echo "$d"
 }
@@ -72,6 +74,13 @@ row "--duration parsed without f64" duration 6ca8da8 "$musl" z ''
 row "clap without color, suggestions" clap f4d9451 "$musl" z ''
 row "RELR relocations (-z pack-relative-relocs), shipped" relr f4d9451 "$musl" z \
   "$EMBER_STATIC_RUSTFLAGS"
+# What the features merged after that step added, and what took it back
+# (the rows share a target directory: only ember's crates rebuild).
+row "regrown: main after the core check, btfhub tree, hardening merges" regrown d1c7c1c "$musl" z \
+  "$EMBER_STATIC_RUSTFLAGS"
+row "regrown: one shared sort (ember_core::order)" regrown d0aefda "$musl" z "$EMBER_STATIC_RUSTFLAGS"
+row "regrown: no f64 printer in the CLI" regrown a90f8c8 "$musl" z "$EMBER_STATIC_RUSTFLAGS"
+row "regrown: gzip by miniz_oxide + crc, not flate2" regrown 7019c0b "$musl" z "$EMBER_STATIC_RUSTFLAGS"
 row "the same at the working tree (tests/vm/run.sh's build)" head . "$musl" z "$EMBER_STATIC_RUSTFLAGS"
 shipped=$prev
 # Measured only, each against the shipped row: no ASLR; rust-lld through
