@@ -14,10 +14,12 @@
 #![cfg_attr(not(test), deny(clippy::cast_possible_truncation))]
 
 pub mod error;
+mod externs;
 mod kinds;
 mod legacy_maps;
 pub mod maps;
 mod parse;
+mod relocs;
 pub mod section;
 pub mod struct_ops;
 #[cfg(test)]

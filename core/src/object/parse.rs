@@ -4,10 +4,12 @@
 //!    `version`, and where `.maps`/`maps` are;
 //! 2. [`symbols`](Object::read_symbols): functions (programs and
 //!    subprograms) and data symbols;
-//! 3. [`externs`]: undefined symbols typed from `.ksyms`/`.kconfig` BTF;
+//! 3. [`externs`]: undefined symbols typed from
+//!    `.ksyms`/`.kconfig` BTF (`externs.rs`);
 //! 4. [`maps`](Object::read_maps): BTF-defined, legacy, internal, then the
 //!    `.maps` slot initializers;
-//! 5. [`relocations`](Object::read_relocs) of each code section;
+//! 5. [`relocations`](Object::read_relocs) of each code section
+//!    (`relocs.rs`);
 //! 6. [`.BTF.ext` func_info](Object::attach_func_info) onto functions;
 //! 7. [struct_ops maps](Object::read_struct_ops) (`struct_ops.rs`).
 //!
@@ -18,23 +20,23 @@ use alloc::vec::Vec;
 
 use object::read::elf::{ElfFile64, ElfSection64, Sym as _};
 use object::{
-    Endianness, Object as _, ObjectSection as _, ObjectSymbol as _, RelocationFlags,
-    RelocationTarget, SectionKind, SymbolIndex, SymbolKind, SymbolSection,
+    Endianness, Object as _, ObjectSection as _, ObjectSymbol as _, SectionKind, SymbolKind,
+    SymbolSection,
 };
 
 use super::error::{ObjectError, ObjectErrorKind};
+use super::externs::{externs, kconfig_size};
 use super::legacy_maps;
 use super::maps::{self, Map, MapValues};
 use super::{
-    CodeSection, DataSection, DataSymbol, Extern, ExternKind, Function, Object, R_BPF_64_ABS32,
-    R_BPF_64_NODYLD32, Reloc, RelocTarget, is_data_section, section,
+    CodeSection, DataSection, DataSymbol, Function, Object, RelocTarget, is_data_section, section,
 };
-use crate::btf::{Btf, Kind, TypeId};
+use crate::btf::{Btf, Kind};
 use crate::bytes::Endian;
 use crate::error::{Error, ErrorKind};
 use crate::ext::BtfExt;
-use crate::id::{CodeIndex, ExternIndex, MapIndex, SectionIndex, SectionInsn};
-use crate::insn::{self, INSN_SIZE_U64};
+use crate::id::{CodeIndex, SectionIndex, SectionInsn};
+use crate::insn::INSN_SIZE_U64;
 
 /// The ELF reader this module works on.
 pub(super) type Elf<'a> = ElfFile64<'a, Endianness, &'a [u8]>;
@@ -113,7 +115,7 @@ impl<'a> Object<'a> {
     ///   aliases sharing a start, which sort before the longest function
     ///   there);
     /// - each [`CodeSection::relocs`] is sorted by instruction;
-    /// - every index in a [`RelocTarget`], [`Extern::refs`] and
+    /// - every index in a [`RelocTarget`], [`Extern::refs`](super::Extern::refs) and
     ///   [`Map::init`] is in range;
     /// - instruction counts, section sizes and offsets fit `u32`.
     ///
@@ -377,183 +379,6 @@ impl<'a> Object<'a> {
         Ok(())
     }
 
-    /// Phase 5: each code section's relocations, sorted by instruction.
-    fn read_relocs(&mut self, elf: &Elf<'a>) -> PResult<'a, ()> {
-        for i in 0..self.code.len() {
-            let ci = CodeIndex(i);
-            let Some(code) = self.code_section(ci) else {
-                continue;
-            };
-            let Ok(sec) = elf.section_by_index(object::SectionIndex(code.index.0)) else {
-                continue;
-            };
-            let sname = code.name;
-            let code_len = u64::try_from(code.bytes.len()).unwrap_or(u64::MAX);
-            let mut relocs = Vec::new();
-            for (off, r) in sec.relocations() {
-                let RelocationFlags::Elf { r_type } = r.flags() else {
-                    continue;
-                };
-                if matches!(r_type, R_BPF_64_ABS32 | R_BPF_64_NODYLD32) {
-                    continue;
-                }
-                let insn = SectionInsn::from_elf_offset(off)
-                    .filter(|_| off < code_len)
-                    .ok_or(err(sname, ObjectErrorKind::BadRelocOffset { offset: off }))?;
-                let RelocationTarget::Symbol(si) = r.target() else {
-                    return Err(err(
-                        sname,
-                        ObjectErrorKind::UnsupportedReloc {
-                            r_type,
-                            symbol: "",
-                            insn,
-                        },
-                    ));
-                };
-                let target = self
-                    .reloc_target(elf, si, ci, insn, r_type)
-                    .map_err(|mut e| {
-                        e.function = self.function_at(ci, insn).map(|f| f.name);
-                        e
-                    })?;
-                try_push(&mut relocs, Reloc { insn, target })?;
-            }
-            // Sorted by instruction, so a function's relocations are one run.
-            crate::order::sort_by_key(&mut relocs, |r| r.insn);
-            for rl in &relocs {
-                if let RelocTarget::Extern(x) = rl.target {
-                    if let Some(ext) = self.externs.get_mut(x.index()) {
-                        try_push(&mut ext.refs, (ci, rl.insn))?;
-                    }
-                }
-            }
-            if let Some(c) = self.code.get_mut(i) {
-                c.relocs = relocs;
-            }
-        }
-        Ok(())
-    }
-
-    /// What the relocation at instruction `insn` of code section `ci`,
-    /// against symbol `si`, refers to.
-    fn reloc_target(
-        &self,
-        elf: &Elf<'a>,
-        si: SymbolIndex,
-        ci: CodeIndex,
-        insn_idx: SectionInsn,
-        r_type: u32,
-    ) -> PResult<'a, RelocTarget> {
-        let sname = self.code_section(ci).map_or("", |c| c.name);
-        let unsupported = |symbol| {
-            err(
-                sname,
-                ObjectErrorKind::UnsupportedReloc {
-                    r_type,
-                    symbol,
-                    insn: insn_idx,
-                },
-            )
-        };
-        let sym = elf.symbol_by_index(si).map_err(|_| unsupported(""))?;
-        let name = sym.name().unwrap_or("");
-        let insn = self
-            .code_section(ci)
-            .and_then(|c| insn::read_at(c.bytes, insn_idx.index(), self.endian))
-            .unwrap_or_default();
-        if sym.is_undefined() {
-            let x = self.externs.iter().position(|x| x.name == name).ok_or(err(
-                sname,
-                ObjectErrorKind::BadExtern {
-                    name,
-                    insn: Some(insn_idx),
-                },
-            ))?;
-            return Ok(RelocTarget::Extern(ExternIndex(x)));
-        }
-        let SymbolSection::Section(target_sec) = sym.section() else {
-            return Err(unsupported(name));
-        };
-        let target_sec = SectionIndex(target_sec.0);
-        // Calls and function addresses: into a code section.
-        if let Some(tc) = self.code_index(target_sec) {
-            // libbpf's rule: a call lands on symbol/8 + imm + 1 (a named
-            // function carries imm -1, a section symbol the distance); an
-            // address load on symbol/8 + imm/8.
-            let base = i64::try_from(sym.address() / INSN_SIZE_U64).unwrap_or(i64::MAX);
-            let target = if insn.code == insn::CALL {
-                base.saturating_add(i64::from(insn.imm)).saturating_add(1)
-            } else {
-                base.saturating_add(i64::from(insn.imm) / insn::INSN_SIZE_I64)
-            };
-            let f = u32::try_from(target)
-                .ok()
-                .and_then(|t| self.function_starting_at(tc, SectionInsn(t)))
-                .ok_or(err(
-                    sname,
-                    ObjectErrorKind::BadCallTarget {
-                        symbol: name,
-                        insn: insn_idx,
-                    },
-                ))?;
-            return Ok(RelocTarget::Function(f));
-        }
-        let in_sec = |m: &Map<'_>| m.section == Some(target_sec);
-        let is_section_sym = sym.kind() == SymbolKind::Section;
-        if !is_section_sym {
-            if let Some(m) = self
-                .maps
-                .iter()
-                .position(|m| in_sec(m) && m.name == name && !m.kind.is_internal())
-            {
-                return Ok(RelocTarget::Map(MapIndex(m)));
-            }
-        }
-        if let Some(m) = self
-            .maps
-            .iter()
-            .position(|m| in_sec(m) && m.kind.is_internal())
-        {
-            let offset = if is_section_sym {
-                insn.imm as u32
-            } else {
-                fit(sym.address(), sname, "symbol offset")?.wrapping_add(insn.imm as u32)
-            };
-            return Ok(RelocTarget::Data {
-                map: MapIndex(m),
-                offset,
-            });
-        }
-        if is_section_sym {
-            // A map without a symbol of its own (a static map in the legacy
-            // `maps` section), referred to through the section symbol plus
-            // the offset in the instruction: resolved by offset, as libbpf
-            // resolves legacy map references.
-            let offset = sym.address().saturating_add_signed(i64::from(insn.imm));
-            if let Some(m) = self.maps.iter().position(|m| {
-                in_sec(m) && !m.kind.is_internal() && u64::from(m.sec_offset) == offset
-            }) {
-                return Ok(RelocTarget::Map(MapIndex(m)));
-            }
-            if self.maps.iter().any(in_sec) {
-                let map_section = elf
-                    .section_by_index(object::SectionIndex(target_sec.0))
-                    .ok()
-                    .and_then(|s| s.name().ok())
-                    .unwrap_or("");
-                return Err(err(
-                    sname,
-                    ObjectErrorKind::MapRefWithoutSymbol {
-                        map_section,
-                        offset,
-                        insn: insn_idx,
-                    },
-                ));
-            }
-        }
-        Err(unsupported(name))
-    }
-
     /// Phase 6: each function's BTF FUNC from `.BTF.ext` func_info.
     fn attach_func_info(&mut self) {
         let (Some(ext), Some(btf)) = (self.btf_ext, self.btf.as_ref()) else {
@@ -648,115 +473,6 @@ fn btf_section<'a, T>(
     parse(d)
         .map(Some)
         .map_err(|x| err(name, x.with_base(file_offset(&s)).into()))
-}
-
-/// Phase 3: externs from undefined symbols, typed from `.ksyms`/`.kconfig`
-/// BTF, ordered as libbpf orders them (kconfig first, by descending
-/// alignment, ascending size, then name; then ksyms by name). Also returns
-/// the first undefined symbol that BTF does not declare, reported once the
-/// relocations say where it is used.
-fn externs<'a>(
-    elf: &Elf<'a>,
-    btf: Option<&Btf<'a>>,
-) -> PResult<'a, (Vec<Extern<'a>>, Option<&'a str>)> {
-    let mut out: Vec<(u32, u32, Extern<'a>)> = Vec::new();
-    let mut unknown = None;
-    for sym in elf.symbols() {
-        if !sym.is_undefined() || !(sym.is_global() || sym.is_weak()) {
-            continue;
-        }
-        let name = sym.name().unwrap_or("");
-        if name.is_empty() {
-            continue;
-        }
-        let btf = btf.ok_or(ObjectError::new(
-            None,
-            ObjectErrorKind::MissingBtf {
-                needed_by: "extern",
-                name,
-            },
-        ))?;
-        let Some((sec, id)) = extern_btf(btf, name) else {
-            unknown = unknown.or(Some(name));
-            continue;
-        };
-        let in_btf = |e: Error| err(sec, e.into());
-        let t = btf.type_by_id(id).map_err(in_btf)?;
-        let (kind, align, size) = if sec == ".kconfig" {
-            let size = btf.resolve_size(t.type_id()).map_err(in_btf)?;
-            let align = btf.align_of(t.type_id()).map_err(in_btf)?;
-            (ExternKind::Kconfig { offset: 0, size }, align, size)
-        } else if t.kind() == Kind::Func {
-            (ExternKind::Kfunc, 0, 0)
-        } else if btf.skip_mods_and_typedefs(t.type_id()).map_err(in_btf)? == TypeId::VOID {
-            (ExternKind::UntypedVar, 0, 0)
-        } else {
-            (ExternKind::TypedVar, 0, 0)
-        };
-        let x = Extern {
-            name,
-            kind,
-            weak: sym.is_weak(),
-            btf_id: id,
-            refs: Vec::new(),
-        };
-        try_push(&mut out, (align, size, x))?;
-    }
-    crate::order::sort_by(&mut out, |(aa, asz, a), (ba, bsz, b)| {
-        let ak = matches!(a.kind, ExternKind::Kconfig { .. });
-        let bk = matches!(b.kind, ExternKind::Kconfig { .. });
-        bk.cmp(&ak)
-            .then_with(|| {
-                if ak {
-                    ba.cmp(aa).then(asz.cmp(bsz))
-                } else {
-                    core::cmp::Ordering::Equal
-                }
-            })
-            .then_with(|| a.name.cmp(b.name))
-    });
-    let mut off = 0u32;
-    let mut res = Vec::new();
-    res.try_reserve(out.len())
-        .map_err(|_| ObjectError::new(None, ObjectErrorKind::OutOfMemory))?;
-    for (align, size, mut x) in out {
-        if let ExternKind::Kconfig { .. } = x.kind {
-            let a = align.max(1);
-            off = off.div_ceil(a).saturating_mul(a);
-            x.kind = ExternKind::Kconfig { offset: off, size };
-            off = off.saturating_add(size);
-        }
-        res.push(x);
-    }
-    Ok((res, unknown))
-}
-
-/// The `.ksyms`/`.kconfig` DATASEC entry naming `name`.
-fn extern_btf(btf: &Btf<'_>, name: &str) -> Option<(&'static str, TypeId)> {
-    for sec in [".ksyms", ".kconfig"] {
-        let Some(ds) = btf.find_by_name_kind(sec, Kind::Datasec) else {
-            continue;
-        };
-        let t = btf.get(ds)?;
-        for entry in t.datasec_entries() {
-            let v = btf.get(entry.type_id)?;
-            if btf.name(&v).ok() == Some(name) {
-                return Some((sec, entry.type_id));
-            }
-        }
-    }
-    None
-}
-
-/// Size of the `.kconfig` map, when there are kconfig externs.
-fn kconfig_size(externs: &[Extern<'_>]) -> Option<u32> {
-    externs
-        .iter()
-        .filter_map(|x| match x.kind {
-            ExternKind::Kconfig { offset, size } => Some(offset.saturating_add(size)),
-            _ => None,
-        })
-        .max()
 }
 
 /// A map name borrowed from the input, for errors (internal maps have
