@@ -13,6 +13,7 @@
 //! the model and the queries on it; `struct_ops.rs` reads struct_ops maps.
 #![cfg_attr(not(test), deny(clippy::cast_possible_truncation))]
 
+mod btf_maps;
 pub mod error;
 mod externs;
 mod kinds;

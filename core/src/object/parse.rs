@@ -24,10 +24,11 @@ use object::{
     SymbolSection,
 };
 
+use super::btf_maps;
 use super::error::{ObjectError, ObjectErrorKind};
 use super::externs::{externs, kconfig_size};
 use super::legacy_maps;
-use super::maps::{self, Map, MapValues};
+use super::maps::{Map, MapValues};
 use super::{
     CodeSection, DataSection, DataSymbol, Function, Object, RelocTarget, is_data_section, section,
 };
@@ -355,7 +356,7 @@ impl<'a> Object<'a> {
                     name: "",
                 },
             ))?;
-            starts = maps::btf_maps(elf, ms, btf, &mut self.maps)?;
+            starts = btf_maps::btf_maps(elf, ms, btf, &mut self.maps)?;
         }
         if let Some(ls) = secs.legacy {
             legacy_maps::legacy_maps(elf, ls, self.endian, &mut self.maps)?;
@@ -374,7 +375,7 @@ impl<'a> Object<'a> {
             try_push(&mut self.maps, m)?;
         }
         if let Some(ms) = secs.btf {
-            maps::link_initializers(elf, ms, &starts, &mut self.maps, &self.functions)?;
+            btf_maps::link_initializers(elf, ms, &starts, &mut self.maps, &self.functions)?;
         }
         Ok(())
     }
