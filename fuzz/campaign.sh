@@ -15,8 +15,8 @@
 # Seeds: fuzz/seeds/TARGET, plus any extra directories (libFuzzer reads them
 # recursively; the fixture objects are a good seed for object-shaped
 # targets). New inputs go to fuzz/corpus/TARGET (not committed). Coverage is
-# measured once at the end by replaying the whole corpus, so it counts what
-# every worker found. A crash leaves its input in fuzz/artifacts/TARGET.
+# measured once at the end by replaying the corpus and the seeds, so it
+# counts what every worker found. A crash leaves its input in fuzz/artifacts/TARGET.
 set -eu
 target=$1
 budget=${2:-3600}
@@ -41,25 +41,31 @@ while [ "$w" -le "$workers" ]; do
   logs="$logs $log"
   w=$((w + 1))
 done
-# CPU of a worker that has exited is remembered in last_<pid>.
+# The CPU of a worker that has exited is remembered in last_<pid>, and it
+# is marked gone_<pid>: its pid may be reused by another process, which
+# must be neither counted nor signalled.
 cpu=0
 while :; do
-  alive=0
+  alive=
   total=0
   for pid in $pids; do
-    # Fields 14 and 15 of /proc/PID/stat: utime and stime in clock ticks.
-    if t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null); then
-      alive=1
+    # Fields 14 and 15 of /proc/PID/stat: utime and stime in clock ticks;
+    # field 4, the parent, says the pid is still our worker.
+    eval "gone=\${gone_$pid:-}"
+    if [ -z "$gone" ] &&
+      t=$(awk -v p=$$ '$4 == p { print $14 + $15; f = 1 } END { exit !f }' \
+        "/proc/$pid/stat" 2>/dev/null); then
+      alive="$alive $pid"
       eval "last_$pid=$t"
     else
-      eval "t=\${last_$pid:-0}"
+      eval "gone_$pid=1; t=\${last_$pid:-0}"
     fi
     total=$((total + t))
   done
   cpu=$((total / ticks))
-  [ "$alive" -eq 1 ] || break
+  [ -n "$alive" ] || break
   if [ "$cpu" -ge "$budget" ]; then
-    for pid in $pids; do kill -INT "$pid" 2>/dev/null || true; done
+    for pid in $alive; do kill -INT "$pid" 2>/dev/null || true; done
     break
   fi
   sleep 5
@@ -74,9 +80,12 @@ for log in $logs; do
   e=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   execs=$((execs + ${e:-0}))
 done
-# Replay the corpus once (no mutation) for the coverage every worker found.
+# Replay the corpus and the seeds once (no mutation) for the coverage
+# every worker found: libFuzzer writes only new inputs to the corpus, so
+# what the seeds alone reach is counted from them.
 covlog=logs/$target-$stamp-cov.log
-nice -n 19 "$bin" "corpus/$target" -runs=0 -rss_limit_mb=2048 >"$covlog" 2>&1 || true
+nice -n 19 "$bin" "corpus/$target" "seeds/$target" "$@" -runs=0 -max_len=70000 \
+  -rss_limit_mb=2048 >"$covlog" 2>&1 || true
 cov=$(grep -o 'cov: [0-9]*' "$covlog" | tail -n 1 | cut -d' ' -f2)
 echo "$target: workers $workers cpu ${cpu}s wall $((end - start))s execs $execs cov ${cov:-?} exit $rc logs fuzz/logs/$target-$stamp-*"
 ls "artifacts/$target" | sed 's/^/  finding: /'
