@@ -31,10 +31,11 @@ src() {
   local d="$out/src/$1"
   if [ ! -f "$d/Cargo.toml" ]; then
     mkdir -p "$d"
-    # -m: files dated now, not at the commit, so that a target directory
-    # shared by several rows sees each tree as changed.
-    git -C "$root" archive "$1" | tar -x -m -C "$d"
+    git -C "$root" archive "$1" | tar -x -C "$d"
   fi
+  # Dated now, not at the commit nor at an earlier run: a target directory
+  # shared by several rows must see each tree as changed.
+  find "$d" -type f -exec touch {} +
   echo "$d"
 }
 
