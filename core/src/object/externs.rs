@@ -1,5 +1,6 @@
-//! Phase 3 of [`Object::parse`](super::Object::parse): externs from undefined symbols, typed
-//! from `.ksyms`/`.kconfig` BTF, and the `.kconfig` map they need.
+//! Phase 3 of [`Object::parse`](super::Object::parse): externs from
+//! undefined symbols, typed from `.ksyms`/`.kconfig` BTF, and the size of
+//! the `.kconfig` map they need (`read_maps` makes the map).
 
 use alloc::vec::Vec;
 

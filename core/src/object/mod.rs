@@ -5,12 +5,14 @@
 //! [`Object::parse`] borrows everything from the file's bytes; only the
 //! tables (functions, maps, relocations) are allocated, each bounded by the
 //! number of symbols or relocation entries in the file.
-
 //!
 //! Files: `parse.rs` reads the ELF file in phases (and documents the
-//! invariants of a parsed [`Object`]); `maps.rs` reads map definitions;
-//! `error.rs` names what is wrong with a rejected object; this file holds
-//! the model and the queries on it; `struct_ops.rs` reads struct_ops maps.
+//! invariants of a parsed [`Object`]), with `externs.rs` (undefined
+//! symbols), `relocs.rs` (each code section's relocations),
+//! `btf_maps.rs` (`.maps` definitions), `legacy_maps.rs` (`maps`
+//! definitions) and `struct_ops.rs` (struct_ops maps); `maps.rs` holds the
+//! map model and the internal maps; `error.rs` names what is wrong with a
+//! rejected object; this file holds the model and the queries on it.
 #![cfg_attr(not(test), deny(clippy::cast_possible_truncation))]
 
 mod btf_maps;
