@@ -82,7 +82,7 @@ rm -f "$results"
 
 step "sanitizers"
 # AddressSanitizer + LeakSanitizer over ember-sys's fake-kernel unit tests
-# (about 20 s cold); Miri takes about 5 min, so CI leaves it to
+# (about 20 s cold); Miri takes about 3 min, so CI leaves it to
 # tests/sanitize.sh miri-core miri-sys.
 if cargo +nightly --version >/dev/null 2>&1; then
   tests/sanitize.sh asan
