@@ -94,4 +94,18 @@ fn guest_loads_typed_ksyms_and_module_kfuncs() {
     );
     assert!(console.contains("VMDONE rc=0"), "{context}");
     assert!(out.status.success(), "{context}");
+    // Issue 11's budget for the static CLI the guest runs: 1.5 MiB
+    // stripped. It crept past once unnoticed; README's "Static binaries"
+    // and tests/vm/size.sh say where the bytes go.
+    let bytes: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("VMINFO static "))
+        .and_then(|l| l.split_once(": ember "))
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no VMINFO static line\n{context}"));
+    assert!(
+        bytes <= 1_572_864,
+        "the static ember is {bytes} bytes, past its 1.5 MiB budget (README, Static binaries)"
+    );
 }
