@@ -48,10 +48,6 @@ fn parse<'a>(path: &Path, bytes: &'a [u8], base: Option<&'a Btf<'a>>) -> Result<
     })
 }
 
-fn ms(d: Duration) -> Decimal {
-    Decimal::ms(d)
-}
-
 /// Runs `ember btf stats`.
 pub(crate) fn run(a: &Args) -> Result<(), Box<dyn core::error::Error>> {
     let base_bytes = a.base.as_deref().map(|p| open(p, a.read)).transpose()?;
@@ -117,7 +113,7 @@ pub(crate) fn run(a: &Args) -> Result<(), Box<dyn core::error::Error>> {
         btf.heap_bytes(),
         btf.heap_bytes() - table
     )?;
-    writeln!(o, "name index: {} ms", ms(index_time))?;
+    writeln!(o, "name index: {} ms", Decimal::ms(index_time))?;
     writeln!(o, "endian: {:?}", btf.endian())?;
     let how = match bytes {
         FileBytes::Mapped(_) => "mmap",
@@ -126,10 +122,10 @@ pub(crate) fn run(a: &Args) -> Result<(), Box<dyn core::error::Error>> {
     writeln!(
         o,
         "parse: {} ms (median of {}; min {}, max {}; open by {how} + full validation)",
-        ms(median),
+        Decimal::ms(median),
         a.repeat,
-        ms(times[0]),
-        ms(times[times.len() - 1])
+        Decimal::ms(times[0]),
+        Decimal::ms(times[times.len() - 1])
     )?;
     Ok(())
 }
