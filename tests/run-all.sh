@@ -91,12 +91,31 @@ else
 fi
 
 step "fuzz"
+# Each target's whole output goes to fuzz/logs/ci-TARGET.log; a passing
+# target prints its last line, a failing one the libFuzzer report and the
+# input it kept, and the others still run before the step fails.
 fuzz_all() {
+  local bad=()
+  mkdir -p fuzz/logs
   for t in $(cargo +nightly fuzz list --fuzz-dir fuzz); do
     mkdir -p "fuzz/corpus/$t" "fuzz/seeds/$t"
-    cargo +nightly fuzz run --fuzz-dir fuzz "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" \
-      -- -max_total_time="$secs" -rss_limit_mb=2048 2>&1 | tail -n 2
+    local log="fuzz/logs/ci-$t.log"
+    if cargo +nightly fuzz run --fuzz-dir fuzz "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" \
+      -- -max_total_time="$secs" -rss_limit_mb=2048 >"$log" 2>&1; then
+      echo "$t: $(grep '^Done' "$log" | tail -n 1)"
+    else
+      bad+=("$t")
+      echo "$t: FAILED; the report:"
+      grep -v -e '^#[0-9]' -e '^"' -e '^ *Compiling' "$log" | tail -n 80
+      for a in fuzz/artifacts/"$t"/*; do
+        [ -f "$a" ] && echo "kept input $a: $(od -An -c -N 512 "$a" | tr -s ' ' | head -c 2000)"
+      done
+    fi
   done
+  if [ ${#bad[@]} -gt 0 ]; then
+    echo "fuzz targets failed: ${bad[*]}"
+    return 1
+  fi
 }
 secs=${EMBER_FUZZ_SECONDS:-20}
 if [ "$secs" != 0 ]; then
