@@ -30,6 +30,11 @@ fn oom() -> Error {
 pub struct Keep<'t> {
     btf: &'t Btf<'t>,
     types: Vec<bool>,
+    /// Types already walked with their pointees followed: a type kept
+    /// first without them (a member's type) and later for a type-based
+    /// relocation is walked again, or the pointee the second use needs
+    /// would depend on the order of the relocations.
+    followed: Vec<bool>,
     members: BTreeMap<TypeId, Vec<bool>>,
     /// Types already kept for TYPE_MATCHES, and whether behind a pointer.
     matched: BTreeSet<(TypeId, bool)>,
@@ -41,13 +46,17 @@ impl<'t> Keep<'t> {
     /// # Errors
     /// When the per-type table cannot be allocated.
     pub fn new(btf: &'t Btf<'t>) -> Result<Keep<'t>> {
-        let mut types = Vec::new();
         let n = btf.type_count() as usize;
-        types.try_reserve_exact(n).map_err(|_| oom())?;
-        types.resize(n, false);
+        let table = || -> Result<Vec<bool>> {
+            let mut v = Vec::new();
+            v.try_reserve_exact(n).map_err(|_| oom())?;
+            v.resize(n, false);
+            Ok(v)
+        };
         Ok(Keep {
             btf,
-            types,
+            types: table()?,
+            followed: table()?,
             members: BTreeMap::new(),
             matched: BTreeSet::new(),
         })
@@ -99,7 +108,19 @@ impl<'t> Keep<'t> {
         if depth > limits::MAX_RESOLVE_DEPTH.saturating_mul(2) {
             return Err(Error::new(ErrorKind::TypeChainTooDeep(id), 0));
         }
-        if id == TypeId::VOID || !self.set(id) {
+        if id == TypeId::VOID {
+            return Ok(());
+        }
+        let fresh = self.set(id);
+        let newly_followed = follow_ptrs
+            && match self.followed.get_mut(id.index()) {
+                Some(f) if !*f => {
+                    *f = true;
+                    true
+                }
+                _ => false,
+            };
+        if !fresh && !newly_followed {
             return Ok(());
         }
         let d = depth.saturating_add(1);

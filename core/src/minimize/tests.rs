@@ -76,3 +76,28 @@ fn match_keeps_everything_but_pointees() {
     assert_eq!(m.get(s).unwrap().vlen(), 4);
     assert_eq!(m.type_count(), 6);
 }
+
+/// A pointer kept first as a member's type (pointee not followed), then
+/// for a type-based relocation (pointee followed): the pointee is kept, as
+/// it is in the other order. The btf_minimize campaign found the order
+/// mattering (fuzz/regressions/btf_minimize).
+#[test]
+fn a_later_use_that_follows_pointers_walks_again() {
+    let blob = sample();
+    let btf = Btf::parse(&blob).unwrap();
+    for member_first in [true, false] {
+        let mut k = Keep::new(&btf).unwrap();
+        if member_first {
+            k.keep_member(TypeId(4), 1).unwrap();
+            k.keep_type(TypeId(2), true).unwrap();
+        } else {
+            k.keep_type(TypeId(2), true).unwrap();
+            k.keep_member(TypeId(4), 1).unwrap();
+        }
+        assert!(
+            k.has(TypeId(1)),
+            "int, the pointee (member first: {member_first})"
+        );
+        assert_eq!(k.len(), 3, "int, int *, s");
+    }
+}
