@@ -25,6 +25,18 @@ fn oom() -> Error {
     Error::new(ErrorKind::OutOfMemory, 0)
 }
 
+/// Sets `id`'s flag in a per-type table; `false` if it was set already
+/// (or `id` is out of range).
+fn mark(table: &mut [bool], id: TypeId) -> bool {
+    match table.get_mut(id.index()) {
+        Some(f) if !*f => {
+            *f = true;
+            true
+        }
+        _ => false,
+    }
+}
+
 /// Kept types and members of one BTF.
 #[derive(Debug)]
 pub struct Keep<'t> {
@@ -84,13 +96,7 @@ impl<'t> Keep<'t> {
 
     /// Keeps `id` alone; `false` if it was kept already (or is void).
     fn set(&mut self, id: TypeId) -> bool {
-        match self.types.get_mut(id.index()) {
-            Some(k) if !*k && id != TypeId::VOID => {
-                *k = true;
-                true
-            }
-            _ => false,
-        }
+        id != TypeId::VOID && mark(&mut self.types, id)
     }
 
     /// Keeps `id` and what its layout needs: the targets of modifiers and
@@ -112,14 +118,7 @@ impl<'t> Keep<'t> {
             return Ok(());
         }
         let fresh = self.set(id);
-        let newly_followed = follow_ptrs
-            && match self.followed.get_mut(id.index()) {
-                Some(f) if !*f => {
-                    *f = true;
-                    true
-                }
-                _ => false,
-            };
+        let newly_followed = follow_ptrs && mark(&mut self.followed, id);
         if !fresh && !newly_followed {
             return Ok(());
         }
