@@ -47,6 +47,48 @@ fn read_config(release: &str) -> Option<String> {
     std::fs::read_to_string(format!("/boot/config-{release}")).ok()
 }
 
+/// A config number as C's `strtoull(v, .., 0)` reads it, as libbpf does:
+/// `0x` hex, a leading `0` octal, else decimal; a `-` negates modulo 2^64.
+fn parse_u64(v: &str) -> Option<u64> {
+    let (neg, digits) = match v.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, v.strip_prefix('+').unwrap_or(v)),
+    };
+    let n = if let Some(h) = digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
+        u64::from_str_radix(h, 16)
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        u64::from_str_radix(digits.get(1..)?, 8)
+    } else {
+        digits.parse::<u64>()
+    }
+    .ok()?;
+    Some(if neg { n.wrapping_neg() } else { n })
+}
+
+/// Whether `x` (negatives wrapped to u64) fits a `size`-byte integer
+/// without loss: libbpf's range rule, so a value too large for the
+/// extern's type is an error rather than silently cut.
+fn fits(x: u64, size: usize, signed: bool) -> bool {
+    let Some(bits) = u32::try_from(size).ok().and_then(|s| s.checked_mul(8)) else {
+        return false;
+    };
+    if bits == 0 {
+        return false;
+    }
+    if bits >= 64 {
+        return true;
+    }
+    if signed {
+        // -2^(b-1) <= x < 2^(b-1), shifted up by 2^(b-1) into [0, 2^b).
+        x.wrapping_add(1 << (bits - 1)) < (1 << bits)
+    } else {
+        x >> bits == 0
+    }
+}
+
 /// Encodes one config value for the extern's BTF type.
 fn encode(btf: &Btf<'_>, ty: TypeId, v: &str, out: &mut [u8]) -> Result<(), String> {
     let id = btf.skip_mods_and_typedefs(ty).map_err(|e| e.to_string())?;
@@ -70,35 +112,43 @@ fn encode(btf: &Btf<'_>, ty: TypeId, v: &str, out: &mut [u8]) -> Result<(), Stri
             }
         }
     };
+    let int = t.as_int();
     match t.kind() {
-        Kind::Int if t.as_int().is_some_and(|i| i.is_bool()) => match v {
-            "y" => put(out, 1),
-            "n" => put(out, 0),
-            _ => return Err(format!("value '{v}' is not a bool")),
-        },
-        Kind::Int if t.as_int().is_some_and(|i| i.is_char()) && t.size() == 1 => {
-            let c = match v {
-                "y" | "n" | "m" => v.as_bytes().first().copied().unwrap_or(0),
-                _ => return Err(format!("value '{v}' is not a tristate")),
+        // bool takes y/n, or a number that is 0 or 1 (libbpf's rules).
+        Kind::Int if int.is_some_and(|i| i.is_bool()) => {
+            let x = match v {
+                "y" => 1,
+                "n" => 0,
+                _ => parse_u64(v)
+                    .filter(|x| *x <= 1)
+                    .ok_or_else(|| format!("value '{v}' is not a bool"))?,
             };
-            put(out, u64::from(c));
-        }
-        Kind::Enum => {
-            let x = tri(v).ok_or_else(|| format!("value '{v}' is not a tristate"))?;
             put(out, x);
         }
         Kind::Int => {
-            let x = if let Some(h) = v.strip_prefix("0x") {
-                u64::from_str_radix(h, 16)
-            } else if let Some(n) = v.strip_prefix('-') {
-                n.parse::<u64>().map(|n| n.wrapping_neg())
-            } else {
-                v.parse::<u64>()
+            let signed = int.is_some_and(|i| i.is_signed());
+            let x = match v {
+                // A `char` holds the letter itself, as libbpf stores it.
+                "y" | "n" | "m" if int.is_some_and(|i| i.is_char()) && out.len() == 1 => {
+                    u64::from(v.as_bytes().first().copied().unwrap_or(0))
+                }
+                // An option that is `y` or not set reads as 1 or 0 in an
+                // integer (libbpf refuses both; `# X is not set` is `n` here).
+                "y" => 1,
+                "n" => 0,
+                _ => parse_u64(v).ok_or_else(|| format!("value '{v}' is not an integer"))?,
             };
-            let x = x
-                .ok()
-                .or_else(|| tri(v).filter(|_| v == "y" || v == "n"))
-                .ok_or_else(|| format!("value '{v}' is not an integer"))?;
+            if !fits(x, out.len(), signed) {
+                let sign = if signed { "signed" } else { "unsigned" };
+                return Err(format!(
+                    "value '{v}' does not fit in a {}-byte {sign} integer",
+                    out.len()
+                ));
+            }
+            put(out, x);
+        }
+        Kind::Enum => {
+            let x = tri(v).ok_or_else(|| format!("value '{v}' is not a tristate"))?;
             put(out, x);
         }
         Kind::Array => {
@@ -191,6 +241,86 @@ pub(crate) fn fill(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Encodes `v` for an INT of `size` bytes and `encoding`.
+    fn encode_int(size: u32, encoding: u8, v: &str) -> Result<Vec<u8>, String> {
+        use ember_core::Endian;
+        use ember_core::btf::encode::{Body, Encoder, TypeRecord};
+        let mut e = Encoder::new(Endian::NATIVE);
+        let name = e.add_str("t").unwrap();
+        let bits = u8::try_from(size * 8).unwrap();
+        let body = Body::Int {
+            size,
+            encoding,
+            offset: 0,
+            bits,
+        };
+        let id = e.add(&TypeRecord::named(name, body)).unwrap();
+        let raw = e.finish().unwrap();
+        let btf = Btf::parse(&raw).unwrap();
+        let mut out = vec![0u8; size as usize];
+        encode(&btf, id, v, &mut out).map(|()| out)
+    }
+
+    const SIGNED: u8 = 1;
+    const CHAR: u8 = 2;
+    const BOOL: u8 = 4;
+
+    #[test]
+    fn numbers_read_as_strtoull_base_0() {
+        assert_eq!(parse_u64("250"), Some(250));
+        assert_eq!(parse_u64("0x1000000"), Some(0x100_0000));
+        assert_eq!(parse_u64("0XfF"), Some(255));
+        assert_eq!(parse_u64("010"), Some(8));
+        assert_eq!(parse_u64("0"), Some(0));
+        assert_eq!(parse_u64("-1"), Some(u64::MAX));
+        assert_eq!(parse_u64("+7"), Some(7));
+        for bad in ["", "0x", "08", "1k", "--1", "18446744073709551616"] {
+            assert_eq!(parse_u64(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_value_too_large_for_its_type_is_an_error_not_cut() {
+        // CONFIG_NR_CPUS-like values into a u8: libbpf says ERANGE, and
+        // so do we, where the value used to be cut to its low byte.
+        let e = encode_int(1, 0, "8192").unwrap_err();
+        assert!(
+            e.contains("does not fit in a 1-byte unsigned integer"),
+            "{e}"
+        );
+        assert_eq!(encode_int(1, 0, "255").unwrap(), [255]);
+        assert!(encode_int(1, 0, "-1").is_err());
+        assert!(encode_int(1, SIGNED, "128").is_err());
+        assert_eq!(encode_int(1, SIGNED, "-128").unwrap(), [0x80]);
+        assert_eq!(encode_int(1, SIGNED, "127").unwrap(), [127]);
+        assert!(encode_int(2, SIGNED, "-32769").is_err());
+        assert_eq!(
+            encode_int(4, 0, "0xffffffff").unwrap(),
+            u32::MAX.to_ne_bytes()
+        );
+        assert!(encode_int(4, 0, "0x100000000").is_err());
+        assert_eq!(
+            encode_int(8, 0, "0xdead000000000000").unwrap(),
+            0xdead_0000_0000_0000u64.to_ne_bytes()
+        );
+        assert_eq!(encode_int(8, SIGNED, "-1").unwrap(), [0xff; 8]);
+    }
+
+    #[test]
+    fn bools_take_y_n_0_and_1_chars_take_letters_and_numbers() {
+        assert_eq!(encode_int(1, BOOL, "y").unwrap(), [1]);
+        assert_eq!(encode_int(1, BOOL, "0").unwrap(), [0]);
+        assert_eq!(encode_int(1, BOOL, "1").unwrap(), [1]);
+        assert!(encode_int(1, BOOL, "2").is_err());
+        assert!(encode_int(1, BOOL, "m").is_err());
+        assert_eq!(encode_int(1, CHAR, "m").unwrap(), [b'm']);
+        assert_eq!(encode_int(1, CHAR, "65").unwrap(), [65]);
+        // Integers read a set or unset option as 1 or 0, and nothing else.
+        assert_eq!(encode_int(4, 0, "y").unwrap(), 1u32.to_ne_bytes());
+        assert_eq!(encode_int(4, 0, "n").unwrap(), 0u32.to_ne_bytes());
+        assert!(encode_int(4, 0, "m").is_err());
+    }
 
     #[test]
     fn config_lines() {
