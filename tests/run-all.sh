@@ -55,6 +55,8 @@ export EMBER_KERNEL_BTF_DIR
 
 step "format"
 cargo fmt --all --check
+# The fuzz crate is its own workspace: formatted, not built, here.
+cargo fmt --manifest-path fuzz/Cargo.toml --check
 
 step "clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings

@@ -17,7 +17,11 @@ fuzz_target!(|data: &[u8]| {
     let first = Btf::parse(data);
     // One u32 offset per 12-byte record at most, plus small fixed overhead.
     let peak = common::peak_since(base);
-    assert!(peak <= data.len() / 2 + 4096, "parse allocated {peak} for {} bytes", data.len());
+    assert!(
+        peak <= data.len() / 2 + 4096,
+        "parse allocated {peak} for {} bytes",
+        data.len()
+    );
     let again = Btf::parse(data);
     assert_eq!(first.as_ref().err(), again.as_ref().err());
     if let Ok(btf) = first {

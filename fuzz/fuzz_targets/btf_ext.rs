@@ -11,11 +11,17 @@ fuzz_target!(|data: &[u8]| {
     let mut n = 0usize;
     for b in ext.func_info() {
         assert!(!b.is_empty());
-        n += b.records().map(|r| r.insn_off.0 as usize & 1).sum::<usize>();
+        n += b
+            .records()
+            .map(|r| r.insn_off.0 as usize & 1)
+            .sum::<usize>();
     }
     for b in ext.line_info() {
         assert!(!b.is_empty());
-        n += b.records().map(|r| (r.line() + r.column()) as usize & 1).sum::<usize>();
+        n += b
+            .records()
+            .map(|r| (r.line() + r.column()) as usize & 1)
+            .sum::<usize>();
     }
     for b in ext.core_relos() {
         assert!(!b.is_empty());

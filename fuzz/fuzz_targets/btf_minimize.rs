@@ -4,8 +4,8 @@
 //! every relocation (target type ids compared by the type they name).
 #![no_main]
 
-use ember_core::minimize::Minimizer;
 use ember_core::btf::{Btf, TypeId};
+use ember_core::minimize::Minimizer;
 use ember_core::object::Object;
 use ember_core::reloc::{RelocKind, Resolution, Targets, solve};
 use libfuzzer_sys::fuzz_target;
@@ -47,13 +47,22 @@ fn key(r: &Resolution<'_, '_>, btf: &Btf<'_>) -> impl PartialEq + std::fmt::Debu
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&pick, obj_bytes)) = data.split_first() else { return };
-    let Ok(obj) = Object::parse(obj_bytes, "fuzz") else { return };
+    let Some((&pick, obj_bytes)) = data.split_first() else {
+        return;
+    };
+    let Ok(obj) = Object::parse(obj_bytes, "fuzz") else {
+        return;
+    };
     let tb = TARGETS[usize::from(pick) % TARGETS.len()];
-    let Ok(target) = Btf::parse_elf(tb, None) else { panic!("fixture target must parse") };
-    let Ok(full) = solve(&obj, &Targets::single(&target)) else { return };
+    let Ok(target) = Btf::parse_elf(tb, None) else {
+        panic!("fixture target must parse")
+    };
+    let Ok(full) = solve(&obj, &Targets::single(&target)) else {
+        return;
+    };
     let mut m = Minimizer::new(&target).expect("minimizer");
-    m.add_object(&obj).expect("an object that solves can be minimized");
+    m.add_object(&obj)
+        .expect("an object that solves can be minimized");
     let out = m.finish().expect("emit");
     let small = Btf::parse(&out).expect("minimized BTF parses");
     let again = solve(&obj, &Targets::single(&small)).expect("solves against minimized BTF");

@@ -20,7 +20,11 @@ fuzz_target!(|data: &[u8]| {
     let live = common::reset_peak();
     let split = Btf::parse_split(data, &base);
     let peak = common::peak_since(live);
-    assert!(peak <= data.len() / 2 + 4096, "parse allocated {peak} for {} bytes", data.len());
+    assert!(
+        peak <= data.len() / 2 + 4096,
+        "parse allocated {peak} for {} bytes",
+        data.len()
+    );
     if let Ok(btf) = split {
         assert_eq!(btf.start_id(), ember_core::btf::TypeId(base.type_count()));
         common::exercise(&btf);

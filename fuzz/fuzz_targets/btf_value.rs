@@ -14,7 +14,9 @@ static ALLOC: common::Counting = common::Counting;
 
 fuzz_target!(|input: &[u8]| {
     // [btf length: u16 LE][btf][data]
-    let Some((len, rest)) = input.split_first_chunk::<2>() else { return };
+    let Some((len, rest)) = input.split_first_chunk::<2>() else {
+        return;
+    };
     let len = usize::from(u16::from_le_bytes(*len)).min(rest.len());
     let (raw, data) = rest.split_at(len);
     let Ok(btf) = Btf::parse(raw) else { return };

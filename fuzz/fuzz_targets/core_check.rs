@@ -17,15 +17,25 @@ static TARGETS: [&[u8]; 4] = [
 ];
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&pick, obj_bytes)) = data.split_first() else { return };
-    let Ok(obj) = Object::parse(obj_bytes, "fuzz") else { return };
+    let Some((&pick, obj_bytes)) = data.split_first() else {
+        return;
+    };
+    let Ok(obj) = Object::parse(obj_bytes, "fuzz") else {
+        return;
+    };
     let tb = TARGETS[usize::from(pick) % TARGETS.len()];
-    let Ok(target) = Btf::parse_elf(tb, None) else { panic!("fixture target must parse") };
+    let Ok(target) = Btf::parse_elf(tb, None) else {
+        panic!("fixture target must parse")
+    };
     let objs = [CheckObject::new("fuzz", &obj)];
     for r in check_btf(&objs, &target, "t") {
         assert_eq!(r.ok, r.errors.is_empty());
         assert!(r.poisoned <= r.relocations, "{r:?}");
-        let lines = r.errors.iter().filter(|e| e.starts_with("poisoned: ")).count();
+        let lines = r
+            .errors
+            .iter()
+            .filter(|e| e.starts_with("poisoned: "))
+            .count();
         assert_eq!(lines, r.poisoned, "{r:?}");
     }
 });

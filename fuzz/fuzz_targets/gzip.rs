@@ -44,7 +44,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let gz = wrap(payload, opts);
-    assert_eq!(decompress(&gz, LIMIT.max(payload.len())).as_deref(), Ok(payload));
+    assert_eq!(
+        decompress(&gz, LIMIT.max(payload.len())).as_deref(),
+        Ok(payload)
+    );
     if payload.len() > LIMIT {
         return;
     }
@@ -71,7 +74,10 @@ fn wrap(payload: &[u8], opts: u8) -> Vec<u8> {
     if flags & 2 != 0 {
         gz.extend_from_slice(&[0, 0]);
     }
-    gz.extend(miniz_oxide::deflate::compress_to_vec(payload, (opts & 15).min(10)));
+    gz.extend(miniz_oxide::deflate::compress_to_vec(
+        payload,
+        (opts & 15).min(10),
+    ));
     let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(payload);
     gz.extend_from_slice(&crc.to_le_bytes());
     gz.extend_from_slice(&(payload.len() as u32).to_le_bytes());

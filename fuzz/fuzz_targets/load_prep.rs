@@ -6,11 +6,11 @@
 #![no_main]
 
 use ember_core::btf::Btf;
+use ember_core::id::{FuncIndex, Pc};
 use ember_core::insn::INSN_SIZE;
 use ember_core::load::{
     BtfFeatures, FUNC_INFO_SIZE, LINE_INFO_SIZE, Piece, kernel_btf, link_program,
 };
-use ember_core::id::{FuncIndex, Pc};
 use ember_core::object::Object;
 use libfuzzer_sys::fuzz_target;
 

@@ -17,9 +17,16 @@ fuzz_target!(|data: &[u8]| {
     // Tables are bounded by symbol and relocation counts, each entry a few
     // words; the BTF offset table is bounded as in the btf target.
     let peak = common::peak_since(live);
-    assert!(peak <= data.len() * 16 + 65536, "parse allocated {peak} for {} bytes", data.len());
+    assert!(
+        peak <= data.len() * 16 + 65536,
+        "parse allocated {peak} for {} bytes",
+        data.len()
+    );
     let Ok(obj) = parsed else { return };
-    assert!(obj.check_invariants(), "parsed object breaks its invariants");
+    assert!(
+        obj.check_invariants(),
+        "parsed object breaks its invariants"
+    );
     for f in &obj.functions {
         let insns = obj.insns(f);
         assert_eq!(insns.len(), f.len as usize * 8);

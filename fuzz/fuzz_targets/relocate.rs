@@ -16,10 +16,16 @@ static TARGETS: [&[u8]; 4] = [
 ];
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&pick, obj_bytes)) = data.split_first() else { return };
-    let Ok(obj) = Object::parse(obj_bytes, "fuzz") else { return };
+    let Some((&pick, obj_bytes)) = data.split_first() else {
+        return;
+    };
+    let Ok(obj) = Object::parse(obj_bytes, "fuzz") else {
+        return;
+    };
     let tb = TARGETS[usize::from(pick) % TARGETS.len()];
-    let Ok(target) = Btf::parse_elf(tb, None) else { panic!("fixture target must parse") };
+    let Ok(target) = Btf::parse_elf(tb, None) else {
+        panic!("fixture target must parse")
+    };
     let targets = Targets::single(&target);
     let scan = solve_with(&obj, &targets, CandidateSearch::Scan);
     let index = solve_with(&obj, &targets, CandidateSearch::Index);
@@ -31,7 +37,11 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         (Err(a), Err(b)) => assert_eq!(a, b),
-        _ => panic!("scan and index disagree: {:?} vs {:?}", scan.as_ref().err(), index.as_ref().err()),
+        _ => panic!(
+            "scan and index disagree: {:?} vs {:?}",
+            scan.as_ref().err(),
+            index.as_ref().err()
+        ),
     }
     if let Ok(plan) = scan {
         let mut code: Vec<Vec<u8>> = obj.code.iter().map(|c| c.bytes.to_vec()).collect();
