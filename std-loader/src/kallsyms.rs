@@ -81,29 +81,14 @@ impl Kallsyms {
         let mut lines = 0usize;
         for line in text.lines() {
             lines += 1;
-            let mut parts = line.split_ascii_whitespace();
-            let (Some(addr), Some(kind), Some(name)) = (parts.next(), parts.next(), parts.next())
-            else {
-                continue;
-            };
-            let Ok(addr) = u64::from_str_radix(addr, 16) else {
+            let Some((addr, kind, name, module)) = split_line(line) else {
                 continue;
             };
             any_nonzero |= addr != 0;
-            let kind = kind.chars().next().unwrap_or('?');
-            // Data symbols of LTO builds carry `.llvm.<hash>`.
-            let base = match name.find(".llvm.") {
-                Some(i) if matches!(kind, 'd' | 'D' | 'b' | 'B' | 'r' | 'R' | 't' | 'T') => {
-                    &name[..i]
-                }
-                _ => name,
-            };
+            let base = base_name(name, kind);
             if !wanted.contains(&base) {
                 continue;
             }
-            let module = parts
-                .next()
-                .map(|m| m.trim_start_matches('[').trim_end_matches(']').to_owned());
             match found.get(base) {
                 Some(prev) if prev.addr != addr => {
                     return Err(KsymError::Ambiguous {
@@ -113,6 +98,7 @@ impl Kallsyms {
                 }
                 Some(_) => {}
                 None => {
+                    let module = module.map(str::to_owned);
                     found.insert(base.to_owned(), Ksym { addr, kind, module });
                 }
             }
