@@ -26,8 +26,8 @@ fn err(what: &'static str) -> impl Fn(Errno) -> SysError {
 /// into CPU numbers, in the order written.
 ///
 /// # Errors
-/// `EINVAL` (`cmd` = `"cpu list"`) for malformed text, a reversed range or
-/// a CPU above [`MAX_CPU`].
+/// `EINVAL` (`cmd` = `"cpu list"`) for malformed text, a reversed range,
+/// a CPU above [`MAX_CPU`], or more than `MAX_CPU + 1` CPUs in all.
 pub fn parse_cpu_list(s: &str) -> Result<Vec<u32>> {
     let bad = SysError {
         cmd: "cpu list",
@@ -56,7 +56,14 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<u32>> {
         if lo > hi {
             return Err(bad);
         }
-        if out.len() > usize::try_from(MAX_CPU).unwrap_or(usize::MAX) {
+        // A real list names each CPU once, so more entries than CPU
+        // numbers is malformed; this caps the output at MAX_CPU + 1
+        // entries however often a range repeats.
+        let room = usize::try_from(MAX_CPU)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1)
+            .saturating_sub(out.len());
+        if usize::try_from(hi - lo).map_or(true, |n| n >= room) {
             return Err(bad);
         }
         out.extend(lo..=hi);
@@ -171,7 +178,10 @@ mod tests {
         assert_eq!(parse_cpu_list("0").unwrap(), [0]);
         assert_eq!(parse_cpu_list("").unwrap(), [] as [u32; 0]);
         assert_eq!(parse_cpu_list("2,0-1").unwrap(), [2, 0, 1]);
-        for bad in ["3-1", "a", "1,", "-", "0-99999999", "1--2"] {
+        let all = alloc::format!("0-{MAX_CPU}");
+        assert_eq!(parse_cpu_list(&all).unwrap().len(), MAX_CPU as usize + 1);
+        let twice = alloc::format!("{all},0");
+        for bad in ["3-1", "a", "1,", "-", "0-99999999", "1--2", &twice] {
             assert_eq!(
                 parse_cpu_list(bad).unwrap_err().errno,
                 Errno::INVAL,
