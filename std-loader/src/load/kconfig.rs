@@ -14,18 +14,30 @@ use super::LoadError;
 
 pub(crate) use ember_core::load::kernel_version;
 
-/// Parses kernel config text: `CONFIG_X=value` and `# CONFIG_X is not set`.
-pub(crate) fn parse_config(text: &str) -> HashMap<String, String> {
+/// Parses kernel config text: `CONFIG_X=value` and `# CONFIG_X is not set`
+/// (as `n`); other lines are ignored. Where an option is given twice the
+/// first wins, as in libbpf, which stops looking once an extern is set.
+pub fn parse_config(text: &str) -> HashMap<String, String> {
     let mut m = HashMap::new();
     for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# ") {
-            if let Some(name) = rest.strip_suffix(" is not set") {
-                m.insert(name.to_owned(), "n".to_owned());
-            }
-        } else if let Some((k, v)) = line.split_once('=') {
-            if k.starts_with("CONFIG_") {
-                m.insert(k.to_owned(), v.to_owned());
-            }
+        // `lines` drops a `\r` before `\n`, but not bare ones at the end.
+        let line = line.trim_end_matches('\r');
+        let (k, v) = match line.strip_prefix("# ") {
+            // Only a symbol name: a comment that merely ends in "is not
+            // set" names no option.
+            Some(rest) => match rest.strip_suffix(" is not set") {
+                Some(name) if name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') => {
+                    (name, "n")
+                }
+                _ => continue,
+            },
+            None => match line.split_once('=') {
+                Some(kv) => kv,
+                None => continue,
+            },
+        };
+        if k.starts_with("CONFIG_") {
+            m.entry(k.to_owned()).or_insert_with(|| v.to_owned());
         }
     }
     m
@@ -89,8 +101,19 @@ fn fits(x: u64, size: usize, signed: bool) -> bool {
     }
 }
 
-/// Encodes one config value for the extern's BTF type.
-fn encode(btf: &Btf<'_>, ty: TypeId, v: &str, out: &mut [u8]) -> Result<(), String> {
+/// Encodes one config value (text as in the config file) for a
+/// `.kconfig` extern of BTF type `ty`, into `out` (the extern's bytes).
+///
+/// The rules are libbpf's: a bool takes `y`, `n`, 0 or 1; a `char` takes
+/// `y`/`n`/`m` as letters or a number; other integers take a number as
+/// `strtoull(.., 0)` reads it (or `y`/`n` as 1/0) that fits their size and
+/// sign; an enum (libbpf's tristate) takes `y`/`n`/`m`; a `char` array
+/// takes a quoted string, cut to leave a NUL.
+///
+/// # Errors
+/// A type that cannot hold a config value, or a value it cannot hold, as
+/// text naming the value.
+pub fn encode(btf: &Btf<'_>, ty: TypeId, v: &str, out: &mut [u8]) -> Result<(), String> {
     let id = btf.skip_mods_and_typedefs(ty).map_err(|e| e.to_string())?;
     let t = btf.type_by_id(id).map_err(|e| e.to_string())?;
     let tri = |v: &str| match v {
@@ -328,5 +351,11 @@ mod tests {
         assert_eq!(c.get("CONFIG_HZ").map(String::as_str), Some("250"));
         assert_eq!(c.get("CONFIG_FOO").map(String::as_str), Some("n"));
         assert_eq!(c.get("CONFIG_S").map(String::as_str), Some("\"x\""));
+        let c = parse_config(
+            "CONFIG_A=1\r\nCONFIG_A=2\n# NOT_CONFIG is not set\n# CONFIG_C=y is not set\nCONFIG_B=3\r\r",
+        );
+        assert_eq!(c.get("CONFIG_A").map(String::as_str), Some("1"));
+        assert_eq!(c.get("CONFIG_B").map(String::as_str), Some("3"));
+        assert_eq!(c.len(), 2);
     }
 }

@@ -18,7 +18,7 @@
 pub(crate) mod create;
 mod error;
 mod externs;
-mod kconfig;
+pub mod kconfig;
 mod loaded;
 pub(crate) mod needs;
 pub mod poison;

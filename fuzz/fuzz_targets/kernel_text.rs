@@ -1,0 +1,259 @@
+//! Small kernel text files from arbitrary bytes, chosen by the first byte:
+//! kernel config (`/proc/config.gz` inflated, or `/boot/config-*`) with
+//! every value encoded for each kind of `.kconfig` extern; sysfs CPU lists;
+//! PMU `format/retprobe` lines. None panics, each is deterministic and
+//! allocates in proportion to the input, and what is parsed, written back
+//! as the kernel writes it, parses to the same.
+#![no_main]
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use ember::ember_sys::cpu::{MAX_CPU, count_possible, parse_cpu_list};
+use ember::ember_sys::perf::parse_config_bit;
+use ember::load::kconfig::{encode, parse_config};
+use ember_core::Endian;
+use ember_core::btf::encode::{Body, Encoder, TypeRecord};
+use ember_core::btf::{Array, Btf, Enumerator, TypeId};
+use libfuzzer_sys::fuzz_target;
+
+#[path = "common.rs"]
+#[expect(dead_code, reason = "only the counting allocator is used here")]
+mod common;
+
+#[global_allocator]
+static ALLOC: common::Counting = common::Counting;
+
+/// What a `.kconfig` extern can be declared as.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Ty {
+    /// Size in bytes, signed.
+    Int(usize, bool),
+    Bool,
+    Char,
+    Tristate,
+    /// `char[8]`.
+    Str,
+}
+
+const TYPES: [Ty; 12] = [
+    Ty::Int(1, false),
+    Ty::Int(1, true),
+    Ty::Int(2, false),
+    Ty::Int(2, true),
+    Ty::Int(4, false),
+    Ty::Int(4, true),
+    Ty::Int(8, false),
+    Ty::Int(8, true),
+    Ty::Bool,
+    Ty::Char,
+    Ty::Tristate,
+    Ty::Str,
+];
+
+/// One BTF holding every type of `TYPES`, in order from id 1.
+fn btf_bytes() -> &'static [u8] {
+    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+    BYTES.get_or_init(|| {
+        let mut e = Encoder::new(Endian::NATIVE);
+        let name = e.add_str("t").unwrap();
+        let vals: Vec<Enumerator> = ["TRI_NO", "TRI_YES", "TRI_MODULE"]
+            .iter()
+            .zip(0..)
+            .map(|(n, value)| Enumerator {
+                name_off: e.add_str(n).unwrap(),
+                value,
+            })
+            .collect();
+        let int = |size: u32, encoding: u8| Body::Int {
+            size,
+            encoding,
+            offset: 0,
+            bits: (size * 8) as u8,
+        };
+        let mut char_id = TypeId(0);
+        for t in TYPES {
+            let body = match t {
+                Ty::Int(size, signed) => int(size as u32, u8::from(signed)),
+                Ty::Bool => int(1, 4),
+                Ty::Char => int(1, 2),
+                Ty::Tristate => Body::Enum {
+                    size: 4,
+                    values: &vals,
+                },
+                Ty::Str => Body::Array(Array {
+                    elem_type: char_id,
+                    index_type: TypeId(5),
+                    nelems: 8,
+                }),
+            };
+            let id = e.add(&TypeRecord::named(name, body)).unwrap();
+            if t == Ty::Char {
+                char_id = id;
+            }
+        }
+        e.finish().unwrap()
+    })
+}
+
+fn size_of(t: Ty) -> usize {
+    match t {
+        Ty::Int(n, _) => n,
+        Ty::Bool | Ty::Char => 1,
+        Ty::Tristate => 4,
+        Ty::Str => 8,
+    }
+}
+
+fn read(b: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    if cfg!(target_endian = "big") {
+        w[8 - b.len()..].copy_from_slice(b);
+        u64::from_be_bytes(w)
+    } else {
+        w[..b.len()].copy_from_slice(b);
+        u64::from_le_bytes(w)
+    }
+}
+
+/// Every value encoded for every type: deterministic, and consistent with
+/// what the 8-byte unsigned encoding says the number is.
+fn encode_all(btf: &Btf<'_>, v: &str) {
+    let mut out: Vec<Option<Vec<u8>>> = Vec::new();
+    for (i, t) in TYPES.iter().enumerate() {
+        let id = TypeId(i as u32 + 1);
+        let mut a = vec![0u8; size_of(*t)];
+        let mut b = vec![0u8; size_of(*t)];
+        let ra = encode(btf, id, v, &mut a);
+        let rb = encode(btf, id, v, &mut b);
+        assert_eq!(ra, rb, "{t:?} {v:?}");
+        assert_eq!(a, b);
+        if let Err(e) = &ra {
+            assert!(e.contains(v), "the error names the value: {e}");
+        }
+        out.push(ra.ok().map(|()| a));
+    }
+    // The u64 encoding is the number itself (or y/n as 1/0).
+    let number = out[6].as_deref().map(read);
+    for (t, got) in TYPES.iter().zip(&out) {
+        match (*t, got) {
+            (Ty::Int(n, signed), _) if v != "y" && v != "n" => {
+                let bits = 8 * n as u32;
+                let fits = number.map(|x| {
+                    if bits == 64 {
+                        true
+                    } else if signed {
+                        let s = x as i64;
+                        s >= -(1i64 << (bits - 1)) && s < (1i64 << (bits - 1))
+                    } else {
+                        x >> bits == 0
+                    }
+                });
+                assert_eq!(got.is_some(), fits == Some(true), "{t:?} {v:?}");
+                if let (Some(b), Some(x)) = (got, number) {
+                    assert_eq!(read(b), if bits == 64 { x } else { x & ((1 << bits) - 1) });
+                }
+            }
+            (Ty::Int(_, _), Some(b)) => assert_eq!(read(b), u64::from(v == "y")),
+            (Ty::Bool, Some(b)) => assert!(b[0] <= 1),
+            (Ty::Tristate, Some(b)) => {
+                assert!(matches!(v, "y" | "n" | "m"));
+                assert!(read(b) <= 2);
+            }
+            (Ty::Str, Some(b)) => {
+                assert!(v.len() >= 2 && v.starts_with('"') && v.ends_with('"'));
+                assert_eq!(b[7], 0, "the string keeps its NUL");
+                let n = (v.len() - 2).min(7);
+                assert_eq!(&b[..n], &v.as_bytes()[1..1 + n]);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn kconfig(text: &str) {
+    let live = common::reset_peak();
+    let m = parse_config(text);
+    // Per option: key and value copied, and a map slot (two (String,
+    // String) buckets at most per entry while the table grows); the
+    // shortest option line is 9 bytes (`CONFIG_=\n`).
+    let peak = common::peak_since(live);
+    assert!(
+        peak <= 32 * text.len() + 4096,
+        "parse allocated {peak} for {} bytes",
+        text.len()
+    );
+    assert_eq!(m, parse_config(text), "the same map twice");
+    for (k, v) in &m {
+        assert!(
+            k.starts_with("CONFIG_") && !k.contains(['=', '\n']),
+            "{k:?}"
+        );
+        assert!(!v.contains('\n') && !v.ends_with('\r'), "{v:?}");
+    }
+    // Written back one `K=V` line each, the options parse the same.
+    let sorted: BTreeMap<_, _> = m.iter().collect();
+    let back: String = sorted.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    assert_eq!(parse_config(&back), m, "written back");
+    let btf = Btf::parse(btf_bytes()).expect("the fixed BTF parses");
+    for v in sorted.values().take(16) {
+        encode_all(&btf, v);
+    }
+}
+
+fn cpu_list(text: &str) {
+    let live = common::reset_peak();
+    let a = parse_cpu_list(text);
+    // At most MAX_CPU + 1 u32s, allocated while growing (old and new
+    // buffer at once), whatever the input.
+    let peak = common::peak_since(live);
+    assert!(
+        peak <= 3 * 4 * (MAX_CPU as usize + 1) + 64,
+        "allocated {peak}"
+    );
+    assert_eq!(a, parse_cpu_list(text), "the same list twice");
+    let Ok(cpus) = a else { return };
+    assert!(cpus.len() <= MAX_CPU as usize + 1);
+    assert!(cpus.iter().all(|&c| c <= MAX_CPU));
+    let back = cpus
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    assert_eq!(parse_cpu_list(&back).as_ref(), Ok(&cpus), "written back");
+    let mut distinct = cpus.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let max = cpus.iter().copied().max().unwrap_or(0);
+    match count_possible(text, max) {
+        Ok(n) => assert_eq!(n as usize, cpus.len()),
+        Err(_) => assert!(cpus.is_empty() || distinct.len() != cpus.len()),
+    }
+}
+
+fn format_bit(text: &str) {
+    let live = common::reset_peak();
+    let bit = parse_config_bit(text);
+    assert_eq!(common::peak_since(live), 0, "nothing allocated");
+    assert_eq!(bit, parse_config_bit(text));
+    if let Some(b) = bit {
+        assert!(b < 64);
+        assert!(text.trim().starts_with("config:"));
+        assert_eq!(parse_config_bit(&format!("config:{b}\n")), Some(b));
+        assert_eq!(parse_config_bit(&format!("config:{b}-63")), Some(b));
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(text) = core::str::from_utf8(rest) else {
+        return;
+    };
+    match which % 3 {
+        0 => kconfig(text),
+        1 => cpu_list(text),
+        _ => format_bit(text),
+    }
+});
