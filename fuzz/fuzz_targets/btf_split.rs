@@ -1,5 +1,6 @@
 //! Split BTF from arbitrary bytes over a fixed base (the fixture object's
-//! BTF): ids and string offsets continue the base's.
+//! BTF): ids and string offsets continue the base's. Allocation is in
+//! proportion to the input, and the verdict is the same twice.
 #![no_main]
 
 use ember_core::btf::Btf;
@@ -25,6 +26,8 @@ fuzz_target!(|data: &[u8]| {
         "parse allocated {peak} for {} bytes",
         data.len()
     );
+    let again = Btf::parse_split(data, &base);
+    assert_eq!(split.as_ref().err(), again.as_ref().err());
     if let Ok(btf) = split {
         assert_eq!(btf.start_id(), ember_core::btf::TypeId(base.type_count()));
         common::exercise(&btf);

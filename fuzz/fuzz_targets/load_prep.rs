@@ -2,7 +2,8 @@
 //! handed to the kernel (for a kernel that knows every kind and for one
 //! that knows none of the optional ones) must parse again and keep every
 //! type id, and every program must link into whole instructions and whole
-//! func/line records.
+//! func/line records. Both give the same bytes twice, and allocate in
+//! proportion to the object.
 #![no_main]
 
 use ember_core::btf::Btf;
@@ -14,13 +15,36 @@ use ember_core::load::{
 use ember_core::object::Object;
 use libfuzzer_sys::fuzz_target;
 
+#[path = "common.rs"]
+#[expect(dead_code, reason = "only the counting allocator is used here")]
+mod common;
+
+#[global_allocator]
+static ALLOC: common::Counting = common::Counting;
+
 fuzz_target!(|data: &[u8]| {
     let Ok(obj) = Object::parse(data, "fuzz") else {
         return;
     };
     for feat in [BtfFeatures::default(), BtfFeatures::NONE] {
+        let live = common::reset_peak();
+        let made = kernel_btf(&obj, &feat);
+        let peak = common::peak_since(live);
+        // The blob (the object's BTF, rewritten) or the program's code and
+        // records copied, each at most the input.
+        assert!(
+            peak <= 8 * data.len() + 65536,
+            "allocated {peak} for {} bytes",
+            data.len()
+        );
+        let again = kernel_btf(&obj, &feat);
+        assert_eq!(
+            made.as_ref().map_err(ToString::to_string),
+            again.as_ref().map_err(ToString::to_string),
+            "kernel_btf({feat:?}) twice"
+        );
         // Errors (no BTF, foreign byte order, unknown kinds) are fine.
-        let Ok(blob) = kernel_btf(&obj, &feat) else {
+        let Ok(blob) = made else {
             continue;
         };
         let out = match Btf::parse(&blob) {
@@ -41,7 +65,28 @@ fuzz_target!(|data: &[u8]| {
             continue;
         }
         // Map fds are arbitrary here: linking makes no system call.
-        let Ok(l) = link_program(&obj, &code, FuncIndex(i), &|m| Some(m.index() as i32 + 3)) else {
+        let fds = |m: ember_core::id::MapIndex| Some(m.index() as i32 + 3);
+        let live = common::reset_peak();
+        let linked = link_program(&obj, &code, FuncIndex(i), &fds);
+        let peak = common::peak_since(live);
+        // The blob (the object's BTF, rewritten) or the program's code and
+        // records copied, each at most the input.
+        assert!(
+            peak <= 8 * data.len() + 65536,
+            "allocated {peak} for {} bytes",
+            data.len()
+        );
+        let again = link_program(&obj, &code, FuncIndex(i), &fds);
+        match (&linked, &again) {
+            (Ok(a), Ok(b)) => assert_eq!(
+                (&a.insns, &a.func_info, &a.line_info, &a.pieces),
+                (&b.insns, &b.func_info, &b.line_info, &b.pieces),
+                "linked twice"
+            ),
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+            _ => panic!("linked once and failed once"),
+        }
+        let Ok(l) = linked else {
             continue;
         };
         assert_eq!(l.insns.len() % INSN_SIZE, 0, "partial instruction");

@@ -1,5 +1,7 @@
 //! BPF ELF objects from arbitrary bytes: parse, then walk every program,
 //! map, extern and relocation the way `ember object inspect` does.
+//! Allocation is in proportion to the input, and a second parse gives the
+//! same object (compared by its tables, not its borrowed bytes).
 #![no_main]
 
 use ember_core::object::Object;
@@ -10,6 +12,28 @@ mod common;
 
 #[global_allocator]
 static ALLOC: common::Counting = common::Counting;
+
+/// What parsing decided: every table but the code and data bytes.
+fn tables(o: &Object<'_>) -> String {
+    let code: Vec<_> = o
+        .code
+        .iter()
+        .map(|c| (c.insn_count(), c.relocs.len()))
+        .collect();
+    format!(
+        "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+        o.license,
+        o.kern_version,
+        code,
+        o.functions,
+        o.externs,
+        o.sections,
+        o.data_symbols,
+        o.data.len(),
+        o.struct_ops.len(),
+        o.maps,
+    )
+}
 
 fuzz_target!(|data: &[u8]| {
     let live = common::reset_peak();
@@ -22,6 +46,12 @@ fuzz_target!(|data: &[u8]| {
         "parse allocated {peak} for {} bytes",
         data.len()
     );
+    let again = Object::parse(data, "fuzz");
+    match (&parsed, &again) {
+        (Ok(a), Ok(b)) => assert_eq!(tables(a), tables(b), "the same object twice"),
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+        _ => panic!("the same input parsed once and failed once"),
+    }
     let Ok(obj) = parsed else { return };
     assert!(
         obj.check_invariants(),
