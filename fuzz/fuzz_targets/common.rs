@@ -107,11 +107,11 @@ pub fn exercise(btf: &Btf<'_>) {
         let _ = btf.resolve_size(id);
         let _ = btf.align_of(id);
         let _ = btf.skip_mods_and_typedefs(id);
-        if let Ok(name) = btf.name(&t) {
-            if !name.is_empty() {
-                let found = btf.find_by_name_kind(name, t.kind());
-                assert!(found.is_some_and(|f| f <= id), "index lost {name}");
-            }
+        if let Ok(name) = btf.name(&t)
+            && !name.is_empty()
+        {
+            let found = btf.find_by_name_kind(name, t.kind());
+            assert!(found.is_some_and(|f| f <= id), "index lost {name}");
         }
     }
     let _ = btf.resolve_size(TypeId(u32::MAX));

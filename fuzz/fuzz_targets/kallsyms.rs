@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
             for (w, d) in wanted.iter().zip(&defs) {
                 assert_eq!(a.get(w), b.get(w));
                 match a.get(w) {
-                    Some(k) => assert_eq!(d.as_slice(), [k.clone()], "{w}"),
+                    Some(k) => assert_eq!(d.as_slice(), std::slice::from_ref(k), "{w}"),
                     None => assert!(d.is_empty(), "{w} defined but not found"),
                 }
             }

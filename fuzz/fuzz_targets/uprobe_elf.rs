@@ -51,10 +51,10 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    if let Ok(s) = core::str::from_utf8(data) {
-        if let Ok(args) = usdt::parse_args(s) {
-            assert!(args.len() <= usdt::MAX_ARGS);
-            let _ = usdt::encode_spec(&args, 1);
-        }
+    if let Ok(s) = core::str::from_utf8(data)
+        && let Ok(args) = usdt::parse_args(s)
+    {
+        assert!(args.len() <= usdt::MAX_ARGS);
+        let _ = usdt::encode_spec(&args, 1);
     }
 });
