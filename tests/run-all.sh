@@ -108,6 +108,8 @@ step "fuzz"
 fuzz_all() {
   local bad=()
   mkdir -p fuzz/logs
+  # The targets' own code (their workspace is apart from the main one).
+  cargo +nightly clippy --manifest-path fuzz/Cargo.toml --all-targets --quiet -- -D warnings
   for t in $(cargo +nightly fuzz list --fuzz-dir fuzz); do
     mkdir -p "fuzz/corpus/$t" "fuzz/seeds/$t"
     local log="fuzz/logs/ci-$t.log"
