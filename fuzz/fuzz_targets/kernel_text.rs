@@ -1,9 +1,9 @@
 //! Small kernel text files from arbitrary bytes, chosen by the first byte:
 //! kernel config (`/proc/config.gz` inflated, or `/boot/config-*`) with
 //! every value encoded for each kind of `.kconfig` extern; sysfs CPU lists;
-//! PMU `format/retprobe` lines. None panics, each is deterministic and
-//! allocates in proportion to the input, and what is parsed, written back
-//! as the kernel writes it, parses to the same.
+//! PMU `format/retprobe` lines; kernel release strings. None panics, each
+//! is deterministic and allocates in proportion to the input, and what is
+//! parsed, written back as the kernel writes it, parses to the same.
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -15,6 +15,7 @@ use ember::load::kconfig::{encode, parse_config};
 use ember_core::Endian;
 use ember_core::btf::encode::{Body, Encoder, TypeRecord};
 use ember_core::btf::{Array, Btf, Enumerator, TypeId};
+use ember_core::load::kernel_version;
 use libfuzzer_sys::fuzz_target;
 
 #[path = "common.rs"]
@@ -244,6 +245,20 @@ fn format_bit(text: &str) {
     }
 }
 
+fn release(text: &str) {
+    let live = common::reset_peak();
+    let v = kernel_version(text);
+    assert_eq!(common::peak_since(live), 0, "nothing allocated");
+    assert_eq!(v, kernel_version(text));
+    assert!(v <= 0xff_ffff, "three bytes: {v:#x}");
+    let (a, b, c) = (v >> 16, (v >> 8) & 0xff, v & 0xff);
+    assert_eq!(
+        kernel_version(&format!("{a}.{b}.{c}-1-amd64")),
+        v,
+        "written back"
+    );
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else {
         return;
@@ -251,9 +266,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = core::str::from_utf8(rest) else {
         return;
     };
-    match which % 3 {
+    match which % 4 {
         0 => kconfig(text),
         1 => cpu_list(text),
-        _ => format_bit(text),
+        2 => format_bit(text),
+        _ => release(text),
     }
 });

@@ -6,7 +6,7 @@
 #![no_main]
 
 use ember::attach::KprobeTarget;
-use ember::attach::kprobe_multi::glob_match;
+use ember::attach::kprobe_multi::{glob_match, matching_functions};
 use ember::kallsyms::{definitions, function_names};
 use libfuzzer_sys::fuzz_target;
 
@@ -79,4 +79,19 @@ fuzz_target!(|data: &[u8]| {
         assert!(defs[..i].iter().all(|e| e.addr != d.addr));
     }
     let _ = function_names(text).count();
+    // The text as tracefs `available_filter_functions`: sorted, distinct
+    // names, each the first word of a line and matching the pattern.
+    let live = common::reset_peak();
+    let names = matching_functions(text.lines(), pat);
+    let peak = common::peak_since(live);
+    assert!(peak <= 4 * data.len() + 4096, "matching allocated {peak}");
+    assert!(names.windows(2).all(|w| w[0] < w[1]), "sorted and distinct");
+    for n in &names {
+        assert!(glob_match(pat, n), "{n} does not match {pat:?}");
+        assert!(
+            text.lines()
+                .any(|l| l.split_ascii_whitespace().next() == Some(n.as_str())),
+            "{n} is no line's first word"
+        );
+    }
 });
