@@ -290,7 +290,13 @@ impl Loading<'_, '_> {
                 Some(image) => image.to_vec(),
                 None => return Ok(()),
             },
-            MapKind::Kconfig => kconfig::fill(obj, m.value_size, &self.feat, self.syscall_wrapper)?,
+            MapKind::Kconfig => kconfig::fill(
+                obj,
+                m.value_size,
+                &self.feat,
+                self.syscall_wrapper,
+                self.cfg.kconfig.as_deref(),
+            )?,
             _ => return Ok(()),
         };
         value.resize(m.value_size as usize, 0);

@@ -82,6 +82,8 @@ pub struct EbpfLoader<'k> {
     autoload: HashMap<String, bool>,
     btf_features: Option<features::Features>,
     ksym_source: crate::ksym_lookup::Source,
+    /// Config text looked up before the running kernel's (`kconfig`).
+    kconfig: Option<String>,
 }
 
 impl Default for EbpfLoader<'_> {
@@ -128,6 +130,7 @@ impl<'k> EbpfLoader<'k> {
             autoload: HashMap::new(),
             btf_features: None,
             ksym_source: crate::ksym_lookup::Source::Auto,
+            kconfig: None,
         }
     }
 
@@ -230,6 +233,18 @@ impl<'k> EbpfLoader<'k> {
         } else {
             crate::ksym_lookup::Source::Auto
         };
+        self
+    }
+
+    /// Kernel config text (`CONFIG_X=value` lines, as in `/proc/config.gz`)
+    /// whose options `.kconfig` externs take before the running kernel's,
+    /// as libbpf's `kconfig` open option: for kernels built without
+    /// `CONFIG_IKCONFIG_PROC` and with no `/boot/config-*` (an initramfs),
+    /// or to override an option. The kernel's own config is read only if
+    /// an extern is not found here. Values follow libbpf's rules (see
+    /// [`kconfig::encode`]).
+    pub fn kconfig(mut self, text: impl Into<String>) -> Self {
+        self.kconfig = Some(text.into());
         self
     }
 
