@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ember::{EbpfLoader, LoadError};
-use ember_tests::{build_oracle, fixture, kernel_ready, serial};
+use ember_tests::{build_oracle, ember_bin, fixture, kernel_ready, serial};
 
 const EXTERNS: [&str; 11] = [
     "BOOL", "CHAR", "U8", "S16", "U16", "S32", "U32", "S64", "U64", "TRI", "STR",
@@ -164,4 +164,42 @@ fn kconfig_values_match_libbpf() {
     for (config, name) in shapes {
         assert!(check(&oracle, &obj, config, &dir, name, "?"), "{config:?}");
     }
+}
+
+/// `ember load --kconfig FILE` takes its values from the file, and a
+/// value the extern cannot hold is refused with the extern and the value
+/// named.
+#[test]
+fn cli_load_takes_kconfig_text() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let dir = tmp();
+    let obj = fixture("kconfig_types.bpf-el.o");
+    let run = |value: &str| {
+        let file = dir.join("cli-config");
+        std::fs::write(&file, format!("CONFIG_EMBER_U8={value}\n")).unwrap();
+        Command::new(ember_bin())
+            .arg("load")
+            .arg(&obj)
+            .arg("--kconfig")
+            .arg(&file)
+            .output()
+            .expect("ember")
+    };
+    let ok = run("30");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("kconfig.kconfig"));
+    let bad = run("300");
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("CONFIG_EMBER_U8") && err.contains("'300'"),
+        "{err}"
+    );
 }

@@ -73,6 +73,12 @@ enum Cmd {
         /// Do not load this program (repeatable).
         #[arg(long = "no-autoload", value_name = "PROG")]
         no_autoload: Vec<String>,
+        /// Kernel config text (CONFIG_X=value lines) whose options
+        /// .kconfig externs take before the running kernel's, for kernels
+        /// without /proc/config.gz or /boot/config-* (libbpf's kconfig
+        /// option).
+        #[arg(long, value_name = "FILE")]
+        kconfig: Option<PathBuf>,
         /// Load an extension (freplace) or fentry/fexit program against a
         /// loaded program pinned at PIN, replacing or tracing its function
         /// FUNC (default: the one its section names): PROG=PIN[:FUNC]
@@ -104,6 +110,12 @@ enum Cmd {
         /// Do not load this program (repeatable).
         #[arg(long = "no-autoload", value_name = "PROG")]
         no_autoload: Vec<String>,
+        /// Kernel config text (CONFIG_X=value lines) whose options
+        /// .kconfig externs take before the running kernel's, for kernels
+        /// without /proc/config.gz or /boot/config-* (libbpf's kconfig
+        /// option).
+        #[arg(long, value_name = "FILE")]
+        kconfig: Option<PathBuf>,
         /// Load a fentry/fexit or extension program against a loaded
         /// program pinned at PIN, tracing or replacing its function FUNC
         /// (default: the one its section names): PROG=PIN[:FUNC]
@@ -346,6 +358,9 @@ fn load(
     if verbose {
         loader = loader.verifier_log_level(1);
     }
+    if let Some(text) = settings.kconfig_text()? {
+        loader = loader.kconfig(text);
+    }
     let bytes = read(file)?;
     let name = file
         .file_name()
@@ -479,6 +494,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
             max_entries,
             set,
             no_autoload,
+            kconfig,
             target,
         } => {
             let settings = Settings {
@@ -486,6 +502,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
                 set,
                 no_autoload,
                 target,
+                kconfig,
             };
             load(&file, btf, btf_dir, pin, verbose, &settings)
         }
@@ -497,6 +514,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
             max_entries,
             set,
             no_autoload,
+            kconfig,
             target,
             attach,
             event,
@@ -514,6 +532,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn core::error::Error>> {
                 set,
                 no_autoload,
                 target,
+                kconfig,
             },
             attach,
             event,

@@ -81,6 +81,9 @@ pub(crate) fn run(a: &RunArgs) -> Res<()> {
     if let Some(d) = &a.btf_dir {
         loader = loader.btf_dir(d);
     }
+    if let Some(text) = a.settings.kconfig_text()? {
+        loader = loader.kconfig(text);
+    }
     let mut ebpf = loader.load_spec(spec).map_err(|e| at_file(e.into()))?;
     if a.verbose {
         for n in &ebpf.notes {

@@ -1,5 +1,7 @@
 //! What `ember load` and `ember run` set on an object before loading it:
-//! `--max-entries`, `--set`, `--no-autoload`, `--target`.
+//! `--max-entries`, `--set`, `--no-autoload`, `--target`, `--kconfig`.
+
+use std::path::PathBuf;
 
 use crate::context;
 
@@ -9,6 +11,18 @@ pub(crate) struct Settings {
     pub(crate) set: Vec<String>,
     pub(crate) no_autoload: Vec<String>,
     pub(crate) target: Vec<String>,
+    /// `--kconfig FILE`.
+    pub(crate) kconfig: Option<PathBuf>,
+}
+
+impl Settings {
+    /// The `--kconfig` file's text, if one was given.
+    pub(crate) fn kconfig_text(&self) -> Result<Option<String>, Box<dyn core::error::Error>> {
+        self.kconfig
+            .as_ref()
+            .map(|p| std::fs::read_to_string(p).map_err(|e| context(p.display().to_string(), e)))
+            .transpose()
+    }
 }
 
 /// `NAME=VALUE`, split.
