@@ -18,7 +18,7 @@ const EXTERNS: [&str; 11] = [
 /// Letters, numbers at each type's edges, the forms `strtoull(.., 0)`
 /// reads, strings that fit and that are cut, and text that is none of
 /// these. (A lone `"` is left out: libbpf reads past it.)
-const VALUES: [&str; 40] = [
+const VALUES: [&str; 42] = [
     "y",
     "n",
     "m",
@@ -46,6 +46,8 @@ const VALUES: [&str; 40] = [
     "18446744073709551615",
     "18446744073709551616",
     "0x10",
+    "0x+5",
+    "0+7",
     "0XfF",
     "010",
     "08",
@@ -98,6 +100,35 @@ fn ember(obj: &Path, config: &str) -> Result<String, LoadError> {
     Ok(v.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// A valid value for every extern but `except`, so that neither side
+/// needs the system's config (libbpf refuses a load that would without
+/// one, even for weak externs; ember does not).
+fn others(except: &str) -> String {
+    let base = [
+        ("BOOL", "y"),
+        ("CHAR", "m"),
+        ("U8", "1"),
+        ("S16", "-2"),
+        ("U16", "3"),
+        ("S32", "-4"),
+        ("U32", "5"),
+        ("S64", "-6"),
+        ("U64", "7"),
+        ("TRI", "m"),
+        ("STR", "\"s\""),
+    ];
+    base.iter()
+        .filter(|(x, _)| *x != except)
+        .map(|(x, v)| format!("CONFIG_EMBER_{x}={v}\n"))
+        .collect()
+}
+
+fn system_config() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    Path::new("/proc/config.gz").exists()
+        || Path::new(&format!("/boot/config-{}", release.trim())).exists()
+}
+
 /// Whether both took the config (`false`: both refused).
 fn check(oracle: &Path, obj: &Path, config: &str, dir: &Path, name: &str, value: &str) -> bool {
     let want = libbpf(oracle, obj, config, dir);
@@ -107,10 +138,18 @@ fn check(oracle: &Path, obj: &Path, config: &str, dir: &Path, name: &str, value:
             true
         }
         (Err(LoadError::Kconfig { name: n, reason }), None) => {
-            assert_eq!(n, name, "{config:?}");
+            // An empty value refuses the whole text (as libbpf does),
+            // reported at the first extern looked up.
+            if !value.is_empty() {
+                assert_eq!(n, name, "{config:?}");
+            }
             // The value as written is named (libbpf names a number out of
             // range as it read it: -1 as 18446744073709551615).
-            let shown = if value.is_empty() { "no value" } else { value };
+            let shown = match value {
+                "" => "no value",
+                "-" => "",
+                v => v,
+            };
             assert!(reason.contains(shown), "{config:?}: {reason}");
             false
         }
@@ -135,7 +174,8 @@ fn kconfig_values_match_libbpf() {
     for x in EXTERNS {
         let name = format!("CONFIG_EMBER_{x}");
         for v in VALUES {
-            if check(&oracle, &obj, &format!("{name}={v}\n"), &dir, &name, v) {
+            let config = format!("{name}={v}\n{}", others(x));
+            if check(&oracle, &obj, &config, &dir, &name, v) {
                 took += 1;
             } else {
                 refused += 1;
@@ -149,20 +189,61 @@ fn kconfig_values_match_libbpf() {
         "{took} taken, {refused} refused"
     );
     eprintln!("kconfig oracle: {took} values taken by both, {refused} refused by both");
-    // Neither takes `is not set` as a value, and the first of two wins.
-    let shapes = [
-        ("# CONFIG_EMBER_BOOL is not set\n", "CONFIG_EMBER_BOOL"),
-        (
-            "CONFIG_EMBER_U32=1\nCONFIG_EMBER_U32=2\n",
-            "CONFIG_EMBER_U32",
+    // The first of two wins.
+    let twice = format!("CONFIG_EMBER_U32=1\nCONFIG_EMBER_U32=2\n{}", others("U32"));
+    assert!(check(&oracle, &obj, &twice, &dir, "CONFIG_EMBER_U32", "?"));
+    // `is not set` is no value: the extern, weak, falls back to the
+    // system's config (where it is not either), so both read 0.
+    if system_config() {
+        let unset = format!("# CONFIG_EMBER_BOOL is not set\n{}", others("BOOL"));
+        assert!(check(&oracle, &obj, &unset, &dir, "CONFIG_EMBER_BOOL", "?"));
+    } else {
+        eprintln!("skipped the 'is not set' case: no /proc/config.gz or /boot/config-*");
+    }
+    // A CONFIG_ line without `=` refuses the whole text, even an option
+    // no extern names.
+    let libbpf_took = libbpf(
+        &oracle,
+        &obj,
+        &format!("CONFIG_OTHER\n{}", others("")),
+        &dir,
+    );
+    assert_eq!(libbpf_took, None);
+    match ember(&obj, &format!("CONFIG_OTHER\n{}", others(""))) {
+        Err(LoadError::Kconfig { reason, .. }) => {
+            assert!(
+                reason.contains("line 1 'CONFIG_OTHER': no separator"),
+                "{reason}"
+            );
+        }
+        other => panic!(
+            "ember took a config libbpf refuses: {:?}",
+            other.map(|_| ())
         ),
-        (
-            "CONFIG_EMBER_TRI=y\nCONFIG_EMBER_STR=\"ab\"\nCONFIG_EMBER_S64=-5\n",
-            "CONFIG_EMBER_TRI",
-        ),
-    ];
-    for (config, name) in shapes {
-        assert!(check(&oracle, &obj, config, &dir, name, "?"), "{config:?}");
+    }
+}
+
+/// libbpf's rules for .kconfig extern names: an unknown `LINUX_*` is 0
+/// when weak and refused when strong; a name with neither prefix is
+/// refused even when weak. ember agrees, naming the extern.
+#[test]
+fn kconfig_names_match_libbpf() {
+    let _s = serial();
+    if !kernel_ready() {
+        return;
+    }
+    let dir = tmp();
+    let Some(oracle) = build_oracle("libbpf_kconfig", &dir) else {
+        return;
+    };
+    for (file, name, loads) in [
+        ("linux_weak", "LINUX_EMBER_UNKNOWN", true),
+        ("linux_strong", "LINUX_EMBER_UNKNOWN", false),
+        ("other_name", "EMBER_NOT_AN_OPTION", false),
+    ] {
+        let obj = fixture(&format!("kconfig/{file}.bpf-el.o"));
+        let took = check(&oracle, &obj, "", &dir, name, "-");
+        assert_eq!(took, loads, "{file}");
     }
 }
 

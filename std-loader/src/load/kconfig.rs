@@ -17,20 +17,30 @@ pub(crate) use ember_core::load::kernel_version;
 /// Parses kernel config text: `CONFIG_X=value` lines; others (comments,
 /// `# CONFIG_X is not set` included: libbpf leaves such an option unset)
 /// are ignored. Where an option is given twice the first wins, as in
-/// libbpf, which stops looking once an extern is set.
-pub fn parse_config(text: &str) -> HashMap<String, String> {
+/// libbpf, which stops looking once an extern is set. Unlike libbpf, a
+/// `\r` before the line's end is dropped (text written on Windows).
+///
+/// # Errors
+/// A `CONFIG_` line without `=` or without a value, as libbpf refuses the
+/// whole config for one (named with its line number).
+pub fn parse_config(text: &str) -> Result<HashMap<String, String>, String> {
     let mut m = HashMap::new();
-    for line in text.lines() {
+    for (n, line) in text.lines().enumerate() {
         // `lines` drops a `\r` before `\n`, but not bare ones at the end.
         let line = line.trim_end_matches('\r');
-        let Some((k, v)) = line.split_once('=') else {
+        if !line.starts_with("CONFIG_") {
             continue;
-        };
-        if k.starts_with("CONFIG_") {
-            m.entry(k.to_owned()).or_insert_with(|| v.to_owned());
         }
+        let at = n.saturating_add(1);
+        let (k, v) = line
+            .split_once('=')
+            .ok_or_else(|| format!("config line {at} '{line}': no separator"))?;
+        if v.is_empty() {
+            return Err(format!("config line {at} '{line}': no value"));
+        }
+        m.entry(k.to_owned()).or_insert_with(|| v.to_owned());
     }
-    m
+    Ok(m)
 }
 
 /// A kernel config is about 10,000 lines; this bounds what a corrupt or
@@ -58,21 +68,22 @@ fn parse_u64(v: &str) -> Option<u64> {
         Some(rest) => (true, rest),
         None => (false, v.strip_prefix('+').unwrap_or(v)),
     };
-    // `from_str_radix` would take a second sign; strtoull would not.
-    if digits.starts_with(['+', '-']) {
-        return None;
-    }
-    let n = if let Some(h) = digits
+    let (radix, digits) = if let Some(h) = digits
         .strip_prefix("0x")
         .or_else(|| digits.strip_prefix("0X"))
     {
-        u64::from_str_radix(h, 16)
+        (16, h)
     } else if digits.len() > 1 && digits.starts_with('0') {
-        u64::from_str_radix(digits.get(1..)?, 8)
+        (8, digits.get(1..)?)
     } else {
-        digits.parse::<u64>()
+        (10, digits)
+    };
+    // `from_str_radix` takes a leading sign, where strtoull has read its
+    // one sign already and stops (`0x+5`, `+-1`).
+    if !digits.starts_with(|c: char| c.is_digit(radix)) {
+        return None;
     }
-    .ok()?;
+    let n = u64::from_str_radix(digits, radix).ok()?;
     Some(if neg { n.wrapping_neg() } else { n })
 }
 
@@ -236,7 +247,11 @@ pub fn encode(btf: &Btf<'_>, ty: TypeId, v: &str, out: &mut [u8]) -> Result<(), 
                 (Kcfg::Char { .. }, _) => u64::from(c),
                 _ => return Err(format!("value '{v}' implies bool, tristate, or char type")),
             };
-            put(out, x);
+            // libbpf stores a tristate as `enum libbpf_tristate`: 4 bytes
+            // at the start, even of an 8-byte enum64.
+            let n = if kind == Kcfg::Tristate { 4 } else { out.len() };
+            let len = n.min(out.len());
+            put(out.get_mut(..len).unwrap_or_default(), x);
             Ok(())
         }
         Some(b'"') => {
@@ -300,6 +315,10 @@ pub(crate) fn fill(
         .unwrap_or_default();
     let extra = extra.map(parse_config);
     let mut config = None;
+    let text_err = |name: &str, what: &str, e: &String| LoadError::Kconfig {
+        name: name.to_owned(),
+        reason: format!("{what}: {e}"),
+    };
     for x in &obj.externs {
         let ExternKind::Kconfig { offset, size } = x.kind else {
             continue;
@@ -316,24 +335,44 @@ pub(crate) fn fill(
         };
         // libbpf refuses an unsupported type even when weak and unset.
         classify(btf, ty).map_err(fail)?;
-        // Virtual values, as libbpf defines them; an unknown LINUX_* is an
-        // error even when weak (libbpf's rule), anything else is a config
-        // option.
+        // Virtual values, as libbpf defines them. libbpf's rules for the
+        // rest: an unknown LINUX_* is 0 when weak, else an error; a name
+        // with neither prefix is an error even when weak.
         if let Some(v) = virtual_value(x.name, &release, features, syscall_wrapper) {
             encode_num(btf, ty, v, out).map_err(fail)?;
             continue;
         }
         if x.name.starts_with("LINUX_") {
+            if x.weak {
+                continue;
+            }
             return Err(fail(
                 "unknown virtual extern (LINUX_KERNEL_VERSION, LINUX_HAS_SYSCALL_WRAPPER and LINUX_HAS_BPF_COOKIE are known)".into(),
             ));
         }
-        if let Some(v) = extra.as_ref().and_then(|c| c.get(x.name)) {
-            encode(btf, ty, v, out).map_err(fail)?;
-            continue;
+        if !x.name.starts_with("CONFIG_") {
+            return Err(fail(
+                "a .kconfig extern is named CONFIG_* (an option) or LINUX_* (a virtual value)"
+                    .into(),
+            ));
+        }
+        match &extra {
+            Some(Err(e)) => return Err(text_err(x.name, "the given config text", e)),
+            Some(Ok(c)) => {
+                if let Some(v) = c.get(x.name) {
+                    encode(btf, ty, v, out).map_err(fail)?;
+                    continue;
+                }
+            }
+            None => {}
         }
         let cfg = config.get_or_insert_with(|| read_config(&release).map(|t| parse_config(&t)));
-        match cfg.as_ref().and_then(|c| c.get(x.name)) {
+        let cfg = match cfg {
+            Some(Err(e)) => return Err(text_err(x.name, "the kernel config", e)),
+            Some(Ok(c)) => Some(&*c),
+            None => None,
+        };
+        match cfg.and_then(|c| c.get(x.name)) {
             Some(v) => encode(btf, ty, v, out).map_err(fail)?,
             None if x.weak => {}
             None if cfg.is_none() => {
@@ -384,7 +423,18 @@ mod tests {
         assert_eq!(parse_u64("-1"), Some(u64::MAX));
         assert_eq!(parse_u64("+7"), Some(7));
         assert_eq!(parse_u64(" 7"), Some(7));
-        for bad in ["", "0x", "08", "1k", "--1", "+-1", "18446744073709551616"] {
+        for bad in [
+            "",
+            "0x",
+            "08",
+            "1k",
+            "--1",
+            "+-1",
+            "0x+5",
+            "0+7",
+            "-0x-1",
+            "18446744073709551616",
+        ] {
             assert_eq!(parse_u64(bad), None, "{bad}");
         }
     }
@@ -436,13 +486,17 @@ mod tests {
 
     #[test]
     fn config_lines() {
-        let c = parse_config("CONFIG_HZ=250\n# CONFIG_FOO is not set\nCONFIG_S=\"x\"\n");
+        let c = parse_config("CONFIG_HZ=250\n# CONFIG_FOO is not set\nCONFIG_S=\"x\"\n").unwrap();
         assert_eq!(c.get("CONFIG_HZ").map(String::as_str), Some("250"));
         assert_eq!(c.get("CONFIG_FOO"), None, "not set is unset, as in libbpf");
         assert_eq!(c.get("CONFIG_S").map(String::as_str), Some("\"x\""));
-        let c = parse_config("CONFIG_A=1\r\nCONFIG_A=2\nNOT_CONFIG=1\nCONFIG_B=3\r\r");
+        let c = parse_config("CONFIG_A=1\r\nCONFIG_A=2\nNOT_CONFIG=1\nCONFIG_B=3\r\r").unwrap();
         assert_eq!(c.get("CONFIG_A").map(String::as_str), Some("1"));
         assert_eq!(c.get("CONFIG_B").map(String::as_str), Some("3"));
         assert_eq!(c.len(), 2);
+        let e = parse_config("# c\nCONFIG_A=1\nCONFIG_B\n").unwrap_err();
+        assert_eq!(e, "config line 3 'CONFIG_B': no separator");
+        let e = parse_config("CONFIG_A=\n").unwrap_err();
+        assert_eq!(e, "config line 1 'CONFIG_A=': no value");
     }
 }
