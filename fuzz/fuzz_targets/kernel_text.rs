@@ -54,9 +54,6 @@ const TYPES: [Ty; 12] = [
     Ty::Str,
 ];
 
-/// Where `TYPES` has the 8-byte unsigned int.
-const U64: usize = 6;
-
 /// One BTF holding every type of `TYPES`, in order from id 1.
 fn btf_bytes() -> &'static [u8] {
     static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
@@ -145,8 +142,8 @@ fn fits(x: u64, bits: u32, signed: bool) -> bool {
 /// the value, and what is taken follows libbpf's rules (checked against
 /// libbpf itself by tests/tests/kconfig_oracle.rs): a leading `y`/`n`/`m`
 /// for bools (not `m`), chars (the letter) and tristates; a quoted string
-/// for the char array; otherwise a number, for ints and chars that hold it
-/// as the 8-byte unsigned encoding reads it.
+/// for the char array; otherwise a number, as `strtoull` reads it, for
+/// ints and chars that hold it.
 fn encode_all(btf: &Btf<'_>, v: &str) {
     let mut out: Vec<Option<Vec<u8>>> = Vec::new();
     for (i, t) in TYPES.iter().enumerate() {
@@ -166,7 +163,7 @@ fn encode_all(btf: &Btf<'_>, v: &str) {
         out.push(ra.ok().map(|()| a));
     }
     let first = v.as_bytes().first().copied();
-    let number = out[U64].as_deref().map(read);
+    let number = strtoull(v);
     for (t, got) in TYPES.iter().zip(&out) {
         let byte = matches!(t, Ty::Int(1, _) | Ty::Char);
         match first {
@@ -219,30 +216,74 @@ fn encode_all(btf: &Btf<'_>, v: &str) {
     }
 }
 
+/// C's `strtoull(v, &end, 0)` with `*end == '\0'` required, written out
+/// digit by digit: the reference the encoder's numbers are checked
+/// against (libbpf's `parse_u64`).
+fn strtoull(v: &str) -> Option<u64> {
+    let b = v.as_bytes();
+    let mut i = 0;
+    while b
+        .get(i)
+        .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+    {
+        i += 1;
+    }
+    let neg = b.get(i) == Some(&b'-');
+    if matches!(b.get(i), Some(b'+' | b'-')) {
+        i += 1;
+    }
+    let radix = if matches!(b.get(i..i + 2), Some(b"0x" | b"0X")) {
+        i += 2;
+        16
+    } else if b.get(i) == Some(&b'0') && i + 1 < b.len() {
+        i += 1;
+        8
+    } else {
+        10
+    };
+    if i >= b.len() {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &c in &b[i..] {
+        let d = char::from(c).to_digit(radix)?;
+        n = n.checked_mul(u64::from(radix))?.checked_add(u64::from(d))?;
+    }
+    Some(if neg { n.wrapping_neg() } else { n })
+}
+
 fn kconfig(text: &str) {
     let live = common::reset_peak();
-    let m = parse_config(text);
+    let parsed = parse_config(text);
     // Per option: key and value copied, and a map slot (two (String,
     // String) buckets at most per entry while the table grows); the
-    // shortest option line is 9 bytes (`CONFIG_=\n`).
+    // shortest option line is 10 bytes (`CONFIG_=x\n`).
     let peak = common::peak_since(live);
     assert!(
         peak <= 32 * text.len() + 4096,
         "parse allocated {peak} for {} bytes",
         text.len()
     );
-    assert_eq!(m, parse_config(text), "the same map twice");
+    assert_eq!(parsed, parse_config(text), "the same map twice");
+    // libbpf refuses a whole config for one CONFIG_ line without `=` or
+    // without a value, and only then.
+    let malformed = text.lines().any(|l| {
+        let l = l.trim_end_matches('\r');
+        l.starts_with("CONFIG_") && l.split_once('=').is_none_or(|(_, v)| v.is_empty())
+    });
+    let Ok(m) = parsed else {
+        assert!(malformed, "refused a config with no malformed line");
+        return;
+    };
+    assert!(!malformed, "took a config with a malformed line");
     for (k, v) in &m {
-        assert!(
-            k.starts_with("CONFIG_") && !k.contains(['=', '\n']),
-            "{k:?}"
-        );
-        assert!(!v.contains('\n') && !v.ends_with('\r'), "{v:?}");
+        assert!(k.starts_with("CONFIG_") && !k.contains('='), "{k:?}");
+        assert!(!v.is_empty() && !v.ends_with('\r'), "{v:?}");
     }
     // Written back one `K=V` line each, the options parse the same.
     let sorted: BTreeMap<_, _> = m.iter().collect();
     let back: String = sorted.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-    assert_eq!(parse_config(&back), m, "written back");
+    assert_eq!(parse_config(&back), Ok(m.clone()), "written back");
     let btf = Btf::parse(btf_bytes()).expect("the fixed BTF parses");
     for v in sorted.values().take(16) {
         encode_all(&btf, v);

@@ -84,7 +84,9 @@ fuzz_target!(|data: &[u8]| {
     let live = common::reset_peak();
     let names = matching_functions(text.lines(), pat);
     let peak = common::peak_since(live);
-    assert!(peak <= 4 * data.len() + 4096, "matching allocated {peak}");
+    // Per name (at least 2 bytes of text): a B-tree slot and node share,
+    // the owned name, and a slot of the Vec it is collected into.
+    assert!(peak <= 64 * data.len() + 4096, "matching allocated {peak}");
     assert!(names.windows(2).all(|w| w[0] < w[1]), "sorted and distinct");
     for n in &names {
         assert!(glob_match(pat, n), "{n} does not match {pat:?}");
