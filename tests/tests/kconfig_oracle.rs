@@ -159,14 +159,21 @@ fn check(oracle: &Path, obj: &Path, config: &str, dir: &Path, name: &str, value:
     }
 }
 
-#[test]
-fn kconfig_values_match_libbpf() {
-    let _s = serial();
+/// The test lock, a scratch directory and the built oracle; `None` (with
+/// the reason printed) when the kernel or libbpf-dev is missing.
+fn setup() -> Option<(std::sync::MutexGuard<'static, ()>, PathBuf, PathBuf)> {
+    let lock = serial();
     if !kernel_ready() {
-        return;
+        return None;
     }
     let dir = tmp();
-    let Some(oracle) = build_oracle("libbpf_kconfig", &dir) else {
+    let oracle = build_oracle("libbpf_kconfig", &dir)?;
+    Some((lock, dir, oracle))
+}
+
+#[test]
+fn kconfig_values_match_libbpf() {
+    let Some((_s, dir, oracle)) = setup() else {
         return;
     };
     let obj = fixture("kconfig_types.bpf-el.o");
@@ -228,12 +235,7 @@ fn kconfig_values_match_libbpf() {
 /// refused even when weak. ember agrees, naming the extern.
 #[test]
 fn kconfig_names_match_libbpf() {
-    let _s = serial();
-    if !kernel_ready() {
-        return;
-    }
-    let dir = tmp();
-    let Some(oracle) = build_oracle("libbpf_kconfig", &dir) else {
+    let Some((_s, dir, oracle)) = setup() else {
         return;
     };
     for (file, name, loads) in [
