@@ -267,10 +267,13 @@ fn kconfig(text: &str) {
     assert_eq!(parsed, parse_config(text), "the same map twice");
     // libbpf refuses a whole config for one CONFIG_ line without `=` or
     // without a value, and only then.
-    let malformed = text.lines().any(|l| {
-        let l = l.trim_end_matches('\r');
-        l.starts_with("CONFIG_") && l.split_once('=').is_none_or(|(_, v)| v.is_empty())
-    });
+    // (The text ends at a NUL, as libbpf's C string does.)
+    let malformed = text
+        .split('\0')
+        .next()
+        .unwrap_or_default()
+        .split('\n')
+        .any(|l| l.starts_with("CONFIG_") && l.split_once('=').is_none_or(|(_, v)| v.is_empty()));
     let Ok(m) = parsed else {
         assert!(malformed, "refused a config with no malformed line");
         return;
@@ -278,11 +281,12 @@ fn kconfig(text: &str) {
     assert!(!malformed, "took a config with a malformed line");
     for (k, v) in &m {
         assert!(k.starts_with("CONFIG_") && !k.contains('='), "{k:?}");
-        assert!(!v.is_empty() && !v.ends_with('\r'), "{v:?}");
+        assert!(!v.ends_with('\r') && !v.contains('\0'), "{v:?}");
     }
-    // Written back one `K=V` line each, the options parse the same.
+    // Written back one `K=V` line each (CRLF, so an empty value is still
+    // a value), the options parse the same.
     let sorted: BTreeMap<_, _> = m.iter().collect();
-    let back: String = sorted.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    let back: String = sorted.iter().map(|(k, v)| format!("{k}={v}\r\n")).collect();
     assert_eq!(parse_config(&back), Ok(m.clone()), "written back");
     let btf = Btf::parse(btf_bytes()).expect("the fixed BTF parses");
     for v in sorted.values().take(16) {

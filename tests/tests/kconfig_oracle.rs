@@ -200,13 +200,20 @@ fn kconfig_values_match_libbpf() {
     let twice = format!("CONFIG_EMBER_U32=1\nCONFIG_EMBER_U32=2\n{}", others("U32"));
     assert!(check(&oracle, &obj, &twice, &dir, "CONFIG_EMBER_U32", "?"));
     // `is not set` is no value: the extern, weak, falls back to the
-    // system's config (where it is not either), so both read 0.
+    // system's config (where it is not either), so both read 0 (the char
+    // would hold 'n' if the line were taken as `n`).
     if system_config() {
-        let unset = format!("# CONFIG_EMBER_BOOL is not set\n{}", others("BOOL"));
-        assert!(check(&oracle, &obj, &unset, &dir, "CONFIG_EMBER_BOOL", "?"));
+        let unset = format!("# CONFIG_EMBER_CHAR is not set\n{}", others("CHAR"));
+        assert!(check(&oracle, &obj, &unset, &dir, "CONFIG_EMBER_CHAR", "?"));
     } else {
         eprintln!("skipped the 'is not set' case: no /proc/config.gz or /boot/config-*");
     }
+    // A value of CRs for an option no extern names is not an empty one,
+    // and the text ends at a NUL (libbpf's C string).
+    let cr = format!("CONFIG_OTHER=\r\n{}", others(""));
+    assert!(check(&oracle, &obj, &cr, &dir, "CONFIG_OTHER", "?"));
+    let nul = format!("{}\0CONFIG_OTHER\n", others(""));
+    assert!(check(&oracle, &obj, &nul, &dir, "CONFIG_OTHER", "?"));
     // A CONFIG_ line without `=` refuses the whole text, even an option
     // no extern names.
     let libbpf_took = libbpf(
@@ -231,8 +238,9 @@ fn kconfig_values_match_libbpf() {
 }
 
 /// libbpf's rules for .kconfig extern names: an unknown `LINUX_*` is 0
-/// when weak and refused when strong; a name with neither prefix is
-/// refused even when weak. ember agrees, naming the extern.
+/// when weak (so refused if its type holds no number) and refused when
+/// strong; a name with neither prefix is refused even when weak. ember
+/// agrees, naming the extern.
 #[test]
 fn kconfig_names_match_libbpf() {
     let Some((_s, dir, oracle)) = setup() else {
@@ -242,6 +250,7 @@ fn kconfig_names_match_libbpf() {
         ("linux_weak", "LINUX_EMBER_UNKNOWN", true),
         ("linux_strong", "LINUX_EMBER_UNKNOWN", false),
         ("other_name", "EMBER_NOT_AN_OPTION", false),
+        ("linux_weak_tristate", "LINUX_EMBER_UNKNOWN", false),
     ] {
         let obj = fixture(&format!("kconfig/{file}.bpf-el.o"));
         let took = check(&oracle, &obj, "", &dir, name, "-");

@@ -25,6 +25,40 @@ pub fn kernel_version(release: &str) -> u32 {
     (a << 16) | (b << 8) | c
 }
 
+/// The version code libbpf gives the running kernel (`get_kernel_version`,
+/// for `LINUX_KERNEL_VERSION` and a kprobe's `kern_version`): from
+/// Ubuntu's `/proc/version_signature` (`Ubuntu 5.15.0-91.101-generic
+/// 5.15.131`: its third word) when it reads, else from the `Debian X.Y.Z`
+/// a Debian kernel's `uname -v` carries (its release says `X.Y.0`), else
+/// from the release. Both name the sublevel the kernel itself was built
+/// as, which the release hides.
+pub fn running_version_code(release: &str, uname_version: &str, signature: Option<&str>) -> u32 {
+    let ubuntu = signature
+        .and_then(|s| s.split_ascii_whitespace().nth(2))
+        .and_then(three_numbers);
+    let debian = || {
+        let at = uname_version.find("Debian ")?;
+        three_numbers(uname_version.get(at.saturating_add(7)..)?)
+    };
+    match ubuntu.or_else(debian) {
+        Some((a, b, c)) => (a.min(255) << 16) | (b.min(255) << 8) | c.min(255),
+        None => kernel_version(release),
+    }
+}
+
+/// `%u.%u.%u` at the start of `s` (anything may follow the third).
+fn three_numbers(s: &str) -> Option<(u32, u32, u32)> {
+    let mut parts = s.splitn(3, '.');
+    let whole = |p: &str| p.parse::<u32>().ok();
+    let a = whole(parts.next()?)?;
+    let b = whole(parts.next()?)?;
+    // The third stops at its first non-digit (`260-1 (2022-09-29)`).
+    let c = parts.next()?;
+    let end = c.find(|ch: char| !ch.is_ascii_digit()).unwrap_or(c.len());
+    let c = whole(c.get(..end)?)?;
+    Some((a, b, c))
+}
+
 /// Whether the program loads against a kernel BTF id. The tracing_multi
 /// types (`fentry.multi`, ...) name their functions when the link is
 /// made, not at load.
@@ -92,6 +126,34 @@ pub fn ring_size(size: u32, page: usize) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn running_version_codes_as_libbpf_computes_them() {
+        let ubuntu = Some("Ubuntu 5.15.0-91.101-generic 5.15.131\n");
+        assert_eq!(
+            running_version_code("5.15.0-91-generic", "#101-Ubuntu SMP", ubuntu),
+            (5 << 16) | (15 << 8) | 131
+        );
+        let debian = "#1 SMP Debian 4.19.260-1 (2022-09-29)";
+        assert_eq!(
+            running_version_code("4.19.0-22-amd64", debian, None),
+            (4 << 16) | (19 << 8) | 255
+        );
+        let plain = "#1 SMP PREEMPT_DYNAMIC @0";
+        assert_eq!(
+            running_version_code("6.18.44", plain, None),
+            (6 << 16) | (18 << 8) | 44
+        );
+        // A signature that does not read falls through to the rest.
+        assert_eq!(
+            running_version_code("6.1.0-9-amd64", "#1 SMP Debian 6.1.27-1", Some("x")),
+            (6 << 16) | (1 << 8) | 27
+        );
+        assert_eq!(
+            running_version_code("6.1.0", "Debian 6.", None),
+            6 << 16 | 1 << 8
+        );
+    }
 
     #[test]
     fn kernel_versions_as_libbpf_computes_them() {

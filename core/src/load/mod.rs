@@ -11,7 +11,9 @@ mod kernel;
 mod link;
 
 pub use btf_fix::{BtfFeatures, kernel_btf};
-pub use kernel::{attach_name, kernel_version, map_takes_btf, needs_attach_btf, ring_size};
+pub use kernel::{
+    attach_name, kernel_version, map_takes_btf, needs_attach_btf, ring_size, running_version_code,
+};
 pub use link::{FUNC_INFO_SIZE, LINE_INFO_SIZE, Linked, Piece, link_program};
 
 #[cfg(test)]

@@ -12,33 +12,47 @@ use ember_core::object::{ExternKind, Object};
 
 use super::LoadError;
 
-pub(crate) use ember_core::load::kernel_version;
+use ember_core::load::running_version_code;
+
+/// The running kernel's version code, as libbpf computes it (Ubuntu's
+/// version signature, a Debian kernel's `uname -v`, else the release).
+pub(crate) fn running_kernel_version() -> u32 {
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    let release = read("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let version = read("/proc/sys/kernel/version").unwrap_or_default();
+    let signature = read("/proc/version_signature");
+    running_version_code(release.trim(), version.trim(), signature.as_deref())
+}
 
 /// Parses kernel config text: `CONFIG_X=value` lines; others (comments,
 /// `# CONFIG_X is not set` included: libbpf leaves such an option unset)
 /// are ignored. Where an option is given twice the first wins, as in
-/// libbpf, which stops looking once an extern is set. Unlike libbpf, a
-/// `\r` before the line's end is dropped (text written on Windows).
+/// libbpf, which stops looking once an extern is set; the text ends at a
+/// NUL, as libbpf's C string does. Unlike libbpf, CRs at a line's end
+/// are dropped from its value (text written on Windows), and a line is
+/// read whole however long (libbpf reads 4,095-byte pieces).
 ///
 /// # Errors
 /// A `CONFIG_` line without `=` or without a value, as libbpf refuses the
 /// whole config for one (named with its line number).
 pub fn parse_config(text: &str) -> Result<HashMap<String, String>, String> {
+    // libbpf takes the text as a C string: it ends at a NUL.
+    let text = text.split('\0').next().unwrap_or_default();
     let mut m = HashMap::new();
-    for (n, line) in text.lines().enumerate() {
-        // `lines` drops a `\r` before `\n`, but not bare ones at the end.
-        let line = line.trim_end_matches('\r');
-        if !line.starts_with("CONFIG_") {
+    for (n, raw) in text.split('\n').enumerate() {
+        if !raw.starts_with("CONFIG_") {
             continue;
         }
         let at = n.saturating_add(1);
-        let (k, v) = line
+        let (k, v) = raw
             .split_once('=')
-            .ok_or_else(|| format!("config line {at} '{line}': no separator"))?;
+            .ok_or_else(|| format!("config line {at} '{raw}': no separator"))?;
+        // Empty before CRs are dropped: libbpf sees `\r` as a value.
         if v.is_empty() {
-            return Err(format!("config line {at} '{line}': no value"));
+            return Err(format!("config line {at} '{raw}': no value"));
         }
-        m.entry(k.to_owned()).or_insert_with(|| v.to_owned());
+        m.entry(k.to_owned())
+            .or_insert_with(|| v.trim_end_matches('\r').to_owned());
     }
     Ok(m)
 }
@@ -49,14 +63,24 @@ const CONFIG_LIMIT: usize = 16 << 20;
 
 fn read_config(release: &str) -> Option<String> {
     const GZ: &str = "/proc/config.gz";
-    if let Ok(gz) = std::fs::read(GZ) {
-        match crate::gzip::decompress(&gz, CONFIG_LIMIT).map(String::from_utf8) {
-            Ok(Ok(s)) => return Some(s),
-            Ok(Err(_)) => log::warn!("{GZ}: not UTF-8 text; trying /boot/config-{release}"),
-            Err(e) => log::warn!("{GZ}: {e}; trying /boot/config-{release}"),
-        }
-    }
-    std::fs::read_to_string(format!("/boot/config-{release}")).ok()
+    // Either file may be gzipped or plain, as libbpf's gzopen reads both;
+    // a stray non-UTF-8 byte (in a comment) does not lose the config.
+    let text = |path: &str| -> Option<String> {
+        let bytes = std::fs::read(path).ok()?;
+        let plain = if bytes.starts_with(&[0x1f, 0x8b]) {
+            match crate::gzip::decompress(&bytes, CONFIG_LIMIT) {
+                Ok(p) => p,
+                Err(e) => {
+                    log::warn!("{path}: {e}");
+                    return None;
+                }
+            }
+        } else {
+            bytes
+        };
+        Some(String::from_utf8_lossy(&plain).into_owned())
+    };
+    text(GZ).or_else(|| text(&format!("/boot/config-{release}")))
 }
 
 /// A config number as C's `strtoull(v, .., 0)` reads it, as libbpf does:
@@ -282,14 +306,9 @@ pub fn encode(btf: &Btf<'_>, ty: TypeId, v: &str, out: &mut [u8]) -> Result<(), 
 }
 
 /// `LINUX_*` values, as numbers (libbpf sets them as numbers).
-fn virtual_value(
-    name: &str,
-    release: &str,
-    f: &crate::features::Features,
-    syscall_wrapper: bool,
-) -> Option<u64> {
+fn virtual_value(name: &str, f: &crate::features::Features, syscall_wrapper: bool) -> Option<u64> {
     match name {
-        "LINUX_KERNEL_VERSION" => Some(u64::from(kernel_version(release))),
+        "LINUX_KERNEL_VERSION" => Some(u64::from(running_kernel_version())),
         "LINUX_HAS_BPF_COOKIE" => Some(u64::from(f.bpf_cookie)),
         "LINUX_HAS_SYSCALL_WRAPPER" => Some(u64::from(syscall_wrapper)),
         _ => None,
@@ -338,12 +357,14 @@ pub(crate) fn fill(
         // Virtual values, as libbpf defines them. libbpf's rules for the
         // rest: an unknown LINUX_* is 0 when weak, else an error; a name
         // with neither prefix is an error even when weak.
-        if let Some(v) = virtual_value(x.name, &release, features, syscall_wrapper) {
+        if let Some(v) = virtual_value(x.name, features, syscall_wrapper) {
             encode_num(btf, ty, v, out).map_err(fail)?;
             continue;
         }
         if x.name.starts_with("LINUX_") {
             if x.weak {
+                // Set as 0, so a type no number fits is still refused.
+                encode_num(btf, ty, 0, out).map_err(fail)?;
                 continue;
             }
             return Err(fail(
@@ -494,6 +515,11 @@ mod tests {
         assert_eq!(c.get("CONFIG_A").map(String::as_str), Some("1"));
         assert_eq!(c.get("CONFIG_B").map(String::as_str), Some("3"));
         assert_eq!(c.len(), 2);
+        // A value of CRs is a value (libbpf finds no extern and moves on),
+        // and the text ends at a NUL.
+        let c = parse_config("CONFIG_U=\r\nCONFIG_A=1\0\nCONFIG_B\n").unwrap();
+        assert_eq!(c.get("CONFIG_U").map(String::as_str), Some(""));
+        assert_eq!(c.get("CONFIG_A").map(String::as_str), Some("1"));
         let e = parse_config("# c\nCONFIG_A=1\nCONFIG_B\n").unwrap_err();
         assert_eq!(e, "config line 3 'CONFIG_B': no separator");
         let e = parse_config("CONFIG_A=\n").unwrap_err();

@@ -135,10 +135,8 @@ impl Loading<'_, '_> {
         // Kernels before 5.0 check a kprobe's version against their own:
         // SEC("version") when given, else the running kernel's (libbpf).
         let kern_version = if prog_type == ProgType::KPROBE {
-            obj.kern_version.unwrap_or_else(|| {
-                let rel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-                super::kconfig::kernel_version(rel.trim())
-            })
+            obj.kern_version
+                .unwrap_or_else(super::kconfig::running_kernel_version)
         } else {
             0
         };
