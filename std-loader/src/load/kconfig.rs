@@ -1,9 +1,11 @@
-//! Values for `.kconfig` externs: `LINUX_KERNEL_VERSION` from the running
-//! kernel's release, `LINUX_HAS_SYSCALL_WRAPPER` from kallsyms (libbpf
-//! probes with a kprobe instead; see
-//! [`syscall_wrapper_symbol`](crate::kallsyms::syscall_wrapper_symbol)),
-//! `LINUX_HAS_BPF_COOKIE` from a probe, options from `/proc/config.gz` or
-//! `/boot/config-<release>`.
+//! Values for `.kconfig` externs, by libbpf's rules: `LINUX_KERNEL_VERSION`
+//! as libbpf computes it (Ubuntu's version signature, a Debian kernel's
+//! `uname -v`, else the release), `LINUX_HAS_SYSCALL_WRAPPER` from
+//! kallsyms (libbpf probes with a kprobe instead; ember's answer is the
+//! kernel's, where kprobes are missing too), `LINUX_HAS_BPF_COOKIE` from
+//! a probe, options from config text the caller gives
+//! ([`EbpfLoader::kconfig`](crate::EbpfLoader::kconfig)), then
+//! `/proc/config.gz` or `/boot/config-<release>`.
 
 use std::collections::HashMap;
 
