@@ -19,11 +19,16 @@ use ember_core::load::running_version_code;
 /// The running kernel's version code, as libbpf computes it (Ubuntu's
 /// version signature, a Debian kernel's `uname -v`, else the release).
 pub(crate) fn running_kernel_version() -> u32 {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    version_code(release.trim())
+}
+
+/// [`running_kernel_version`] for a release already read.
+fn version_code(release: &str) -> u32 {
     let read = |p: &str| std::fs::read_to_string(p).ok();
-    let release = read("/proc/sys/kernel/osrelease").unwrap_or_default();
     let version = read("/proc/sys/kernel/version").unwrap_or_default();
     let signature = read("/proc/version_signature");
-    running_version_code(release.trim(), version.trim(), signature.as_deref())
+    running_version_code(release, version.trim(), signature.as_deref())
 }
 
 /// Parses kernel config text: `CONFIG_X=value` lines; others (comments,
@@ -258,7 +263,11 @@ fn set_num(
 /// A type libbpf does not support for `.kconfig`, or a value the type
 /// cannot hold, as text naming the value.
 pub fn encode(btf: &Btf<'_>, ty: TypeId, v: &str, out: &mut [u8]) -> Result<(), String> {
-    let kind = classify(btf, ty)?;
+    set_text(classify(btf, ty)?, v, out)
+}
+
+/// [`encode`] for an extern already classified as `kind`.
+fn set_text(kind: Kcfg, v: &str, out: &mut [u8]) -> Result<(), String> {
     match v.as_bytes().first() {
         None => Err("no value".to_owned()),
         Some(&c @ (b'y' | b'n' | b'm')) => {
@@ -308,9 +317,14 @@ pub fn encode(btf: &Btf<'_>, ty: TypeId, v: &str, out: &mut [u8]) -> Result<(), 
 }
 
 /// `LINUX_*` values, as numbers (libbpf sets them as numbers).
-fn virtual_value(name: &str, f: &crate::features::Features, syscall_wrapper: bool) -> Option<u64> {
+fn virtual_value(
+    name: &str,
+    f: &crate::features::Features,
+    syscall_wrapper: bool,
+    release: &str,
+) -> Option<u64> {
     match name {
-        "LINUX_KERNEL_VERSION" => Some(u64::from(running_kernel_version())),
+        "LINUX_KERNEL_VERSION" => Some(u64::from(version_code(release))),
         "LINUX_HAS_BPF_COOKIE" => Some(u64::from(f.bpf_cookie)),
         "LINUX_HAS_SYSCALL_WRAPPER" => Some(u64::from(syscall_wrapper)),
         _ => None,
@@ -355,18 +369,18 @@ pub(crate) fn fill(
             reason,
         };
         // libbpf refuses an unsupported type even when weak and unset.
-        classify(btf, ty).map_err(fail)?;
+        let kind = classify(btf, ty).map_err(fail)?;
         // Virtual values, as libbpf defines them. libbpf's rules for the
         // rest: an unknown LINUX_* is 0 when weak, else an error; a name
         // with neither prefix is an error even when weak.
-        if let Some(v) = virtual_value(x.name, features, syscall_wrapper) {
-            encode_num(btf, ty, v, out).map_err(fail)?;
+        if let Some(v) = virtual_value(x.name, features, syscall_wrapper, &release) {
+            set_num(kind, v, &v, out).map_err(fail)?;
             continue;
         }
         if x.name.starts_with("LINUX_") {
             if x.weak {
                 // Set as 0, so a type no number fits is still refused.
-                encode_num(btf, ty, 0, out).map_err(fail)?;
+                set_num(kind, 0, &0, out).map_err(fail)?;
                 continue;
             }
             return Err(fail(
@@ -383,7 +397,7 @@ pub(crate) fn fill(
             Some(Err(e)) => return Err(text_err(x.name, "the given config text", e)),
             Some(Ok(c)) => {
                 if let Some(v) = c.get(x.name) {
-                    encode(btf, ty, v, out).map_err(fail)?;
+                    set_text(kind, v, out).map_err(fail)?;
                     continue;
                 }
             }
@@ -396,7 +410,7 @@ pub(crate) fn fill(
             None => None,
         };
         match cfg.and_then(|c| c.get(x.name)) {
-            Some(v) => encode(btf, ty, v, out).map_err(fail)?,
+            Some(v) => set_text(kind, v, out).map_err(fail)?,
             None if x.weak => {}
             None if cfg.is_none() => {
                 return Err(fail(format!(
