@@ -1,9 +1,11 @@
 //! Small kernel text files from arbitrary bytes, chosen by the first byte:
 //! kernel config (`/proc/config.gz` inflated, or `/boot/config-*`) with
 //! every value encoded for each kind of `.kconfig` extern; sysfs CPU lists;
-//! PMU `format/retprobe` lines; kernel release strings. None panics, each
-//! is deterministic and allocates in proportion to the input, and what is
-//! parsed, written back as the kernel writes it, parses to the same.
+//! PMU `format/retprobe` lines; kernel release strings, and the version
+//! code libbpf reads from a release, `uname -v` and Ubuntu's signature.
+//! None panics, each is deterministic and allocates in proportion to the
+//! input, and what is parsed, written back as the kernel writes it, parses
+//! to the same.
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -15,7 +17,7 @@ use ember::load::kconfig::{encode, parse_config};
 use ember_core::Endian;
 use ember_core::btf::encode::{Body, Encoder, TypeRecord};
 use ember_core::btf::{Array, Btf, Enumerator, TypeId};
-use ember_core::load::kernel_version;
+use ember_core::load::{kernel_version, running_version_code};
 use libfuzzer_sys::fuzz_target;
 
 #[path = "common.rs"]
@@ -349,6 +351,30 @@ fn release(text: &str) {
         v,
         "written back"
     );
+    version_code(text);
+}
+
+/// libbpf's version code from the release, `uname -v` and Ubuntu's
+/// version signature: the text's first three lines.
+fn version_code(text: &str) {
+    let mut lines = text.splitn(3, '\n');
+    let release = lines.next().unwrap_or_default();
+    let uname = lines.next().unwrap_or_default();
+    let signature = lines.next();
+    let live = common::reset_peak();
+    let v = running_version_code(release, uname, signature);
+    assert_eq!(common::peak_since(live), 0, "nothing allocated");
+    assert_eq!(v, running_version_code(release, uname, signature));
+    assert!(v <= 0xff_ffff, "three bytes: {v:#x}");
+    if signature.is_none() && !uname.contains("Debian ") {
+        assert_eq!(v, kernel_version(release), "the release alone");
+    }
+    // Written back as each source writes it, each wins over the release.
+    let (a, b, c) = (v >> 16, (v >> 8) & 0xff, v & 0xff);
+    let ubuntu = format!("Ubuntu 5.4.0-12.15-generic {a}.{b}.{c}");
+    assert_eq!(running_version_code(release, uname, Some(&ubuntu)), v);
+    let debian = format!("#1 SMP PREEMPT_DYNAMIC Debian {a}.{b}.{c}-1 (2022-09-29)");
+    assert_eq!(running_version_code(release, &debian, None), v);
 }
 
 fuzz_target!(|data: &[u8]| {
