@@ -212,19 +212,10 @@ fn put(out: &mut [u8], x: u64) {
     }
 }
 
-/// Encodes the number `x` for a `.kconfig` extern of BTF type `ty` into
-/// `out` (its bytes), as libbpf's `set_kcfg_value_num`: an int or char
-/// that can hold it, or a bool when it is 0 or 1. This is how the
-/// `LINUX_*` virtual values are set.
-///
-/// # Errors
-/// A type that cannot hold a number, or a number it cannot hold.
-pub fn encode_num(btf: &Btf<'_>, ty: TypeId, x: u64, out: &mut [u8]) -> Result<(), String> {
-    set_num(classify(btf, ty)?, x, &x, out)
-}
-
-/// `x` into `out` for an extern of kind `kind`; errors show the value as
-/// `shown` (the config text, or the number).
+/// `x` into `out` for an extern of kind `kind`, as libbpf's
+/// `set_kcfg_value_num` (how the `LINUX_*` values are set): an int or
+/// char that can hold it, or a bool when it is 0 or 1. Errors show the
+/// value as `shown` (the config text, or the number).
 fn set_num(
     kind: Kcfg,
     x: u64,
