@@ -213,9 +213,9 @@ fn put(out: &mut [u8], x: u64) {
 }
 
 /// `x` into `out` for an extern of kind `kind`, as libbpf's
-/// `set_kcfg_value_num` (how the `LINUX_*` values are set): an int or
-/// char that can hold it, or a bool when it is 0 or 1. Errors show the
-/// value as `shown` (the config text, or the number).
+/// `set_kcfg_value_num` (numeric config values and the `LINUX_*`
+/// values): an int or char that can hold it, or a bool when it is 0 or
+/// 1. Errors show the value as `shown` (the config text, or the number).
 fn set_num(
     kind: Kcfg,
     x: u64,
